@@ -1,0 +1,217 @@
+//! Server configuration: command-line flags, optionally on top of a TOML file.
+//!
+//! Flags win over the file. With neither, the server listens on
+//! `127.0.0.1:50051` and fronts one host, `default=test:///default`, the
+//! in-process test driver, so a bare `libvirt-grpcd` works on any machine.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// One libvirt host the server fronts.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The name requests use in their `host` field.
+    pub name: String,
+    /// The libvirt connection URI.
+    pub uri: String,
+    /// Connections kept open to this host (each serves a few calls at once).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    /// Quick calls in flight at once.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Slow calls (guest agent, save/restore, transfers) in flight at once;
+    /// they use their own connection so they never starve quick reads.
+    #[serde(default = "default_max_slow_in_flight")]
+    pub max_slow_in_flight: usize,
+}
+
+fn default_connections() -> usize {
+    3
+}
+fn default_max_in_flight() -> usize {
+    32
+}
+fn default_max_slow_in_flight() -> usize {
+    4
+}
+
+impl HostConfig {
+    /// A host with default limits.
+    pub fn new(name: impl Into<String>, uri: impl Into<String>) -> Self {
+        HostConfig {
+            name: name.into(),
+            uri: uri.into(),
+            connections: default_connections(),
+            max_in_flight: default_max_in_flight(),
+            max_slow_in_flight: default_max_slow_in_flight(),
+        }
+    }
+
+    /// Parses `NAME=URI` as given to `--host`.
+    pub fn parse_flag(s: &str) -> Result<Self, String> {
+        let (name, uri) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected NAME=URI, got '{s}'"))?;
+        if name.is_empty() || uri.is_empty() {
+            return Err(format!("expected NAME=URI, got '{s}'"));
+        }
+        Ok(HostConfig::new(name, uri))
+    }
+}
+
+/// The whole configuration, as read from TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The address to serve gRPC on.
+    pub listen: SocketAddr,
+    /// The hosts; the first is the default host.
+    pub hosts: Vec<HostConfig>,
+    /// Serve plain text on a non-loopback address. Off by default: without
+    /// TLS only loopback is served unless the operator insists here.
+    pub allow_insecure_remote: bool,
+    /// Seconds between health probes of each host.
+    pub health_interval_secs: u64,
+    /// How long a call may wait when the request carries no deadline.
+    pub default_call_timeout_secs: u64,
+    /// Events kept for resuming subscribers.
+    pub event_ring_size: usize,
+    /// Where `log-level` comes from when no flag sets it.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| {
+                SocketAddr::from(([127, 0, 0, 1], 50051))
+            }),
+            hosts: vec![HostConfig::new("default", "test:///default")],
+            allow_insecure_remote: false,
+            health_interval_secs: 5,
+            default_call_timeout_secs: 120,
+            event_ring_size: 4096,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("Cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("Invalid config file {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The settings contradict each other.
+    #[error("Invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Checks the settings that cannot be expressed in types.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.hosts.is_empty() {
+            return Err(ConfigError::Invalid("at least one host is needed".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for h in &self.hosts {
+            if !names.insert(h.name.as_str()) {
+                return Err(ConfigError::Invalid(format!("host '{}' named twice", h.name)));
+            }
+            if h.connections == 0 || h.max_in_flight == 0 || h.max_slow_in_flight == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "host '{}': connections and in-flight limits must be at least 1",
+                    h.name
+                )));
+            }
+        }
+        if !self.listen.ip().is_loopback() && !self.allow_insecure_remote {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to serve plain text on non-loopback {}: set allow_insecure_remote = true to insist",
+                self.listen
+            )));
+        }
+        if self.event_ring_size == 0 {
+            return Err(ConfigError::Invalid("event_ring_size must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The health probe interval.
+    pub fn health_interval(&self) -> Duration {
+        Duration::from_secs(self.health_interval_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn default_is_test_driver_on_loopback() {
+        let c = Config::default();
+        assert_eq!(c.hosts, vec![HostConfig::new("default", "test:///default")]);
+        assert!(c.listen.ip().is_loopback());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn toml_and_flags() {
+        let c: Config = toml::from_str(
+            "listen = \"127.0.0.1:6000\"\n[[hosts]]\nname = \"a\"\nuri = \"qemu:///system\"\nconnections = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.hosts[0].connections, 5);
+        assert_eq!(c.hosts[0].max_in_flight, 32);
+        assert!(HostConfig::parse_flag("novalue").is_err());
+        assert_eq!(HostConfig::parse_flag("x=test:///default").unwrap().name, "x");
+    }
+
+    #[test]
+    fn rejects_plaintext_on_public_address() {
+        let c = Config {
+            listen: "0.0.0.0:1".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let dup = Config {
+            hosts: vec![HostConfig::new("a", "x"), HostConfig::new("a", "y")],
+            ..Config::default()
+        };
+        assert!(dup.validate().is_err());
+    }
+}

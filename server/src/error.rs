@@ -1,0 +1,266 @@
+//! The server's one error type and the table that turns it into a gRPC status.
+//!
+//! libvirt's error code decides the gRPC code; libvirt's message is kept as
+//! the status message, and the libvirt code and domain travel as a
+//! `google.rpc.ErrorInfo` detail so that clients can branch on them without
+//! parsing text.
+
+use std::{collections::HashMap, time::Duration};
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use virt::sys;
+
+/// The `domain` of the `google.rpc.ErrorInfo` detail attached to statuses.
+pub const ERROR_INFO_DOMAIN: &str = "libvirt.org";
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// libvirt refused or failed the call.
+    #[error("{}", .0.message())]
+    Libvirt(virt::error::Error),
+    /// A request field is missing or malformed.
+    #[error("Invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The offending field, e.g. `domain.uuid`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request names a host the server is not configured for.
+    #[error("Unknown host '{0}': see HostService.ListHosts for the configured hosts")]
+    UnknownHost(String),
+    /// The host cannot be reached right now.
+    #[error("Host '{host}' is unavailable: {reason}")]
+    HostUnavailable {
+        /// The configured host name.
+        host: String,
+        /// The last connection error, or why no attempt was made.
+        reason: String,
+    },
+    /// The request's deadline passed before libvirt answered.
+    #[error("Deadline exceeded while waiting for host '{0}'")]
+    DeadlineExceeded(String),
+    /// The object exists but is not in a state that allows the call.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The host's driver cannot do this at all.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// An object was not found (outside libvirt's own lookups).
+    #[error("{0}")]
+    NotFound(String),
+    /// A bug or an unexpected answer; the message says which.
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An `InvalidArgument` for `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this error means the connection to libvirt is broken (as
+    /// opposed to libvirt answering "no").
+    pub fn is_connection_failure(&self) -> bool {
+        match self {
+            Error::Libvirt(e) => is_connection_error(e),
+            Error::HostUnavailable { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<virt::error::Error> for Error {
+    fn from(e: virt::error::Error) -> Self {
+        Error::Libvirt(e)
+    }
+}
+
+/// Whether a libvirt error says the connection itself failed.
+pub(crate) fn is_connection_error(e: &virt::error::Error) -> bool {
+    is_connection_code(e.code().to_raw(), e.domain().to_raw(), e.message())
+}
+
+fn is_connection_code(code: u32, domain: u32, message: &str) -> bool {
+    matches!(code, sys::VIR_ERR_NO_CONNECT | sys::VIR_ERR_INVALID_CONN)
+        || (code == sys::VIR_ERR_SYSTEM_ERROR && domain == sys::VIR_FROM_RPC)
+        || (code == sys::VIR_ERR_INTERNAL_ERROR
+            && domain == sys::VIR_FROM_RPC
+            && message.contains("closed"))
+}
+
+/// The gRPC code for a libvirt error: the table of DESIGN.md.
+pub(crate) fn code_for_libvirt(e: &virt::error::Error) -> Code {
+    code_for(e.code().to_raw(), e.domain().to_raw(), e.message())
+}
+
+/// The table itself, on libvirt's raw error code, domain and message.
+fn code_for(code: u32, domain: u32, message: &str) -> Code {
+    if is_connection_code(code, domain, message) {
+        return Code::Unavailable;
+    }
+    match code {
+        sys::VIR_ERR_NO_DOMAIN
+        | sys::VIR_ERR_NO_NETWORK
+        | sys::VIR_ERR_NO_STORAGE_POOL
+        | sys::VIR_ERR_NO_STORAGE_VOL
+        | sys::VIR_ERR_NO_DOMAIN_SNAPSHOT
+        | sys::VIR_ERR_NO_DOMAIN_METADATA
+        | sys::VIR_ERR_NO_INTERFACE
+        | sys::VIR_ERR_NO_SECRET
+        | sys::VIR_ERR_NO_NODE_DEVICE
+        | sys::VIR_ERR_NO_NWFILTER
+        | sys::VIR_ERR_NO_DOMAIN_CHECKPOINT
+        | sys::VIR_ERR_NO_NETWORK_PORT => Code::NotFound,
+        sys::VIR_ERR_DOM_EXIST
+        | sys::VIR_ERR_NETWORK_EXIST
+        | sys::VIR_ERR_STORAGE_VOL_EXIST
+        | sys::VIR_ERR_NETWORK_PORT_EXIST => Code::AlreadyExists,
+        sys::VIR_ERR_XML_ERROR
+        | sys::VIR_ERR_XML_DETAIL
+        | sys::VIR_ERR_XML_INVALID_SCHEMA
+        | sys::VIR_ERR_INVALID_ARG
+        | sys::VIR_ERR_INVALID_MAC
+        | sys::VIR_ERR_CONFIG_UNSUPPORTED => Code::InvalidArgument,
+        sys::VIR_ERR_OPERATION_INVALID | sys::VIR_ERR_AGENT_COMMAND_FAILED => {
+            Code::FailedPrecondition
+        }
+        sys::VIR_ERR_NO_SUPPORT
+        | sys::VIR_ERR_ARGUMENT_UNSUPPORTED
+        | sys::VIR_ERR_OPERATION_UNSUPPORTED => Code::Unimplemented,
+        sys::VIR_ERR_OPERATION_DENIED
+        | sys::VIR_ERR_AUTH_FAILED
+        | sys::VIR_ERR_AUTH_CANCELLED
+        | sys::VIR_ERR_ACCESS_DENIED => Code::PermissionDenied,
+        sys::VIR_ERR_AGENT_UNRESPONSIVE | sys::VIR_ERR_AGENT_UNSYNCED => Code::Unavailable,
+        sys::VIR_ERR_OPERATION_TIMEOUT | sys::VIR_ERR_AGENT_COMMAND_TIMEOUT => {
+            Code::DeadlineExceeded
+        }
+        _ if message.contains("already exists") => Code::AlreadyExists,
+        _ => Code::Internal,
+    }
+}
+
+impl Error {
+    /// The gRPC code this error is reported with.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Libvirt(e) => code_for_libvirt(e),
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::UnknownHost(_) | Error::NotFound(_) => Code::NotFound,
+            Error::HostUnavailable { .. } => Code::Unavailable,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Unimplemented(_) => Code::Unimplemented,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let code = e.code();
+        let message = e.to_string();
+        match &e {
+            Error::Libvirt(le) => {
+                let reason = format!("{:?}", le.code());
+                let metadata = HashMap::from([
+                    ("libvirt_code".to_owned(), le.code().to_raw().to_string()),
+                    (
+                        "libvirt_domain".to_owned(),
+                        le.domain().to_raw().to_string(),
+                    ),
+                ]);
+                Status::with_error_details(
+                    code,
+                    message,
+                    ErrorDetails::with_error_info(reason, ERROR_INFO_DOMAIN, metadata),
+                )
+            }
+            Error::InvalidArgument { field, reason } => Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_bad_request_violation(field.clone(), reason.clone()),
+            ),
+            Error::HostUnavailable { .. } => Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+            ),
+            _ => Status::new(code, message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn table() {
+        let rows = [
+            (sys::VIR_ERR_NO_DOMAIN, Code::NotFound),
+            (sys::VIR_ERR_NO_NETWORK, Code::NotFound),
+            (sys::VIR_ERR_NO_STORAGE_POOL, Code::NotFound),
+            (sys::VIR_ERR_NO_STORAGE_VOL, Code::NotFound),
+            (sys::VIR_ERR_NO_DOMAIN_SNAPSHOT, Code::NotFound),
+            (sys::VIR_ERR_DOM_EXIST, Code::AlreadyExists),
+            (sys::VIR_ERR_XML_ERROR, Code::InvalidArgument),
+            (sys::VIR_ERR_XML_DETAIL, Code::InvalidArgument),
+            (sys::VIR_ERR_INVALID_ARG, Code::InvalidArgument),
+            (sys::VIR_ERR_OPERATION_INVALID, Code::FailedPrecondition),
+            (sys::VIR_ERR_NO_SUPPORT, Code::Unimplemented),
+            (sys::VIR_ERR_OPERATION_DENIED, Code::PermissionDenied),
+            (sys::VIR_ERR_AUTH_FAILED, Code::PermissionDenied),
+            (sys::VIR_ERR_AGENT_UNRESPONSIVE, Code::Unavailable),
+            (sys::VIR_ERR_NO_CONNECT, Code::Unavailable),
+            (sys::VIR_ERR_OPERATION_TIMEOUT, Code::DeadlineExceeded),
+            (sys::VIR_ERR_OPERATION_FAILED, Code::Internal),
+        ];
+        for (code, want) in rows {
+            assert_eq!(
+                code_for(code, sys::VIR_FROM_QEMU, "boom"),
+                want,
+                "libvirt code {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn already_exists_by_message() {
+        let code = sys::VIR_ERR_OPERATION_FAILED;
+        let msg = "operation failed: pool 'p' already exists with uuid 1";
+        assert_eq!(code_for(code, 0, msg), Code::AlreadyExists);
+    }
+
+    #[test]
+    fn lost_connection_is_unavailable() {
+        let code = sys::VIR_ERR_SYSTEM_ERROR;
+        let rpc = sys::VIR_FROM_RPC;
+        assert_eq!(code_for(code, rpc, "End of file while reading data"), Code::Unavailable);
+        assert_eq!(code_for(code, sys::VIR_FROM_QEMU, "x"), Code::Internal);
+    }
+
+    #[test]
+    fn own_errors() {
+        assert_eq!(Error::invalid("f", "bad").code(), Code::InvalidArgument);
+        assert_eq!(Error::UnknownHost("h".into()).code(), Code::NotFound);
+        let down = Error::HostUnavailable { host: "h".into(), reason: "r".into() };
+        assert_eq!(down.code(), Code::Unavailable);
+        assert_eq!(Error::DeadlineExceeded("h".into()).code(), Code::DeadlineExceeded);
+        assert_eq!(Error::Unimplemented("x".into()).code(), Code::Unimplemented);
+        assert_eq!(Error::FailedPrecondition("x".into()).code(), Code::FailedPrecondition);
+        let status = Status::from(Error::invalid("domain.uuid", "not a UUID"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let v = details.bad_request().expect("bad request detail");
+        assert_eq!(v.field_violations[0].field, "domain.uuid");
+    }
+}

@@ -1,0 +1,227 @@
+//! The few libvirt calls the `virt` crate does not wrap (or wraps without
+//! error handling), made through `virt::sys`. This is the only module of the
+//! server allowed to use `unsafe`.
+//!
+//! # Safety argument, shared by every block below
+//!
+//! * Every pointer handed to libvirt comes from a live `virt` wrapper
+//!   (`Domain::as_ptr`, `Connect::as_ptr`) borrowed for the whole call, so
+//!   libvirt's reference outlives the call; we never free those pointers.
+//! * Out-pointers point to local variables or to buffers sized exactly as
+//!   the libvirt documentation of that call requires.
+//! * Memory libvirt hands back (stats records, typed parameters, strings) is
+//!   copied into owned Rust values and then freed exactly once with the
+//!   deallocator libvirt documents for it.
+//! * libvirt's last error is per thread; each failure is turned into
+//!   `virt::error::Error::last_error()` on the same thread, right after the
+//!   failing call.
+#![allow(unsafe_code)]
+
+use std::{
+    ffi::{CStr, CString},
+    os::raw::{c_int, c_uint},
+    ptr,
+};
+
+use virt::{connect::Connect, domain::Domain, sys};
+
+use crate::error::Error;
+
+fn last_error() -> Error {
+    Error::Libvirt(virt::error::Error::last_error())
+}
+
+fn cstring(field: &str, s: &str) -> Result<CString, Error> {
+    CString::new(s).map_err(|_| Error::invalid(field, "must not contain NUL bytes"))
+}
+
+/// `virDomainGetState`: the raw state and reason, with errors reported
+/// (the `virt` wrapper drops them).
+pub fn domain_state(dom: &Domain) -> Result<(i32, i32), Error> {
+    let mut state: c_int = -1;
+    let mut reason: c_int = -1;
+    // SAFETY: see the module doc; `state` and `reason` are locals.
+    let rc = unsafe { sys::virDomainGetState(dom.as_ptr(), &mut state, &mut reason, 0) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok((state, reason))
+}
+
+/// `virDomainSaveFlags`: saves the domain's memory to `path` and stops it.
+pub fn domain_save(dom: &Domain, path: &str, flags: u32) -> Result<(), Error> {
+    let path = cstring("path", path)?;
+    // SAFETY: see the module doc; `path` lives until the call returns and a
+    // null `dxml` is documented as "keep the current XML".
+    let rc = unsafe { sys::virDomainSaveFlags(dom.as_ptr(), path.as_ptr(), ptr::null(), flags) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// `virDomainGetVcpuPinInfo`: for each of `vcpus` vCPUs, the host CPUs it
+/// may run on (out of `host_cpus`).
+pub fn vcpu_pin_info(
+    dom: &Domain,
+    vcpus: u32,
+    host_cpus: u32,
+    flags: u32,
+) -> Result<Vec<Vec<u32>>, Error> {
+    let maplen = host_cpus.div_ceil(8).max(1) as usize;
+    let mut maps = vec![0u8; maplen * vcpus as usize];
+    // SAFETY: see the module doc; `maps` holds exactly `vcpus * maplen`
+    // bytes, as the call requires for `ncpumaps = vcpus`.
+    let n = unsafe {
+        sys::virDomainGetVcpuPinInfo(
+            dom.as_ptr(),
+            vcpus as c_int,
+            maps.as_mut_ptr(),
+            maplen as c_int,
+            flags as c_uint,
+        )
+    };
+    if n < 0 {
+        return Err(last_error());
+    }
+    let n = (n as usize).min(vcpus as usize);
+    Ok(maps
+        .chunks(maplen)
+        .take(n)
+        .map(|map| {
+            (0..host_cpus)
+                .filter(|cpu| map[(cpu / 8) as usize] & (1 << (cpu % 8)) != 0)
+                .collect()
+        })
+        .collect())
+}
+
+/// One typed parameter value, copied out of libvirt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypedValue {
+    /// A signed integer (INT or LLONG).
+    Int(i64),
+    /// An unsigned integer (UINT or ULLONG).
+    UInt(u64),
+    /// A double.
+    Double(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    String(String),
+}
+
+impl TypedValue {
+    /// The value as an unsigned integer, when it is a non-negative number.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            TypedValue::UInt(v) => Some(*v),
+            TypedValue::Int(v) => u64::try_from(*v).ok(),
+            TypedValue::Double(v) if *v >= 0.0 => Some(*v as u64),
+            _ => None,
+        }
+    }
+
+    /// The value as a signed integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            TypedValue::Int(v) => Some(*v),
+            TypedValue::UInt(v) => i64::try_from(*v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as text, when it is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            TypedValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The statistics of one domain, copied out of a `virDomainStatsRecord`.
+#[derive(Debug, Clone)]
+pub struct StatsRecord {
+    /// The domain.
+    pub domain: Domain,
+    /// The `(field, value)` pairs libvirt reported, in its order.
+    pub params: Vec<(String, TypedValue)>,
+}
+
+/// Copies typed parameters out of libvirt's array.
+///
+/// # Safety
+/// `params` must point to `n` initialised `virTypedParameter`s.
+unsafe fn copy_params(params: sys::virTypedParameterPtr, n: c_int) -> Vec<(String, TypedValue)> {
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for i in 0..n.max(0) as usize {
+        // SAFETY: the caller guarantees `n` elements.
+        let p = unsafe { &*params.add(i) };
+        // SAFETY: libvirt NUL-terminates `field` within its 80 bytes.
+        let field = unsafe { CStr::from_ptr(p.field.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: `type_` says which union member is initialised.
+        let value = unsafe {
+            match p.type_ as u32 {
+                sys::VIR_TYPED_PARAM_INT => TypedValue::Int(i64::from(p.value.i)),
+                sys::VIR_TYPED_PARAM_UINT => TypedValue::UInt(u64::from(p.value.ui)),
+                sys::VIR_TYPED_PARAM_LLONG => TypedValue::Int(p.value.l),
+                sys::VIR_TYPED_PARAM_ULLONG => TypedValue::UInt(p.value.ul),
+                sys::VIR_TYPED_PARAM_DOUBLE => TypedValue::Double(p.value.d),
+                sys::VIR_TYPED_PARAM_BOOLEAN => TypedValue::Bool(p.value.b != 0),
+                sys::VIR_TYPED_PARAM_STRING if !p.value.s.is_null() => {
+                    TypedValue::String(CStr::from_ptr(p.value.s).to_string_lossy().into_owned())
+                }
+                _ => continue,
+            }
+        };
+        out.push((field, value));
+    }
+    out
+}
+
+/// `virConnectGetAllDomainStats` (when `doms` is empty) or
+/// `virDomainListGetStats`: libvirt's bulk statistics.
+pub fn domain_stats(
+    conn: &Connect,
+    doms: &[Domain],
+    stats: u32,
+    flags: u32,
+) -> Result<Vec<StatsRecord>, Error> {
+    let mut records: *mut sys::virDomainStatsRecordPtr = ptr::null_mut();
+    let n = if doms.is_empty() {
+        // SAFETY: see the module doc; `records` is a local out-pointer.
+        unsafe { sys::virConnectGetAllDomainStats(conn.as_ptr(), stats, &mut records, flags) }
+    } else {
+        // The list is NULL-terminated, as virDomainListGetStats requires.
+        // SAFETY: the pointers come from `doms`, which outlives the call.
+        let mut list: Vec<sys::virDomainPtr> = doms.iter().map(|d| unsafe { d.as_ptr() }).collect();
+        list.push(ptr::null_mut());
+        // SAFETY: see the module doc.
+        unsafe { sys::virDomainListGetStats(list.as_mut_ptr(), stats, &mut records, flags) }
+    };
+    if n < 0 {
+        return Err(last_error());
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n as usize {
+        // SAFETY: libvirt returned `n` valid record pointers.
+        let rec = unsafe { &**records.add(i) };
+        // SAFETY: the record holds a reference on its domain; we take our
+        // own with virDomainRef so the wrapper can free it independently.
+        let domain = unsafe {
+            sys::virDomainRef(rec.dom);
+            Domain::from_ptr(rec.dom)
+        };
+        // SAFETY: the record's `params` holds `nparams` elements.
+        let params = unsafe { copy_params(rec.params, rec.nparams) };
+        out.push(StatsRecord { domain, params });
+    }
+    if !records.is_null() {
+        // SAFETY: frees the list (and its records) exactly once.
+        unsafe { sys::virDomainStatsRecordListFree(records) };
+    }
+    Ok(out)
+}

@@ -1,0 +1,96 @@
+//! `libvirt-grpcd`: the server binary. Parses flags, sets up logging, and
+//! serves until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use libvirt_grpc_server::{
+    config::{Config, HostConfig},
+    server,
+};
+use tracing_subscriber::EnvFilter;
+
+/// A gRPC front door for libvirt.
+#[derive(Debug, Parser)]
+#[command(name = "libvirt-grpcd", version)]
+struct Args {
+    /// Address to listen on (default 127.0.0.1:50051).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// A host as NAME=URI; repeatable; the first is the default host.
+    /// Without any, the config file's hosts or `default=test:///default`.
+    #[arg(long = "host", value_parser = HostConfig::parse_flag)]
+    hosts: Vec<HostConfig>,
+    /// A TOML config file with the same settings and more.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `libvirt_grpc_server=debug`.
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = e.source();
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            eprintln!("libvirt-grpcd: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if !args.hosts.is_empty() {
+        config.hosts = args.hosts;
+    }
+    if let Some(level) = args.log_level {
+        config.log_level = level;
+    }
+    config.validate()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log_level)?)
+        .init();
+    // libvirt prints every error to stderr by default; we report them ourselves.
+    virt::error::clear_error_callback();
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    for h in &config.hosts {
+        tracing::info!(host = %h.name, uri = %h.uri, "configured host");
+    }
+    server::serve(&config, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

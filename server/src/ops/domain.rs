@@ -1,0 +1,285 @@
+//! Domain operations.
+
+use libvirt_grpc::v1;
+use virt::{connect::Connect, domain::Domain, sys};
+
+use crate::{
+    error::Error,
+    libvirt_sys::{self, TypedValue},
+};
+
+/// How a request identifies a domain, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainKey {
+    /// By name.
+    Name(String),
+    /// By canonical UUID.
+    Uuid(String),
+    /// By the id of a running domain.
+    Id(u32),
+}
+
+/// Finds a domain.
+pub fn lookup(conn: &Connect, key: &DomainKey) -> Result<Domain, Error> {
+    Ok(match key {
+        DomainKey::Name(n) => conn.lookup_domain_by_name(n)?,
+        DomainKey::Uuid(u) => conn.lookup_domain_by_uuid_string(u)?,
+        DomainKey::Id(id) => conn.lookup_domain_by_id(*id)?,
+    })
+}
+
+/// The proto enum for libvirt's virDomainState.
+pub fn state_enum(state: i32) -> v1::DomainState {
+    match state as u32 {
+        sys::VIR_DOMAIN_NOSTATE => v1::DomainState::Nostate,
+        sys::VIR_DOMAIN_RUNNING => v1::DomainState::Running,
+        sys::VIR_DOMAIN_BLOCKED => v1::DomainState::Blocked,
+        sys::VIR_DOMAIN_PAUSED => v1::DomainState::Paused,
+        sys::VIR_DOMAIN_SHUTDOWN => v1::DomainState::Shutdown,
+        sys::VIR_DOMAIN_SHUTOFF => v1::DomainState::Shutoff,
+        sys::VIR_DOMAIN_CRASHED => v1::DomainState::Crashed,
+        sys::VIR_DOMAIN_PMSUSPENDED => v1::DomainState::Pmsuspended,
+        _ => v1::DomainState::Unspecified,
+    }
+}
+
+/// libvirt's name for a state reason (as `virsh domstate --reason` prints).
+pub fn reason_name(state: i32, reason: i32) -> &'static str {
+    const RUNNING: &[&str] = &[
+        "unknown", "booted", "migrated", "restored", "from snapshot", "unpaused",
+        "migration canceled", "save canceled", "event wakeup", "crashed",
+        "post-copy", "post-copy failed",
+    ];
+    const PAUSED: &[&str] = &[
+        "unknown", "user", "migrating", "saving", "dumping", "I/O error", "watchdog",
+        "from snapshot", "shutting down", "creating snapshot", "crashed",
+        "starting up", "post-copy", "post-copy failed", "api error",
+    ];
+    const SHUTOFF: &[&str] = &[
+        "unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
+        "from snapshot", "daemon",
+    ];
+    const SHUTDOWN: &[&str] = &["unknown", "user"];
+    const CRASHED: &[&str] = &["unknown", "panicked"];
+    const OTHER: &[&str] = &["unknown"];
+    let table = match state as u32 {
+        sys::VIR_DOMAIN_RUNNING => RUNNING,
+        sys::VIR_DOMAIN_PAUSED => PAUSED,
+        sys::VIR_DOMAIN_SHUTOFF => SHUTOFF,
+        sys::VIR_DOMAIN_SHUTDOWN => SHUTDOWN,
+        sys::VIR_DOMAIN_CRASHED => CRASHED,
+        _ => OTHER,
+    };
+    usize::try_from(reason)
+        .ok()
+        .and_then(|r| table.get(r))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// Reads everything `v1::Domain` holds.
+pub fn describe(host: &str, dom: &Domain) -> Result<v1::Domain, Error> {
+    let info = dom.info()?;
+    let (state, reason) = libvirt_sys::domain_state(dom)?;
+    Ok(v1::Domain {
+        host: host.to_owned(),
+        name: dom.name()?,
+        uuid: dom.uuid_string()?,
+        id: dom.id().unwrap_or(0),
+        state: state_enum(state) as i32,
+        state_reason: reason,
+        state_reason_name: reason_name(state, reason).to_owned(),
+        memory_kib: info.memory,
+        max_memory_kib: info.max_mem,
+        vcpus: info.nr_virt_cpu,
+        cpu_time_ns: info.cpu_time,
+        autostart: dom.autostart()?,
+        persistent: dom.is_persistent()?,
+        os_type: dom.os_type()?,
+        has_managed_save: dom.has_managed_save(0).unwrap_or(false),
+    })
+}
+
+/// Filters of `ListDomains`, validated.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// libvirt's VIR_CONNECT_LIST_DOMAINS_* flags for run state and persistence.
+    pub flags: u32,
+    /// Name prefix.
+    pub name_prefix: String,
+    /// Accepted states; empty accepts all.
+    pub states: Vec<v1::DomainState>,
+    /// Only names strictly after this one (the page token).
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// Lists domains sorted by name; returns one page and whether more follow.
+pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<v1::Domain>, bool), Error> {
+    let mut named: Vec<(String, Domain)> = Vec::new();
+    for d in conn.list_all_domains(f.flags)? {
+        let name = d.name()?;
+        if !name.starts_with(&f.name_prefix) {
+            continue;
+        }
+        if let Some(after) = &f.after {
+            if name.as_str() <= after.as_str() {
+                continue;
+            }
+        }
+        named.push((name, d));
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    let mut more = false;
+    for (_, d) in named {
+        let desc = match describe(host, &d) {
+            Ok(desc) => desc,
+            // A domain that vanished between the listing and the read is
+            // simply no longer there.
+            Err(Error::Libvirt(e)) if e.code().to_raw() == sys::VIR_ERR_NO_DOMAIN => continue,
+            Err(e) => return Err(e),
+        };
+        if !f.states.is_empty() && !f.states.iter().any(|s| *s as i32 == desc.state) {
+            continue;
+        }
+        if out.len() == f.limit {
+            more = true;
+            break;
+        }
+        out.push(desc);
+    }
+    Ok((out, more))
+}
+
+/// Defines a persistent domain.
+pub fn define(conn: &Connect, host: &str, xml: &str, validate: bool) -> Result<v1::Domain, Error> {
+    let flags = if validate { sys::VIR_DOMAIN_DEFINE_VALIDATE } else { 0 };
+    let dom = conn.define_domain_xml_flags(xml, flags)?;
+    describe(host, &dom)
+}
+
+/// Creates and starts a transient domain.
+pub fn create(conn: &Connect, host: &str, xml: &str, flags: u32) -> Result<v1::Domain, Error> {
+    let dom = conn.create_domain_xml(xml, flags)?;
+    describe(host, &dom)
+}
+
+/// The libvirt driver name of a connection, lower case ("test", "qemu").
+pub fn driver_domain_type(conn: &Connect) -> Result<String, Error> {
+    Ok(conn.driver_type()?.to_ascii_lowercase())
+}
+
+/// Typed statistics for a `DomainStats` record.
+pub fn stats(
+    conn: &Connect,
+    doms: &[Domain],
+    groups: u32,
+) -> Result<Vec<v1::DomainStats>, Error> {
+    let flags = if doms.is_empty() {
+        sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+    } else {
+        0
+    };
+    let records = libvirt_sys::domain_stats(conn, doms, groups | sys::VIR_DOMAIN_STATS_STATE, flags)?;
+    records.into_iter().map(|r| stats_record(&r)).collect()
+}
+
+fn stats_record(r: &libvirt_sys::StatsRecord) -> Result<v1::DomainStats, Error> {
+    let get = |k: &str| r.params.iter().find(|(f, _)| f == k).map(|(_, v)| v);
+    let u = |k: &str| get(k).and_then(TypedValue::as_u64);
+    let mut out = v1::DomainStats {
+        name: r.domain.name()?,
+        uuid: r.domain.uuid_string()?,
+        state: get("state.state")
+            .and_then(TypedValue::as_i64)
+            .map(|s| state_enum(s as i32) as i32)
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    if r.params.iter().any(|(f, _)| f.starts_with("cpu.")) {
+        out.cpu = Some(v1::CpuStats {
+            time_ns: u("cpu.time"),
+            user_ns: u("cpu.user"),
+            system_ns: u("cpu.system"),
+        });
+    }
+    if r.params.iter().any(|(f, _)| f.starts_with("balloon.")) {
+        out.balloon = Some(v1::BalloonStats {
+            current_kib: u("balloon.current"),
+            maximum_kib: u("balloon.maximum"),
+            unused_kib: u("balloon.unused"),
+            usable_kib: u("balloon.usable"),
+            rss_kib: u("balloon.rss"),
+            available_kib: u("balloon.available"),
+        });
+    }
+    if let Some(n) = u("vcpu.maximum").or(u("vcpu.current")) {
+        for i in 0..n {
+            let p = |k: &str| format!("vcpu.{i}.{k}");
+            if get(&p("state")).is_none() && get(&p("time")).is_none() {
+                continue;
+            }
+            out.vcpus.push(v1::VcpuStats {
+                index: i as u32,
+                state: get(&p("state")).and_then(TypedValue::as_i64).map(|v| v as i32),
+                time_ns: u(&p("time")),
+            });
+        }
+    }
+    for i in 0..u("net.count").unwrap_or(0) {
+        let p = |k: &str| format!("net.{i}.{k}");
+        out.interfaces.push(v1::InterfaceStats {
+            name: get(&p("name")).and_then(TypedValue::as_str).unwrap_or_default().to_owned(),
+            rx_bytes: u(&p("rx.bytes")),
+            rx_packets: u(&p("rx.pkts")),
+            rx_errors: u(&p("rx.errs")),
+            rx_drops: u(&p("rx.drop")),
+            tx_bytes: u(&p("tx.bytes")),
+            tx_packets: u(&p("tx.pkts")),
+            tx_errors: u(&p("tx.errs")),
+            tx_drops: u(&p("tx.drop")),
+        });
+    }
+    for i in 0..u("block.count").unwrap_or(0) {
+        let p = |k: &str| format!("block.{i}.{k}");
+        out.blocks.push(v1::BlockStats {
+            name: get(&p("name")).and_then(TypedValue::as_str).unwrap_or_default().to_owned(),
+            path: get(&p("path")).and_then(TypedValue::as_str).unwrap_or_default().to_owned(),
+            read_requests: u(&p("rd.reqs")),
+            read_bytes: u(&p("rd.bytes")),
+            write_requests: u(&p("wr.reqs")),
+            write_bytes: u(&p("wr.bytes")),
+            capacity_bytes: u(&p("capacity")),
+            allocation_bytes: u(&p("allocation")),
+            physical_bytes: u(&p("physical")),
+        });
+    }
+    Ok(out)
+}
+
+/// Largest screenshot accepted from the hypervisor (a 4K RGB frame is 24 MiB).
+const MAX_SCREENSHOT_BYTES: usize = 64 << 20;
+
+/// Takes a screenshot; returns the raw bytes and their MIME type.
+pub fn screenshot(conn: &Connect, dom: &Domain, screen: u32) -> Result<(Vec<u8>, String), Error> {
+    let stream = virt::stream::Stream::new(conn, 0)?;
+    let mime = dom.screenshot(&stream, screen, 0)?;
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = stream.recv(&mut buf)?;
+        if n <= 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n as usize]);
+        if data.len() > MAX_SCREENSHOT_BYTES {
+            // Best effort: the stream is abandoned either way.
+            let _ = stream.abort();
+            return Err(Error::Internal("screenshot larger than 64 MiB".into()));
+        }
+    }
+    stream.finish()?;
+    Ok((data, mime))
+}

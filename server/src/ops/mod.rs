@@ -1,0 +1,6 @@
+//! The operations layer: every libvirt call the server makes, as plain
+//! blocking functions over a `&Connect`. Services run them through
+//! `HostPool::run`, which puts them on the blocking pool.
+
+pub mod domain;
+pub mod host;

@@ -1,0 +1,395 @@
+//! The connection pool: per host a bounded set of libvirt connections, and the
+//! one door (`HostPool::run`) through which every libvirt call passes.
+//!
+//! # Threads and ownership
+//!
+//! 1. libvirt's default event implementation is registered once, before the
+//!    first connection is opened ([`ensure_event_loop`]), and runs forever on
+//!    one named thread, `libvirt-events`. Keepalives and (later) event
+//!    callbacks are driven by it.
+//! 2. A [`HostPool`] owns `connections` quick-lane slots and one slow-lane
+//!    slot, each an optional open `Connect`. Slots are filled lazily, checked
+//!    with `virConnectIsAlive` before each use, and refilled when closed.
+//!    Quick calls are spread round robin over the quick slots; slow calls
+//!    (guest agent, save/restore, transfers) use the slow slot so they never
+//!    occupy the few request lanes (`max_client_requests`) a quick slot has.
+//! 3. [`HostPool::run`] runs on an async task: it waits (until the request's
+//!    deadline) for a permit of the lane's semaphore, the per-host limit on
+//!    calls in flight, then moves the permit and the closure onto tokio's
+//!    blocking pool. The closure gets a `&Connect`, makes its libvirt calls
+//!    and converts their errors on that same thread (libvirt's last error is
+//!    per thread). No libvirt object ever crosses an `.await`.
+//! 4. When the deadline passes first, the caller gets `DEADLINE_EXCEEDED` at
+//!    once; the blocking call finishes in the background and its permit is
+//!    released only then, so a slow host cannot accumulate unbounded work.
+//! 5. A failed open puts the host into capped exponential backoff
+//!    (100 ms doubling to 10 s). While the backoff window is open, calls are
+//!    answered `UNAVAILABLE` at once instead of hanging. The host's health
+//!    (a `watch` channel) follows every open, failure and probe.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, Once,
+    },
+    time::Duration,
+};
+
+use tokio::{
+    sync::{watch, Semaphore},
+    time::Instant,
+};
+use virt::connect::Connect;
+
+use crate::{config::HostConfig, error::Error};
+
+/// Seconds between libvirt keepalive messages on remote connections.
+const KEEPALIVE_INTERVAL_SECS: i32 = 5;
+/// Unanswered keepalives before libvirt closes the connection.
+const KEEPALIVE_COUNT: u32 = 3;
+/// First retry delay after a failed open.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest retry delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+static EVENT_LOOP: Once = Once::new();
+
+/// Registers libvirt's default event implementation and starts the thread
+/// that runs it. Idempotent; must run before the first connection is opened.
+pub fn ensure_event_loop() {
+    EVENT_LOOP.call_once(|| {
+        if let Err(e) = virt::event::event_register_default_impl() {
+            tracing::error!(error = %e, "cannot register libvirt's event implementation");
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("libvirt-events".into())
+            .spawn(|| loop {
+                if let Err(e) = virt::event::event_run_default_impl() {
+                    tracing::warn!(error = %e, "libvirt event loop iteration failed");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the libvirt event thread");
+        }
+    });
+}
+
+/// Which lane a call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Short calls: lookups, lifecycle changes, reads.
+    Quick,
+    /// Calls that may take seconds or minutes.
+    Slow,
+}
+
+/// Whether the server can reach a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Nothing tried yet.
+    Unknown,
+    /// The last open, call or probe succeeded.
+    Serving,
+    /// The host could not be reached.
+    NotServing,
+}
+
+/// A host's health and the error that made it unhealthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthState {
+    /// Serving or not.
+    pub health: Health,
+    /// The last connection error; empty while serving.
+    pub last_error: String,
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: String,
+}
+
+/// The connections to one libvirt host and the limits on calls to it.
+pub struct HostPool {
+    config: HostConfig,
+    quick_slots: Vec<Mutex<Option<Connect>>>,
+    slow_slot: Mutex<Option<Connect>>,
+    next: AtomicUsize,
+    quick: Arc<Semaphore>,
+    slow: Arc<Semaphore>,
+    backoff: Mutex<Backoff>,
+    health: watch::Sender<HealthState>,
+    default_timeout: Duration,
+}
+
+impl std::fmt::Debug for HostPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostPool")
+            .field("name", &self.config.name)
+            .field("uri", &self.config.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a slot leaves a connection or nothing in it;
+    // both are valid states, so poisoning carries no meaning here.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl HostPool {
+    /// A pool for one host; opens nothing yet.
+    pub fn new(config: HostConfig, default_timeout: Duration) -> Arc<Self> {
+        ensure_event_loop();
+        let (health, _) = watch::channel(HealthState {
+            health: Health::Unknown,
+            last_error: String::new(),
+        });
+        Arc::new(HostPool {
+            quick_slots: (0..config.connections).map(|_| Mutex::new(None)).collect(),
+            slow_slot: Mutex::new(None),
+            next: AtomicUsize::new(0),
+            quick: Arc::new(Semaphore::new(config.max_in_flight)),
+            slow: Arc::new(Semaphore::new(config.max_slow_in_flight)),
+            backoff: Mutex::new(Backoff::default()),
+            health,
+            default_timeout,
+            config,
+        })
+    }
+
+    /// The configured host name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The libvirt URI.
+    pub fn uri(&self) -> &str {
+        &self.config.uri
+    }
+
+    /// The current health.
+    pub fn health(&self) -> HealthState {
+        self.health.borrow().clone()
+    }
+
+    /// A receiver that sees every health change.
+    pub fn watch_health(&self) -> watch::Receiver<HealthState> {
+        self.health.subscribe()
+    }
+
+    /// Quick-lane calls that could start right now.
+    pub fn available_permits(&self) -> usize {
+        self.quick.available_permits()
+    }
+
+    /// Runs `f` with a connection to this host on the blocking pool, within
+    /// the per-host limit of calls in flight, and gives up with
+    /// `DEADLINE_EXCEEDED` at `deadline` (or the default call timeout).
+    pub async fn run<T, F>(
+        self: &Arc<Self>,
+        lane: Lane,
+        deadline: Option<Instant>,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connect) -> Result<T, Error> + Send + 'static,
+    {
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.default_timeout);
+        self.fail_fast()?;
+        let sem = match lane {
+            Lane::Quick => Arc::clone(&self.quick),
+            Lane::Slow => Arc::clone(&self.slow),
+        };
+        let permit = tokio::time::timeout_at(deadline, sem.acquire_owned())
+            .await
+            .map_err(|_| self.deadline_error())?
+            .map_err(|_| Error::Internal("host pool closed".into()))?;
+        let pool = Arc::clone(self);
+        let handle = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pool.call(lane, f)
+        });
+        match tokio::time::timeout_at(deadline, handle).await {
+            Err(_) => Err(self.deadline_error()),
+            Ok(Err(join)) => Err(Error::Internal(format!("libvirt call failed: {join}"))),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    fn deadline_error(&self) -> Error {
+        Error::DeadlineExceeded(self.config.name.clone())
+    }
+
+    /// Answers at once while a failed host is in its backoff window.
+    fn fail_fast(&self) -> Result<(), Error> {
+        let b = lock(&self.backoff);
+        match b.retry_at {
+            Some(at) if at > Instant::now() => Err(Error::HostUnavailable {
+                host: self.config.name.clone(),
+                reason: b.last_error.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn slot(&self, lane: Lane) -> &Mutex<Option<Connect>> {
+        match lane {
+            Lane::Slow => &self.slow_slot,
+            Lane::Quick => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.quick_slots.len();
+                &self.quick_slots[i]
+            }
+        }
+    }
+
+    /// Blocking: takes a live connection from a slot and runs `f` with it.
+    fn call<T>(&self, lane: Lane, f: impl FnOnce(&Connect) -> Result<T, Error>) -> Result<T, Error> {
+        let slot = self.slot(lane);
+        let conn = self.connection(slot)?;
+        let result = f(&conn);
+        if let Err(e) = &result {
+            let alive = conn.is_alive().unwrap_or(false);
+            if !alive || e.is_connection_failure() {
+                tracing::warn!(host = %self.config.name, error = %e, "libvirt connection lost");
+                self.drop_connection(slot);
+                self.record_failure(e.to_string());
+                return Err(Error::HostUnavailable {
+                    host: self.config.name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        result
+    }
+
+    /// Blocking: a live connection from `slot`, opening one if needed.
+    fn connection(&self, slot: &Mutex<Option<Connect>>) -> Result<Connect, Error> {
+        let mut guard = lock(slot);
+        if let Some(conn) = guard.as_ref() {
+            if conn.is_alive().unwrap_or(false) {
+                return Ok(conn.clone());
+            }
+            tracing::info!(host = %self.config.name, "replacing a closed libvirt connection");
+            *guard = None;
+        }
+        self.fail_fast()?;
+        match Connect::open(Some(&self.config.uri)) {
+            Ok(conn) => {
+                // Local drivers (test://, qemu:/// over the unix socket too)
+                // may refuse keepalive; it only matters for remote transports.
+                if let Err(e) = conn.set_keep_alive(KEEPALIVE_INTERVAL_SECS, KEEPALIVE_COUNT) {
+                    tracing::debug!(host = %self.config.name, error = %e, "keepalive not enabled");
+                }
+                self.record_success();
+                *guard = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                let reason = e.message().to_owned();
+                self.record_failure(reason.clone());
+                Err(Error::HostUnavailable {
+                    host: self.config.name.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn drop_connection(&self, slot: &Mutex<Option<Connect>>) {
+        lock(slot).take();
+    }
+
+    /// Closes every pooled connection, e.g. after the event connection saw
+    /// the host go away; the next call reopens.
+    pub fn reset_connections(&self) {
+        for s in &self.quick_slots {
+            lock(s).take();
+        }
+        lock(&self.slow_slot).take();
+    }
+
+    /// Records a successful open or call.
+    pub fn record_success(&self) {
+        {
+            let mut b = lock(&self.backoff);
+            *b = Backoff::default();
+        }
+        self.health.send_if_modified(|h| {
+            let changed = h.health != Health::Serving;
+            h.health = Health::Serving;
+            h.last_error.clear();
+            changed
+        });
+    }
+
+    /// Records a failed open and schedules the next attempt.
+    pub fn record_failure(&self, reason: String) {
+        {
+            let mut b = lock(&self.backoff);
+            b.failures = b.failures.saturating_add(1);
+            let exp = b.failures.saturating_sub(1).min(16);
+            let delay = BACKOFF_MIN.saturating_mul(1u32 << exp).min(BACKOFF_MAX);
+            b.retry_at = Some(Instant::now() + delay);
+            b.last_error = reason.clone();
+        }
+        self.health.send_if_modified(|h| {
+            let changed = h.health != Health::NotServing || h.last_error != reason;
+            h.health = Health::NotServing;
+            h.last_error = reason;
+            changed
+        });
+    }
+
+    /// Checks the host once (used by the periodic health probe).
+    pub async fn probe(self: &Arc<Self>, timeout: Duration) -> Result<(), Error> {
+        self.run(Lane::Quick, Some(Instant::now() + timeout), |c| {
+            c.lib_version()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Every configured host, by name; the first is the default.
+#[derive(Debug, Clone)]
+pub struct Hosts {
+    pools: Arc<Vec<Arc<HostPool>>>,
+}
+
+impl Hosts {
+    /// Pools for the configured hosts.
+    pub fn new(configs: &[HostConfig], default_timeout: Duration) -> Self {
+        Hosts {
+            pools: Arc::new(
+                configs
+                    .iter()
+                    .map(|c| HostPool::new(c.clone(), default_timeout))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The pool for `name`; an empty name means the default host.
+    pub fn get(&self, name: &str) -> Result<&Arc<HostPool>, Error> {
+        if name.is_empty() {
+            return self
+                .pools
+                .first()
+                .ok_or_else(|| Error::Internal("no hosts configured".into()));
+        }
+        self.pools
+            .iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| Error::UnknownHost(name.to_owned()))
+    }
+
+    /// All pools, the default first.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<HostPool>> {
+        self.pools.iter()
+    }
+}

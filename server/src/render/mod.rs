@@ -1,0 +1,35 @@
+//! Structured specs rendered to libvirt XML with an XML writer that escapes
+//! every text and attribute value, so no request field can inject markup.
+
+pub mod domain;
+
+use quick_xml::{events::BytesText, Writer};
+
+use crate::error::Error;
+
+/// The writer every renderer uses.
+pub(crate) type XmlWriter = Writer<Vec<u8>>;
+
+/// A new indented writer.
+pub(crate) fn writer() -> XmlWriter {
+    Writer::new_with_indent(Vec::new(), b' ', 2)
+}
+
+/// The finished document as a string.
+pub(crate) fn finish(w: XmlWriter) -> Result<String, Error> {
+    String::from_utf8(w.into_inner())
+        .map_err(|e| Error::Internal(format!("rendered XML is not UTF-8: {e}")))
+}
+
+/// Writes `<name>text</name>` with `text` escaped.
+pub(crate) fn text_element(w: &mut XmlWriter, name: &str, text: &str) -> std::io::Result<()> {
+    w.create_element(name)
+        .write_text_content(BytesText::new(text))?;
+    Ok(())
+}
+
+/// Turns a writer failure (only possible on I/O, which a `Vec` never has)
+/// into an internal error.
+pub(crate) fn io_error(e: std::io::Error) -> Error {
+    Error::Internal(format!("cannot render XML: {e}"))
+}

@@ -1,0 +1,962 @@
+//! `DomainService`: validate, run the operation through the host's pool,
+//! convert.
+
+use libvirt_grpc::v1::{self, domain_service_server::DomainService};
+use tonic::{Request, Response, Status};
+use virt::{connect::Connect, domain::Domain, sys};
+
+use super::{affect_flags, deadline, domain_target};
+use crate::{
+    error::Error,
+    libvirt_sys,
+    ops::domain as ops,
+    pool::{Hosts, Lane},
+    render, validate,
+};
+
+/// Largest page of `ListDomains`.
+const MAX_PAGE_SIZE: usize = 1000;
+/// Page size when the request sets none.
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// The `DomainService` implementation.
+#[derive(Debug, Clone)]
+pub struct DomainApi {
+    hosts: Hosts,
+}
+
+impl DomainApi {
+    /// A service over `hosts`.
+    pub fn new(hosts: Hosts) -> Self {
+        DomainApi { hosts }
+    }
+
+    /// Runs `f` on the domain a request names.
+    async fn on_domain<T, F>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        r: Option<&v1::DomainRef>,
+        lane: Lane,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connect, &Domain, &str) -> Result<T, Error> + Send + 'static,
+    {
+        let (pool, key) = domain_target(&self.hosts, r)?;
+        let span = tracing::Span::current();
+        span.record("host", pool.name());
+        span.record("target", tracing::field::debug(&key));
+        let host = pool.name().to_owned();
+        pool.run(lane, deadline, move |c| {
+            let d = ops::lookup(c, &key)?;
+            f(c, &d, &host)
+        })
+        .await
+    }
+
+    /// Renders or passes through the XML of a define/create request.
+    async fn source_xml(
+        &self,
+        host: &str,
+        xml: Option<&str>,
+        spec: Option<&v1::DomainSpec>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<String, Error> {
+        match (xml, spec) {
+            (Some(x), None) => {
+                validate::required_text("xml", x)?;
+                Ok(x.to_owned())
+            }
+            (None, Some(spec)) => {
+                render::domain::validate_spec(spec)?;
+                let default_type = if spec.domain_type.is_empty() {
+                    let pool = self.hosts.get(host)?;
+                    pool.run(Lane::Quick, deadline, |c| ops::driver_domain_type(c)).await?
+                } else {
+                    spec.domain_type.clone()
+                };
+                render::domain::render(spec, &default_type)
+            }
+            _ => Err(Error::invalid("source", "set one of xml or spec")),
+        }
+    }
+}
+
+fn ok<T>(v: T) -> Result<Response<T>, Status> {
+    Ok(Response::new(v))
+}
+
+/// Page tokens are the hex of the last name returned: opaque to clients,
+/// stable across calls, and never able to skip a domain created meanwhile.
+fn encode_token(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(token: &str) -> Result<String, Error> {
+    let bad = || Error::invalid("page_token", "is not a token this server issued");
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    String::from_utf8(bytes).map_err(|_| bad())
+}
+
+fn shutdown_flags(mode: i32) -> Result<u32, Error> {
+    use v1::ShutdownMode as M;
+    Ok(match M::try_from(mode).map_err(|_| Error::invalid("mode", "unknown shutdown mode"))? {
+        M::Unspecified => 0,
+        M::Acpi => sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+        M::Agent => sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
+        M::Initctl => sys::VIR_DOMAIN_SHUTDOWN_INITCTL,
+        M::Signal => sys::VIR_DOMAIN_SHUTDOWN_SIGNAL,
+        M::Paravirt => sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT,
+    })
+}
+
+fn keycode_set(v: i32) -> Result<u32, Error> {
+    use v1::KeyCodeSet as K;
+    Ok(match K::try_from(v).map_err(|_| Error::invalid("codeset", "unknown code set"))? {
+        K::Unspecified | K::Linux => sys::VIR_KEYCODE_SET_LINUX,
+        K::Xt => sys::VIR_KEYCODE_SET_XT,
+        K::Atset1 => sys::VIR_KEYCODE_SET_ATSET1,
+        K::Atset2 => sys::VIR_KEYCODE_SET_ATSET2,
+        K::Atset3 => sys::VIR_KEYCODE_SET_ATSET3,
+        K::Osx => sys::VIR_KEYCODE_SET_OSX,
+        K::XtKbd => sys::VIR_KEYCODE_SET_XT_KBD,
+        K::Usb => sys::VIR_KEYCODE_SET_USB,
+        K::Win32 => sys::VIR_KEYCODE_SET_WIN32,
+        K::Qnum => sys::VIR_KEYCODE_SET_QNUM,
+    })
+}
+
+fn save_flags(paused: bool, running: bool, bypass_cache: bool) -> Result<u32, Error> {
+    if paused && running {
+        return Err(Error::invalid("restore_paused", "paused and running exclude each other"));
+    }
+    let mut f = 0;
+    if paused {
+        f |= sys::VIR_DOMAIN_SAVE_PAUSED;
+    }
+    if running {
+        f |= sys::VIR_DOMAIN_SAVE_RUNNING;
+    }
+    if bypass_cache {
+        f |= sys::VIR_DOMAIN_SAVE_BYPASS_CACHE;
+    }
+    Ok(f)
+}
+
+fn metadata_kind(kind: i32) -> Result<i32, Error> {
+    use v1::MetadataKind as K;
+    match K::try_from(kind) {
+        Ok(K::Description) => Ok(sys::VIR_DOMAIN_METADATA_DESCRIPTION as i32),
+        Ok(K::Title) => Ok(sys::VIR_DOMAIN_METADATA_TITLE as i32),
+        Ok(K::Element) => Ok(sys::VIR_DOMAIN_METADATA_ELEMENT as i32),
+        _ => Err(Error::invalid("kind", "choose DESCRIPTION, TITLE or ELEMENT")),
+    }
+}
+
+/// Turns a PPM (P6) image into PNG; other formats pass through unchanged.
+fn to_png(data: Vec<u8>, mime: &str) -> Result<Vec<u8>, Error> {
+    if mime == "image/png" {
+        return Ok(data);
+    }
+    if mime != "image/x-portable-pixmap" {
+        return Err(Error::Unimplemented(format!(
+            "the hypervisor sent a screenshot as {mime}, which the server cannot convert to PNG"
+        )));
+    }
+    let (w, h, pixels) = parse_ppm(&data)
+        .ok_or_else(|| Error::Internal("the hypervisor sent a malformed PPM screenshot".into()))?;
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc
+        .write_header()
+        .map_err(|e| Error::Internal(format!("cannot encode PNG: {e}")))?;
+    writer
+        .write_image_data(pixels)
+        .map_err(|e| Error::Internal(format!("cannot encode PNG: {e}")))?;
+    writer
+        .finish()
+        .map_err(|e| Error::Internal(format!("cannot encode PNG: {e}")))?;
+    Ok(out)
+}
+
+/// Parses a binary PPM with maxval 255: returns width, height and RGB bytes.
+fn parse_ppm(data: &[u8]) -> Option<(u32, u32, &[u8])> {
+    let mut pos = 0;
+    let mut fields = Vec::new();
+    while fields.len() < 4 {
+        while pos < data.len() && data[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        if data.get(pos) == Some(&b'#') {
+            while pos < data.len() && data[pos] != b'\n' {
+                pos += 1;
+            }
+            continue;
+        }
+        let start = pos;
+        while pos < data.len() && !data[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        if start == pos {
+            return None;
+        }
+        fields.push(std::str::from_utf8(&data[start..pos]).ok()?);
+    }
+    pos += 1; // the single whitespace after maxval
+    if fields[0] != "P6" || fields[3] != "255" {
+        return None;
+    }
+    let w: u32 = fields[1].parse().ok()?;
+    let h: u32 = fields[2].parse().ok()?;
+    let len = (w as usize).checked_mul(h as usize)?.checked_mul(3)?;
+    let pixels = data.get(pos..pos.checked_add(len)?)?;
+    Some((w, h, pixels))
+}
+
+#[tonic::async_trait]
+impl DomainService for DomainApi {
+    #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
+    async fn list_domains(
+        &self,
+        req: Request<v1::ListDomainsRequest>,
+    ) -> Result<Response<v1::ListDomainsResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let pool = self.hosts.get(&r.host)?;
+        validate::text("name_prefix", &r.name_prefix)?;
+        let mut flags = 0;
+        match v1::RunFilter::try_from(r.run_filter) {
+            Ok(v1::RunFilter::Active) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE,
+            Ok(v1::RunFilter::Inactive) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_INACTIVE,
+            Ok(v1::RunFilter::Unspecified) => {}
+            Err(_) => return Err(Error::invalid("run_filter", "unknown value").into()),
+        }
+        match v1::PersistenceFilter::try_from(r.persistence_filter) {
+            Ok(v1::PersistenceFilter::Persistent) => {
+                flags |= sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT
+            }
+            Ok(v1::PersistenceFilter::Transient) => {
+                flags |= sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT
+            }
+            Ok(v1::PersistenceFilter::Unspecified) => {}
+            Err(_) => return Err(Error::invalid("persistence_filter", "unknown value").into()),
+        }
+        let states = r
+            .states
+            .iter()
+            .map(|s| {
+                v1::DomainState::try_from(*s)
+                    .map_err(|_| Error::invalid("states", format!("unknown state {s}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = match r.page_size as usize {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            Some(decode_token(&r.page_token)?)
+        };
+        let filter = ops::ListFilter {
+            flags,
+            name_prefix: r.name_prefix,
+            states,
+            after,
+            limit,
+        };
+        let host = pool.name().to_owned();
+        let (domains, more) = pool
+            .run(Lane::Quick, dl, move |c| ops::list(c, &host, &filter))
+            .await?;
+        let next_page_token = match (more, domains.last()) {
+            (true, Some(d)) => encode_token(&d.name),
+            _ => String::new(),
+        };
+        ok(v1::ListDomainsResponse {
+            domains,
+            next_page_token,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_domain(
+        &self,
+        req: Request<v1::GetDomainRequest>,
+    ) -> Result<Response<v1::GetDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let domain = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| ops::describe(h, d))
+            .await?;
+        ok(v1::GetDomainResponse {
+            domain: Some(domain),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_domain_xml(
+        &self,
+        req: Request<v1::GetDomainXmlRequest>,
+    ) -> Result<Response<v1::GetDomainXmlResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let mut flags = 0;
+        for (on, f) in [
+            (r.inactive, sys::VIR_DOMAIN_XML_INACTIVE),
+            (r.secure, sys::VIR_DOMAIN_XML_SECURE),
+            (r.update_cpu, sys::VIR_DOMAIN_XML_UPDATE_CPU),
+            (r.migratable, sys::VIR_DOMAIN_XML_MIGRATABLE),
+        ] {
+            if on {
+                flags |= f;
+            }
+        }
+        let xml = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+                Ok(d.xml_desc(flags)?)
+            })
+            .await?;
+        ok(v1::GetDomainXmlResponse { xml })
+    }
+
+    #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
+    async fn define_domain(
+        &self,
+        req: Request<v1::DefineDomainRequest>,
+    ) -> Result<Response<v1::DefineDomainResponse>, Status> {
+        use v1::define_domain_request::Source;
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let pool = self.hosts.get(&r.host)?;
+        let xml = match &r.source {
+            Some(Source::Xml(x)) => self.source_xml(&r.host, Some(x), None, dl).await?,
+            Some(Source::Spec(s)) => self.source_xml(&r.host, None, Some(s), dl).await?,
+            None => return Err(Error::invalid("source", "set one of xml or spec").into()),
+        };
+        let host = pool.name().to_owned();
+        let validate = r.validate;
+        let domain = pool
+            .run(Lane::Quick, dl, move |c| ops::define(c, &host, &xml, validate))
+            .await?;
+        ok(v1::DefineDomainResponse {
+            domain: Some(domain),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn undefine_domain(
+        &self,
+        req: Request<v1::UndefineDomainRequest>,
+    ) -> Result<Response<v1::UndefineDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        if r.remove_nvram && r.keep_nvram {
+            return Err(Error::invalid("keep_nvram", "remove_nvram and keep_nvram exclude each other").into());
+        }
+        let mut flags = 0;
+        for (on, f) in [
+            (r.remove_managed_save, sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE),
+            (r.remove_snapshots_metadata, sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA),
+            (r.remove_nvram, sys::VIR_DOMAIN_UNDEFINE_NVRAM),
+            (r.keep_nvram, sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM),
+            (r.remove_checkpoints_metadata, sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA),
+        ] {
+            if on {
+                flags |= f;
+            }
+        }
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            Ok(d.undefine_flags(flags)?)
+        })
+        .await?;
+        ok(v1::UndefineDomainResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
+    async fn create_domain(
+        &self,
+        req: Request<v1::CreateDomainRequest>,
+    ) -> Result<Response<v1::CreateDomainResponse>, Status> {
+        use v1::create_domain_request::Source;
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let pool = self.hosts.get(&r.host)?;
+        let xml = match &r.source {
+            Some(Source::Xml(x)) => self.source_xml(&r.host, Some(x), None, dl).await?,
+            Some(Source::Spec(s)) => self.source_xml(&r.host, None, Some(s), dl).await?,
+            None => return Err(Error::invalid("source", "set one of xml or spec").into()),
+        };
+        let mut flags = 0;
+        if r.start_paused {
+            flags |= sys::VIR_DOMAIN_START_PAUSED;
+        }
+        if r.autodestroy {
+            flags |= sys::VIR_DOMAIN_START_AUTODESTROY;
+        }
+        let host = pool.name().to_owned();
+        let domain = pool
+            .run(Lane::Quick, dl, move |c| ops::create(c, &host, &xml, flags))
+            .await?;
+        ok(v1::CreateDomainResponse {
+            domain: Some(domain),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn start_domain(
+        &self,
+        req: Request<v1::StartDomainRequest>,
+    ) -> Result<Response<v1::StartDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let mut flags = 0;
+        for (on, f) in [
+            (r.paused, sys::VIR_DOMAIN_START_PAUSED),
+            (r.force_boot, sys::VIR_DOMAIN_START_FORCE_BOOT),
+            (r.bypass_cache, sys::VIR_DOMAIN_START_BYPASS_CACHE),
+        ] {
+            if on {
+                flags |= f;
+            }
+        }
+        let domain = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, h| {
+                d.create_with_flags(flags)?;
+                ops::describe(h, d)
+            })
+            .await?;
+        ok(v1::StartDomainResponse {
+            domain: Some(domain),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn shutdown_domain(
+        &self,
+        req: Request<v1::ShutdownDomainRequest>,
+    ) -> Result<Response<v1::ShutdownDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let flags = shutdown_flags(r.mode)?;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            Ok(d.shutdown_flags(flags)?)
+        })
+        .await?;
+        ok(v1::ShutdownDomainResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn reboot_domain(
+        &self,
+        req: Request<v1::RebootDomainRequest>,
+    ) -> Result<Response<v1::RebootDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        // virDomainReboot shares the shutdown flag values.
+        let flags = shutdown_flags(r.mode)?;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            Ok(d.reboot(flags)?)
+        })
+        .await?;
+        ok(v1::RebootDomainResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn reset_domain(
+        &self,
+        req: Request<v1::ResetDomainRequest>,
+    ) -> Result<Response<v1::ResetDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, _| Ok(d.reset()?))
+            .await?;
+        ok(v1::ResetDomainResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn destroy_domain(
+        &self,
+        req: Request<v1::DestroyDomainRequest>,
+    ) -> Result<Response<v1::DestroyDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let flags = if r.graceful {
+            sys::VIR_DOMAIN_DESTROY_GRACEFUL
+        } else {
+            sys::VIR_DOMAIN_DESTROY_DEFAULT
+        };
+        let domain = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, h| {
+                let persistent = d.is_persistent()?;
+                d.destroy_flags(flags)?;
+                if persistent {
+                    ops::describe(h, d).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .await?;
+        ok(v1::DestroyDomainResponse { domain })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn suspend_domain(
+        &self,
+        req: Request<v1::SuspendDomainRequest>,
+    ) -> Result<Response<v1::SuspendDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let domain = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
+                d.suspend()?;
+                ops::describe(h, d)
+            })
+            .await?;
+        ok(v1::SuspendDomainResponse {
+            domain: Some(domain),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn resume_domain(
+        &self,
+        req: Request<v1::ResumeDomainRequest>,
+    ) -> Result<Response<v1::ResumeDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let domain = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
+                d.resume()?;
+                ops::describe(h, d)
+            })
+            .await?;
+        ok(v1::ResumeDomainResponse {
+            domain: Some(domain),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn save_domain(
+        &self,
+        req: Request<v1::SaveDomainRequest>,
+    ) -> Result<Response<v1::SaveDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        validate::absolute_path("path", &r.path)?;
+        let flags = save_flags(r.restore_paused, r.restore_running, r.bypass_cache)?;
+        let path = r.path;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Slow, move |_, d, _| {
+            libvirt_sys::domain_save(d, &path, flags)
+        })
+        .await?;
+        ok(v1::SaveDomainResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
+    async fn restore_domain(
+        &self,
+        req: Request<v1::RestoreDomainRequest>,
+    ) -> Result<Response<v1::RestoreDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        validate::absolute_path("path", &r.path)?;
+        let flags = save_flags(r.paused, r.running, r.bypass_cache)?;
+        let pool = self.hosts.get(&r.host)?;
+        let path = r.path;
+        pool.run(Lane::Slow, dl, move |c| {
+            Ok(c.restore_domain_flags(&path, None, flags)?)
+        })
+        .await?;
+        ok(v1::RestoreDomainResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn managed_save_domain(
+        &self,
+        req: Request<v1::ManagedSaveDomainRequest>,
+    ) -> Result<Response<v1::ManagedSaveDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let flags = save_flags(r.restore_paused, r.restore_running, false)?;
+        let domain = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Slow, move |_, d, h| {
+                d.managed_save(flags)?;
+                ops::describe(h, d)
+            })
+            .await?;
+        ok(v1::ManagedSaveDomainResponse {
+            domain: Some(domain),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn remove_managed_save(
+        &self,
+        req: Request<v1::RemoveManagedSaveRequest>,
+    ) -> Result<Response<v1::RemoveManagedSaveResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, _| {
+            Ok(d.managed_save_remove(0)?)
+        })
+        .await?;
+        ok(v1::RemoveManagedSaveResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn set_autostart(
+        &self,
+        req: Request<v1::SetAutostartRequest>,
+    ) -> Result<Response<v1::SetAutostartResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let on = r.autostart;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            Ok(d.set_autostart(on)?)
+        })
+        .await?;
+        ok(v1::SetAutostartResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn set_vcpus(
+        &self,
+        req: Request<v1::SetVcpusRequest>,
+    ) -> Result<Response<v1::SetVcpusResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        if r.count == 0 {
+            return Err(Error::invalid("count", "must be at least 1").into());
+        }
+        let mut flags = affect_flags(r.scope.as_ref());
+        if r.maximum {
+            flags |= sys::VIR_DOMAIN_VCPU_MAXIMUM;
+        }
+        let count = r.count;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            Ok(d.set_vcpus_flags(count, flags)?)
+        })
+        .await?;
+        ok(v1::SetVcpusResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn set_memory(
+        &self,
+        req: Request<v1::SetMemoryRequest>,
+    ) -> Result<Response<v1::SetMemoryResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        if r.memory_kib == 0 {
+            return Err(Error::invalid("memory_kib", "must be greater than zero").into());
+        }
+        let mut flags = affect_flags(r.scope.as_ref());
+        if r.maximum {
+            flags |= sys::VIR_DOMAIN_MEM_MAXIMUM;
+        }
+        let kib = r.memory_kib;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            d.set_memory_flags(kib, flags)?;
+            Ok(())
+        })
+        .await?;
+        ok(v1::SetMemoryResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn attach_device(
+        &self,
+        req: Request<v1::AttachDeviceRequest>,
+    ) -> Result<Response<v1::AttachDeviceResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        validate::required_text("xml", &r.xml)?;
+        let flags = affect_flags(r.scope.as_ref());
+        let xml = r.xml;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            d.attach_device_flags(&xml, flags)?;
+            Ok(())
+        })
+        .await?;
+        ok(v1::AttachDeviceResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn detach_device(
+        &self,
+        req: Request<v1::DetachDeviceRequest>,
+    ) -> Result<Response<v1::DetachDeviceResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        validate::required_text("xml", &r.xml)?;
+        let flags = affect_flags(r.scope.as_ref());
+        let xml = r.xml;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            d.detach_device_flags(&xml, flags)?;
+            Ok(())
+        })
+        .await?;
+        ok(v1::DetachDeviceResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn update_device(
+        &self,
+        req: Request<v1::UpdateDeviceRequest>,
+    ) -> Result<Response<v1::UpdateDeviceResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        validate::required_text("xml", &r.xml)?;
+        let mut flags = affect_flags(r.scope.as_ref());
+        if r.force {
+            flags |= sys::VIR_DOMAIN_DEVICE_MODIFY_FORCE;
+        }
+        let xml = r.xml;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            d.update_device_flags(&xml, flags)?;
+            Ok(())
+        })
+        .await?;
+        ok(v1::UpdateDeviceResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_metadata(
+        &self,
+        req: Request<v1::GetMetadataRequest>,
+    ) -> Result<Response<v1::GetMetadataResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let kind = metadata_kind(r.kind)?;
+        validate::text("uri", &r.uri)?;
+        if kind == sys::VIR_DOMAIN_METADATA_ELEMENT as i32 && r.uri.is_empty() {
+            return Err(Error::invalid("uri", "is required for ELEMENT metadata").into());
+        }
+        let flags = if r.config {
+            sys::VIR_DOMAIN_AFFECT_CONFIG
+        } else {
+            sys::VIR_DOMAIN_AFFECT_CURRENT
+        };
+        let uri = (!r.uri.is_empty()).then_some(r.uri);
+        let value = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+                Ok(d.metadata(kind, uri.as_deref(), flags)?)
+            })
+            .await?;
+        ok(v1::GetMetadataResponse { value })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn set_metadata(
+        &self,
+        req: Request<v1::SetMetadataRequest>,
+    ) -> Result<Response<v1::SetMetadataResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let kind = metadata_kind(r.kind)?;
+        for (f, v) in [("value", &r.value), ("key", &r.key), ("uri", &r.uri)] {
+            validate::text(f, v)?;
+        }
+        let element = kind == sys::VIR_DOMAIN_METADATA_ELEMENT as i32;
+        if element && (r.key.is_empty() || r.uri.is_empty()) {
+            return Err(Error::invalid("key", "key and uri are required for ELEMENT metadata").into());
+        }
+        let flags = affect_flags(r.scope.as_ref());
+        let value = (!r.value.is_empty()).then_some(r.value);
+        let key = element.then_some(r.key);
+        let uri = element.then_some(r.uri);
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            d.set_metadata(kind, value.as_deref(), key.as_deref(), uri.as_deref(), flags)?;
+            Ok(())
+        })
+        .await?;
+        ok(v1::SetMetadataResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
+    async fn get_domain_stats(
+        &self,
+        req: Request<v1::GetDomainStatsRequest>,
+    ) -> Result<Response<v1::GetDomainStatsResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let mut groups = 0;
+        for (on, g) in [
+            (r.cpu, sys::VIR_DOMAIN_STATS_CPU_TOTAL),
+            (r.balloon, sys::VIR_DOMAIN_STATS_BALLOON),
+            (r.vcpu, sys::VIR_DOMAIN_STATS_VCPU),
+            (r.interface, sys::VIR_DOMAIN_STATS_INTERFACE),
+            (r.block, sys::VIR_DOMAIN_STATS_BLOCK),
+        ] {
+            if on {
+                groups |= g;
+            }
+        }
+        let mut keys = Vec::new();
+        let mut host = r.host.clone();
+        for (i, d) in r.domains.iter().enumerate() {
+            let (pool, key) = domain_target(&self.hosts, Some(d))?;
+            if i == 0 && host.is_empty() {
+                host = pool.name().to_owned();
+            }
+            if pool.name() != self.hosts.get(&host)?.name() {
+                return Err(Error::invalid("domains", "all domains must be on one host").into());
+            }
+            keys.push(key);
+        }
+        let pool = self.hosts.get(&host)?;
+        let stats = pool
+            .run(Lane::Quick, dl, move |c| {
+                let doms = keys
+                    .iter()
+                    .map(|k| ops::lookup(c, k))
+                    .collect::<Result<Vec<_>, _>>()?;
+                ops::stats(c, &doms, groups)
+            })
+            .await?;
+        ok(v1::GetDomainStatsResponse { stats })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn screenshot_domain(
+        &self,
+        req: Request<v1::ScreenshotDomainRequest>,
+    ) -> Result<Response<v1::ScreenshotDomainResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let screen = r.screen;
+        let (data, mime) = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Slow, move |c, d, _| {
+                ops::screenshot(c, d, screen)
+            })
+            .await?;
+        let png = tokio::task::spawn_blocking({
+            let mime = mime.clone();
+            move || to_png(data, &mime)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("PNG conversion failed: {e}")))??;
+        ok(v1::ScreenshotDomainResponse {
+            png,
+            source_mime_type: mime,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn send_key(
+        &self,
+        req: Request<v1::SendKeyRequest>,
+    ) -> Result<Response<v1::SendKeyResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let codeset = keycode_set(r.codeset)?;
+        if r.keycodes.is_empty() || r.keycodes.len() > 16 {
+            return Err(Error::invalid("keycodes", "give 1 to 16 key codes").into());
+        }
+        let hold = r.hold_time_ms;
+        let mut codes = r.keycodes;
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
+            let n = codes.len() as i32;
+            d.send_key(codeset, hold, codes.as_mut_ptr(), n, 0)?;
+            Ok(())
+        })
+        .await?;
+        ok(v1::SendKeyResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn pin_vcpu(
+        &self,
+        req: Request<v1::PinVcpuRequest>,
+    ) -> Result<Response<v1::PinVcpuResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        if r.cpus.is_empty() {
+            return Err(Error::invalid("cpus", "name at least one host CPU").into());
+        }
+        let flags = affect_flags(r.scope.as_ref());
+        let (vcpu, cpus) = (r.vcpu, r.cpus);
+        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |c, d, _| {
+            let host_cpus = c.node_info()?.cpus;
+            if let Some(bad) = cpus.iter().find(|cpu| **cpu >= host_cpus) {
+                return Err(Error::invalid(
+                    "cpus",
+                    format!("host CPU {bad} does not exist (the host has {host_cpus})"),
+                ));
+            }
+            let mut map = vec![0u8; host_cpus.div_ceil(8) as usize];
+            for cpu in &cpus {
+                map[(cpu / 8) as usize] |= 1 << (cpu % 8);
+            }
+            d.pin_vcpu_flags(vcpu, &map, flags)?;
+            Ok(())
+        })
+        .await?;
+        ok(v1::PinVcpuResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_vcpu_pinning(
+        &self,
+        req: Request<v1::GetVcpuPinningRequest>,
+    ) -> Result<Response<v1::GetVcpuPinningResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let flags = if r.config {
+            sys::VIR_DOMAIN_AFFECT_CONFIG
+        } else {
+            sys::VIR_DOMAIN_AFFECT_CURRENT
+        };
+        let maps = self
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |c, d, _| {
+                let host_cpus = c.node_info()?.cpus;
+                let vcpus = d.info()?.nr_virt_cpu;
+                libvirt_sys::vcpu_pin_info(d, vcpus, host_cpus, flags)
+            })
+            .await?;
+        ok(v1::GetVcpuPinningResponse {
+            vcpus: maps
+                .into_iter()
+                .enumerate()
+                .map(|(i, cpus)| v1::VcpuPinning {
+                    vcpu: i as u32,
+                    cpus,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip() {
+        let t = encode_token("vm-ä1");
+        assert_eq!(decode_token(&t).unwrap(), "vm-ä1");
+        assert!(decode_token("zz").is_err());
+        assert!(decode_token("abc").is_err());
+    }
+
+    #[test]
+    fn ppm_to_png() {
+        let mut ppm = b"P6\n# comment\n2 1\n255\n".to_vec();
+        ppm.extend_from_slice(&[255, 0, 0, 0, 255, 0]);
+        let png = to_png(ppm, "image/x-portable-pixmap").unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(to_png(b"P6 1 1 255 ".to_vec(), "image/x-portable-pixmap").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! One module per proto service: validate the request, run the operation
+//! through the host's pool, convert the answer. No libvirt calls here.
+
+pub mod domain;
+pub mod host;
+
+use std::{sync::Arc, time::Duration};
+
+use libvirt_grpc::v1::{domain_ref::Key, DomainRef, ModifyScope};
+use tokio::time::Instant;
+use tonic::Request;
+use virt::sys;
+
+use crate::{
+    error::Error,
+    ops::domain::DomainKey,
+    pool::{HostPool, Hosts},
+    validate,
+};
+
+/// The longest a caller's deadline is shortened by, so that the server's own
+/// `DEADLINE_EXCEEDED` reaches the client before transport-level timers
+/// (which report a bare `CANCELLED`) fire.
+const DEADLINE_MARGIN_MAX: Duration = Duration::from_millis(200);
+
+/// The deadline a request carries in its `grpc-timeout` header, brought
+/// forward by a tenth (at most 200 ms) so that our answer arrives in time.
+pub fn deadline<T>(req: &Request<T>) -> Option<Instant> {
+    let raw = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let timeout = parse_grpc_timeout(raw)?;
+    let margin = (timeout / 10).min(DEADLINE_MARGIN_MAX);
+    Some(Instant::now() + timeout - margin)
+}
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H M S m u n).
+fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
+    if raw.len() < 2 || raw.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = raw.split_at(raw.len() - 1);
+    let v: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(v.checked_mul(3600)?),
+        "M" => Duration::from_secs(v.checked_mul(60)?),
+        "S" => Duration::from_secs(v),
+        "m" => Duration::from_millis(v),
+        "u" => Duration::from_micros(v),
+        "n" => Duration::from_nanos(v),
+        _ => return None,
+    })
+}
+
+/// Resolves a `DomainRef` into its host's pool and a validated key.
+pub fn domain_target(
+    hosts: &Hosts,
+    r: Option<&DomainRef>,
+) -> Result<(Arc<HostPool>, DomainKey), Error> {
+    let r = r.ok_or_else(|| Error::invalid("domain", "is required"))?;
+    let pool = Arc::clone(hosts.get(&r.host)?);
+    let key = match &r.key {
+        None => {
+            return Err(Error::invalid("domain", "set one of name, uuid or id"));
+        }
+        Some(Key::Name(n)) => {
+            validate::required_text("domain.name", n)?;
+            DomainKey::Name(n.clone())
+        }
+        Some(Key::Uuid(u)) => DomainKey::Uuid(validate::uuid("domain.uuid", u)?),
+        Some(Key::Id(id)) => DomainKey::Id(*id),
+    };
+    Ok((pool, key))
+}
+
+/// libvirt's VIR_DOMAIN_AFFECT_* flags for a scope; none set means CURRENT.
+pub fn affect_flags(scope: Option<&ModifyScope>) -> u32 {
+    let mut flags = sys::VIR_DOMAIN_AFFECT_CURRENT;
+    if let Some(s) = scope {
+        if s.live {
+            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        if s.config {
+            flags |= sys::VIR_DOMAIN_AFFECT_CONFIG;
+        }
+    }
+    flags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("12x"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+    }
+}
