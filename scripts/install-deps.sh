@@ -55,6 +55,18 @@ for pkg in "${packages[@]}"; do
     fi
 done
 
+# These machines may ship a newer qemu-utils (from backports) that Breaks
+# bookworm's qemu-system-common; installing QEMU then needs bookworm's own
+# qemu-utils (a downgrade), or apt refuses the whole transaction.
+extra_opts=()
+if [[ $real -eq 1 && " ${missing[*]} " == *" qemu-system-x86 "* ]]; then
+    utils_ver=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    if [[ -n "$utils_ver" && "$utils_ver" != 1:7.2* ]]; then
+        missing+=(qemu-utils/bookworm)
+        extra_opts+=(--allow-downgrades)
+    fi
+fi
+
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "install-deps: all ${#packages[@]} packages already installed"
     exit 0
@@ -73,7 +85,7 @@ apt-get "${apt_opts[@]}" update
 # --force-confold: libvirt-daemon-system (pulled in by some peers) would
 # otherwise stop at a prompt when /etc/libvirt/qemu.conf was edited by hand.
 DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y \
-    --no-install-recommends \
+    --no-install-recommends "${extra_opts[@]}" \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}"
 echo "install-deps: done"

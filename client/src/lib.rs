@@ -1,1 +1,231 @@
-//! x
+//! A typed Rust client for libvirt-grpc.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), libvirt_grpc_client::ClientError> {
+//! use std::time::Duration;
+//! let client = libvirt_grpc_client::Client::connect("http://127.0.0.1:50051")
+//!     .await?
+//!     .with_timeout(Duration::from_secs(10));
+//! for d in client.list_domains().await? {
+//!     println!("{} {:?}", d.name, d.state());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! [`Client`] holds one HTTP/2 channel (cheap to clone) plus a default host
+//! and a per-call deadline that every request carries as `grpc-timeout`. The
+//! generated stubs of every service are reachable through it
+//! ([`Client::domains`], [`Client::hosts`]) for calls without a convenience
+//! method.
+
+use std::time::Duration;
+
+pub use libvirt_grpc::v1;
+use libvirt_grpc::v1::{
+    domain_ref::Key, domain_service_client::DomainServiceClient,
+    host_service_client::HostServiceClient, DomainRef,
+};
+use tonic::{
+    transport::{Channel, Endpoint},
+    Request, Status,
+};
+
+/// What can go wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not valid or the server cannot be reached.
+    #[error("Cannot connect to {url}")]
+    Connect {
+        /// The URL given.
+        url: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The server answered with an error status.
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[from] Status),
+}
+
+impl ClientError {
+    /// The gRPC code of a status error; `Unavailable` for connect failures.
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            ClientError::Connect { .. } => tonic::Code::Unavailable,
+            ClientError::Status(s) => s.code(),
+        }
+    }
+}
+
+/// A connection to one libvirt-grpc server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    channel: Channel,
+    default_host: String,
+    timeout: Option<Duration>,
+}
+
+impl Client {
+    /// Connects to `url`, e.g. `http://127.0.0.1:50051`.
+    pub async fn connect(url: impl Into<String>) -> Result<Self, ClientError> {
+        let url = url.into();
+        let channel = Endpoint::from_shared(url.clone())
+            .map_err(|source| ClientError::Connect {
+                url: url.clone(),
+                source,
+            })?
+            .connect()
+            .await
+            .map_err(|source| ClientError::Connect { url, source })?;
+        Ok(Client::from_channel(channel))
+    }
+
+    /// Wraps an existing channel.
+    pub fn from_channel(channel: Channel) -> Self {
+        Client {
+            channel,
+            default_host: String::new(),
+            timeout: None,
+        }
+    }
+
+    /// Sends requests to `host` unless a request names another one. Empty
+    /// (the default) means the server's default host.
+    pub fn with_default_host(mut self, host: impl Into<String>) -> Self {
+        self.default_host = host.into();
+        self
+    }
+
+    /// Gives every call this deadline.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The default host requests are sent to.
+    pub fn default_host(&self) -> &str {
+        &self.default_host
+    }
+
+    /// The underlying channel, for services this crate has no stub for.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Wraps a message into a request carrying the client's deadline.
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        let mut req = Request::new(message);
+        if let Some(t) = self.timeout {
+            req.set_timeout(t);
+        }
+        req
+    }
+
+    /// The generated `DomainService` stub.
+    pub fn domains(&self) -> DomainServiceClient<Channel> {
+        DomainServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(64 << 20)
+    }
+
+    /// The generated `HostService` stub.
+    pub fn hosts(&self) -> HostServiceClient<Channel> {
+        HostServiceClient::new(self.channel.clone())
+    }
+
+    /// A reference to the domain `name` on the default host.
+    pub fn domain_ref(&self, name: &str) -> DomainRef {
+        DomainRef {
+            host: self.default_host.clone(),
+            key: Some(Key::Name(name.to_owned())),
+        }
+    }
+
+    /// Every domain of the default host, following pages.
+    pub async fn list_domains(&self) -> Result<Vec<v1::Domain>, ClientError> {
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let resp = self
+                .domains()
+                .list_domains(self.request(v1::ListDomainsRequest {
+                    host: self.default_host.clone(),
+                    page_token,
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner();
+            out.extend(resp.domains);
+            if resp.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = resp.next_page_token;
+        }
+    }
+
+    /// One domain by name.
+    pub async fn get_domain(&self, name: &str) -> Result<v1::Domain, ClientError> {
+        let resp = self
+            .domains()
+            .get_domain(self.request(v1::GetDomainRequest {
+                domain: Some(self.domain_ref(name)),
+            }))
+            .await?
+            .into_inner();
+        resp.domain
+            .ok_or_else(|| Status::internal("server sent no domain").into())
+    }
+
+    /// Defines a domain from a spec on the default host.
+    pub async fn define_domain(&self, spec: v1::DomainSpec) -> Result<v1::Domain, ClientError> {
+        let resp = self
+            .domains()
+            .define_domain(self.request(v1::DefineDomainRequest {
+                host: self.default_host.clone(),
+                source: Some(v1::define_domain_request::Source::Spec(spec)),
+                validate: false,
+            }))
+            .await?
+            .into_inner();
+        resp.domain
+            .ok_or_else(|| Status::internal("server sent no domain").into())
+    }
+
+    /// Starts a defined domain.
+    pub async fn start_domain(&self, name: &str) -> Result<v1::Domain, ClientError> {
+        let resp = self
+            .domains()
+            .start_domain(self.request(v1::StartDomainRequest {
+                domain: Some(self.domain_ref(name)),
+                ..Default::default()
+            }))
+            .await?
+            .into_inner();
+        resp.domain
+            .ok_or_else(|| Status::internal("server sent no domain").into())
+    }
+
+    /// Stops a domain at once.
+    pub async fn destroy_domain(&self, name: &str) -> Result<(), ClientError> {
+        self.domains()
+            .destroy_domain(self.request(v1::DestroyDomainRequest {
+                domain: Some(self.domain_ref(name)),
+                graceful: false,
+            }))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a domain's definition, with its managed save and snapshot
+    /// metadata.
+    pub async fn undefine_domain(&self, name: &str) -> Result<(), ClientError> {
+        self.domains()
+            .undefine_domain(self.request(v1::UndefineDomainRequest {
+                domain: Some(self.domain_ref(name)),
+                remove_managed_save: true,
+                remove_snapshots_metadata: true,
+                ..Default::default()
+            }))
+            .await?;
+        Ok(())
+    }
+}

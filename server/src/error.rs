@@ -122,6 +122,9 @@ fn code_for(code: u32, domain: u32, message: &str) -> Code {
         | sys::VIR_ERR_NETWORK_EXIST
         | sys::VIR_ERR_STORAGE_VOL_EXIST
         | sys::VIR_ERR_NETWORK_PORT_EXIST => Code::AlreadyExists,
+        // virCheckFlags reports flags a driver lacks as INVALID_ARG; the
+        // caller did nothing wrong, the driver cannot do it.
+        sys::VIR_ERR_INVALID_ARG if message.starts_with("unsupported flags") => Code::Unimplemented,
         sys::VIR_ERR_XML_ERROR
         | sys::VIR_ERR_XML_DETAIL
         | sys::VIR_ERR_XML_INVALID_SCHEMA
@@ -169,7 +172,11 @@ impl From<Error> for Status {
         let message = e.to_string();
         match &e {
             Error::Libvirt(le) => {
-                let reason = format!("{:?}", le.code());
+                // The variant name, e.g. "NoDomain" for VIR_ERR_NO_DOMAIN.
+                let reason = match le.code() {
+                    virt::enumutil::Enum::Known(k) => format!("{k:?}"),
+                    virt::enumutil::Enum::Unknown(v) => format!("Unknown{v}"),
+                };
                 let metadata = HashMap::from([
                     ("libvirt_code".to_owned(), le.code().to_raw().to_string()),
                     (
@@ -231,6 +238,14 @@ mod tests {
                 "libvirt code {code}"
             );
         }
+    }
+
+    #[test]
+    fn unsupported_flags_are_unimplemented() {
+        let code = sys::VIR_ERR_INVALID_ARG;
+        let msg = "unsupported flags (0x1) in function testDomainCreateXML";
+        assert_eq!(code_for(code, 0, msg), Code::Unimplemented);
+        assert_eq!(code_for(code, 0, "other"), Code::InvalidArgument);
     }
 
     #[test]

@@ -1,1 +1,262 @@
-//! x
+//! Shared harness of the end-to-end suites: a real server on `127.0.0.1:0`
+//! in this process, the real client crate, per-run name prefixes and cleanup
+//! that runs even when a test fails.
+//!
+//! Real-libvirtd suites run only when `LIBVIRT_GRPC_REAL=1` (set by
+//! `scripts/test.sh`, which also starts the daemon); with the variable set
+//! they fail, rather than skip, when the daemon does not answer.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+pub use libvirt_grpc_client::{v1, Client, ClientError};
+use libvirt_grpc_server::config::{Config, HostConfig};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// The URI of the real daemon the real suites use.
+pub const REAL_URI: &str = "qemu:///system";
+
+/// A server running in this process on an ephemeral loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A server fronting libvirt's in-process test driver.
+    pub async fn test_driver() -> Self {
+        Self::start(vec![HostConfig::new("default", "test:///default")]).await
+    }
+
+    /// A server fronting the real daemon as host `real` (and the test
+    /// driver as the default host `default`, so both are reachable).
+    pub async fn real() -> Self {
+        Self::start(vec![
+            HostConfig::new("real", REAL_URI),
+            HostConfig::new("default", "test:///default"),
+        ])
+        .await
+    }
+
+    /// A server with these hosts (the first is the default).
+    pub async fn start(hosts: Vec<HostConfig>) -> Self {
+        Self::start_with(Config {
+            hosts,
+            health_interval_secs: 1,
+            ..Config::default()
+        })
+        .await
+    }
+
+    /// A server with a full configuration (its listen address is ignored).
+    pub async fn start_with(config: Config) -> Self {
+        init_tracing();
+        virt::error::clear_error_callback();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            libvirt_grpc_server::server::serve(&config, listener, shutdown)
+                .await
+                .expect("server failed");
+        });
+        // The listener is bound before the server task starts, so the
+        // connect below cannot race the bind: no sleep needed.
+        let client = Client::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_secs(60));
+        TestServer {
+            addr,
+            client,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// The URL clients connect to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("server did not stop within 10 s")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber_init();
+}
+
+fn tracing_subscriber_init() -> Result<(), ()> {
+    // Logs only when RUST_LOG asks for them, to keep test output readable.
+    if std::env::var_os("RUST_LOG").is_none() {
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init()
+        .map_err(|_| ())
+}
+
+/// A name prefix unique to this test run and call: `lvgt<pid>x<n>-`.
+pub fn prefix() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "lvgt{}x{}-",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether the real-libvirtd suites should run; see the crate doc.
+pub fn real_enabled() -> bool {
+    match std::env::var("LIBVIRT_GRPC_REAL").as_deref() {
+        Ok("1") => true,
+        _ => {
+            eprintln!("skipped: set LIBVIRT_GRPC_REAL=1 (scripts/test.sh does) to run against a real libvirtd");
+            false
+        }
+    }
+}
+
+/// Removes, when dropped (also when the test panics), every domain, network,
+/// storage pool (with its volumes) and file whose name starts with `prefix`
+/// on `uri`.
+pub struct Cleanup {
+    pub uri: String,
+    pub prefix: String,
+    pub files: Vec<std::path::PathBuf>,
+}
+
+impl Cleanup {
+    pub fn new(uri: &str, prefix: &str) -> Self {
+        Cleanup {
+            uri: uri.to_owned(),
+            prefix: prefix.to_owned(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Also remove this file or directory.
+    pub fn file(&mut self, p: impl Into<std::path::PathBuf>) {
+        self.files.push(p.into());
+    }
+
+    /// Removes everything now (also done on drop).
+    pub fn run(&self) {
+        let Ok(conn) = virt::connect::Connect::open(Some(&self.uri)) else {
+            eprintln!("cleanup: cannot open {}", self.uri);
+            return;
+        };
+        if let Ok(doms) = conn.list_all_domains(0) {
+            for d in doms {
+                if d.name().map(|n| n.starts_with(&self.prefix)).unwrap_or(false) {
+                    let _ = d.destroy();
+                    let _ = d.undefine_flags(
+                        virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                            | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                            | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM,
+                    );
+                }
+            }
+        }
+        if let Ok(nets) = conn.list_all_networks(0) {
+            for n in nets {
+                if n.name().map(|x| x.starts_with(&self.prefix)).unwrap_or(false) {
+                    let _ = n.destroy();
+                    let _ = n.undefine();
+                }
+            }
+        }
+        if let Ok(pools) = conn.list_all_storage_pools(0) {
+            for p in pools {
+                let mine = p.name().map(|x| x.starts_with(&self.prefix)).unwrap_or(false);
+                if let Ok(vols) = p.list_all_volumes(0) {
+                    for v in vols {
+                        if mine || v.name().map(|x| x.starts_with(&self.prefix)).unwrap_or(false) {
+                            let _ = v.delete(0);
+                        }
+                    }
+                }
+                if mine {
+                    let _ = p.destroy();
+                    let _ = p.undefine();
+                }
+            }
+        }
+        for f in &self.files {
+            let _ = std::fs::remove_dir_all(f).or_else(|_| std::fs::remove_file(f));
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after
+/// `timeout` with `what`.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > end {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A minimal diskless domain spec.
+pub fn small_spec(name: &str) -> v1::DomainSpec {
+    v1::DomainSpec {
+        name: name.to_owned(),
+        memory_kib: 128 * 1024,
+        vcpus: 1,
+        ..Default::default()
+    }
+}
+
+/// The gRPC code of a client error (panics on success).
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(s) => s.code(),
+    }
+}
