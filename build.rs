@@ -19,6 +19,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("libvirt_grpc_descriptor.bin"))
-        .compile_protos(&protos, &["proto"])?;
+        .compile_protos(&protos, &["proto".to_owned()])?;
     Ok(())
 }

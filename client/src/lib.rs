@@ -123,8 +123,7 @@ impl Client {
 
     /// The generated `DomainService` stub.
     pub fn domains(&self) -> DomainServiceClient<Channel> {
-        DomainServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(64 << 20)
+        DomainServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
     }
 
     /// The generated `HostService` stub.

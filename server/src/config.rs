@@ -89,9 +89,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| {
-                SocketAddr::from(([127, 0, 0, 1], 50051))
-            }),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 50051))),
             hosts: vec![HostConfig::new("default", "test:///default")],
             allow_insecure_remote: false,
             health_interval_secs: 5,
@@ -149,7 +149,10 @@ impl Config {
         let mut names = std::collections::HashSet::new();
         for h in &self.hosts {
             if !names.insert(h.name.as_str()) {
-                return Err(ConfigError::Invalid(format!("host '{}' named twice", h.name)));
+                return Err(ConfigError::Invalid(format!(
+                    "host '{}' named twice",
+                    h.name
+                )));
             }
             if h.connections == 0 || h.max_in_flight == 0 || h.max_slow_in_flight == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -165,7 +168,9 @@ impl Config {
             )));
         }
         if self.event_ring_size == 0 {
-            return Err(ConfigError::Invalid("event_ring_size must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "event_ring_size must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -198,7 +203,10 @@ mod tests {
         assert_eq!(c.hosts[0].connections, 5);
         assert_eq!(c.hosts[0].max_in_flight, 32);
         assert!(HostConfig::parse_flag("novalue").is_err());
-        assert_eq!(HostConfig::parse_flag("x=test:///default").unwrap().name, "x");
+        assert_eq!(
+            HostConfig::parse_flag("x=test:///default").unwrap().name,
+            "x"
+        );
     }
 
     #[test]

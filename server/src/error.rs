@@ -259,7 +259,10 @@ mod tests {
     fn lost_connection_is_unavailable() {
         let code = sys::VIR_ERR_SYSTEM_ERROR;
         let rpc = sys::VIR_FROM_RPC;
-        assert_eq!(code_for(code, rpc, "End of file while reading data"), Code::Unavailable);
+        assert_eq!(
+            code_for(code, rpc, "End of file while reading data"),
+            Code::Unavailable
+        );
         assert_eq!(code_for(code, sys::VIR_FROM_QEMU, "x"), Code::Internal);
     }
 
@@ -267,11 +270,20 @@ mod tests {
     fn own_errors() {
         assert_eq!(Error::invalid("f", "bad").code(), Code::InvalidArgument);
         assert_eq!(Error::UnknownHost("h".into()).code(), Code::NotFound);
-        let down = Error::HostUnavailable { host: "h".into(), reason: "r".into() };
+        let down = Error::HostUnavailable {
+            host: "h".into(),
+            reason: "r".into(),
+        };
         assert_eq!(down.code(), Code::Unavailable);
-        assert_eq!(Error::DeadlineExceeded("h".into()).code(), Code::DeadlineExceeded);
+        assert_eq!(
+            Error::DeadlineExceeded("h".into()).code(),
+            Code::DeadlineExceeded
+        );
         assert_eq!(Error::Unimplemented("x".into()).code(), Code::Unimplemented);
-        assert_eq!(Error::FailedPrecondition("x".into()).code(), Code::FailedPrecondition);
+        assert_eq!(
+            Error::FailedPrecondition("x".into()).code(),
+            Code::FailedPrecondition
+        );
         let status = Status::from(Error::invalid("domain.uuid", "not a UUID"));
         assert_eq!(status.code(), Code::InvalidArgument);
         let details = status.get_error_details();

@@ -248,7 +248,11 @@ impl HostPool {
     }
 
     /// Blocking: takes a live connection from a slot and runs `f` with it.
-    fn call<T>(&self, lane: Lane, f: impl FnOnce(&Connect) -> Result<T, Error>) -> Result<T, Error> {
+    fn call<T>(
+        &self,
+        lane: Lane,
+        f: impl FnOnce(&Connect) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let slot = self.slot(lane);
         let conn = self.connection(slot)?;
         let result = f(&conn);

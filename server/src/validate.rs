@@ -19,7 +19,10 @@ pub fn object_name(field: &str, name: &str) -> Result<(), Error> {
     if name.chars().count() > MAX_NAME_LEN {
         return Err(Error::invalid(
             field,
-            format!("is {} characters long; the limit is {MAX_NAME_LEN}", name.chars().count()),
+            format!(
+                "is {} characters long; the limit is {MAX_NAME_LEN}",
+                name.chars().count()
+            ),
         ));
     }
     if let Some(bad) = name
@@ -65,10 +68,18 @@ pub fn absolute_path(field: &str, value: &str) -> Result<(), Error> {
     text(field, value)?;
     let p = std::path::Path::new(value);
     if !p.is_absolute() {
-        return Err(Error::invalid(field, format!("'{value}' is not an absolute path")));
+        return Err(Error::invalid(
+            field,
+            format!("'{value}' is not an absolute path"),
+        ));
     }
-    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(Error::invalid(field, format!("'{value}' must not contain '..'")));
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("'{value}' must not contain '..'"),
+        ));
     }
     Ok(())
 }
@@ -94,7 +105,9 @@ mod tests {
         assert!(absolute_path("p", "/var/../etc").is_err());
         assert!(uuid("u", "not-a-uuid").is_err());
         assert_eq!(
-            uuid("u", "6695EB01F6A44304AAA9F5E2D7B1D4B0").ok().as_deref(),
+            uuid("u", "6695EB01F6A44304AAA9F5E2D7B1D4B0")
+                .ok()
+                .as_deref(),
             Some("6695eb01-f6a4-4304-aaa9-f5e2d7b1d4b0")
         );
         assert!(text("t", "a\0b").is_err());

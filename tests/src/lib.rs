@@ -178,7 +178,10 @@ impl Cleanup {
         };
         if let Ok(doms) = conn.list_all_domains(0) {
             for d in doms {
-                if d.name().map(|n| n.starts_with(&self.prefix)).unwrap_or(false) {
+                if d.name()
+                    .map(|n| n.starts_with(&self.prefix))
+                    .unwrap_or(false)
+                {
                     let _ = d.destroy();
                     let _ = d.undefine_flags(
                         virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -190,7 +193,10 @@ impl Cleanup {
         }
         if let Ok(nets) = conn.list_all_networks(0) {
             for n in nets {
-                if n.name().map(|x| x.starts_with(&self.prefix)).unwrap_or(false) {
+                if n.name()
+                    .map(|x| x.starts_with(&self.prefix))
+                    .unwrap_or(false)
+                {
                     let _ = n.destroy();
                     let _ = n.undefine();
                 }
@@ -198,10 +204,17 @@ impl Cleanup {
         }
         if let Ok(pools) = conn.list_all_storage_pools(0) {
             for p in pools {
-                let mine = p.name().map(|x| x.starts_with(&self.prefix)).unwrap_or(false);
+                let mine = p
+                    .name()
+                    .map(|x| x.starts_with(&self.prefix))
+                    .unwrap_or(false);
                 if let Ok(vols) = p.list_all_volumes(0) {
                     for v in vols {
-                        if mine || v.name().map(|x| x.starts_with(&self.prefix)).unwrap_or(false) {
+                        if mine
+                            || v.name()
+                                .map(|x| x.starts_with(&self.prefix))
+                                .unwrap_or(false)
+                        {
                             let _ = v.delete(0);
                         }
                     }

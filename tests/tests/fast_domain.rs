@@ -19,7 +19,10 @@ fn by_name(name: &str) -> Option<DomainRef> {
 async fn lists_builtin_test_domain() {
     let s = TestServer::test_driver().await;
     let all = s.client.list_domains().await.unwrap();
-    let t = all.iter().find(|d| d.name == "test").expect("built-in domain 'test'");
+    let t = all
+        .iter()
+        .find(|d| d.name == "test")
+        .expect("built-in domain 'test'");
     assert_eq!(t.host, "default");
     assert!(uuid::Uuid::parse_str(&t.uuid).is_ok());
     assert_eq!(t.os_type, "linux");
@@ -46,18 +49,25 @@ async fn lifecycle_through_every_state() {
 
     // Starting a running domain is a precondition failure, not an internal error.
     let again = dom
-        .start_domain(v1::StartDomainRequest { domain: by_name(&name), ..Default::default() })
+        .start_domain(v1::StartDomainRequest {
+            domain: by_name(&name),
+            ..Default::default()
+        })
         .await;
     assert_eq!(code_of(again), Code::FailedPrecondition);
 
     let r = dom
-        .suspend_domain(v1::SuspendDomainRequest { domain: by_name(&name) })
+        .suspend_domain(v1::SuspendDomainRequest {
+            domain: by_name(&name),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.domain.unwrap().state(), DomainState::Paused);
     let r = dom
-        .resume_domain(v1::ResumeDomainRequest { domain: by_name(&name) })
+        .resume_domain(v1::ResumeDomainRequest {
+            domain: by_name(&name),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -68,7 +78,10 @@ async fn lifecycle_through_every_state() {
     for key in [Key::Id(got.id), Key::Uuid(got.uuid.clone())] {
         let r = dom
             .get_domain(v1::GetDomainRequest {
-                domain: Some(DomainRef { host: "default".into(), key: Some(key) }),
+                domain: Some(DomainRef {
+                    host: "default".into(),
+                    key: Some(key),
+                }),
             })
             .await
             .unwrap()
@@ -76,22 +89,33 @@ async fn lifecycle_through_every_state() {
         assert_eq!(r.domain.unwrap().name, name);
     }
 
-    dom.reboot_domain(v1::RebootDomainRequest { domain: by_name(&name), mode: 0 })
-        .await
-        .unwrap();
-    dom.reset_domain(v1::ResetDomainRequest { domain: by_name(&name) })
-        .await
-        .unwrap();
-    dom.shutdown_domain(v1::ShutdownDomainRequest { domain: by_name(&name), mode: 0 })
-        .await
-        .unwrap();
+    dom.reboot_domain(v1::RebootDomainRequest {
+        domain: by_name(&name),
+        mode: 0,
+    })
+    .await
+    .unwrap();
+    dom.reset_domain(v1::ResetDomainRequest {
+        domain: by_name(&name),
+    })
+    .await
+    .unwrap();
+    dom.shutdown_domain(v1::ShutdownDomainRequest {
+        domain: by_name(&name),
+        mode: 0,
+    })
+    .await
+    .unwrap();
     let d = c.get_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Shutoff);
     assert_eq!(d.state_reason_name, "shutdown");
 
     c.start_domain(&name).await.unwrap();
     let r = dom
-        .destroy_domain(v1::DestroyDomainRequest { domain: by_name(&name), graceful: false })
+        .destroy_domain(v1::DestroyDomainRequest {
+            domain: by_name(&name),
+            graceful: false,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -100,7 +124,10 @@ async fn lifecycle_through_every_state() {
     assert_eq!(d.state_reason_name, "destroyed");
 
     c.undefine_domain(&name).await.unwrap();
-    assert_eq!(c.get_domain(&name).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        c.get_domain(&name).await.unwrap_err().code(),
+        Code::NotFound
+    );
 }
 
 #[tokio::test]
@@ -110,7 +137,9 @@ async fn list_filters_and_paging() {
     let _c = Cleanup::new(URI, &p);
     let c = &s.client;
     for i in 0..5 {
-        c.define_domain(small_spec(&format!("{p}{i}"))).await.unwrap();
+        c.define_domain(small_spec(&format!("{p}{i}")))
+            .await
+            .unwrap();
     }
     c.start_domain(&format!("{p}1")).await.unwrap();
     c.start_domain(&format!("{p}3")).await.unwrap();
@@ -120,7 +149,8 @@ async fn list_filters_and_paging() {
         let mut dom = dom.clone();
         async move { dom.list_domains(req).await.unwrap().into_inner() }
     };
-    let names = |r: &v1::ListDomainsResponse| r.domains.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+    let names =
+        |r: &v1::ListDomainsResponse| r.domains.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
 
     let active = list(v1::ListDomainsRequest {
         name_prefix: p.clone(),
@@ -177,7 +207,10 @@ async fn list_filters_and_paging() {
     assert_eq!(seen, (0..5).map(|i| format!("{p}{i}")).collect::<Vec<_>>());
 
     let bad = dom
-        .list_domains(v1::ListDomainsRequest { page_token: "nothex".into(), ..Default::default() })
+        .list_domains(v1::ListDomainsRequest {
+            page_token: "nothex".into(),
+            ..Default::default()
+        })
         .await;
     assert_eq!(code_of(bad), Code::InvalidArgument);
 }
@@ -193,7 +226,11 @@ async fn define_from_xml_and_read_xml_back() {
     );
     let mut dom = s.client.domains();
     let d = dom
-        .define_domain(v1::DefineDomainRequest { host: String::new(), source: Some(Source::Xml(xml)), validate: false })
+        .define_domain(v1::DefineDomainRequest {
+            host: String::new(),
+            source: Some(Source::Xml(xml)),
+            validate: false,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -201,7 +238,11 @@ async fn define_from_xml_and_read_xml_back() {
         .unwrap();
     assert_eq!(d.vcpus, 2);
     let x = dom
-        .get_domain_xml(v1::GetDomainXmlRequest { domain: by_name(&name), inactive: true, ..Default::default() })
+        .get_domain_xml(v1::GetDomainXmlRequest {
+            domain: by_name(&name),
+            inactive: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -234,7 +275,10 @@ async fn spec_text_is_escaped_and_round_trips() {
         .value;
     assert_eq!(desc, nasty);
     let xml = dom
-        .get_domain_xml(v1::GetDomainXmlRequest { domain: by_name(&name), ..Default::default() })
+        .get_domain_xml(v1::GetDomainXmlRequest {
+            domain: by_name(&name),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -249,7 +293,13 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
     let _c = Cleanup::new(URI, &p);
     let mut dom = s.client.domains();
     let mine = || async {
-        s.client.list_domains().await.unwrap().into_iter().filter(|d| d.name.starts_with(&p)).count()
+        s.client
+            .list_domains()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.name.starts_with(&p))
+            .count()
     };
     assert_eq!(mine().await, 0);
 
@@ -286,14 +336,21 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
 
     // Missing source, missing reference, bad UUID, unknown host, unknown name.
     let r = dom
-        .define_domain(v1::DefineDomainRequest { host: String::new(), source: None, validate: false })
+        .define_domain(v1::DefineDomainRequest {
+            host: String::new(),
+            source: None,
+            validate: false,
+        })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
     let r = dom.get_domain(v1::GetDomainRequest { domain: None }).await;
     assert_eq!(code_of(r), Code::InvalidArgument);
     let r = dom
         .get_domain(v1::GetDomainRequest {
-            domain: Some(DomainRef { host: String::new(), key: Some(Key::Uuid("not-a-uuid".into())) }),
+            domain: Some(DomainRef {
+                host: String::new(),
+                key: Some(Key::Uuid("not-a-uuid".into())),
+            }),
         })
         .await;
     let st = r.unwrap_err();
@@ -301,34 +358,62 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
     assert!(st.message().contains("not a UUID"), "{}", st.message());
     let r = dom
         .get_domain(v1::GetDomainRequest {
-            domain: Some(DomainRef { host: "nosuchhost".into(), key: Some(Key::Name("test".into())) }),
+            domain: Some(DomainRef {
+                host: "nosuchhost".into(),
+                key: Some(Key::Name("test".into())),
+            }),
         })
         .await;
     assert_eq!(code_of(r), Code::NotFound);
-    let r = dom.get_domain(v1::GetDomainRequest { domain: by_name(&format!("{p}missing")) }).await;
+    let r = dom
+        .get_domain(v1::GetDomainRequest {
+            domain: by_name(&format!("{p}missing")),
+        })
+        .await;
     let st = r.unwrap_err();
     assert_eq!(st.code(), Code::NotFound);
     // The libvirt code travels as an ErrorInfo detail.
     use tonic_types::StatusExt;
-    let info = st.get_error_details().error_info().cloned().expect("error info");
-    assert_eq!(info.metadata.get("libvirt_code").map(String::as_str), Some("42"));
+    let info = st
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("error info");
+    assert_eq!(
+        info.metadata.get("libvirt_code").map(String::as_str),
+        Some("42")
+    );
 
     // A NUL byte never reaches libvirt.
-    let r = dom.get_domain(v1::GetDomainRequest { domain: by_name("a\0b") }).await;
+    let r = dom
+        .get_domain(v1::GetDomainRequest {
+            domain: by_name("a\0b"),
+        })
+        .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 
     // Duplicate transient create of an existing name.
-    s.client.define_domain(small_spec(&format!("{p}dup"))).await.unwrap();
+    s.client
+        .define_domain(small_spec(&format!("{p}dup")))
+        .await
+        .unwrap();
     s.client.start_domain(&format!("{p}dup")).await.unwrap();
     let xml = format!(
         "<domain type='test'><name>{p}dup</name><memory>65536</memory><os><type>hvm</type></os></domain>"
     );
     let r = dom
-        .create_domain(v1::CreateDomainRequest { source: Some(v1::create_domain_request::Source::Xml(xml)), ..Default::default() })
+        .create_domain(v1::CreateDomainRequest {
+            source: Some(v1::create_domain_request::Source::Xml(xml)),
+            ..Default::default()
+        })
         .await;
     assert_eq!(code_of(r), Code::AlreadyExists);
 
-    assert_eq!(mine().await, 1, "only the deliberately defined domain may remain");
+    assert_eq!(
+        mine().await,
+        1,
+        "only the deliberately defined domain may remain"
+    );
 }
 
 #[tokio::test]
@@ -354,20 +439,35 @@ async fn transient_create_vanishes_on_destroy() {
     // that is UNIMPLEMENTED, and nothing is created.
     let r = dom
         .create_domain(v1::CreateDomainRequest {
-            source: Some(v1::create_domain_request::Source::Spec(small_spec(&format!("{p}tr2")))),
+            source: Some(v1::create_domain_request::Source::Spec(small_spec(
+                &format!("{p}tr2"),
+            ))),
             start_paused: true,
             ..Default::default()
         })
         .await;
     assert_eq!(code_of(r), Code::Unimplemented);
-    assert_eq!(s.client.get_domain(&format!("{p}tr2")).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        s.client
+            .get_domain(&format!("{p}tr2"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
     let r = dom
-        .destroy_domain(v1::DestroyDomainRequest { domain: by_name(&name), graceful: false })
+        .destroy_domain(v1::DestroyDomainRequest {
+            domain: by_name(&name),
+            graceful: false,
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(r.domain.is_none());
-    assert_eq!(s.client.get_domain(&name).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        s.client.get_domain(&name).await.unwrap_err().code(),
+        Code::NotFound
+    );
 }
 
 #[tokio::test]
@@ -385,24 +485,41 @@ async fn save_restore_and_managed_save() {
     let mut dom = s.client.domains();
 
     let r = dom
-        .save_domain(v1::SaveDomainRequest { domain: by_name(&name), path: "relative/path".into(), ..Default::default() })
+        .save_domain(v1::SaveDomainRequest {
+            domain: by_name(&name),
+            path: "relative/path".into(),
+            ..Default::default()
+        })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 
-    dom.save_domain(v1::SaveDomainRequest { domain: by_name(&name), path: path.clone(), ..Default::default() })
-        .await
-        .unwrap();
+    dom.save_domain(v1::SaveDomainRequest {
+        domain: by_name(&name),
+        path: path.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let d = s.client.get_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Shutoff);
     assert_eq!(d.state_reason_name, "saved");
     assert!(std::path::Path::new(&path).exists());
-    dom.restore_domain(v1::RestoreDomainRequest { path: path.clone(), ..Default::default() })
-        .await
-        .unwrap();
-    assert_eq!(s.client.get_domain(&name).await.unwrap().state(), DomainState::Running);
+    dom.restore_domain(v1::RestoreDomainRequest {
+        path: path.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.client.get_domain(&name).await.unwrap().state(),
+        DomainState::Running
+    );
 
     let d = dom
-        .managed_save_domain(v1::ManagedSaveDomainRequest { domain: by_name(&name), ..Default::default() })
+        .managed_save_domain(v1::ManagedSaveDomainRequest {
+            domain: by_name(&name),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -410,9 +527,11 @@ async fn save_restore_and_managed_save() {
         .unwrap();
     assert!(d.has_managed_save);
     assert_eq!(d.state(), DomainState::Shutoff);
-    dom.remove_managed_save(v1::RemoveManagedSaveRequest { domain: by_name(&name) })
-        .await
-        .unwrap();
+    dom.remove_managed_save(v1::RemoveManagedSaveRequest {
+        domain: by_name(&name),
+    })
+    .await
+    .unwrap();
     assert!(!s.client.get_domain(&name).await.unwrap().has_managed_save);
 }
 
@@ -427,33 +546,60 @@ async fn resources_devices_metadata_and_pinning() {
     spec.max_memory_kib = 256 * 1024;
     s.client.define_domain(spec).await.unwrap();
     let mut dom = s.client.domains();
-    let config = Some(v1::ModifyScope { live: false, config: true });
+    let config = Some(v1::ModifyScope {
+        live: false,
+        config: true,
+    });
 
-    dom.set_autostart(v1::SetAutostartRequest { domain: by_name(&name), autostart: true })
-        .await
-        .unwrap();
+    dom.set_autostart(v1::SetAutostartRequest {
+        domain: by_name(&name),
+        autostart: true,
+    })
+    .await
+    .unwrap();
     assert!(s.client.get_domain(&name).await.unwrap().autostart);
 
-    dom.set_vcpus(v1::SetVcpusRequest { domain: by_name(&name), count: 1, scope: config, maximum: false })
-        .await
-        .unwrap();
+    dom.set_vcpus(v1::SetVcpusRequest {
+        domain: by_name(&name),
+        count: 1,
+        scope: config,
+        maximum: false,
+    })
+    .await
+    .unwrap();
     assert_eq!(s.client.get_domain(&name).await.unwrap().vcpus, 1);
     let r = dom
-        .set_vcpus(v1::SetVcpusRequest { domain: by_name(&name), count: 0, scope: config, maximum: false })
+        .set_vcpus(v1::SetVcpusRequest {
+            domain: by_name(&name),
+            count: 0,
+            scope: config,
+            maximum: false,
+        })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 
-    dom.set_memory(v1::SetMemoryRequest { domain: by_name(&name), memory_kib: 200 * 1024, scope: config, maximum: false })
-        .await
-        .unwrap();
-    assert_eq!(s.client.get_domain(&name).await.unwrap().memory_kib, 200 * 1024);
+    dom.set_memory(v1::SetMemoryRequest {
+        domain: by_name(&name),
+        memory_kib: 200 * 1024,
+        scope: config,
+        maximum: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.client.get_domain(&name).await.unwrap().memory_kib,
+        200 * 1024
+    );
 
     // Live changes of a stopped domain are a precondition failure.
     let r = dom
         .set_memory(v1::SetMemoryRequest {
             domain: by_name(&name),
             memory_kib: 100 * 1024,
-            scope: Some(v1::ModifyScope { live: true, config: false }),
+            scope: Some(v1::ModifyScope {
+                live: true,
+                config: false,
+            }),
             maximum: false,
         })
         .await;
@@ -464,13 +610,25 @@ async fn resources_devices_metadata_and_pinning() {
     // attaches and detaches for real).
     let disk = "<disk type='file' device='disk'><source file='/var/lib/x.img'/><target dev='vdb' bus='virtio'/></disk>";
     let r = dom
-        .attach_device(v1::AttachDeviceRequest { domain: by_name(&name), xml: disk.into(), scope: config })
+        .attach_device(v1::AttachDeviceRequest {
+            domain: by_name(&name),
+            xml: disk.into(),
+            scope: config,
+        })
         .await;
     let st = r.unwrap_err();
     assert_eq!(st.code(), Code::Unimplemented);
-    assert!(st.message().contains("virDomainAttachDeviceFlags"), "{}", st.message());
+    assert!(
+        st.message().contains("virDomainAttachDeviceFlags"),
+        "{}",
+        st.message()
+    );
     let r = dom
-        .attach_device(v1::AttachDeviceRequest { domain: by_name(&name), xml: String::new(), scope: config })
+        .attach_device(v1::AttachDeviceRequest {
+            domain: by_name(&name),
+            xml: String::new(),
+            scope: config,
+        })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 
@@ -520,18 +678,31 @@ async fn resources_devices_metadata_and_pinning() {
 
     // Pinning on the running domain.
     s.client.start_domain(&name).await.unwrap();
-    dom.pin_vcpu(v1::PinVcpuRequest { domain: by_name(&name), vcpu: 0, cpus: vec![1, 3], scope: None })
-        .await
-        .unwrap();
+    dom.pin_vcpu(v1::PinVcpuRequest {
+        domain: by_name(&name),
+        vcpu: 0,
+        cpus: vec![1, 3],
+        scope: None,
+    })
+    .await
+    .unwrap();
     let pins = dom
-        .get_vcpu_pinning(v1::GetVcpuPinningRequest { domain: by_name(&name), config: false })
+        .get_vcpu_pinning(v1::GetVcpuPinningRequest {
+            domain: by_name(&name),
+            config: false,
+        })
         .await
         .unwrap()
         .into_inner()
         .vcpus;
     assert_eq!(pins[0].cpus, vec![1, 3]);
     let r = dom
-        .pin_vcpu(v1::PinVcpuRequest { domain: by_name(&name), vcpu: 0, cpus: vec![4096], scope: None })
+        .pin_vcpu(v1::PinVcpuRequest {
+            domain: by_name(&name),
+            vcpu: 0,
+            cpus: vec![4096],
+            scope: None,
+        })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 }
@@ -561,7 +732,10 @@ async fn stats_screenshot_and_keys() {
     assert_eq!(stats[0].state(), DomainState::Running);
 
     let shot = dom
-        .screenshot_domain(v1::ScreenshotDomainRequest { domain: by_name(&name), screen: 0 })
+        .screenshot_domain(v1::ScreenshotDomainRequest {
+            domain: by_name(&name),
+            screen: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -570,10 +744,20 @@ async fn stats_screenshot_and_keys() {
     assert!(reader.info().width > 0 && reader.info().height > 0);
 
     let r = dom
-        .send_key(v1::SendKeyRequest { domain: by_name(&name), codeset: 0, hold_time_ms: 10, keycodes: vec![] })
+        .send_key(v1::SendKeyRequest {
+            domain: by_name(&name),
+            codeset: 0,
+            hold_time_ms: 10,
+            keycodes: vec![],
+        })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
-    dom.send_key(v1::SendKeyRequest { domain: by_name(&name), codeset: 0, hold_time_ms: 10, keycodes: vec![30] })
-        .await
-        .unwrap();
+    dom.send_key(v1::SendKeyRequest {
+        domain: by_name(&name),
+        codeset: 0,
+        hold_time_ms: 10,
+        keycodes: vec![30],
+    })
+    .await
+    .unwrap();
 }

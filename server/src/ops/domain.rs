@@ -46,18 +46,46 @@ pub fn state_enum(state: i32) -> v1::DomainState {
 /// libvirt's name for a state reason (as `virsh domstate --reason` prints).
 pub fn reason_name(state: i32, reason: i32) -> &'static str {
     const RUNNING: &[&str] = &[
-        "unknown", "booted", "migrated", "restored", "from snapshot", "unpaused",
-        "migration canceled", "save canceled", "event wakeup", "crashed",
-        "post-copy", "post-copy failed",
+        "unknown",
+        "booted",
+        "migrated",
+        "restored",
+        "from snapshot",
+        "unpaused",
+        "migration canceled",
+        "save canceled",
+        "event wakeup",
+        "crashed",
+        "post-copy",
+        "post-copy failed",
     ];
     const PAUSED: &[&str] = &[
-        "unknown", "user", "migrating", "saving", "dumping", "I/O error", "watchdog",
-        "from snapshot", "shutting down", "creating snapshot", "crashed",
-        "starting up", "post-copy", "post-copy failed", "api error",
+        "unknown",
+        "user",
+        "migrating",
+        "saving",
+        "dumping",
+        "I/O error",
+        "watchdog",
+        "from snapshot",
+        "shutting down",
+        "creating snapshot",
+        "crashed",
+        "starting up",
+        "post-copy",
+        "post-copy failed",
+        "api error",
     ];
     const SHUTOFF: &[&str] = &[
-        "unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
-        "from snapshot", "daemon",
+        "unknown",
+        "shutdown",
+        "destroyed",
+        "crashed",
+        "migrated",
+        "saved",
+        "failed",
+        "from snapshot",
+        "daemon",
     ];
     const SHUTDOWN: &[&str] = &["unknown", "user"];
     const CRASHED: &[&str] = &["unknown", "panicked"];
@@ -155,7 +183,11 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<v1::Domai
 
 /// Defines a persistent domain.
 pub fn define(conn: &Connect, host: &str, xml: &str, validate: bool) -> Result<v1::Domain, Error> {
-    let flags = if validate { sys::VIR_DOMAIN_DEFINE_VALIDATE } else { 0 };
+    let flags = if validate {
+        sys::VIR_DOMAIN_DEFINE_VALIDATE
+    } else {
+        0
+    };
     let dom = conn.define_domain_xml_flags(xml, flags)?;
     describe(host, &dom)
 }
@@ -172,17 +204,14 @@ pub fn driver_domain_type(conn: &Connect) -> Result<String, Error> {
 }
 
 /// Typed statistics for a `DomainStats` record.
-pub fn stats(
-    conn: &Connect,
-    doms: &[Domain],
-    groups: u32,
-) -> Result<Vec<v1::DomainStats>, Error> {
+pub fn stats(conn: &Connect, doms: &[Domain], groups: u32) -> Result<Vec<v1::DomainStats>, Error> {
     let flags = if doms.is_empty() {
         sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
     } else {
         0
     };
-    let records = libvirt_sys::domain_stats(conn, doms, groups | sys::VIR_DOMAIN_STATS_STATE, flags)?;
+    let records =
+        libvirt_sys::domain_stats(conn, doms, groups | sys::VIR_DOMAIN_STATS_STATE, flags)?;
     records.into_iter().map(|r| stats_record(&r)).collect()
 }
 
@@ -223,7 +252,9 @@ fn stats_record(r: &libvirt_sys::StatsRecord) -> Result<v1::DomainStats, Error> 
             }
             out.vcpus.push(v1::VcpuStats {
                 index: i as u32,
-                state: get(&p("state")).and_then(TypedValue::as_i64).map(|v| v as i32),
+                state: get(&p("state"))
+                    .and_then(TypedValue::as_i64)
+                    .map(|v| v as i32),
                 time_ns: u(&p("time")),
             });
         }
@@ -231,7 +262,10 @@ fn stats_record(r: &libvirt_sys::StatsRecord) -> Result<v1::DomainStats, Error> 
     for i in 0..u("net.count").unwrap_or(0) {
         let p = |k: &str| format!("net.{i}.{k}");
         out.interfaces.push(v1::InterfaceStats {
-            name: get(&p("name")).and_then(TypedValue::as_str).unwrap_or_default().to_owned(),
+            name: get(&p("name"))
+                .and_then(TypedValue::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             rx_bytes: u(&p("rx.bytes")),
             rx_packets: u(&p("rx.pkts")),
             rx_errors: u(&p("rx.errs")),
@@ -245,8 +279,14 @@ fn stats_record(r: &libvirt_sys::StatsRecord) -> Result<v1::DomainStats, Error> 
     for i in 0..u("block.count").unwrap_or(0) {
         let p = |k: &str| format!("block.{i}.{k}");
         out.blocks.push(v1::BlockStats {
-            name: get(&p("name")).and_then(TypedValue::as_str).unwrap_or_default().to_owned(),
-            path: get(&p("path")).and_then(TypedValue::as_str).unwrap_or_default().to_owned(),
+            name: get(&p("name"))
+                .and_then(TypedValue::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            path: get(&p("path"))
+                .and_then(TypedValue::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             read_requests: u(&p("rd.reqs")),
             read_bytes: u(&p("rd.bytes")),
             write_requests: u(&p("wr.reqs")),

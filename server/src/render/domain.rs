@@ -12,10 +12,16 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
         validate::uuid("spec.uuid", &spec.uuid)?;
     }
     if spec.memory_kib < 1024 {
-        return Err(Error::invalid("spec.memory_kib", "must be at least 1024 KiB"));
+        return Err(Error::invalid(
+            "spec.memory_kib",
+            "must be at least 1024 KiB",
+        ));
     }
     if spec.max_memory_kib != 0 && spec.max_memory_kib < spec.memory_kib {
-        return Err(Error::invalid("spec.max_memory_kib", "must not be below memory_kib"));
+        return Err(Error::invalid(
+            "spec.max_memory_kib",
+            "must not be below memory_kib",
+        ));
     }
     if spec.vcpus == 0 {
         return Err(Error::invalid("spec.vcpus", "must be at least 1"));
@@ -39,17 +45,26 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
     if let Some(boot) = &spec.boot {
         for d in &boot.devices {
             if !matches!(d.as_str(), "hd" | "cdrom" | "network" | "fd") {
-                return Err(Error::invalid("spec.boot.devices", format!("unknown boot device '{d}'")));
+                return Err(Error::invalid(
+                    "spec.boot.devices",
+                    format!("unknown boot device '{d}'"),
+                ));
             }
         }
-        for (field, v) in [("spec.boot.kernel", &boot.kernel), ("spec.boot.initrd", &boot.initrd)] {
+        for (field, v) in [
+            ("spec.boot.kernel", &boot.kernel),
+            ("spec.boot.initrd", &boot.initrd),
+        ] {
             if !v.is_empty() {
                 validate::absolute_path(field, v)?;
             }
         }
         validate::text("spec.boot.cmdline", &boot.cmdline)?;
         if boot.kernel.is_empty() && (!boot.initrd.is_empty() || !boot.cmdline.is_empty()) {
-            return Err(Error::invalid("spec.boot.kernel", "is required with initrd or cmdline"));
+            return Err(Error::invalid(
+                "spec.boot.kernel",
+                "is required with initrd or cmdline",
+            ));
         }
     }
     for (i, d) in spec.disks.iter().enumerate() {
@@ -60,11 +75,17 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
     }
     for (i, g) in spec.graphics.iter().enumerate() {
         if !matches!(g.kind.as_str(), "vnc" | "spice") {
-            return Err(Error::invalid(format!("spec.graphics[{i}].kind"), "must be 'vnc' or 'spice'"));
+            return Err(Error::invalid(
+                format!("spec.graphics[{i}].kind"),
+                "must be 'vnc' or 'spice'",
+            ));
         }
         validate::text(&format!("spec.graphics[{i}].listen"), &g.listen)?;
         if g.port > 65535 {
-            return Err(Error::invalid(format!("spec.graphics[{i}].port"), "must be at most 65535"));
+            return Err(Error::invalid(
+                format!("spec.graphics[{i}].port"),
+                "must be at most 65535",
+            ));
         }
     }
     if let Some(a) = &spec.on_lifecycle {
@@ -106,18 +127,33 @@ fn validate_disk(i: usize, d: &DiskSpec) -> Result<(), Error> {
     }
     if d.target_dev.is_empty()
         || d.target_dev.len() > 32
-        || !d.target_dev.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        || !d
+            .target_dev
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     {
-        return Err(Error::invalid(f("target_dev"), "must be a device name like 'vda'"));
+        return Err(Error::invalid(
+            f("target_dev"),
+            "must be a device name like 'vda'",
+        ));
     }
-    if !matches!(d.bus.as_str(), "" | "virtio" | "sata" | "scsi" | "ide" | "usb") {
+    if !matches!(
+        d.bus.as_str(),
+        "" | "virtio" | "sata" | "scsi" | "ide" | "usb"
+    ) {
         return Err(Error::invalid(f("bus"), format!("unknown bus '{}'", d.bus)));
     }
     if !matches!(d.device.as_str(), "" | "disk" | "cdrom") {
-        return Err(Error::invalid(f("device"), format!("unknown device '{}'", d.device)));
+        return Err(Error::invalid(
+            f("device"),
+            format!("unknown device '{}'", d.device),
+        ));
     }
     if !d.format.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(f("format"), "must be a format name like 'qcow2'"));
+        return Err(Error::invalid(
+            f("format"),
+            "must be a format name like 'qcow2'",
+        ));
     }
     Ok(())
 }
@@ -125,7 +161,10 @@ fn validate_disk(i: usize, d: &DiskSpec) -> Result<(), Error> {
 fn validate_nic(i: usize, n: &NicSpec) -> Result<(), Error> {
     let f = |name: &str| format!("spec.nics[{i}].{name}");
     if n.network.is_empty() == n.bridge.is_empty() {
-        return Err(Error::invalid(f("network"), "set exactly one of network or bridge"));
+        return Err(Error::invalid(
+            f("network"),
+            "set exactly one of network or bridge",
+        ));
     }
     if !n.network.is_empty() {
         validate::object_name(&f("network"), &n.network)?;
@@ -136,13 +175,25 @@ fn validate_nic(i: usize, n: &NicSpec) -> Result<(), Error> {
     if !n.mac.is_empty() {
         let parts: Vec<&str> = n.mac.split(':').collect();
         let ok = parts.len() == 6
-            && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+            && parts
+                .iter()
+                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
         if !ok {
-            return Err(Error::invalid(f("mac"), format!("'{}' is not a MAC address", n.mac)));
+            return Err(Error::invalid(
+                f("mac"),
+                format!("'{}' is not a MAC address", n.mac),
+            ));
         }
     }
-    if !n.model.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(Error::invalid(f("model"), "must be a model name like 'virtio'"));
+    if !n
+        .model
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::invalid(
+            f("model"),
+            "must be a model name like 'virtio'",
+        ));
     }
     Ok(())
 }
@@ -185,7 +236,9 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
         .write_text_content(quick_xml::events::BytesText::new(&max.to_string()))?;
     w.create_element("currentMemory")
         .with_attribute(("unit", "KiB"))
-        .write_text_content(quick_xml::events::BytesText::new(&spec.memory_kib.to_string()))?;
+        .write_text_content(quick_xml::events::BytesText::new(
+            &spec.memory_kib.to_string(),
+        ))?;
     text_element(w, "vcpu", &spec.vcpus.to_string())?;
     w.create_element("os").write_inner_content(|w| {
         let mut t = w.create_element("type");
@@ -195,7 +248,11 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
         if !spec.machine.is_empty() {
             t = t.with_attribute(("machine", spec.machine.as_str()));
         }
-        let os_type = if spec.os_type.is_empty() { "hvm" } else { &spec.os_type };
+        let os_type = if spec.os_type.is_empty() {
+            "hvm"
+        } else {
+            &spec.os_type
+        };
         t.write_text_content(quick_xml::events::BytesText::new(os_type))?;
         if let Some(boot) = &spec.boot {
             if !boot.kernel.is_empty() {
@@ -208,7 +265,9 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
                 text_element(w, "cmdline", &boot.cmdline)?;
             }
             for d in &boot.devices {
-                w.create_element("boot").with_attribute(("dev", d.as_str())).write_empty()?;
+                w.create_element("boot")
+                    .with_attribute(("dev", d.as_str()))
+                    .write_empty()?;
             }
         }
         Ok(())
@@ -235,7 +294,9 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
             write_graphics(w, g)?;
         }
         if spec.serial_log_path.is_empty() {
-            w.create_element("serial").with_attribute(("type", "pty")).write_empty()?;
+            w.create_element("serial")
+                .with_attribute(("type", "pty"))
+                .write_empty()?;
         } else {
             w.create_element("serial")
                 .with_attribute(("type", "file"))
@@ -263,13 +324,25 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
 }
 
 fn write_disk(w: &mut XmlWriter, d: &DiskSpec) -> std::io::Result<()> {
-    let kind = if d.source_path.is_empty() { "volume" } else { "file" };
-    let device = if d.device.is_empty() { "disk" } else { &d.device };
+    let kind = if d.source_path.is_empty() {
+        "volume"
+    } else {
+        "file"
+    };
+    let device = if d.device.is_empty() {
+        "disk"
+    } else {
+        &d.device
+    };
     w.create_element("disk")
         .with_attribute(("type", kind))
         .with_attribute(("device", device))
         .write_inner_content(|w| {
-            let format = if d.format.is_empty() { "raw" } else { &d.format };
+            let format = if d.format.is_empty() {
+                "raw"
+            } else {
+                &d.format
+            };
             w.create_element("driver")
                 .with_attribute(("name", "qemu"))
                 .with_attribute(("type", format))
@@ -306,21 +379,33 @@ fn write_nic(w: &mut XmlWriter, n: &NicSpec) -> std::io::Result<()> {
     w.create_element("interface")
         .with_attribute(("type", kind))
         .write_inner_content(|w| {
-            w.create_element("source").with_attribute((attr, value)).write_empty()?;
+            w.create_element("source")
+                .with_attribute((attr, value))
+                .write_empty()?;
             if !n.mac.is_empty() {
                 w.create_element("mac")
                     .with_attribute(("address", n.mac.as_str()))
                     .write_empty()?;
             }
-            let model = if n.model.is_empty() { "virtio" } else { &n.model };
-            w.create_element("model").with_attribute(("type", model)).write_empty()?;
+            let model = if n.model.is_empty() {
+                "virtio"
+            } else {
+                &n.model
+            };
+            w.create_element("model")
+                .with_attribute(("type", model))
+                .write_empty()?;
             Ok(())
         })?;
     Ok(())
 }
 
 fn write_graphics(w: &mut XmlWriter, g: &GraphicsSpec) -> std::io::Result<()> {
-    let listen = if g.listen.is_empty() { "127.0.0.1" } else { &g.listen };
+    let listen = if g.listen.is_empty() {
+        "127.0.0.1"
+    } else {
+        &g.listen
+    };
     let port = g.port.to_string();
     let mut e = w
         .create_element("graphics")
@@ -354,7 +439,10 @@ mod tests {
     fn escapes_text() {
         let xml = render(&spec(), "qemu").unwrap();
         assert!(xml.contains("<domain type=\"qemu\">"), "{xml}");
-        assert!(xml.contains("&lt;b&gt;&amp;&quot;quoted&apos;&lt;/b&gt;"), "{xml}");
+        assert!(
+            xml.contains("&lt;b&gt;&amp;&quot;quoted&apos;&lt;/b&gt;"),
+            "{xml}"
+        );
         assert!(!xml.contains("<b>"));
     }
 

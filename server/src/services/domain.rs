@@ -72,7 +72,8 @@ impl DomainApi {
                 render::domain::validate_spec(spec)?;
                 let default_type = if spec.domain_type.is_empty() {
                     let pool = self.hosts.get(host)?;
-                    pool.run(Lane::Quick, deadline, |c| ops::driver_domain_type(c)).await?
+                    pool.run(Lane::Quick, deadline, ops::driver_domain_type)
+                        .await?
                 } else {
                     spec.domain_type.clone()
                 };
@@ -95,7 +96,7 @@ fn encode_token(name: &str) -> String {
 
 fn decode_token(token: &str) -> Result<String, Error> {
     let bad = || Error::invalid("page_token", "is not a token this server issued");
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes = (0..token.len())
@@ -108,35 +109,42 @@ fn decode_token(token: &str) -> Result<String, Error> {
 
 fn shutdown_flags(mode: i32) -> Result<u32, Error> {
     use v1::ShutdownMode as M;
-    Ok(match M::try_from(mode).map_err(|_| Error::invalid("mode", "unknown shutdown mode"))? {
-        M::Unspecified => 0,
-        M::Acpi => sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
-        M::Agent => sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
-        M::Initctl => sys::VIR_DOMAIN_SHUTDOWN_INITCTL,
-        M::Signal => sys::VIR_DOMAIN_SHUTDOWN_SIGNAL,
-        M::Paravirt => sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT,
-    })
+    Ok(
+        match M::try_from(mode).map_err(|_| Error::invalid("mode", "unknown shutdown mode"))? {
+            M::Unspecified => 0,
+            M::Acpi => sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+            M::Agent => sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
+            M::Initctl => sys::VIR_DOMAIN_SHUTDOWN_INITCTL,
+            M::Signal => sys::VIR_DOMAIN_SHUTDOWN_SIGNAL,
+            M::Paravirt => sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT,
+        },
+    )
 }
 
 fn keycode_set(v: i32) -> Result<u32, Error> {
     use v1::KeyCodeSet as K;
-    Ok(match K::try_from(v).map_err(|_| Error::invalid("codeset", "unknown code set"))? {
-        K::Unspecified | K::Linux => sys::VIR_KEYCODE_SET_LINUX,
-        K::Xt => sys::VIR_KEYCODE_SET_XT,
-        K::Atset1 => sys::VIR_KEYCODE_SET_ATSET1,
-        K::Atset2 => sys::VIR_KEYCODE_SET_ATSET2,
-        K::Atset3 => sys::VIR_KEYCODE_SET_ATSET3,
-        K::Osx => sys::VIR_KEYCODE_SET_OSX,
-        K::XtKbd => sys::VIR_KEYCODE_SET_XT_KBD,
-        K::Usb => sys::VIR_KEYCODE_SET_USB,
-        K::Win32 => sys::VIR_KEYCODE_SET_WIN32,
-        K::Qnum => sys::VIR_KEYCODE_SET_QNUM,
-    })
+    Ok(
+        match K::try_from(v).map_err(|_| Error::invalid("codeset", "unknown code set"))? {
+            K::Unspecified | K::Linux => sys::VIR_KEYCODE_SET_LINUX,
+            K::Xt => sys::VIR_KEYCODE_SET_XT,
+            K::Atset1 => sys::VIR_KEYCODE_SET_ATSET1,
+            K::Atset2 => sys::VIR_KEYCODE_SET_ATSET2,
+            K::Atset3 => sys::VIR_KEYCODE_SET_ATSET3,
+            K::Osx => sys::VIR_KEYCODE_SET_OSX,
+            K::XtKbd => sys::VIR_KEYCODE_SET_XT_KBD,
+            K::Usb => sys::VIR_KEYCODE_SET_USB,
+            K::Win32 => sys::VIR_KEYCODE_SET_WIN32,
+            K::Qnum => sys::VIR_KEYCODE_SET_QNUM,
+        },
+    )
 }
 
 fn save_flags(paused: bool, running: bool, bypass_cache: bool) -> Result<u32, Error> {
     if paused && running {
-        return Err(Error::invalid("restore_paused", "paused and running exclude each other"));
+        return Err(Error::invalid(
+            "restore_paused",
+            "paused and running exclude each other",
+        ));
     }
     let mut f = 0;
     if paused {
@@ -157,7 +165,10 @@ fn metadata_kind(kind: i32) -> Result<i32, Error> {
         Ok(K::Description) => Ok(sys::VIR_DOMAIN_METADATA_DESCRIPTION as i32),
         Ok(K::Title) => Ok(sys::VIR_DOMAIN_METADATA_TITLE as i32),
         Ok(K::Element) => Ok(sys::VIR_DOMAIN_METADATA_ELEMENT as i32),
-        _ => Err(Error::invalid("kind", "choose DESCRIPTION, TITLE or ELEMENT")),
+        _ => Err(Error::invalid(
+            "kind",
+            "choose DESCRIPTION, TITLE or ELEMENT",
+        )),
     }
 }
 
@@ -297,7 +308,9 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let domain = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| ops::describe(h, d))
+            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
+                ops::describe(h, d)
+            })
             .await?;
         ok(v1::GetDomainResponse {
             domain: Some(domain),
@@ -347,7 +360,9 @@ impl DomainService for DomainApi {
         let host = pool.name().to_owned();
         let validate = r.validate;
         let domain = pool
-            .run(Lane::Quick, dl, move |c| ops::define(c, &host, &xml, validate))
+            .run(Lane::Quick, dl, move |c| {
+                ops::define(c, &host, &xml, validate)
+            })
             .await?;
         ok(v1::DefineDomainResponse {
             domain: Some(domain),
@@ -362,15 +377,25 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         if r.remove_nvram && r.keep_nvram {
-            return Err(Error::invalid("keep_nvram", "remove_nvram and keep_nvram exclude each other").into());
+            return Err(Error::invalid(
+                "keep_nvram",
+                "remove_nvram and keep_nvram exclude each other",
+            )
+            .into());
         }
         let mut flags = 0;
         for (on, f) in [
             (r.remove_managed_save, sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE),
-            (r.remove_snapshots_metadata, sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA),
+            (
+                r.remove_snapshots_metadata,
+                sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+            ),
             (r.remove_nvram, sys::VIR_DOMAIN_UNDEFINE_NVRAM),
             (r.keep_nvram, sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM),
-            (r.remove_checkpoints_metadata, sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA),
+            (
+                r.remove_checkpoints_metadata,
+                sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA,
+            ),
         ] {
             if on {
                 flags |= f;
@@ -778,14 +803,22 @@ impl DomainService for DomainApi {
         }
         let element = kind == sys::VIR_DOMAIN_METADATA_ELEMENT as i32;
         if element && (r.key.is_empty() || r.uri.is_empty()) {
-            return Err(Error::invalid("key", "key and uri are required for ELEMENT metadata").into());
+            return Err(
+                Error::invalid("key", "key and uri are required for ELEMENT metadata").into(),
+            );
         }
         let flags = affect_flags(r.scope.as_ref());
         let value = (!r.value.is_empty()).then_some(r.value);
         let key = element.then_some(r.key);
         let uri = element.then_some(r.uri);
         self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            d.set_metadata(kind, value.as_deref(), key.as_deref(), uri.as_deref(), flags)?;
+            d.set_metadata(
+                kind,
+                value.as_deref(),
+                key.as_deref(),
+                uri.as_deref(),
+                flags,
+            )?;
             Ok(())
         })
         .await?;

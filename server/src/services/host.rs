@@ -65,7 +65,9 @@ impl HostService for HostApi {
         let dl = deadline(&req);
         let pool = self.hosts.get(&req.get_ref().host)?;
         let name = pool.name().to_owned();
-        let info = pool.run(Lane::Quick, dl, move |c| ops::info(c, &name)).await?;
+        let info = pool
+            .run(Lane::Quick, dl, move |c| ops::info(c, &name))
+            .await?;
         Ok(Response::new(info))
     }
 
