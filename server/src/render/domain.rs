@@ -272,6 +272,13 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
         }
         Ok(())
     })?;
+    let hvm = spec.os_type.is_empty() || spec.os_type == "hvm";
+    if hvm && !spec.disable_acpi {
+        w.create_element("features").write_inner_content(|w| {
+            w.create_element("acpi").write_empty()?;
+            Ok(())
+        })?;
+    }
     if let Some(a) = &spec.on_lifecycle {
         for (name, v) in [
             ("on_poweroff", &a.on_poweroff),
