@@ -1,0 +1,69 @@
+"""A Python client generated from proto/ by grpcio-tools, against a running
+libvirt-grpcd on test:///default (address in LIBVIRT_GRPC_ADDR)."""
+
+import os
+import uuid
+
+import grpc
+import pytest
+
+from libvirt_grpc.v1 import common_pb2, domain_pb2, domain_pb2_grpc, host_pb2, host_pb2_grpc
+
+ADDR = os.environ["LIBVIRT_GRPC_ADDR"]
+PREFIX = f"lvgtpy{os.getpid()}-"
+
+
+@pytest.fixture(scope="module")
+def channel():
+    with grpc.insecure_channel(ADDR) as ch:
+        grpc.channel_ready_future(ch).result(timeout=10)
+        yield ch
+
+
+@pytest.fixture
+def domains(channel):
+    stub = domain_pb2_grpc.DomainServiceStub(channel)
+    yield stub
+    # Remove whatever this run created, even when a test failed.
+    for d in stub.ListDomains(domain_pb2.ListDomainsRequest(name_prefix=PREFIX), timeout=10).domains:
+        ref = common_pb2.DomainRef(name=d.name)
+        if d.state == domain_pb2.DOMAIN_STATE_RUNNING:
+            stub.DestroyDomain(domain_pb2.DestroyDomainRequest(domain=ref), timeout=10)
+        stub.UndefineDomain(domain_pb2.UndefineDomainRequest(domain=ref), timeout=10)
+
+
+def test_lists_builtin_domain(domains):
+    names = [d.name for d in domains.ListDomains(domain_pb2.ListDomainsRequest(), timeout=10).domains]
+    assert "test" in names
+
+
+def test_define_start_destroy(domains):
+    name = PREFIX + uuid.uuid4().hex[:8]
+    spec = domain_pb2.DomainSpec(name=name, memory_kib=131072, vcpus=1, description="<py & 'quotes'>")
+    d = domains.DefineDomain(domain_pb2.DefineDomainRequest(spec=spec), timeout=10).domain
+    assert d.name == name and d.state == domain_pb2.DOMAIN_STATE_SHUTOFF
+    ref = common_pb2.DomainRef(name=name)
+    d = domains.StartDomain(domain_pb2.StartDomainRequest(domain=ref), timeout=10).domain
+    assert d.state == domain_pb2.DOMAIN_STATE_RUNNING
+    md = domains.GetMetadata(
+        domain_pb2.GetMetadataRequest(domain=ref, kind=domain_pb2.METADATA_KIND_DESCRIPTION), timeout=10
+    )
+    assert md.value == "<py & 'quotes'>"
+    d = domains.DestroyDomain(domain_pb2.DestroyDomainRequest(domain=ref), timeout=10).domain
+    assert d.state == domain_pb2.DOMAIN_STATE_SHUTOFF
+
+
+def test_error_codes(domains):
+    with pytest.raises(grpc.RpcError) as e:
+        domains.GetDomain(domain_pb2.GetDomainRequest(domain=common_pb2.DomainRef(name=PREFIX + "missing")), timeout=10)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        domains.GetDomain(domain_pb2.GetDomainRequest(domain=common_pb2.DomainRef(uuid="x")), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_host_info(channel):
+    hosts = host_pb2_grpc.HostServiceStub(channel)
+    info = hosts.GetHostInfo(host_pb2.GetHostInfoRequest(), timeout=10)
+    assert info.hypervisor_type == "TEST"
+    assert info.node.cpus == 16
