@@ -13,30 +13,44 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 async fn host_info_and_capabilities() {
     let s = TestServer::test_driver().await;
     let mut h = s.client.hosts();
-    let hosts = h.list_hosts(v1::ListHostsRequest {}).await.unwrap().into_inner().hosts;
+    let hosts = h
+        .list_hosts(v1::ListHostsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
     assert_eq!(hosts.len(), 1);
     assert_eq!(hosts[0].name, "default");
     assert_eq!(hosts[0].uri, "test:///default");
     assert!(hosts[0].is_default);
 
     let info = h
-        .get_host_info(v1::GetHostInfoRequest { host: String::new() })
+        .get_host_info(v1::GetHostInfoRequest {
+            host: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(info.host, "default");
     assert_eq!(info.hypervisor_type, "TEST");
-    assert!(info.libvirt_version.starts_with(|c: char| c.is_ascii_digit()));
+    assert!(info
+        .libvirt_version
+        .starts_with(|c: char| c.is_ascii_digit()));
     let node = info.node.unwrap();
     // The test driver's node: 16 CPUs in 2 NUMA cells of 2 sockets x 2 cores x 2 threads.
     assert_eq!(node.cpus, 16);
     assert_eq!(node.numa_nodes, 2);
-    assert_eq!(node.sockets * node.cores * node.threads * node.numa_nodes, 16);
+    assert_eq!(
+        node.sockets * node.cores * node.threads * node.numa_nodes,
+        16
+    );
     assert_eq!(info.free_memory_per_cell_bytes.len(), 2);
     assert!(info.max_vcpus > 0);
 
     let caps = h
-        .get_capabilities(v1::GetCapabilitiesRequest { host: String::new() })
+        .get_capabilities(v1::GetCapabilitiesRequest {
+            host: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -48,7 +62,11 @@ async fn host_info_and_capabilities() {
         .await;
     assert_eq!(code_of(r), Code::Unimplemented);
 
-    let r = h.get_host_info(v1::GetHostInfoRequest { host: "nope".into() }).await;
+    let r = h
+        .get_host_info(v1::GetHostInfoRequest {
+            host: "nope".into(),
+        })
+        .await;
     assert_eq!(code_of(r), Code::NotFound);
 }
 
@@ -77,10 +95,22 @@ async fn health_is_reported_per_host() {
         (up == 1 && down == 2).then_some(())
     })
     .await;
-    let overall = health.check(HealthCheckRequest { service: "libvirt_grpc.v1.DomainService".into() }).await.unwrap();
+    let overall = health
+        .check(HealthCheckRequest {
+            service: "libvirt_grpc.v1.DomainService".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(overall.into_inner().status, 1);
 
-    let hosts = s.client.hosts().list_hosts(v1::ListHostsRequest {}).await.unwrap().into_inner().hosts;
+    let hosts = s
+        .client
+        .hosts()
+        .list_hosts(v1::ListHostsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
     let down = hosts.iter().find(|h| h.name == "down").unwrap();
     assert_eq!(down.health(), v1::HostHealth::NotServing);
     assert!(!down.last_error.is_empty());
@@ -96,11 +126,20 @@ async fn unreachable_host_answers_unavailable_quickly() {
     let mut dom = s.client.domains();
     for _ in 0..3 {
         let t = Instant::now();
-        let r = dom.list_domains(v1::ListDomainsRequest { host: "down".into(), ..Default::default() }).await;
+        let r = dom
+            .list_domains(v1::ListDomainsRequest {
+                host: "down".into(),
+                ..Default::default()
+            })
+            .await;
         let st = r.unwrap_err();
         assert_eq!(st.code(), Code::Unavailable);
         assert!(st.message().contains("down"), "{}", st.message());
-        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
     }
     // The default host is unaffected.
     assert!(!s.client.list_domains().await.unwrap().is_empty());
@@ -114,17 +153,26 @@ async fn deadline_is_honoured_when_libvirt_hangs() {
     let port = silent.local_addr().unwrap().port();
     let s = TestServer::start(vec![
         HostConfig::new("default", "test:///default"),
-        HostConfig::new("hung", format!("qemu+tcp://127.0.0.1:{port}/system?no_verify=1")),
+        HostConfig::new(
+            "hung",
+            format!("qemu+tcp://127.0.0.1:{port}/system?no_verify=1"),
+        ),
     ])
     .await;
     let mut dom = s.client.domains();
-    let mut req = tonic::Request::new(v1::ListDomainsRequest { host: "hung".into(), ..Default::default() });
+    let mut req = tonic::Request::new(v1::ListDomainsRequest {
+        host: "hung".into(),
+        ..Default::default()
+    });
     req.set_timeout(Duration::from_millis(500));
     let t = Instant::now();
     let r = dom.list_domains(req).await;
     let elapsed = t.elapsed();
     assert_eq!(code_of(r), Code::DeadlineExceeded);
-    assert!(elapsed < Duration::from_millis(1500), "answered after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "answered after {elapsed:?}"
+    );
     // Other hosts keep answering meanwhile.
     assert!(!s.client.list_domains().await.unwrap().is_empty());
     drop(silent);

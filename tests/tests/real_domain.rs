@@ -5,19 +5,29 @@
 
 use std::time::Duration;
 
-use libvirt_grpc_tests::{code_of, prefix, real_enabled, small_spec, v1, wait_until, Cleanup, TestServer, REAL_URI};
+use libvirt_grpc_tests::{
+    code_of, prefix, real_enabled, small_spec, v1, wait_until, Cleanup, TestServer, REAL_URI,
+};
 use tonic::Code;
 use v1::{domain_ref::Key, DomainRef, DomainState};
 
 fn by_name(name: &str) -> Option<DomainRef> {
-    Some(DomainRef { host: "real".into(), key: Some(Key::Name(name.to_owned())) })
+    Some(DomainRef {
+        host: "real".into(),
+        key: Some(Key::Name(name.to_owned())),
+    })
 }
 
 fn qemu_spec(name: &str) -> v1::DomainSpec {
     v1::DomainSpec {
         domain_type: "qemu".into(),
         arch: "x86_64".into(),
-        graphics: vec![v1::GraphicsSpec { kind: "vnc".into(), listen: "127.0.0.1".into(), autoport: true, port: 0 }],
+        graphics: vec![v1::GraphicsSpec {
+            kind: "vnc".into(),
+            listen: "127.0.0.1".into(),
+            autoport: true,
+            port: 0,
+        }],
         ..small_spec(name)
     }
 }
@@ -42,13 +52,34 @@ async fn qemu_guest_full_lifecycle() {
     let d = c.start_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Running);
     assert_eq!(d.state_reason_name, "booted");
-    let r = dom.start_domain(v1::StartDomainRequest { domain: by_name(&name), ..Default::default() }).await;
+    let r = dom
+        .start_domain(v1::StartDomainRequest {
+            domain: by_name(&name),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(code_of(r), Code::FailedPrecondition);
 
-    let d = dom.suspend_domain(v1::SuspendDomainRequest { domain: by_name(&name) }).await.unwrap().into_inner().domain.unwrap();
+    let d = dom
+        .suspend_domain(v1::SuspendDomainRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
     assert_eq!(d.state(), DomainState::Paused);
     assert_eq!(d.state_reason_name, "user");
-    let d = dom.resume_domain(v1::ResumeDomainRequest { domain: by_name(&name) }).await.unwrap().into_inner().domain.unwrap();
+    let d = dom
+        .resume_domain(v1::ResumeDomainRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
     assert_eq!(d.state(), DomainState::Running);
 
     // A real screenshot: SeaBIOS text mode, a valid PNG with real pixels.
@@ -56,19 +87,32 @@ async fn qemu_guest_full_lifecycle() {
         let mut dom = dom.clone();
         let name = name.clone();
         async move {
-            dom.screenshot_domain(v1::ScreenshotDomainRequest { domain: by_name(&name), screen: 0 })
-                .await
-                .ok()
-                .map(|r| r.into_inner())
+            dom.screenshot_domain(v1::ScreenshotDomainRequest {
+                domain: by_name(&name),
+                screen: 0,
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner())
         }
     })
     .await;
-    let reader = png::Decoder::new(std::io::Cursor::new(shot.png.clone())).read_info().expect("valid PNG");
+    let reader = png::Decoder::new(std::io::Cursor::new(shot.png.clone()))
+        .read_info()
+        .expect("valid PNG");
     let (w, h) = (reader.info().width, reader.info().height);
-    assert!(w >= 320 && h >= 200, "{w}x{h} from {}", shot.source_mime_type);
+    assert!(
+        w >= 320 && h >= 200,
+        "{w}x{h} from {}",
+        shot.source_mime_type
+    );
     let out = std::env::temp_dir().join(format!("{p}screenshot.png"));
     std::fs::write(&out, &shot.png).unwrap();
-    eprintln!("screenshot {w}x{h} ({}) saved to {}", shot.source_mime_type, out.display());
+    eprintln!(
+        "screenshot {w}x{h} ({}) saved to {}",
+        shot.source_mime_type,
+        out.display()
+    );
     let _ = std::fs::remove_file(&out);
 
     // Bulk stats of a real guest carry CPU time and vCPU figures.
@@ -87,9 +131,17 @@ async fn qemu_guest_full_lifecycle() {
         .into_inner()
         .stats;
     assert_eq!(stats.len(), 1);
-    assert!(stats[0].cpu.as_ref().and_then(|c| c.time_ns).unwrap_or(0) > 0, "{:?}", stats[0]);
+    assert!(
+        stats[0].cpu.as_ref().and_then(|c| c.time_ns).unwrap_or(0) > 0,
+        "{:?}",
+        stats[0]
+    );
     assert_eq!(stats[0].vcpus.len(), 1);
-    assert!(stats[0].balloon.as_ref().and_then(|b| b.current_kib).is_some());
+    assert!(stats[0]
+        .balloon
+        .as_ref()
+        .and_then(|b| b.current_kib)
+        .is_some());
 
     // Live device hot-plug on QEMU: a file-backed CD-ROM-less disk via XML.
     let img = std::env::temp_dir().join(format!("{p}disk.img"));
@@ -98,25 +150,67 @@ async fn qemu_guest_full_lifecycle() {
         "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
         img.display()
     );
-    let live = Some(v1::ModifyScope { live: true, config: false });
-    dom.attach_device(v1::AttachDeviceRequest { domain: by_name(&name), xml: disk.clone(), scope: live }).await.unwrap();
-    let xml = dom.get_domain_xml(v1::GetDomainXmlRequest { domain: by_name(&name), ..Default::default() }).await.unwrap().into_inner().xml;
+    let live = Some(v1::ModifyScope {
+        live: true,
+        config: false,
+    });
+    dom.attach_device(v1::AttachDeviceRequest {
+        domain: by_name(&name),
+        xml: disk.clone(),
+        scope: live,
+    })
+    .await
+    .unwrap();
+    let xml = dom
+        .get_domain_xml(v1::GetDomainXmlRequest {
+            domain: by_name(&name),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .xml;
     assert!(xml.contains("dev='vdb'"), "{xml}");
     // A guest in SeaBIOS never acknowledges the unplug, so detach is only
     // requested (libvirt answers once QEMU accepted the request).
-    let _ = dom.detach_device(v1::DetachDeviceRequest { domain: by_name(&name), xml: disk, scope: live }).await;
+    let _ = dom
+        .detach_device(v1::DetachDeviceRequest {
+            domain: by_name(&name),
+            xml: disk,
+            scope: live,
+        })
+        .await;
 
-    dom.send_key(v1::SendKeyRequest { domain: by_name(&name), codeset: 0, hold_time_ms: 20, keycodes: vec![28] }).await.unwrap();
-    dom.reboot_domain(v1::RebootDomainRequest { domain: by_name(&name), mode: 0 }).await.unwrap_or_else(|e| {
+    dom.send_key(v1::SendKeyRequest {
+        domain: by_name(&name),
+        codeset: 0,
+        hold_time_ms: 20,
+        keycodes: vec![28],
+    })
+    .await
+    .unwrap();
+    dom.reboot_domain(v1::RebootDomainRequest {
+        domain: by_name(&name),
+        mode: 0,
+    })
+    .await
+    .unwrap_or_else(|e| {
         // No OS means no ACPI handling: QEMU may refuse a guest reboot;
         // reset is the hard variant and must work.
         eprintln!("reboot refused: {e}");
         tonic::Response::new(v1::RebootDomainResponse {})
     });
-    dom.reset_domain(v1::ResetDomainRequest { domain: by_name(&name) }).await.unwrap();
+    dom.reset_domain(v1::ResetDomainRequest {
+        domain: by_name(&name),
+    })
+    .await
+    .unwrap();
 
     let d = dom
-        .destroy_domain(v1::DestroyDomainRequest { domain: by_name(&name), graceful: false })
+        .destroy_domain(v1::DestroyDomainRequest {
+            domain: by_name(&name),
+            graceful: false,
+        })
         .await
         .unwrap()
         .into_inner()
@@ -126,7 +220,10 @@ async fn qemu_guest_full_lifecycle() {
     assert_eq!(d.state_reason_name, "destroyed");
 
     c.undefine_domain(&name).await.unwrap();
-    assert_eq!(c.get_domain(&name).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        c.get_domain(&name).await.unwrap_err().code(),
+        Code::NotFound
+    );
     let _ = std::fs::remove_file(&img);
 }
 
@@ -175,11 +272,22 @@ async fn real_host_info() {
     }
     let s = TestServer::real().await;
     let mut h = s.client.hosts();
-    let info = h.get_host_info(v1::GetHostInfoRequest { host: "real".into() }).await.unwrap().into_inner();
+    let info = h
+        .get_host_info(v1::GetHostInfoRequest {
+            host: "real".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(info.hypervisor_type, "QEMU");
     assert!(info.node.unwrap().cpus >= 1);
     let caps = h
-        .get_domain_capabilities(v1::GetDomainCapabilitiesRequest { host: "real".into(), virt_type: "qemu".into(), arch: "x86_64".into(), ..Default::default() })
+        .get_domain_capabilities(v1::GetDomainCapabilitiesRequest {
+            host: "real".into(),
+            virt_type: "qemu".into(),
+            arch: "x86_64".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
