@@ -29,6 +29,10 @@ pub struct HostConfig {
     /// they use their own connection so they never starve quick reads.
     #[serde(default = "default_max_slow_in_flight")]
     pub max_slow_in_flight: usize,
+    /// Open read-only connections (`virConnectOpenReadOnly`): every call
+    /// that changes something is refused with `PERMISSION_DENIED`.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 fn default_connections() -> usize {
@@ -50,6 +54,7 @@ impl HostConfig {
             connections: default_connections(),
             max_in_flight: default_max_in_flight(),
             max_slow_in_flight: default_max_slow_in_flight(),
+            read_only: false,
         }
     }
 

@@ -282,7 +282,12 @@ impl HostPool {
             *guard = None;
         }
         self.fail_fast()?;
-        match Connect::open(Some(&self.config.uri)) {
+        let opened = if self.config.read_only {
+            Connect::open_read_only(Some(&self.config.uri))
+        } else {
+            Connect::open(Some(&self.config.uri))
+        };
+        match opened {
             Ok(conn) => {
                 // Local drivers (test://, qemu:/// over the unix socket too)
                 // may refuse keepalive; it only matters for remote transports.

@@ -761,3 +761,64 @@ async fn stats_screenshot_and_keys() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn read_only_host_is_permission_denied() {
+    let s = TestServer::start(vec![libvirt_grpc_server::config::HostConfig {
+        read_only: true,
+        ..libvirt_grpc_server::config::HostConfig::new("ro", URI)
+    }])
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    // Reads work, changes are refused by libvirt itself.
+    assert!(s
+        .client
+        .list_domains()
+        .await
+        .unwrap()
+        .iter()
+        .any(|d| d.name == "test"));
+    let st = s
+        .client
+        .define_domain(small_spec(&format!("{p}ro")))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::PermissionDenied);
+    assert_eq!(
+        s.client
+            .get_domain(&format!("{p}ro"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn device_edits_unimplemented_on_test_driver() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}dev");
+    s.client.define_domain(small_spec(&name)).await.unwrap();
+    let mut dom = s.client.domains();
+    let cdrom = "<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/></disk>";
+    let r = dom
+        .update_device(v1::UpdateDeviceRequest {
+            domain: by_name(&name),
+            xml: cdrom.into(),
+            scope: None,
+            force: true,
+        })
+        .await;
+    assert_eq!(code_of(r), Code::Unimplemented);
+    let r = dom
+        .detach_device(v1::DetachDeviceRequest {
+            domain: by_name(&name),
+            xml: cdrom.into(),
+            scope: None,
+        })
+        .await;
+    assert_eq!(code_of(r), Code::Unimplemented);
+}
