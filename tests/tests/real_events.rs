@@ -91,6 +91,9 @@ async fn virsh_changes_appear_on_the_stream() {
     // STOPPED); ours must appear in this order among them.
     let mut it = got.iter();
     for w in want {
-        assert!(it.any(|g| *g == w), "{w:?} missing or out of order in {got:?}");
+        assert!(
+            it.any(|g| *g == w),
+            "{w:?} missing or out of order in {got:?}"
+        );
     }
 }

@@ -168,5 +168,5 @@ async fn libvirtd_restart_is_reported_and_reconciled() {
     })
     .await
     .into_inner();
-    assert_eq!(d.state(), v1::DomainState::Shutoff);
+    assert_eq!(d.domain.unwrap().state(), v1::DomainState::Shutoff);
 }
