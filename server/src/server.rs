@@ -88,9 +88,22 @@ pub async fn serve(
         .add_service(domain)
         .add_service(host)
         .add_service(events)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
+}
+
+/// Accepted connections with Nagle's algorithm off: small streamed
+/// messages (events) would otherwise wait up to 40 ms for delayed ACKs.
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
 }
 
 /// Keeps the gRPC health status of a host equal to its pool's health.
