@@ -424,3 +424,81 @@ async fn client_watch_helper_delivers_and_resumes() {
         }
     }
 }
+
+#[tokio::test]
+async fn network_and_pool_lifecycle_events() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let (net, pool) = (format!("{p}net"), format!("{p}pool"));
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            names: vec![net.clone(), pool.clone()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (n2, p2) = (net.clone(), pool.clone());
+    tokio::task::spawn_blocking(move || {
+        let conn = virt::connect::Connect::open(Some(URI)).unwrap();
+        let n = conn
+            .define_network_xml(&format!(
+                "<network><name>{n2}</name><bridge name='{}'/></network>",
+                &n2[..n2.len().min(12)]
+            ))
+            .unwrap();
+        n.undefine().unwrap();
+        let dir = std::env::temp_dir();
+        let pl = conn
+            .define_storage_pool_xml(
+                &format!(
+                    "<pool type='dir'><name>{p2}</name><target><path>{}</path></target></pool>",
+                    dir.display()
+                ),
+                0,
+            )
+            .unwrap();
+        pl.undefine().unwrap();
+    })
+    .await
+    .unwrap();
+    // libvirt dispatches each object type in order, but not across types.
+    let want = [
+        (
+            EventKind::NetworkLifecycle,
+            "VIR_NETWORK_EVENT_DEFINED".to_owned(),
+            net.clone(),
+        ),
+        (
+            EventKind::NetworkLifecycle,
+            "VIR_NETWORK_EVENT_UNDEFINED".to_owned(),
+            net.clone(),
+        ),
+        (
+            EventKind::StoragePoolLifecycle,
+            "VIR_STORAGE_POOL_EVENT_DEFINED".to_owned(),
+            pool.clone(),
+        ),
+        (
+            EventKind::StoragePoolLifecycle,
+            "VIR_STORAGE_POOL_EVENT_UNDEFINED".to_owned(),
+            pool.clone(),
+        ),
+    ];
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let e = next_event(&mut st).await;
+        match &e.details {
+            Some(v1::event::Details::ObjectLifecycle(d)) => {
+                got.push((e.kind(), d.event_name.clone(), e.name.clone()))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    for kind in [EventKind::NetworkLifecycle, EventKind::StoragePoolLifecycle] {
+        let g: Vec<_> = got.iter().filter(|x| x.0 == kind).collect();
+        let w: Vec<_> = want.iter().filter(|x| x.0 == kind).collect();
+        assert_eq!(g, w);
+    }
+}

@@ -772,3 +772,58 @@ pub fn stream(
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A subscriber that does not read is told exactly which range it lost,
+    /// and every sequence is either delivered or inside a reported range.
+    #[tokio::test]
+    async fn slow_subscriber_is_told_what_it_lost() {
+        let hub = Hub::new(16);
+        let sub = hub.subscribe(None).unwrap();
+        let mut rx = stream(&hub, sub, Filter::default());
+        let total = (hub::BROADCAST_CAPACITY + STREAM_BUFFER) as u64 * 3;
+        for _ in 0..total {
+            hub.publish(v1::Event::default());
+        }
+        let mut covered = 0u64;
+        let mut lost_ranges = 0;
+        while covered < total {
+            let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            match msg.message.unwrap() {
+                v1::watch_events_response::Message::Started(s) => assert_eq!(s.sequence, 0),
+                v1::watch_events_response::Message::Event(e) => {
+                    assert_eq!(e.sequence, covered + 1);
+                    covered = e.sequence;
+                }
+                v1::watch_events_response::Message::EventsLost(l) => {
+                    assert_eq!(l.reason(), v1::LossReason::SubscriberTooSlow);
+                    assert_eq!(l.from_sequence, covered + 1);
+                    covered = l.to_sequence;
+                    lost_ranges += 1;
+                }
+            }
+        }
+        assert!(lost_ranges >= 1);
+        assert_eq!(covered, total);
+    }
+
+    #[test]
+    fn detail_names_follow_libvirt() {
+        assert_eq!(
+            lifecycle_detail_name(sys::VIR_DOMAIN_EVENT_STOPPED as i32, 1),
+            "VIR_DOMAIN_EVENT_STOPPED_DESTROYED"
+        );
+        assert_eq!(
+            object_lifecycle_name("VIR_NETWORK_EVENT", 2),
+            "VIR_NETWORK_EVENT_STARTED"
+        );
+    }
+}
