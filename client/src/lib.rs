@@ -23,7 +23,7 @@ use std::time::Duration;
 pub use libvirt_grpc::v1;
 use libvirt_grpc::v1::{
     domain_ref::Key, domain_service_client::DomainServiceClient,
-    host_service_client::HostServiceClient, DomainRef,
+    event_service_client::EventServiceClient, host_service_client::HostServiceClient, DomainRef,
 };
 use tonic::{
     transport::{Channel, Endpoint},
@@ -131,6 +131,84 @@ impl Client {
         HostServiceClient::new(self.channel.clone())
     }
 
+    /// The generated `EventService` stub.
+    pub fn events(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.channel.clone())
+    }
+
+    /// Watches events with `filter` and resumes by itself after a dropped
+    /// stream: it reopens (with backoff, up to 5 s) from the last sequence it
+    /// delivered, so the caller sees every event once, or an explicit
+    /// `events_lost` when the server could not replay. Every (re)opened
+    /// stream starts with a `started` message. The stream ends only when
+    /// the server rejects the request (e.g. INVALID_ARGUMENT), which is
+    /// delivered as the last item, or when the receiver is dropped.
+    pub fn watch(
+        &self,
+        filter: v1::WatchEventsRequest,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<v1::WatchEventsResponse, ClientError>> {
+        use tokio_stream::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let client = self.clone();
+        tokio::spawn(async move {
+            let mut resume: Option<(String, u64)> =
+                filter.resume_after.map(|s| (filter.epoch.clone(), s));
+            let mut delay = Duration::from_millis(50);
+            loop {
+                let mut req = filter.clone();
+                if let Some((epoch, seq)) = &resume {
+                    req.epoch = epoch.clone();
+                    req.resume_after = Some(*seq);
+                }
+                let mut stream = match client.events().watch_events(req).await {
+                    Ok(s) => s.into_inner(),
+                    Err(st) if is_retryable(&st) => {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                    Err(st) => {
+                        let _ = tx.send(Err(st.into())).await;
+                        return;
+                    }
+                };
+                while let Some(item) = stream.next().await {
+                    let Ok(msg) = item else { break };
+                    delay = Duration::from_millis(50);
+                    match &msg.message {
+                        Some(v1::watch_events_response::Message::Started(s))
+                            if resume.is_none() =>
+                        {
+                            resume = Some((s.epoch.clone(), s.sequence));
+                        }
+                        Some(v1::watch_events_response::Message::Event(e)) => {
+                            resume = Some((e.epoch.clone(), e.sequence));
+                        }
+                        Some(v1::watch_events_response::Message::EventsLost(l)) => {
+                            let last = match &resume {
+                                Some((epoch, seq)) if *epoch == l.epoch => {
+                                    (*seq).max(l.to_sequence)
+                                }
+                                _ => l.to_sequence,
+                            };
+                            resume = Some((l.epoch.clone(), last));
+                        }
+                        _ => {}
+                    }
+                    if tx.send(Ok(msg)).await.is_err() {
+                        return;
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+
     /// A reference to the domain `name` on the default host.
     pub fn domain_ref(&self, name: &str) -> DomainRef {
         DomainRef {
@@ -227,4 +305,16 @@ impl Client {
             .await?;
         Ok(())
     }
+}
+
+/// Whether a failed watch should be retried (the server is away).
+fn is_retryable(st: &Status) -> bool {
+    matches!(
+        st.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+            | tonic::Code::Internal
+            | tonic::Code::DeadlineExceeded
+    )
 }

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod libvirt_sys;
 pub mod ops;
 pub mod pool;

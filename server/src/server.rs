@@ -4,7 +4,8 @@
 use std::{future::Future, time::Duration};
 
 use libvirt_grpc::v1::{
-    domain_service_server::DomainServiceServer, host_service_server::HostServiceServer,
+    domain_service_server::DomainServiceServer, event_service_server::EventServiceServer,
+    host_service_server::HostServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -14,7 +15,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     config::Config,
     pool::{Health, HostPool, Hosts},
-    services::{domain::DomainApi, host::HostApi},
+    services::{domain::DomainApi, events::EventApi, host::HostApi},
 };
 
 /// Largest message accepted or sent (screenshots and XML can be large).
@@ -53,6 +54,8 @@ pub async fn serve(
         .set_serving::<DomainServiceServer<DomainApi>>()
         .await;
     reporter.set_serving::<HostServiceServer<HostApi>>().await;
+    reporter.set_serving::<EventServiceServer<EventApi>>().await;
+    let hub = crate::events::start(&hosts, config.event_ring_size);
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)
@@ -67,11 +70,14 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(ServeError::Reflection)?;
 
-    let domain = DomainServiceServer::new(DomainApi::new(hosts.clone()))
+    let domain = DomainServiceServer::new(DomainApi::new(hosts.clone()).with_events(hub.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let host = HostServiceServer::new(HostApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub))
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
@@ -81,9 +87,23 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(domain)
         .add_service(host)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .add_service(events)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
+}
+
+/// Accepted connections with Nagle's algorithm off: small streamed
+/// messages (events) would otherwise wait up to 40 ms for delayed ACKs.
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
 }
 
 /// Keeps the gRPC health status of a host equal to its pool's health.

@@ -23,12 +23,22 @@ const DEFAULT_PAGE_SIZE: usize = 100;
 #[derive(Debug, Clone)]
 pub struct DomainApi {
     hosts: Hosts,
+    events: Option<std::sync::Arc<crate::events::hub::Hub>>,
 }
 
 impl DomainApi {
     /// A service over `hosts`.
     pub fn new(hosts: Hosts) -> Self {
-        DomainApi { hosts }
+        DomainApi {
+            hosts,
+            events: None,
+        }
+    }
+
+    /// Lets `ListDomains` report the event position of its listing.
+    pub fn with_events(mut self, hub: std::sync::Arc<crate::events::hub::Hub>) -> Self {
+        self.events = Some(hub);
+        self
     }
 
     /// Runs `f` on the domain a request names.
@@ -287,6 +297,9 @@ impl DomainService for DomainApi {
             limit,
         };
         let host = pool.name().to_owned();
+        // Read before listing: every change after this point is replayed to
+        // a watcher resuming from it, so list-then-watch has no gap.
+        let position = self.events.as_ref().map(|h| h.position());
         let (domains, more) = pool
             .run(Lane::Quick, dl, move |c| ops::list(c, &host, &filter))
             .await?;
@@ -294,9 +307,13 @@ impl DomainService for DomainApi {
             (true, Some(d)) => encode_token(&d.name),
             _ => String::new(),
         };
+        let (event_sequence, event_epoch) =
+            position.map(|p| (p.sequence, p.epoch)).unwrap_or_default();
         ok(v1::ListDomainsResponse {
             domains,
             next_page_token,
+            event_sequence,
+            event_epoch,
         })
     }
 

@@ -2,6 +2,7 @@
 //! through the host's pool, convert the answer. No libvirt calls here.
 
 pub mod domain;
+pub mod events;
 pub mod host;
 
 use std::{sync::Arc, time::Duration};

@@ -1,0 +1,504 @@
+//! EventService against libvirt's in-process test driver: lifecycle events
+//! in order with their details, filters, resume from the ring, a resume
+//! from too far back, many subscribers, and list-then-watch.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use libvirt_grpc_server::config::{Config, HostConfig};
+use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use tokio_stream::StreamExt;
+use tonic::{Code, Streaming};
+use v1::{watch_events_response::Message, DomainLifecycleEvent as L, EventKind};
+
+const URI: &str = "test:///default";
+
+async fn open(
+    s: &TestServer,
+    req: v1::WatchEventsRequest,
+) -> (v1::WatchStarted, Streaming<v1::WatchEventsResponse>) {
+    let mut st = s
+        .client
+        .events()
+        .watch_events(req)
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next(&mut st).await;
+    match first {
+        Message::Started(w) => (w, st),
+        other => panic!("first message must be started, got {other:?}"),
+    }
+}
+
+async fn next(st: &mut Streaming<v1::WatchEventsResponse>) -> Message {
+    tokio::time::timeout(Duration::from_secs(10), st.next())
+        .await
+        .expect("no message within 10 s")
+        .expect("stream ended")
+        .unwrap()
+        .message
+        .unwrap()
+}
+
+async fn next_event(st: &mut Streaming<v1::WatchEventsResponse>) -> v1::Event {
+    match next(st).await {
+        Message::Event(e) => e,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+fn lifecycle(e: &v1::Event) -> (L, String) {
+    match &e.details {
+        Some(v1::event::Details::Lifecycle(l)) => (l.event(), l.detail_name.clone()),
+        other => panic!("not a lifecycle event: {other:?}"),
+    }
+}
+
+fn names(name: &str) -> v1::WatchEventsRequest {
+    v1::WatchEventsRequest {
+        names: vec![name.to_owned()],
+        ..Default::default()
+    }
+}
+
+/// define, start, suspend, resume, destroy, undefine through the API.
+async fn cycle(s: &TestServer, name: &str) {
+    let c = &s.client;
+    c.define_domain(small_spec(name)).await.unwrap();
+    c.start_domain(name).await.unwrap();
+    c.domains()
+        .suspend_domain(v1::SuspendDomainRequest {
+            domain: Some(c.domain_ref(name)),
+        })
+        .await
+        .unwrap();
+    c.domains()
+        .resume_domain(v1::ResumeDomainRequest {
+            domain: Some(c.domain_ref(name)),
+        })
+        .await
+        .unwrap();
+    c.destroy_domain(name).await.unwrap();
+    c.undefine_domain(name).await.unwrap();
+}
+
+const EXPECTED: [(L, &str, v1::DomainState); 6] = [
+    (
+        L::Defined,
+        "VIR_DOMAIN_EVENT_DEFINED_ADDED",
+        v1::DomainState::Shutoff,
+    ),
+    (
+        L::Started,
+        "VIR_DOMAIN_EVENT_STARTED_BOOTED",
+        v1::DomainState::Running,
+    ),
+    (
+        L::Suspended,
+        "VIR_DOMAIN_EVENT_SUSPENDED_PAUSED",
+        v1::DomainState::Paused,
+    ),
+    (
+        L::Resumed,
+        "VIR_DOMAIN_EVENT_RESUMED_UNPAUSED",
+        v1::DomainState::Running,
+    ),
+    (
+        L::Stopped,
+        "VIR_DOMAIN_EVENT_STOPPED_DESTROYED",
+        v1::DomainState::Shutoff,
+    ),
+    (
+        L::Undefined,
+        "VIR_DOMAIN_EVENT_UNDEFINED_REMOVED",
+        v1::DomainState::Unspecified,
+    ),
+];
+
+#[tokio::test]
+async fn lifecycle_events_in_order_with_details_and_state() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}vm");
+    let (started, mut st) = open(&s, names(&name)).await;
+    assert!(!started.epoch.is_empty());
+    cycle(&s, &name).await;
+    let mut last = started.sequence;
+    for (event, detail, state) in EXPECTED {
+        let e = next_event(&mut st).await;
+        assert!(e.sequence > last, "sequences strictly increase");
+        last = e.sequence;
+        assert_eq!(e.epoch, started.epoch);
+        assert_eq!(
+            (e.host.as_str(), e.name.as_str()),
+            ("default", name.as_str())
+        );
+        assert!(uuid::Uuid::parse_str(&e.uuid).is_ok());
+        assert_eq!(e.kind(), EventKind::Lifecycle);
+        assert_eq!(e.object_type(), v1::ObjectType::Domain);
+        assert!(!e.reconciled);
+        assert!(e.time_unix_micros > 0);
+        assert_eq!(lifecycle(&e), (event, detail.to_owned()));
+        let hint = e.state.unwrap();
+        // The hint is read right after the event; the next change may
+        // already have happened, so only the final undefine is exact.
+        if event == L::Undefined {
+            assert!(!hint.exists);
+        } else if hint.exists {
+            assert_ne!(hint.domain_state(), v1::DomainState::Unspecified);
+        }
+        let _ = state;
+    }
+}
+
+#[tokio::test]
+async fn filters_by_name_kind_host_and_type() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let (a, b) = (format!("{p}a"), format!("{p}b"));
+    let (_, mut only_a) = open(&s, names(&a)).await;
+    let (_, mut only_started) = open(
+        &s,
+        v1::WatchEventsRequest {
+            names: vec![a.clone(), b.clone()],
+            kinds: vec![EventKind::Lifecycle as i32],
+            hosts: vec!["default".into()],
+            object_types: vec![v1::ObjectType::Domain as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    cycle(&s, &b).await;
+    cycle(&s, &a).await;
+    for _ in 0..6 {
+        let e = next_event(&mut only_a).await;
+        assert_eq!(e.name, a, "a name filter lets nothing else through");
+    }
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        seen.push(next_event(&mut only_started).await.name);
+    }
+    assert_eq!(&seen[..6], &vec![b.clone(); 6][..]);
+    assert_eq!(&seen[6..], &vec![a.clone(); 6][..]);
+    // A filter on a kind nothing produces here stays silent (but open).
+    let (_, mut reboot_only) = open(
+        &s,
+        v1::WatchEventsRequest {
+            names: vec![a.clone()],
+            kinds: vec![EventKind::Reboot as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    cycle(&s, &a).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), reboot_only.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_invalid_argument() {
+    let s = TestServer::test_driver().await;
+    let mut ev = s.client.events();
+    let bad = [
+        v1::WatchEventsRequest {
+            hosts: vec!["nope".into()],
+            ..Default::default()
+        },
+        v1::WatchEventsRequest {
+            uuids: vec!["not-a-uuid".into()],
+            ..Default::default()
+        },
+        v1::WatchEventsRequest {
+            kinds: vec![999],
+            ..Default::default()
+        },
+        v1::WatchEventsRequest {
+            resume_after: Some(1),
+            ..Default::default()
+        },
+    ];
+    for req in bad {
+        let code = code_of(ev.watch_events(req).await.map(|_| ()));
+        assert!(
+            matches!(code, Code::InvalidArgument | Code::NotFound),
+            "{code:?}"
+        );
+    }
+    let pos = ev
+        .get_event_position(v1::GetEventPositionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let future = v1::WatchEventsRequest {
+        resume_after: Some(pos.sequence + 1_000_000),
+        epoch: pos.epoch,
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(ev.watch_events(future).await.map(|_| ())),
+        Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn resume_replays_exactly_what_was_missed() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}vm");
+    let (started, mut st) = open(&s, names(&name)).await;
+    let c = &s.client;
+    c.define_domain(small_spec(&name)).await.unwrap();
+    let first = next_event(&mut st).await;
+    drop(st);
+    // Changes while nobody watches.
+    c.start_domain(&name).await.unwrap();
+    c.destroy_domain(&name).await.unwrap();
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            resume_after: Some(first.sequence),
+            epoch: started.epoch.clone(),
+            ..names(&name)
+        },
+    )
+    .await;
+    let e1 = next_event(&mut st).await;
+    let e2 = next_event(&mut st).await;
+    assert_eq!(lifecycle(&e1).0, L::Started);
+    assert_eq!(lifecycle(&e2).0, L::Stopped);
+    assert!(first.sequence < e1.sequence && e1.sequence < e2.sequence);
+    // Then live.
+    c.undefine_domain(&name).await.unwrap();
+    assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Undefined);
+
+    // Another epoch: told explicitly.
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            resume_after: Some(1),
+            epoch: "some-other-epoch".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    match next(&mut st).await {
+        Message::EventsLost(l) => {
+            assert_eq!(l.reason(), v1::LossReason::EpochChanged);
+            assert_eq!(l.epoch, started.epoch);
+        }
+        other => panic!("expected events_lost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn resume_from_too_far_back_reports_the_gap() {
+    let s = TestServer::start_with(Config {
+        hosts: vec![HostConfig::new("default", URI)],
+        event_ring_size: 4,
+        ..Config::default()
+    })
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}vm");
+    let (started, mut st) = open(&s, names(&name)).await;
+    cycle(&s, &name).await;
+    // Wait until all six reached the hub.
+    for _ in 0..6 {
+        next_event(&mut st).await;
+    }
+    let (now, _) = open(&s, v1::WatchEventsRequest::default()).await;
+    assert!(now.sequence >= started.sequence + 6);
+    assert_eq!(now.oldest_sequence, now.sequence - 3, "the ring holds 4");
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            resume_after: Some(started.sequence),
+            epoch: started.epoch.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    match next(&mut st).await {
+        Message::EventsLost(l) => {
+            assert_eq!(l.reason(), v1::LossReason::LeftRing);
+            assert_eq!(l.from_sequence, started.sequence + 1);
+            assert_eq!(l.to_sequence, now.oldest_sequence - 1);
+        }
+        other => panic!("expected events_lost, got {other:?}"),
+    }
+    // Then the four the ring still holds.
+    for seq in now.oldest_sequence..=now.sequence {
+        assert_eq!(next_event(&mut st).await.sequence, seq);
+    }
+}
+
+#[tokio::test]
+async fn many_subscribers_see_the_same_sequence() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}vm");
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        streams.push(open(&s, names(&name)).await.1);
+    }
+    cycle(&s, &name).await;
+    let mut reference: Option<Vec<u64>> = None;
+    for st in &mut streams {
+        let mut seqs = Vec::new();
+        for (event, ..) in EXPECTED {
+            let e = next_event(st).await;
+            assert_eq!(lifecycle(&e).0, event);
+            seqs.push(e.sequence);
+        }
+        match &reference {
+            None => reference = Some(seqs),
+            Some(r) => assert_eq!(r, &seqs),
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_then_watch_without_a_gap() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}vm");
+    let c = &s.client;
+    c.define_domain(small_spec(&name)).await.unwrap();
+    let list = c
+        .domains()
+        .list_domains(v1::ListDomainsRequest {
+            name_prefix: p.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.domains.len(), 1);
+    assert!(!list.event_epoch.is_empty());
+    // A change between the listing and the watch is not lost.
+    c.start_domain(&name).await.unwrap();
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            resume_after: Some(list.event_sequence),
+            epoch: list.event_epoch,
+            ..names(&name)
+        },
+    )
+    .await;
+    loop {
+        let e = next_event(&mut st).await;
+        if lifecycle(&e).0 == L::Started {
+            break;
+        }
+        assert_eq!(lifecycle(&e).0, L::Defined, "only the define may repeat");
+    }
+}
+
+#[tokio::test]
+async fn client_watch_helper_delivers_and_resumes() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}vm");
+    let mut w = s.client.watch(names(&name));
+    match w.next().await.unwrap().unwrap().message.unwrap() {
+        Message::Started(_) => {}
+        other => panic!("{other:?}"),
+    }
+    cycle(&s, &name).await;
+    for (event, ..) in EXPECTED {
+        match w.next().await.unwrap().unwrap().message.unwrap() {
+            Message::Event(e) => assert_eq!(lifecycle(&e).0, event),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn network_and_pool_lifecycle_events() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let (net, pool) = (format!("{p}net"), format!("{p}pool"));
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            names: vec![net.clone(), pool.clone()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (n2, p2) = (net.clone(), pool.clone());
+    tokio::task::spawn_blocking(move || {
+        let conn = virt::connect::Connect::open(Some(URI)).unwrap();
+        let n = conn
+            .define_network_xml(&format!(
+                "<network><name>{n2}</name><bridge name='{}'/></network>",
+                &n2[..n2.len().min(12)]
+            ))
+            .unwrap();
+        n.undefine().unwrap();
+        let dir = std::env::temp_dir();
+        let pl = conn
+            .define_storage_pool_xml(
+                &format!(
+                    "<pool type='dir'><name>{p2}</name><target><path>{}</path></target></pool>",
+                    dir.display()
+                ),
+                0,
+            )
+            .unwrap();
+        pl.undefine().unwrap();
+    })
+    .await
+    .unwrap();
+    // libvirt dispatches each object type in order, but not across types.
+    let want = [
+        (
+            EventKind::NetworkLifecycle,
+            "VIR_NETWORK_EVENT_DEFINED".to_owned(),
+            net.clone(),
+        ),
+        (
+            EventKind::NetworkLifecycle,
+            "VIR_NETWORK_EVENT_UNDEFINED".to_owned(),
+            net.clone(),
+        ),
+        (
+            EventKind::StoragePoolLifecycle,
+            "VIR_STORAGE_POOL_EVENT_DEFINED".to_owned(),
+            pool.clone(),
+        ),
+        (
+            EventKind::StoragePoolLifecycle,
+            "VIR_STORAGE_POOL_EVENT_UNDEFINED".to_owned(),
+            pool.clone(),
+        ),
+    ];
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let e = next_event(&mut st).await;
+        match &e.details {
+            Some(v1::event::Details::ObjectLifecycle(d)) => {
+                got.push((e.kind(), d.event_name.clone(), e.name.clone()))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    for kind in [EventKind::NetworkLifecycle, EventKind::StoragePoolLifecycle] {
+        let g: Vec<_> = got.iter().filter(|x| x.0 == kind).collect();
+        let w: Vec<_> = want.iter().filter(|x| x.0 == kind).collect();
+        assert_eq!(g, w);
+    }
+}
