@@ -77,7 +77,13 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub))
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: ending event streams");
+        let _ = stop_tx.send(true);
+    };
+    let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub, stop_rx))
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");

@@ -56,9 +56,14 @@ impl TestServer {
 
     /// A server with a full configuration (its listen address is ignored).
     pub async fn start_with(config: Config) -> Self {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), config).await
+    }
+
+    /// A server on a chosen loopback address (to restart one in place).
+    pub async fn start_at(addr: SocketAddr, config: Config) -> Self {
         init_tracing();
         virt::error::clear_error_callback();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {

@@ -502,3 +502,61 @@ async fn network_and_pool_lifecycle_events() {
         assert_eq!(g, w);
     }
 }
+
+#[tokio::test]
+async fn client_watch_resumes_across_a_server_restart() {
+    let cfg = || Config {
+        hosts: vec![HostConfig::new("default", URI)],
+        ..Config::default()
+    };
+    let s = TestServer::start_with(cfg()).await;
+    let addr = s.addr;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}rs");
+    let client = s.client.clone();
+    let mut w = client.watch(names(&name));
+    match w.next().await.unwrap().unwrap().message.unwrap() {
+        Message::Started(_) => {}
+        other => panic!("{other:?}"),
+    }
+    client.define_domain(small_spec(&name)).await.unwrap();
+    match w.next().await.unwrap().unwrap().message.unwrap() {
+        Message::Event(e) => assert_eq!(lifecycle(&e).0, L::Defined),
+        other => panic!("{other:?}"),
+    }
+    // The server goes away and comes back on the same address with a new
+    // epoch: the helper reconnects by itself and says exactly what happened
+    // (the old sequence cannot be resumed), then delivers new events.
+    s.stop().await;
+    let s2 = TestServer::start_at(addr, cfg()).await;
+    let mut lost = false;
+    let mut started_again = false;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), w.next())
+            .await
+            .expect("the helper did not reconnect within 10 s")
+            .unwrap()
+            .unwrap()
+            .message
+            .unwrap();
+        match msg {
+            Message::Started(_) => started_again = true,
+            Message::EventsLost(l) => {
+                assert_eq!(l.reason(), v1::LossReason::EpochChanged);
+                lost = true;
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(started_again && lost);
+    s2.client.start_domain(&name).await.unwrap();
+    loop {
+        match w.next().await.unwrap().unwrap().message.unwrap() {
+            Message::Event(e) if lifecycle(&e).0 == L::Started => break,
+            Message::Event(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -706,6 +706,7 @@ pub fn stream(
     hub: &Arc<Hub>,
     sub: hub::Subscription,
     filter: Filter,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> mpsc::Receiver<StreamItem> {
     let (tx, out) = mpsc::channel::<StreamItem>(STREAM_BUFFER);
     let hub = Arc::clone(hub);
@@ -744,6 +745,9 @@ pub fn stream(
             let next = tokio::select! {
                 r = rx.recv() => r,
                 _ = tx.closed() => return,
+                // Server shutdown: end the stream with OK so clients see a
+                // clean end (and can resume elsewhere), not a reset.
+                _ = shutdown.wait_for(|stop| *stop) => return,
             };
             let msg = match next {
                 Ok(e) => {

@@ -18,12 +18,18 @@ use crate::{
 pub struct EventApi {
     hosts: Hosts,
     hub: Arc<Hub>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl EventApi {
-    /// A service over `hub`.
-    pub fn new(hosts: Hosts, hub: Arc<Hub>) -> Self {
-        EventApi { hosts, hub }
+    /// A service over `hub`; open streams end cleanly once `shutdown`
+    /// turns true (graceful server shutdown waits for them).
+    pub fn new(hosts: Hosts, hub: Arc<Hub>, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        EventApi {
+            hosts,
+            hub,
+            shutdown,
+        }
     }
 }
 
@@ -85,7 +91,10 @@ impl EventService for EventApi {
             Error::invalid("resume_after", "is after the newest event of this epoch")
         })?;
         Ok(Response::new(ReceiverStream::new(events::stream(
-            &self.hub, sub, f,
+            &self.hub,
+            sub,
+            f,
+            self.shutdown.clone(),
         ))))
     }
 
