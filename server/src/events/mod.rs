@@ -788,7 +788,8 @@ mod tests {
     async fn slow_subscriber_is_told_what_it_lost() {
         let hub = Hub::new(16);
         let sub = hub.subscribe(None).unwrap();
-        let mut rx = stream(&hub, sub, Filter::default());
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut rx = stream(&hub, sub, Filter::default(), shutdown);
         let total = (hub::BROADCAST_CAPACITY + STREAM_BUFFER) as u64 * 3;
         for _ in 0..total {
             hub.publish(v1::Event::default());
