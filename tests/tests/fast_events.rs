@@ -530,9 +530,8 @@ async fn client_watch_resumes_across_a_server_restart() {
     // (the old sequence cannot be resumed), then delivers new events.
     s.stop().await;
     let s2 = TestServer::start_at(addr, cfg()).await;
-    let mut lost = false;
     let mut started_again = false;
-    loop {
+    let lost = loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), w.next())
             .await
             .expect("the helper did not reconnect within 10 s")
@@ -542,15 +541,12 @@ async fn client_watch_resumes_across_a_server_restart() {
             .unwrap();
         match msg {
             Message::Started(_) => started_again = true,
-            Message::EventsLost(l) => {
-                assert_eq!(l.reason(), v1::LossReason::EpochChanged);
-                lost = true;
-                break;
-            }
+            Message::EventsLost(l) => break l,
             other => panic!("{other:?}"),
         }
-    }
-    assert!(started_again && lost);
+    };
+    assert!(started_again, "no new `started` after the reconnect");
+    assert_eq!(lost.reason(), v1::LossReason::EpochChanged);
     s2.client.start_domain(&name).await.unwrap();
     loop {
         match w.next().await.unwrap().unwrap().message.unwrap() {
