@@ -5,6 +5,7 @@ use std::{future::Future, time::Duration};
 
 use libvirt_grpc::v1::{
     domain_service_server::DomainServiceServer, host_service_server::HostServiceServer,
+    storage_service_server::StorageServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -14,7 +15,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     config::Config,
     pool::{Health, HostPool, Hosts},
-    services::{domain::DomainApi, host::HostApi},
+    services::{domain::DomainApi, host::HostApi, storage::StorageApi},
 };
 
 /// Largest message accepted or sent (screenshots and XML can be large).
@@ -53,6 +54,9 @@ pub async fn serve(
         .set_serving::<DomainServiceServer<DomainApi>>()
         .await;
     reporter.set_serving::<HostServiceServer<HostApi>>().await;
+    reporter
+        .set_serving::<StorageServiceServer<StorageApi>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)
@@ -73,6 +77,9 @@ pub async fn serve(
     let host = HostServiceServer::new(HostApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let storage = StorageServiceServer::new(StorageApi::new(hosts.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     Server::builder()
@@ -81,6 +88,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(domain)
         .add_service(host)
+        .add_service(storage)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(ServeError::Transport)
