@@ -221,6 +221,7 @@ pub fn render_clone(name: &str, capacity: u64, format: Option<&str>) -> Result<S
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

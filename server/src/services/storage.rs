@@ -682,13 +682,22 @@ impl StorageService for StorageApi {
                 }
             }
         };
-        let (result, fed) = tokio::join!(transfer, feed);
+        // The transfer decides when the call ends: a client that stalls
+        // is cut off at the deadline even though its stream never ends.
+        tokio::pin!(transfer, feed);
+        let mut fed: Option<Result<(), Status>> = None;
+        let result = loop {
+            tokio::select! {
+                r = &mut transfer => break r,
+                f = &mut feed, if fed.is_none() => fed = Some(f),
+            }
+        };
         match (result, fed) {
             (Ok(r), _) => ok(r),
             // The client's own error explains the failure better than the
             // "ended early" the blocking side saw.
-            (Err(_), Err(status)) => Err(status),
-            (Err(e), Ok(())) => Err(e.into()),
+            (Err(_), Some(Err(status))) => Err(status),
+            (Err(e), _) => Err(e.into()),
         }
     }
 
