@@ -209,6 +209,14 @@ impl Client {
         tokio_stream::wrappers::ReceiverStream::new(rx)
     }
 
+    /// The generated `StorageService` stub.
+    pub fn storage(
+        &self,
+    ) -> libvirt_grpc::v1::storage_service_client::StorageServiceClient<Channel> {
+        libvirt_grpc::v1::storage_service_client::StorageServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(64 << 20)
+    }
+
     /// A reference to the domain `name` on the default host.
     pub fn domain_ref(&self, name: &str) -> DomainRef {
         DomainRef {

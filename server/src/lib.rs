@@ -16,3 +16,4 @@ pub mod render;
 pub mod server;
 pub mod services;
 pub mod validate;
+pub mod xml_query;

@@ -5,7 +5,7 @@ use std::{future::Future, time::Duration};
 
 use libvirt_grpc::v1::{
     domain_service_server::DomainServiceServer, event_service_server::EventServiceServer,
-    host_service_server::HostServiceServer,
+    host_service_server::HostServiceServer, storage_service_server::StorageServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -15,7 +15,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     config::Config,
     pool::{Health, HostPool, Hosts},
-    services::{domain::DomainApi, events::EventApi, host::HostApi},
+    services::{domain::DomainApi, events::EventApi, host::HostApi, storage::StorageApi},
 };
 
 /// Largest message accepted or sent (screenshots and XML can be large).
@@ -55,6 +55,9 @@ pub async fn serve(
         .await;
     reporter.set_serving::<HostServiceServer<HostApi>>().await;
     reporter.set_serving::<EventServiceServer<EventApi>>().await;
+    reporter
+        .set_serving::<StorageServiceServer<StorageApi>>()
+        .await;
     let hub = crate::events::start(&hosts, config.event_ring_size);
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -76,6 +79,9 @@ pub async fn serve(
     let host = HostServiceServer::new(HostApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let storage = StorageServiceServer::new(StorageApi::new(hosts.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
@@ -94,6 +100,7 @@ pub async fn serve(
         .add_service(domain)
         .add_service(host)
         .add_service(events)
+        .add_service(storage)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)

@@ -100,11 +100,11 @@ fn ok<T>(v: T) -> Result<Response<T>, Status> {
 
 /// Page tokens are the hex of the last name returned: opaque to clients,
 /// stable across calls, and never able to skip a domain created meanwhile.
-fn encode_token(name: &str) -> String {
+pub(super) fn encode_token(name: &str) -> String {
     name.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_token(token: &str) -> Result<String, Error> {
+pub(super) fn decode_token(token: &str) -> Result<String, Error> {
     let bad = || Error::invalid("page_token", "is not a token this server issued");
     if !token.len().is_multiple_of(2) {
         return Err(bad());

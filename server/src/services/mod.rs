@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod events;
 pub mod host;
+pub mod storage;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,0 +1,280 @@
+//! Storage pool and volume specs rendered to libvirt XML.
+
+use libvirt_grpc::v1::{StoragePoolSpec, StoragePoolType, StorageVolumeSpec, VolumeFormat};
+
+use super::{finish, io_error, text_element, writer, XmlWriter};
+use crate::{error::Error, validate};
+
+/// A volume name: non-empty, no `/`, no NUL, not `.` or `..` (libvirt joins
+/// it to the pool's directory, so these are what could escape it).
+pub fn volume_name(field: &str, name: &str) -> Result<(), Error> {
+    validate::required_text(field, name)?;
+    if name.contains('/') {
+        return Err(Error::invalid(field, "must not contain '/'"));
+    }
+    if name == "." || name == ".." {
+        return Err(Error::invalid(field, "must not be '.' or '..'"));
+    }
+    Ok(())
+}
+
+/// A size field that must be positive.
+pub fn positive_size(field: &str, v: i64) -> Result<u64, Error> {
+    if v <= 0 {
+        return Err(Error::invalid(field, format!("must be positive, got {v}")));
+    }
+    Ok(v as u64)
+}
+
+/// A size field that must not be negative.
+pub fn size(field: &str, v: i64) -> Result<u64, Error> {
+    if v < 0 {
+        return Err(Error::invalid(
+            field,
+            format!("must not be negative, got {v}"),
+        ));
+    }
+    Ok(v as u64)
+}
+
+/// libvirt's name of a format; `None` when unspecified.
+pub fn format_name(f: i32, field: &str) -> Result<Option<&'static str>, Error> {
+    match VolumeFormat::try_from(f) {
+        Ok(VolumeFormat::Unspecified) => Ok(None),
+        Ok(VolumeFormat::Raw) => Ok(Some("raw")),
+        Ok(VolumeFormat::Qcow2) => Ok(Some("qcow2")),
+        Err(_) => Err(Error::invalid(field, format!("unknown format {f}"))),
+    }
+}
+
+/// Checks a pool spec.
+pub fn validate_pool(spec: &StoragePoolSpec) -> Result<StoragePoolType, Error> {
+    validate::object_name("spec.name", &spec.name)?;
+    let ty = StoragePoolType::try_from(spec.r#type)
+        .map_err(|_| Error::invalid("spec.type", "unknown pool type"))?;
+    for (f, v) in [
+        ("spec.source_host", &spec.source_host),
+        ("spec.source_name", &spec.source_name),
+        ("spec.source_format", &spec.source_format),
+    ] {
+        validate::text(f, v)?;
+    }
+    let need_target = !matches!(ty, StoragePoolType::Logical);
+    if need_target || !spec.target_path.is_empty() {
+        validate::absolute_path("spec.target_path", &spec.target_path)?;
+    }
+    match ty {
+        StoragePoolType::Unspecified => return Err(Error::invalid("spec.type", "is required")),
+        StoragePoolType::Dir => {}
+        StoragePoolType::Fs => validate::absolute_path("spec.source_device", &spec.source_device)?,
+        StoragePoolType::Netfs => {
+            validate::required_text("spec.source_host", &spec.source_host)?;
+            validate::absolute_path("spec.source_dir", &spec.source_dir)?;
+        }
+        StoragePoolType::Logical => {
+            if !spec.source_device.is_empty() {
+                validate::absolute_path("spec.source_device", &spec.source_device)?;
+            }
+            if !spec.source_name.is_empty() {
+                validate::object_name("spec.source_name", &spec.source_name)?;
+            }
+        }
+    }
+    Ok(ty)
+}
+
+/// Renders a pool spec.
+pub fn render_pool(spec: &StoragePoolSpec) -> Result<String, Error> {
+    let ty = validate_pool(spec)?;
+    let type_name = match ty {
+        StoragePoolType::Fs => "fs",
+        StoragePoolType::Netfs => "netfs",
+        StoragePoolType::Logical => "logical",
+        _ => "dir",
+    };
+    let mut w = writer();
+    w.create_element("pool")
+        .with_attribute(("type", type_name))
+        .write_inner_content(|w| write_pool(w, spec, ty))
+        .map_err(io_error)?;
+    finish(w)
+}
+
+fn write_pool(w: &mut XmlWriter, s: &StoragePoolSpec, ty: StoragePoolType) -> std::io::Result<()> {
+    text_element(w, "name", &s.name)?;
+    if ty != StoragePoolType::Dir {
+        w.create_element("source").write_inner_content(|w| {
+            match ty {
+                StoragePoolType::Fs => {
+                    w.create_element("device")
+                        .with_attribute(("path", s.source_device.as_str()))
+                        .write_empty()?;
+                }
+                StoragePoolType::Netfs => {
+                    w.create_element("host")
+                        .with_attribute(("name", s.source_host.as_str()))
+                        .write_empty()?;
+                    w.create_element("dir")
+                        .with_attribute(("path", s.source_dir.as_str()))
+                        .write_empty()?;
+                }
+                StoragePoolType::Logical => {
+                    if !s.source_device.is_empty() {
+                        w.create_element("device")
+                            .with_attribute(("path", s.source_device.as_str()))
+                            .write_empty()?;
+                    }
+                    let vg = if s.source_name.is_empty() {
+                        &s.name
+                    } else {
+                        &s.source_name
+                    };
+                    text_element(w, "name", vg)?;
+                }
+                _ => {}
+            }
+            if !s.source_format.is_empty() && ty != StoragePoolType::Logical {
+                w.create_element("format")
+                    .with_attribute(("type", s.source_format.as_str()))
+                    .write_empty()?;
+            }
+            Ok(())
+        })?;
+    }
+    if !s.target_path.is_empty() {
+        w.create_element("target")
+            .write_inner_content(|w| text_element(w, "path", &s.target_path))?;
+    }
+    Ok(())
+}
+
+/// Renders a volume spec.
+pub fn render_volume(spec: &StorageVolumeSpec) -> Result<String, Error> {
+    volume_name("spec.name", &spec.name)?;
+    let capacity = positive_size("spec.capacity_bytes", spec.capacity_bytes)?;
+    let allocation = size("spec.allocation_bytes", spec.allocation_bytes)?;
+    let format = format_name(spec.format, "spec.format")?;
+    let backing_format = format_name(spec.backing_store_format, "spec.backing_store_format")?;
+    if !spec.backing_store_path.is_empty() {
+        validate::absolute_path("spec.backing_store_path", &spec.backing_store_path)?;
+        if format != Some("qcow2") {
+            return Err(Error::invalid(
+                "spec.backing_store_path",
+                "a backing store needs format QCOW2",
+            ));
+        }
+    }
+    let mut w = writer();
+    w.create_element("volume")
+        .write_inner_content(|w| {
+            text_element(w, "name", &spec.name)?;
+            w.create_element("capacity")
+                .with_attribute(("unit", "bytes"))
+                .write_text_content(quick_xml::events::BytesText::new(&capacity.to_string()))?;
+            w.create_element("allocation")
+                .with_attribute(("unit", "bytes"))
+                .write_text_content(quick_xml::events::BytesText::new(&allocation.to_string()))?;
+            if let Some(f) = format {
+                w.create_element("target").write_inner_content(|w| {
+                    w.create_element("format")
+                        .with_attribute(("type", f))
+                        .write_empty()?;
+                    Ok(())
+                })?;
+            }
+            if !spec.backing_store_path.is_empty() {
+                w.create_element("backingStore").write_inner_content(|w| {
+                    text_element(w, "path", &spec.backing_store_path)?;
+                    w.create_element("format")
+                        .with_attribute(("type", backing_format.unwrap_or("raw")))
+                        .write_empty()?;
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+        .map_err(io_error)?;
+    finish(w)
+}
+
+/// The XML of a clone of a volume: name, capacity and format.
+pub fn render_clone(name: &str, capacity: u64, format: Option<&str>) -> Result<String, Error> {
+    let mut w = writer();
+    w.create_element("volume")
+        .write_inner_content(|w| {
+            text_element(w, "name", name)?;
+            w.create_element("capacity")
+                .with_attribute(("unit", "bytes"))
+                .write_text_content(quick_xml::events::BytesText::new(&capacity.to_string()))?;
+            if let Some(f) = format {
+                w.create_element("target").write_inner_content(|w| {
+                    w.create_element("format")
+                        .with_attribute(("type", f))
+                        .write_empty()?;
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+        .map_err(io_error)?;
+    finish(w)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_kinds_render_and_escape() {
+        let mut s = StoragePoolSpec {
+            name: "p1".into(),
+            r#type: StoragePoolType::Dir as i32,
+            target_path: "/var/tmp/a&b".into(),
+            ..Default::default()
+        };
+        let x = render_pool(&s).unwrap();
+        assert!(
+            x.contains("<pool type=\"dir\">") && x.contains("/var/tmp/a&amp;b"),
+            "{x}"
+        );
+        s.r#type = StoragePoolType::Netfs as i32;
+        s.source_host = "nfs.example".into();
+        s.source_dir = "/export".into();
+        let x = render_pool(&s).unwrap();
+        assert!(x.contains("<host name=\"nfs.example\"/>"), "{x}");
+        s.r#type = StoragePoolType::Logical as i32;
+        s.target_path.clear();
+        assert!(render_pool(&s).unwrap().contains("<name>p1</name>"));
+        s.r#type = StoragePoolType::Fs as i32;
+        s.target_path = "/mnt/x".into();
+        assert!(render_pool(&s).is_err(), "fs without device accepted");
+        s.source_device = "/dev/vdb".into();
+        assert!(render_pool(&s)
+            .unwrap()
+            .contains("<device path=\"/dev/vdb\"/>"));
+        s.target_path = "/mnt/../etc".into();
+        assert!(render_pool(&s).is_err());
+    }
+
+    #[test]
+    fn volume_checks() {
+        let mut v = StorageVolumeSpec {
+            name: "a.qcow2".into(),
+            format: VolumeFormat::Qcow2 as i32,
+            capacity_bytes: 1 << 20,
+            ..Default::default()
+        };
+        assert!(render_volume(&v)
+            .unwrap()
+            .contains("<format type=\"qcow2\"/>"));
+        v.name = "a/b".into();
+        assert!(render_volume(&v).is_err());
+        v.name = "ok".into();
+        v.capacity_bytes = -1;
+        assert!(render_volume(&v).is_err());
+        v.capacity_bytes = 1;
+        v.allocation_bytes = -5;
+        assert!(render_volume(&v).is_err());
+    }
+}

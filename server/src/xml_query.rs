@@ -1,0 +1,107 @@
+//! Reads a few values out of libvirt XML descriptions (a pool's type, a
+//! volume's format, a snapshot's parent) with quick-xml's reader. Paths are
+//! element names from the root, e.g. `["volume", "target", "format"]`.
+
+use quick_xml::{
+    escape::{resolve_predefined_entity, unescape},
+    events::Event,
+    Reader,
+};
+
+/// The value of attribute `attr` of the first element at `path`.
+pub fn attr(xml: &str, path: &[&str], attr: &str) -> Option<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) if at(&stack, path, e.name().as_ref()) => {
+                return e
+                    .try_get_attribute(attr)
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()));
+            }
+            Event::Start(e) => stack.push(e.name().as_ref().to_vec()),
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The text content of the first element at `path`.
+pub fn text(xml: &str, path: &[&str]) -> Option<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut inside = false;
+    let mut out = String::new();
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                if !inside && at(&stack, path, e.name().as_ref()) {
+                    inside = true;
+                }
+                stack.push(e.name().as_ref().to_vec());
+            }
+            Event::Empty(e) if !inside && at(&stack, path, e.name().as_ref()) => {
+                return Some(String::new());
+            }
+            Event::Text(t) if inside => {
+                let raw = t.decode().ok()?;
+                out.push_str(&unescape(&raw).ok()?);
+            }
+            Event::GeneralRef(r) if inside => {
+                let name = r.decode().ok()?;
+                if let Some(s) = resolve_predefined_entity(&name) {
+                    out.push_str(s);
+                } else if let Ok(Some(c)) = r.resolve_char_ref() {
+                    out.push(c);
+                }
+            }
+            Event::CData(c) if inside => {
+                out.push_str(&String::from_utf8_lossy(&c));
+            }
+            Event::End(_) => {
+                stack.pop();
+                if inside && stack.len() < path.len() {
+                    return Some(out);
+                }
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+fn at(stack: &[Vec<u8>], path: &[&str], name: &[u8]) -> bool {
+    stack.len() + 1 == path.len()
+        && stack
+            .iter()
+            .zip(path)
+            .all(|(s, p)| s.as_slice() == p.as_bytes())
+        && path.last().map(|l| l.as_bytes()) == Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_attributes_and_text() {
+        let xml = "<volume type='file'><name>a &amp; b</name><target><path>/p</path>\
+                   <format type='qcow2'/></target></volume>";
+        assert_eq!(attr(xml, &["volume"], "type").as_deref(), Some("file"));
+        assert_eq!(
+            attr(xml, &["volume", "target", "format"], "type").as_deref(),
+            Some("qcow2")
+        );
+        assert_eq!(text(xml, &["volume", "name"]).as_deref(), Some("a & b"));
+        assert_eq!(
+            text(xml, &["volume", "target", "path"]).as_deref(),
+            Some("/p")
+        );
+        assert_eq!(text(xml, &["volume", "nothing"]), None);
+    }
+}

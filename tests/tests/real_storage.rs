@@ -1,0 +1,398 @@
+//! StorageService against a real libvirtd: a `dir` pool in a per-run
+//! temporary directory, qcow2 volumes, clone, resize, wipe, and a 64 MiB
+//! upload downloaded back byte for byte. Runs only with LIBVIRT_GRPC_REAL=1.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use libvirt_grpc_tests::{
+    code_of, prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI,
+};
+use sha2::{Digest, Sha256};
+use tonic::Code;
+use v1::{
+    download_volume_response::Msg as Down, storage_pool_ref::Key, upload_volume_request::Msg,
+    StoragePoolRef, StoragePoolSpec, StoragePoolState, StoragePoolType, StorageVolumeRef,
+    StorageVolumeSpec, VolumeFormat,
+};
+
+const MIB: i64 = 1 << 20;
+
+fn pool_ref(name: &str) -> Option<StoragePoolRef> {
+    Some(StoragePoolRef {
+        host: "real".into(),
+        key: Some(Key::Name(name.to_owned())),
+    })
+}
+
+fn vol_ref(pool: &str, name: &str) -> Option<StorageVolumeRef> {
+    Some(StorageVolumeRef {
+        pool: pool_ref(pool),
+        name: name.to_owned(),
+    })
+}
+
+/// Deterministic, incompressible-looking test data.
+fn data(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn upload_msgs(target: v1::UploadTarget, bytes: &[u8]) -> Vec<v1::UploadVolumeRequest> {
+    let mut m = vec![v1::UploadVolumeRequest {
+        msg: Some(Msg::Target(target)),
+    }];
+    m.extend(bytes.chunks(1 << 20).map(|c| v1::UploadVolumeRequest {
+        msg: Some(Msg::Chunk(c.to_vec())),
+    }));
+    m
+}
+
+async fn volume_exists(s: &TestServer, pool: &str, name: &str) -> bool {
+    let r = s
+        .client
+        .storage()
+        .get_storage_volume(s.client.request(v1::GetStorageVolumeRequest {
+            volume: vol_ref(pool, name),
+        }))
+        .await;
+    match r {
+        Ok(_) => true,
+        Err(e) if e.code() == Code::NotFound => false,
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dir_pool_qcow2_clone_resize_upload_download() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let dir = std::env::temp_dir().join(format!("{p}pool"));
+    c.file(&dir);
+    let pool = format!("{p}pool");
+    let mut st = s.client.storage();
+
+    let made = st
+        .define_storage_pool(s.client.request(v1::DefineStoragePoolRequest {
+            host: "real".into(),
+            source: Some(v1::define_storage_pool_request::Source::Spec(
+                StoragePoolSpec {
+                    name: pool.clone(),
+                    r#type: StoragePoolType::Dir as i32,
+                    target_path: dir.to_str().unwrap().to_owned(),
+                    ..Default::default()
+                },
+            )),
+            build: true,
+            start: true,
+            autostart: false,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .pool
+        .unwrap();
+    assert_eq!(made.state(), StoragePoolState::Running);
+    assert!(dir.is_dir(), "build did not create {dir:?}");
+    assert!(made.capacity_bytes > 0 && made.available_bytes > 0);
+
+    // qcow2 volume, then a clone, then a resize of the clone.
+    let q = st
+        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
+            pool: pool_ref(&pool),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                StorageVolumeSpec {
+                    name: "base.qcow2".into(),
+                    format: VolumeFormat::Qcow2 as i32,
+                    capacity_bytes: 64 * MIB,
+                    ..Default::default()
+                },
+            )),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(q.format, "qcow2");
+    assert_eq!(q.capacity_bytes, 64 << 20);
+    assert!(q.allocation_bytes < 64 << 20, "qcow2 should be sparse");
+    assert_eq!(q.path, dir.join("base.qcow2").to_str().unwrap());
+    let header = std::fs::read(&q.path).unwrap();
+    assert_eq!(&header[..4], b"QFI\xfb", "not a qcow2 file");
+
+    let overlay = st
+        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
+            pool: pool_ref(&pool),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                StorageVolumeSpec {
+                    name: "overlay.qcow2".into(),
+                    format: VolumeFormat::Qcow2 as i32,
+                    capacity_bytes: 64 * MIB,
+                    backing_store_path: q.path.clone(),
+                    backing_store_format: VolumeFormat::Qcow2 as i32,
+                    ..Default::default()
+                },
+            )),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(overlay.backing_store_path, q.path);
+
+    let clone = st
+        .clone_storage_volume(s.client.request(v1::CloneStorageVolumeRequest {
+            source: vol_ref(&pool, "base.qcow2"),
+            name: "clone.qcow2".into(),
+            format: 0,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(clone.format, "qcow2");
+    assert_eq!(clone.capacity_bytes, 64 << 20);
+
+    let resized = st
+        .resize_storage_volume(s.client.request(v1::ResizeStorageVolumeRequest {
+            volume: vol_ref(&pool, "clone.qcow2"),
+            capacity_bytes: 128 * MIB,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(resized.capacity_bytes, 128 << 20);
+    let shrink = st
+        .resize_storage_volume(s.client.request(v1::ResizeStorageVolumeRequest {
+            volume: vol_ref(&pool, "clone.qcow2"),
+            capacity_bytes: MIB,
+            ..Default::default()
+        }))
+        .await;
+    assert_ne!(code_of(shrink), Code::Ok);
+
+    // 64 MiB up, created by the upload, checksum verified server-side.
+    let bytes = data(64 << 20);
+    let sha = hex(&Sha256::digest(&bytes));
+    let up = st
+        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+            v1::UploadTarget {
+                volume: vol_ref(&pool, "blob.raw"),
+                length: bytes.len() as u64,
+                sha256: sha.clone(),
+                create: Some(StorageVolumeSpec {
+                    format: VolumeFormat::Raw as i32,
+                    capacity_bytes: 64 * MIB,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &bytes,
+        ))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(up.created);
+    assert_eq!(up.bytes_written, 64 << 20);
+    assert_eq!(up.sha256, sha);
+
+    // ... and back down, byte-identical, with offsets and a final checksum.
+    let mut down = st
+        .download_volume(s.client.request(v1::DownloadVolumeRequest {
+            volume: vol_ref(&pool, "blob.raw"),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::with_capacity(bytes.len());
+    let mut expected = 0;
+    let mut finished = None;
+    let mut chunks = 0;
+    while let Some(m) = down.message().await.unwrap() {
+        match m.msg.unwrap() {
+            Down::Started(s) => {
+                assert!(got.is_empty());
+                expected = s.expected_bytes;
+            }
+            Down::Chunk(c) => {
+                assert_eq!(c.offset, got.len() as u64);
+                got.extend_from_slice(&c.data);
+                chunks += 1;
+            }
+            Down::Finished(f) => finished = Some(f),
+        }
+    }
+    let finished = finished.expect("no final message");
+    assert_eq!(expected, 64 << 20);
+    assert!(chunks > 1, "a 64 MiB download should come in many chunks");
+    assert_eq!(finished.total_bytes, 64 << 20);
+    assert_eq!(finished.sha256, sha);
+    assert!(got == bytes, "downloaded bytes differ");
+
+    // A range download.
+    let mut part = st
+        .download_volume(s.client.request(v1::DownloadVolumeRequest {
+            volume: vol_ref(&pool, "blob.raw"),
+            offset: 1000,
+            length: 5000,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = part.message().await.unwrap() {
+        if let Some(Down::Chunk(c)) = m.msg {
+            got.extend_from_slice(&c.data);
+        }
+    }
+    assert_eq!(got, bytes[1000..6000]);
+
+    // A checksum mismatch fails and leaves no half volume.
+    let bad = st
+        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+            v1::UploadTarget {
+                volume: vol_ref(&pool, "bad.raw"),
+                sha256: "0".repeat(64),
+                create: Some(StorageVolumeSpec {
+                    capacity_bytes: 4 * MIB,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &bytes[..4 << 20],
+        ))))
+        .await;
+    assert_eq!(code_of(bad), Code::InvalidArgument);
+    assert!(!volume_exists(&s, &pool, "bad.raw").await);
+
+    // Fewer bytes than announced: refused, nothing left.
+    let short = st
+        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+            v1::UploadTarget {
+                volume: vol_ref(&pool, "short.raw"),
+                length: 4 << 20,
+                create: Some(StorageVolumeSpec {
+                    capacity_bytes: 4 * MIB,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &bytes[..1 << 20],
+        ))))
+        .await;
+    assert_eq!(code_of(short), Code::InvalidArgument);
+    assert!(!volume_exists(&s, &pool, "short.raw").await);
+
+    // A client that stalls mid-upload past its deadline: the call ends with
+    // DEADLINE_EXCEEDED, the server aborts the libvirt stream and deletes the
+    // volume the upload created.
+    let first = upload_msgs(
+        v1::UploadTarget {
+            volume: vol_ref(&pool, "broken.raw"),
+            create: Some(StorageVolumeSpec {
+                capacity_bytes: 8 * MIB,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        &bytes[..2 << 20],
+    );
+    let hanging =
+        tokio_stream::StreamExt::chain(tokio_stream::iter(first), tokio_stream::pending());
+    let impatient = s.client.clone().with_timeout(Duration::from_secs(3));
+    let mut st2 = impatient.storage();
+    let call = tokio::spawn(async move { st2.upload_volume(impatient.request(hanging)).await });
+    wait_until(
+        Duration::from_secs(20),
+        "the upload to create its volume",
+        || {
+            let (s, pool) = (&s, &pool);
+            async move { volume_exists(s, pool, "broken.raw").await.then_some(()) }
+        },
+    )
+    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the stalled upload did not end at its deadline")
+        .unwrap();
+    assert_eq!(code_of(ended), Code::DeadlineExceeded);
+    wait_until(
+        Duration::from_secs(20),
+        "the broken upload's volume to go",
+        || {
+            let (s, pool) = (&s, &pool);
+            async move { (!volume_exists(s, pool, "broken.raw").await).then_some(()) }
+        },
+    )
+    .await;
+
+    // Wipe zeroes a volume.
+    st.wipe_storage_volume(s.client.request(v1::WipeStorageVolumeRequest {
+        volume: vol_ref(&pool, "blob.raw"),
+    }))
+    .await
+    .unwrap();
+    let head = std::fs::read(dir.join("blob.raw")).unwrap();
+    assert!(head[..1 << 20].iter().all(|b| *b == 0), "wipe left data");
+
+    // Tear down through the API: volumes, stop, delete, undefine.
+    let vols = st
+        .list_storage_volumes(s.client.request(v1::ListStorageVolumesRequest {
+            pool: pool_ref(&pool),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volumes;
+    let names: Vec<_> = vols.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["base.qcow2", "blob.raw", "clone.qcow2", "overlay.qcow2"]
+    );
+    for v in &vols {
+        st.delete_storage_volume(s.client.request(v1::DeleteStorageVolumeRequest {
+            volume: vol_ref(&pool, &v.name),
+        }))
+        .await
+        .unwrap();
+    }
+    st.stop_storage_pool(s.client.request(v1::StopStoragePoolRequest {
+        pool: pool_ref(&pool),
+    }))
+    .await
+    .unwrap();
+    st.delete_storage_pool(s.client.request(v1::DeleteStoragePoolRequest {
+        pool: pool_ref(&pool),
+    }))
+    .await
+    .unwrap();
+    assert!(!dir.exists(), "delete left {dir:?}");
+    st.undefine_storage_pool(s.client.request(v1::UndefineStoragePoolRequest {
+        pool: pool_ref(&pool),
+    }))
+    .await
+    .unwrap();
+}
