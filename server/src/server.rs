@@ -4,7 +4,8 @@
 use std::{future::Future, time::Duration};
 
 use libvirt_grpc::v1::{
-    domain_service_server::DomainServiceServer, host_service_server::HostServiceServer,
+    domain_service_server::DomainServiceServer,
+    guest_agent_service_server::GuestAgentServiceServer, host_service_server::HostServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -14,7 +15,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     config::Config,
     pool::{Health, HostPool, Hosts},
-    services::{domain::DomainApi, host::HostApi},
+    services::{agent::GuestAgentApi, domain::DomainApi, host::HostApi},
 };
 
 /// Largest message accepted or sent (screenshots and XML can be large).
@@ -53,6 +54,9 @@ pub async fn serve(
         .set_serving::<DomainServiceServer<DomainApi>>()
         .await;
     reporter.set_serving::<HostServiceServer<HostApi>>().await;
+    reporter
+        .set_serving::<GuestAgentServiceServer<GuestAgentApi>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)
@@ -74,6 +78,10 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
+    let agent = GuestAgentServiceServer::new(GuestAgentApi::new(hosts.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     Server::builder()
         .add_service(health_service)
@@ -81,6 +89,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(domain)
         .add_service(host)
+        .add_service(agent)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(ServeError::Transport)

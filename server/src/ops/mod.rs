@@ -2,5 +2,6 @@
 //! blocking functions over a `&Connect`. Services run them through
 //! `HostPool::run`, which puts them on the blocking pool.
 
+pub mod agent;
 pub mod domain;
 pub mod host;
