@@ -431,7 +431,10 @@ impl GuestAgentService for GuestAgentApi {
         let flags = match S::try_from(req.get_ref().source)
             .map_err(|_| Error::invalid("source", "unknown source"))?
         {
-            S::Unspecified | S::Agent => sys::VIR_DOMAIN_GET_HOSTNAME_AGENT,
+            // The driver's default: the agent for QEMU; the test driver
+            // accepts no flag at all.
+            S::Unspecified => 0,
+            S::Agent => sys::VIR_DOMAIN_GET_HOSTNAME_AGENT,
             S::Lease => sys::VIR_DOMAIN_GET_HOSTNAME_LEASE,
         };
         let hostname = t.run(move |_, d, _| Ok(d.hostname(flags)?)).await?;
