@@ -441,6 +441,104 @@ async fn every_agent_call_on_a_real_guest() {
         .await;
     assert_eq!(code_of(missing), Code::FailedPrecondition);
 
+    // Every path closes its guest file handle: count qemu-ga's open fds
+    // before, after a read the client abandons, and after refusals.
+    let fds = || async {
+        let (out, _, _) = exec(
+            &s,
+            &name,
+            "/bin/sh",
+            &["-c", "ls /proc/$(pidof qemu-ga)/fd | wc -l"],
+        )
+        .await;
+        out.trim().parse::<u32>().unwrap()
+    };
+    let baseline = fds().await;
+    let mut abandoned = a
+        .read_file(v1::ReadFileRequest {
+            domain: dref(&name),
+            path: path.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!abandoned.next().await.unwrap().unwrap().data.is_empty());
+    drop(abandoned);
+    // A file beyond the 64 MiB cap (sparse, so it costs the guest nothing)
+    // is refused up front, naming the field, and read in ranges instead.
+    let (_, _, exit) = exec(
+        &s,
+        &name,
+        "/bin/sh",
+        &[
+            "-c",
+            "dd if=/dev/zero of=/tmp/lvgtest-big bs=1 count=1 seek=70M",
+        ],
+    )
+    .await;
+    assert_eq!(exit, Some(exec_exited::Status::ExitCode(0)));
+    let big = a
+        .read_file(v1::ReadFileRequest {
+            domain: dref(&name),
+            path: "/tmp/lvgtest-big".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(big), Code::InvalidArgument);
+    let mut tail = a
+        .read_file(v1::ReadFileRequest {
+            domain: dref(&name),
+            path: "/tmp/lvgtest-big".into(),
+            offset: 70 << 20,
+            length: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tail.next().await.unwrap().unwrap();
+    assert_eq!((first.data, first.file_size), (vec![0u8], (70 << 20) + 1));
+    assert!(tail.next().await.is_none());
+    wait_until(
+        Duration::from_secs(10),
+        "guest file handles closed",
+        || async { (fds().await == baseline).then_some(()) },
+    )
+    .await;
+
+    // Exec: stdin, environment, output larger than one stream chunk.
+    let mut st = a
+        .exec(v1::ExecRequest {
+            domain: dref(&name),
+            path: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "cat; echo \"$GREETING\"; head -c 100000 /dev/zero".into(),
+            ],
+            env: vec!["GREETING=hi there".into()],
+            stdin: b"from stdin\n".to_vec(),
+            discard_output: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut out, mut chunks, mut exit) = (Vec::new(), 0, None);
+    while let Some(m) = st.next().await {
+        match m.unwrap().item.unwrap() {
+            Item::Stdout(b) => {
+                chunks += 1;
+                out.extend(b);
+            }
+            Item::Exited(e) => exit = e.status,
+            _ => {}
+        }
+    }
+    assert_eq!(exit, Some(exec_exited::Status::ExitCode(0)));
+    let head = b"from stdin\nhi there\n";
+    assert_eq!(&out[..head.len()], head);
+    assert_eq!(out.len(), head.len() + 100_000);
+    assert!(chunks >= 4, "{chunks} chunks");
+
     // Freeze, status, thaw.
     let f = a
         .freeze_filesystems(v1::FreezeFilesystemsRequest {

@@ -748,3 +748,30 @@ async fn write_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn agent_timeouts_follow_the_deadline() {
+        assert_eq!(agent_timeout(None), ops::DEFAULT_AGENT_TIMEOUT_SECS);
+        let soon = Instant::now() + Duration::from_millis(1500);
+        assert_eq!(agent_timeout(Some(soon)), 2);
+        assert_eq!(agent_timeout(Some(Instant::now())), 1);
+        let far = Instant::now() + Duration::from_secs(10_000);
+        assert_eq!(agent_timeout(Some(far)), MAX_AGENT_TIMEOUT_SECS as i32);
+    }
+
+    #[test]
+    fn vcpu_lists_and_keys() {
+        assert_eq!(cpu_list(&[1, 3]).unwrap(), "1,3");
+        assert!(cpu_list(&[]).is_err());
+        assert!(keys_field(&["ssh-ed25519 AAAA a".into()]).is_ok());
+        assert!(keys_field(&[]).is_err());
+        assert!(keys_field(&["a\nb".into()]).is_err());
+        assert!(mountpoints_field(&["/".into()]).is_ok());
+        assert!(mountpoints_field(&["rel".into()]).is_err());
+    }
+}
