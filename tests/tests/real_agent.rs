@@ -78,7 +78,9 @@ async fn create(s: &TestServer, xml: String) {
 async fn boot_guest(s: &TestServer, c: &mut Cleanup, name: &str) {
     let console = format!("/tmp/{name}-console.log");
     c.file(&console);
-    create(s, guest_xml(name, &console)).await;
+    // Two vCPUs, so that one can go offline and back.
+    let xml = guest_xml(name, &console).replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>");
+    create(s, xml).await;
     let mut agent = s.client.agent();
     wait_until(Duration::from_secs(90), "the guest agent to answer", || {
         let mut agent = agent.clone();
@@ -305,8 +307,31 @@ async fn every_agent_call_on_a_real_guest() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(vcpus.vcpus, vec![0]);
-    assert_eq!(vcpus.online, vec![0]);
+    assert_eq!(vcpus.vcpus, vec![0, 1]);
+    assert_eq!(vcpus.online, vec![0, 1]);
+    assert!(vcpus.offlinable.contains(&1), "{vcpus:?}");
+    let set = |online: bool| {
+        let mut a = a.clone();
+        let name = name.clone();
+        async move {
+            a.set_guest_vcpus(v1::SetGuestVcpusRequest {
+                domain: dref(&name),
+                vcpus: vec![1],
+                online,
+            })
+            .await
+            .unwrap();
+            a.get_guest_vcpus(v1::GetGuestVcpusRequest {
+                domain: dref(&name),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .online
+        }
+    };
+    assert_eq!(set(false).await, vec![0]);
+    assert_eq!(set(true).await, vec![0, 1]);
 
     // Time: set it an hour ahead, read it back, sync it from the RTC.
     let ahead = now_secs() + 3600;

@@ -189,13 +189,15 @@ impl GuestAgentService for GuestAgentApi {
         }
         // Re-serialised: no NUL byte can reach libvirt (JSON escapes it).
         let cmd = cmd.to_string();
-        let requested = r.timeout_seconds;
+        // The caller's own timeout, but never past the request's deadline.
+        let requested = r.timeout_seconds.min(MAX_AGENT_TIMEOUT_SECS as u32) as i32;
+        let has_deadline = t.deadline.is_some();
         let result_json = t
-            .run(move |_, d, timeout| {
-                let timeout = if requested == 0 {
-                    timeout
-                } else {
-                    timeout.min(requested.min(MAX_AGENT_TIMEOUT_SECS as u32) as i32)
+            .run(move |_, d, by_deadline| {
+                let timeout = match (requested, has_deadline) {
+                    (0, _) => by_deadline,
+                    (r, false) => r,
+                    (r, true) => r.min(by_deadline),
                 };
                 ops::raw_command(d, &cmd, timeout)
             })
