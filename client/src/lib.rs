@@ -217,6 +217,16 @@ impl Client {
             .max_decoding_message_size(64 << 20)
     }
 
+    /// The generated `GuestAgentService` stub.
+    pub fn agent(
+        &self,
+    ) -> libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient<Channel> {
+        libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient::new(
+            self.channel.clone(),
+        )
+        .max_decoding_message_size(64 << 20)
+    }
+
     /// A reference to the domain `name` on the default host.
     pub fn domain_ref(&self, name: &str) -> DomainRef {
         DomainRef {

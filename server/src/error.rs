@@ -95,6 +95,19 @@ fn is_connection_code(code: u32, domain: u32, message: &str) -> bool {
             && message.contains("closed"))
 }
 
+/// Whether libvirt reports the guest agent refusing a command, or the
+/// domain having no agent channel at all. libvirt 9.0 reports an agent's
+/// error answer as INTERNAL_ERROR ("unable to execute QEMU agent command
+/// 'x': <the agent's message>") and a missing channel as
+/// ARGUMENT_UNSUPPORTED ("QEMU guest agent is not configured"); neither is
+/// a server bug or a driver gap, and retrying does not help.
+fn is_agent_refusal(code: u32, message: &str) -> bool {
+    (code == sys::VIR_ERR_INTERNAL_ERROR
+        && message.contains("unable to execute QEMU agent command"))
+        || (code == sys::VIR_ERR_ARGUMENT_UNSUPPORTED
+            && message.contains("guest agent is not configured"))
+}
+
 /// The gRPC code for a libvirt error: the table of DESIGN.md.
 pub(crate) fn code_for_libvirt(e: &virt::error::Error) -> Code {
     code_for(e.code().to_raw(), e.domain().to_raw(), e.message())
@@ -104,6 +117,9 @@ pub(crate) fn code_for_libvirt(e: &virt::error::Error) -> Code {
 fn code_for(code: u32, domain: u32, message: &str) -> Code {
     if is_connection_code(code, domain, message) {
         return Code::Unavailable;
+    }
+    if is_agent_refusal(code, message) {
+        return Code::FailedPrecondition;
     }
     match code {
         sys::VIR_ERR_NO_DOMAIN
@@ -238,6 +254,43 @@ mod tests {
                 "libvirt code {code}"
             );
         }
+    }
+
+    #[test]
+    fn agent_refusals_are_failed_preconditions() {
+        let q = sys::VIR_FROM_QEMU;
+        let refused = "internal error: unable to execute QEMU agent command 'guest-x': \
+                       The command guest-x has not been found";
+        assert_eq!(
+            code_for(sys::VIR_ERR_INTERNAL_ERROR, q, refused),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code_for(sys::VIR_ERR_INTERNAL_ERROR, q, "internal error: other"),
+            Code::Internal
+        );
+        let missing = "argument unsupported: QEMU guest agent is not configured";
+        assert_eq!(
+            code_for(sys::VIR_ERR_ARGUMENT_UNSUPPORTED, q, missing),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code_for(sys::VIR_ERR_ARGUMENT_UNSUPPORTED, q, "other"),
+            Code::Unimplemented
+        );
+        let not_connected = "Guest agent is not responding: QEMU guest agent is not connected";
+        assert_eq!(
+            code_for(sys::VIR_ERR_AGENT_UNRESPONSIVE, q, not_connected),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code_for(sys::VIR_ERR_AGENT_COMMAND_TIMEOUT, q, "x"),
+            Code::DeadlineExceeded
+        );
+        assert_eq!(
+            code_for(sys::VIR_ERR_AGENT_COMMAND_FAILED, q, "x"),
+            Code::FailedPrecondition
+        );
     }
 
     #[test]

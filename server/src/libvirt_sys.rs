@@ -225,3 +225,231 @@ pub fn domain_stats(
     }
     Ok(out)
 }
+
+/// A NULL-free array of C strings kept alive with its pointer list.
+struct CStrings {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const std::os::raw::c_char>,
+}
+
+impl CStrings {
+    fn new(field: &str, items: &[String]) -> Result<Self, Error> {
+        let owned = items
+            .iter()
+            .map(|s| cstring(field, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ptrs = owned.iter().map(|c| c.as_ptr()).collect();
+        Ok(CStrings {
+            _owned: owned,
+            ptrs,
+        })
+    }
+
+    /// The pointer list, or null when empty (libvirt's "all").
+    fn as_mut_ptr(&mut self) -> *mut *const std::os::raw::c_char {
+        if self.ptrs.is_empty() {
+            ptr::null_mut()
+        } else {
+            self.ptrs.as_mut_ptr()
+        }
+    }
+
+    fn len(&self) -> c_uint {
+        self.ptrs.len() as c_uint
+    }
+}
+
+/// Copies a C string libvirt owns (null means empty).
+///
+/// # Safety
+/// `p` must be null or a valid NUL-terminated string.
+unsafe fn owned_str(p: *const std::os::raw::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+/// `virDomainFSFreeze`: freezes `mountpoints` (all when empty); returns how
+/// many file systems were frozen.
+pub fn fs_freeze(dom: &Domain, mountpoints: &[String]) -> Result<u32, Error> {
+    let mut mps = CStrings::new("mountpoints", mountpoints)?;
+    // SAFETY: see the module doc; `mps` lives until the call returns and
+    // holds `mps.len()` valid strings (or is null with count 0).
+    let n = unsafe { sys::virDomainFSFreeze(dom.as_ptr(), mps.as_mut_ptr(), mps.len(), 0) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    Ok(n as u32)
+}
+
+/// `virDomainFSThaw`: thaws `mountpoints` (all when empty); returns how many
+/// file systems were thawed.
+pub fn fs_thaw(dom: &Domain, mountpoints: &[String]) -> Result<u32, Error> {
+    let mut mps = CStrings::new("mountpoints", mountpoints)?;
+    // SAFETY: as in `fs_freeze`.
+    let n = unsafe { sys::virDomainFSThaw(dom.as_ptr(), mps.as_mut_ptr(), mps.len(), 0) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    Ok(n as u32)
+}
+
+/// `virDomainFSTrim`: trims `mountpoint` (all when `None`).
+pub fn fs_trim(dom: &Domain, mountpoint: Option<&str>, minimum: u64) -> Result<(), Error> {
+    let mp = mountpoint.map(|m| cstring("mountpoint", m)).transpose()?;
+    let mp_ptr = mp.as_ref().map_or(ptr::null(), |c| c.as_ptr());
+    // SAFETY: see the module doc; `mp` lives until the call returns.
+    let rc = unsafe { sys::virDomainFSTrim(dom.as_ptr(), mp_ptr, minimum, 0) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// One mounted guest file system, copied out of a `virDomainFSInfo`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FsInfo {
+    /// Mount point in the guest.
+    pub mountpoint: String,
+    /// Guest device name.
+    pub name: String,
+    /// File system type.
+    pub fstype: String,
+    /// Aliases of the domain disks under it.
+    pub dev_aliases: Vec<String>,
+}
+
+/// `virDomainGetFSInfo`.
+pub fn fs_info(dom: &Domain) -> Result<Vec<FsInfo>, Error> {
+    let mut info: *mut sys::virDomainFSInfoPtr = ptr::null_mut();
+    // SAFETY: see the module doc; `info` is a local out-pointer.
+    let n = unsafe { sys::virDomainGetFSInfo(dom.as_ptr(), &mut info, 0) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n as usize {
+        // SAFETY: libvirt returned `n` valid entries.
+        let p = unsafe { *info.add(i) };
+        // SAFETY: each entry's strings are valid; `devAlias` holds
+        // `ndevAlias` strings.
+        let entry = unsafe {
+            let fs = &*p;
+            FsInfo {
+                mountpoint: owned_str(fs.mountpoint),
+                name: owned_str(fs.name),
+                fstype: owned_str(fs.fstype),
+                dev_aliases: (0..fs.ndevAlias)
+                    .map(|j| owned_str(*fs.devAlias.add(j)))
+                    .collect(),
+            }
+        };
+        out.push(entry);
+        // SAFETY: frees this entry exactly once, as documented.
+        unsafe { sys::virDomainFSInfoFree(p) };
+    }
+    if !info.is_null() {
+        // SAFETY: the array itself is freed with free(), as documented.
+        unsafe { libc_free(info.cast()) };
+    }
+    Ok(out)
+}
+
+extern "C" {
+    #[link_name = "free"]
+    fn libc_free(p: *mut std::os::raw::c_void);
+}
+
+/// `virDomainAuthorizedSSHKeysGet`.
+pub fn ssh_keys_get(dom: &Domain, user: &str) -> Result<Vec<String>, Error> {
+    let user = cstring("user", user)?;
+    let mut keys: *mut *mut std::os::raw::c_char = ptr::null_mut();
+    // SAFETY: see the module doc; `keys` is a local out-pointer.
+    let n =
+        unsafe { sys::virDomainAuthorizedSSHKeysGet(dom.as_ptr(), user.as_ptr(), &mut keys, 0) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n as usize {
+        // SAFETY: libvirt returned `n` strings, each freed once with free().
+        unsafe {
+            let k = *keys.add(i);
+            out.push(owned_str(k));
+            libc_free(k.cast());
+        }
+    }
+    if !keys.is_null() {
+        // SAFETY: the array is freed once with free(), as documented.
+        unsafe { libc_free(keys.cast()) };
+    }
+    Ok(out)
+}
+
+/// `virDomainAuthorizedSSHKeysSet`: `flags` are APPEND / REMOVE (0 replaces).
+pub fn ssh_keys_set(dom: &Domain, user: &str, keys: &[String], flags: u32) -> Result<(), Error> {
+    let user = cstring("user", user)?;
+    let mut keys = CStrings::new("keys", keys)?;
+    // SAFETY: see the module doc; `user` and `keys` live until it returns.
+    let rc = unsafe {
+        sys::virDomainAuthorizedSSHKeysSet(
+            dom.as_ptr(),
+            user.as_ptr(),
+            keys.as_mut_ptr(),
+            keys.len(),
+            flags,
+        )
+    };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// `virDomainGetGuestInfo`: the typed parameters for the `types` groups.
+pub fn guest_info(dom: &Domain, types: u32) -> Result<Vec<(String, TypedValue)>, Error> {
+    let mut params: sys::virTypedParameterPtr = ptr::null_mut();
+    let mut n: c_int = 0;
+    // SAFETY: see the module doc; `params` and `n` are locals.
+    let rc = unsafe { sys::virDomainGetGuestInfo(dom.as_ptr(), types, &mut params, &mut n, 0) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: libvirt filled `n` parameters; freed once right after.
+    let out = unsafe { copy_params(params, n) };
+    // SAFETY: as documented for this call.
+    unsafe { sys::virTypedParamsFree(params, n) };
+    Ok(out)
+}
+
+/// `virDomainGetGuestVcpus`: the typed parameters (`vcpus`, `online`,
+/// `offlinable`, each a cpu list string).
+pub fn guest_vcpus(dom: &Domain) -> Result<Vec<(String, TypedValue)>, Error> {
+    let mut params: sys::virTypedParameterPtr = ptr::null_mut();
+    let mut n: c_uint = 0;
+    // SAFETY: see the module doc; `params` and `n` are locals.
+    let rc = unsafe { sys::virDomainGetGuestVcpus(dom.as_ptr(), &mut params, &mut n, 0) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: libvirt filled `n` parameters; freed once right after.
+    let out = unsafe { copy_params(params, n as c_int) };
+    // SAFETY: as documented for this call.
+    unsafe { sys::virTypedParamsFree(params, n as c_int) };
+    Ok(out)
+}
+
+/// `virDomainSetGuestVcpus`: `cpumap` is a cpu list like `1-2,4`.
+pub fn set_guest_vcpus(dom: &Domain, cpumap: &str, online: bool) -> Result<(), Error> {
+    let map = cstring("vcpus", cpumap)?;
+    // SAFETY: see the module doc; `map` lives until the call returns.
+    let rc =
+        unsafe { sys::virDomainSetGuestVcpus(dom.as_ptr(), map.as_ptr(), c_int::from(online), 0) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}

@@ -5,7 +5,8 @@ use std::{future::Future, time::Duration};
 
 use libvirt_grpc::v1::{
     domain_service_server::DomainServiceServer, event_service_server::EventServiceServer,
-    host_service_server::HostServiceServer, storage_service_server::StorageServiceServer,
+    guest_agent_service_server::GuestAgentServiceServer, host_service_server::HostServiceServer,
+    storage_service_server::StorageServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -15,7 +16,10 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     config::Config,
     pool::{Health, HostPool, Hosts},
-    services::{domain::DomainApi, events::EventApi, host::HostApi, storage::StorageApi},
+    services::{
+        agent::GuestAgentApi, domain::DomainApi, events::EventApi, host::HostApi,
+        storage::StorageApi,
+    },
 };
 
 /// Largest message accepted or sent (screenshots and XML can be large).
@@ -58,6 +62,9 @@ pub async fn serve(
     reporter
         .set_serving::<StorageServiceServer<StorageApi>>()
         .await;
+    reporter
+        .set_serving::<GuestAgentServiceServer<GuestAgentApi>>()
+        .await;
     let hub = crate::events::start(&hosts, config.event_ring_size);
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -92,6 +99,10 @@ pub async fn serve(
     let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub, stop_rx))
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
+    let agent = GuestAgentServiceServer::new(GuestAgentApi::new(hosts.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     Server::builder()
         .add_service(health_service)
@@ -101,6 +112,7 @@ pub async fn serve(
         .add_service(host)
         .add_service(events)
         .add_service(storage)
+        .add_service(agent)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)

@@ -2,6 +2,7 @@
 //! blocking functions over a `&Connect`. Services run them through
 //! `HostPool::run`, which puts them on the blocking pool.
 
+pub mod agent;
 pub mod domain;
 pub mod host;
 pub mod storage;

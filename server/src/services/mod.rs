@@ -1,6 +1,7 @@
 //! One module per proto service: validate the request, run the operation
 //! through the host's pool, convert the answer. No libvirt calls here.
 
+pub mod agent;
 pub mod domain;
 pub mod events;
 pub mod host;
