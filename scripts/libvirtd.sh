@@ -45,7 +45,12 @@ is_libvirtd_pid() {
     local pid="$1"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [[ -r "/proc/$pid/comm" ]] || return 1
-    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "libvirtd" ]]
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "libvirtd" ]] || return 1
+    # A killed daemon lingers as a zombie until reaped (a container's pid 1
+    # may take its time): that is a dead daemon, not one still starting.
+    local state
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+    [[ -n "$state" && "$state" != Z && "$state" != X ]]
 }
 
 # Pid from the daemon's own pid file, if that process is alive.
@@ -148,8 +153,15 @@ cmd_start() {
     local pid
     if pid=$(daemon_pid); then
         log "libvirtd pid $pid exists but does not answer yet; waiting"
-        wait_until_answers || die "libvirtd pid $pid never answered on $URI"
-        return 0
+        local wait_deadline=$((SECONDS + TIMEOUT))
+        while is_libvirtd_pid "$pid"; do
+            if answers; then
+                return 0
+            fi
+            ((SECONDS < wait_deadline)) || die "libvirtd pid $pid never answered on $URI"
+            sleep 0.2
+        done
+        log "libvirtd pid $pid went away; starting a new one"
     fi
 
     # Stale state from an earlier run whose daemon died: forget it.
