@@ -139,6 +139,13 @@ impl Client {
             .max_decoding_message_size(64 << 20)
     }
 
+    /// The generated `NetworkService` stub.
+    pub fn networks(
+        &self,
+    ) -> libvirt_grpc::v1::network_service_client::NetworkServiceClient<Channel> {
+        libvirt_grpc::v1::network_service_client::NetworkServiceClient::new(self.channel.clone())
+    }
+
     /// A reference to the domain `name` on the default host.
     pub fn domain_ref(&self, name: &str) -> DomainRef {
         DomainRef {

@@ -4,4 +4,5 @@
 
 pub mod domain;
 pub mod host;
+pub mod network;
 pub mod storage;

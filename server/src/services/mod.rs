@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod host;
+pub mod network;
 pub mod storage;
 
 use std::{sync::Arc, time::Duration};
