@@ -5,7 +5,8 @@ use std::{future::Future, time::Duration};
 
 use libvirt_grpc::v1::{
     domain_service_server::DomainServiceServer, host_service_server::HostServiceServer,
-    network_service_server::NetworkServiceServer, storage_service_server::StorageServiceServer,
+    network_service_server::NetworkServiceServer, snapshot_service_server::SnapshotServiceServer,
+    storage_service_server::StorageServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -15,7 +16,10 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     config::Config,
     pool::{Health, HostPool, Hosts},
-    services::{domain::DomainApi, host::HostApi, network::NetworkApi, storage::StorageApi},
+    services::{
+        domain::DomainApi, host::HostApi, network::NetworkApi, snapshot::SnapshotApi,
+        storage::StorageApi,
+    },
 };
 
 /// Largest message accepted or sent (screenshots and XML can be large).
@@ -60,6 +64,9 @@ pub async fn serve(
     reporter
         .set_serving::<NetworkServiceServer<NetworkApi>>()
         .await;
+    reporter
+        .set_serving::<SnapshotServiceServer<SnapshotApi>>()
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)
@@ -86,6 +93,9 @@ pub async fn serve(
     let network = NetworkServiceServer::new(NetworkApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let snapshot = SnapshotServiceServer::new(SnapshotApi::new(hosts.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     Server::builder()
@@ -96,6 +106,7 @@ pub async fn serve(
         .add_service(host)
         .add_service(storage)
         .add_service(network)
+        .add_service(snapshot)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(ServeError::Transport)

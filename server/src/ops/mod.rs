@@ -5,4 +5,5 @@
 pub mod domain;
 pub mod host;
 pub mod network;
+pub mod snapshot;
 pub mod storage;

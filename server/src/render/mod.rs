@@ -3,6 +3,7 @@
 
 pub mod domain;
 pub mod network;
+pub mod snapshot;
 pub mod storage;
 
 use quick_xml::{events::BytesText, Writer};

@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod host;
 pub mod network;
+pub mod snapshot;
 pub mod storage;
 
 use std::{sync::Arc, time::Duration};
