@@ -78,7 +78,10 @@ async fn tree_list_revert_delete() {
     .await
     .unwrap();
     let cur = sn
-        .get_current_snapshot(s.client.request(v1::GetCurrentSnapshotRequest { domain: dom(&d) }))
+        .get_current_snapshot(
+            s.client
+                .request(v1::GetCurrentSnapshotRequest { domain: dom(&d) }),
+        )
         .await
         .unwrap()
         .into_inner()
@@ -90,7 +93,10 @@ async fn tree_list_revert_delete() {
 
     // The tree: s1 -> {s2, s3}.
     let tree = sn
-        .get_snapshot_tree(s.client.request(v1::GetSnapshotTreeRequest { domain: dom(&d) }))
+        .get_snapshot_tree(
+            s.client
+                .request(v1::GetSnapshotTreeRequest { domain: dom(&d) }),
+        )
         .await
         .unwrap()
         .into_inner()
@@ -243,7 +249,10 @@ async fn tree_list_revert_delete() {
     .unwrap();
     assert!(list(&s, base.clone()).await.is_empty());
     let none = sn
-        .get_current_snapshot(s.client.request(v1::GetCurrentSnapshotRequest { domain: dom(&d) }))
+        .get_current_snapshot(
+            s.client
+                .request(v1::GetCurrentSnapshotRequest { domain: dom(&d) }),
+        )
         .await;
     assert_eq!(code_of(none), Code::NotFound);
 }
