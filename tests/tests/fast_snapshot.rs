@@ -317,3 +317,82 @@ async fn snapshot_bad_input() {
         .snapshots;
     assert!(listed.is_empty(), "{listed:?}");
 }
+
+#[tokio::test]
+async fn halt_and_revert_to_running_or_paused() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let d = format!("{p}vm");
+    s.client.define_domain(small_spec(&d)).await.unwrap();
+    s.client.start_domain(&d).await.unwrap();
+    let mut sn = s.client.snapshots();
+    let taken = sn
+        .create_snapshot(s.client.request(v1::CreateSnapshotRequest {
+            domain: dom(&d),
+            source: Some(Source::Spec(SnapshotSpec {
+                name: "live".into(),
+                description: String::new(),
+            })),
+            halt: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    assert_eq!(taken.state, "running");
+    assert_eq!(
+        s.client.get_domain(&d).await.unwrap().state(),
+        v1::DomainState::Shutoff,
+        "halt did not stop the domain"
+    );
+    let active = sn
+        .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
+            domain: dom(&d),
+            active: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert_eq!(names(&active), ["live"]);
+    for (running, paused, want) in [
+        (false, true, v1::DomainState::Paused),
+        (true, false, v1::DomainState::Running),
+    ] {
+        sn.revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
+            snapshot: snap(&d, "live"),
+            running,
+            paused,
+            force: false,
+        }))
+        .await
+        .unwrap();
+        assert_eq!(s.client.get_domain(&d).await.unwrap().state(), want);
+    }
+    // The test driver has no metadata-only delete: an honest UNIMPLEMENTED,
+    // and the snapshot is still there.
+    let meta = sn
+        .delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+            snapshot: snap(&d, "live"),
+            metadata_only: true,
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(code_of(meta), Code::Unimplemented);
+    sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+        snapshot: snap(&d, "live"),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let gone = sn
+        .get_snapshot(s.client.request(v1::GetSnapshotRequest {
+            snapshot: snap(&d, "live"),
+        }))
+        .await;
+    assert_eq!(code_of(gone), Code::NotFound);
+}
