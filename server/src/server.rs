@@ -87,9 +87,11 @@ pub async fn serve(
     let host = HostServiceServer::new(HostApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let storage = StorageServiceServer::new(StorageApi::new(hosts.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let storage = StorageServiceServer::new(
+        StorageApi::new(hosts.clone()).with_allowed_roots(config.allowed_storage_roots.clone()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let network = NetworkServiceServer::new(NetworkApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
