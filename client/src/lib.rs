@@ -227,6 +227,20 @@ impl Client {
         .max_decoding_message_size(64 << 20)
     }
 
+    /// The generated `NetworkService` stub.
+    pub fn networks(
+        &self,
+    ) -> libvirt_grpc::v1::network_service_client::NetworkServiceClient<Channel> {
+        libvirt_grpc::v1::network_service_client::NetworkServiceClient::new(self.channel.clone())
+    }
+
+    /// The generated `SnapshotService` stub.
+    pub fn snapshots(
+        &self,
+    ) -> libvirt_grpc::v1::snapshot_service_client::SnapshotServiceClient<Channel> {
+        libvirt_grpc::v1::snapshot_service_client::SnapshotServiceClient::new(self.channel.clone())
+    }
+
     /// A reference to the domain `name` on the default host.
     pub fn domain_ref(&self, name: &str) -> DomainRef {
         DomainRef {

@@ -89,6 +89,9 @@ pub struct Config {
     pub event_ring_size: usize,
     /// Where `log-level` comes from when no flag sets it.
     pub log_level: String,
+    /// Directories below which storage pools may be defined (their target
+    /// path, from a spec or raw XML). Empty allows any absolute path.
+    pub allowed_storage_roots: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             default_call_timeout_secs: 120,
             event_ring_size: 4096,
             log_level: "info".to_owned(),
+            allowed_storage_roots: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::{future::Future, time::Duration};
 use libvirt_grpc::v1::{
     domain_service_server::DomainServiceServer, event_service_server::EventServiceServer,
     guest_agent_service_server::GuestAgentServiceServer, host_service_server::HostServiceServer,
+    network_service_server::NetworkServiceServer, snapshot_service_server::SnapshotServiceServer,
     storage_service_server::StorageServiceServer,
 };
 use tokio::net::TcpListener;
@@ -18,7 +19,7 @@ use crate::{
     pool::{Health, HostPool, Hosts},
     services::{
         agent::GuestAgentApi, domain::DomainApi, events::EventApi, host::HostApi,
-        storage::StorageApi,
+        network::NetworkApi, snapshot::SnapshotApi, storage::StorageApi,
     },
 };
 
@@ -65,6 +66,12 @@ pub async fn serve(
     reporter
         .set_serving::<GuestAgentServiceServer<GuestAgentApi>>()
         .await;
+    reporter
+        .set_serving::<NetworkServiceServer<NetworkApi>>()
+        .await;
+    reporter
+        .set_serving::<SnapshotServiceServer<SnapshotApi>>()
+        .await;
     let hub = crate::events::start(&hosts, config.event_ring_size);
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -86,7 +93,15 @@ pub async fn serve(
     let host = HostServiceServer::new(HostApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let storage = StorageServiceServer::new(StorageApi::new(hosts.clone()))
+    let storage = StorageServiceServer::new(
+        StorageApi::new(hosts.clone()).with_allowed_roots(config.allowed_storage_roots.clone()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let network = NetworkServiceServer::new(NetworkApi::new(hosts.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let snapshot = SnapshotServiceServer::new(SnapshotApi::new(hosts.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -113,6 +128,8 @@ pub async fn serve(
         .add_service(events)
         .add_service(storage)
         .add_service(agent)
+        .add_service(network)
+        .add_service(snapshot)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(ServeError::Transport)

@@ -2,6 +2,7 @@
 //! the bad-input rules, and UNIMPLEMENTED for the transfers the driver lacks.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use libvirt_grpc_server::config::{Config, HostConfig};
 use libvirt_grpc_tests::{code_of, prefix, v1, Cleanup, TestServer};
 use tonic::Code;
 use v1::{
@@ -505,4 +506,58 @@ async fn transfers_are_unimplemented_and_leave_nothing() {
         )
         .await;
     assert_eq!(code_of(bad), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn allowed_roots_confine_pool_paths() {
+    let s = TestServer::start_with(Config {
+        hosts: vec![HostConfig::new("default", URI)],
+        allowed_storage_roots: vec!["/srv/lvgt-pools".into()],
+        ..Config::default()
+    })
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let mut st = s.client.storage();
+    let define = |source| {
+        s.client.request(v1::DefineStoragePoolRequest {
+            source: Some(source),
+            ..Default::default()
+        })
+    };
+    let inside = format!("{p}in");
+    st.define_storage_pool(define(PoolSource::Spec(dir_spec(
+        &inside,
+        &format!("/srv/lvgt-pools/{inside}"),
+    ))))
+    .await
+    .unwrap();
+    for (source, field) in [
+        (
+            PoolSource::Spec(dir_spec(&format!("{p}out"), "/srv/lvgt-pools-evil/x")),
+            "spec.target_path",
+        ),
+        (
+            PoolSource::Spec(dir_spec(&format!("{p}out"), "/etc")),
+            "spec.target_path",
+        ),
+        (
+            PoolSource::Xml(format!(
+                "<pool type='dir'><name>{p}out</name><target><path>/etc</path></target></pool>"
+            )),
+            "xml.target.path",
+        ),
+    ] {
+        let e = st.define_storage_pool(define(source)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains(field), "{}", e.message());
+    }
+    let pools = st
+        .list_storage_pools(s.client.request(v1::ListStoragePoolsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .pools;
+    assert!(pools.iter().any(|x| x.name == inside));
+    assert!(!pools.iter().any(|x| x.name == format!("{p}out")));
 }

@@ -111,6 +111,32 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
     assert!(dir.is_dir(), "build did not create {dir:?}");
     assert!(made.capacity_bytes > 0 && made.available_bytes > 0);
 
+    // A pool whose build fails is not left defined.
+    let doomed = format!("{p}doomed");
+    let failed = st
+        .define_storage_pool(s.client.request(v1::DefineStoragePoolRequest {
+            host: "real".into(),
+            source: Some(v1::define_storage_pool_request::Source::Spec(
+                StoragePoolSpec {
+                    name: doomed.clone(),
+                    r#type: StoragePoolType::Dir as i32,
+                    target_path: format!("/proc/{doomed}/x"),
+                    ..Default::default()
+                },
+            )),
+            build: true,
+            start: true,
+            autostart: false,
+        }))
+        .await;
+    assert_ne!(code_of(failed), Code::Ok);
+    let gone = st
+        .get_storage_pool(s.client.request(v1::GetStoragePoolRequest {
+            pool: pool_ref(&doomed),
+        }))
+        .await;
+    assert_eq!(code_of(gone), Code::NotFound);
+
     // qcow2 volume, then a clone, then a resize of the clone.
     let q = st
         .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
@@ -347,6 +373,44 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         },
     )
     .await;
+
+    // An upload into an existing volume at an offset, checked by a range
+    // download.
+    let patch = data(3 << 20)[..(1 << 20) + 7].to_vec();
+    let up = st
+        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+            v1::UploadTarget {
+                volume: vol_ref(&pool, "blob.raw"),
+                offset: 5 << 20,
+                length: patch.len() as u64,
+                sha256: hex(&Sha256::digest(&patch)),
+                create: None,
+            },
+            &patch,
+        ))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!up.created);
+    assert_eq!(up.bytes_written, patch.len() as u64);
+    let mut part = st
+        .download_volume(s.client.request(v1::DownloadVolumeRequest {
+            volume: vol_ref(&pool, "blob.raw"),
+            offset: (5 << 20) - 1,
+            length: patch.len() as u64 + 2,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = part.message().await.unwrap() {
+        if let Some(Down::Chunk(c)) = m.msg {
+            got.extend_from_slice(&c.data);
+        }
+    }
+    assert_eq!(got[0], bytes[(5 << 20) - 1]);
+    assert_eq!(&got[1..got.len() - 1], &patch[..]);
+    assert_eq!(got[got.len() - 1], bytes[(5 << 20) + patch.len()]);
 
     // Wipe zeroes a volume.
     st.wipe_storage_volume(s.client.request(v1::WipeStorageVolumeRequest {

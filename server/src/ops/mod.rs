@@ -5,4 +5,6 @@
 pub mod agent;
 pub mod domain;
 pub mod host;
+pub mod network;
+pub mod snapshot;
 pub mod storage;

@@ -2,6 +2,8 @@
 //! every text and attribute value, so no request field can inject markup.
 
 pub mod domain;
+pub mod network;
+pub mod snapshot;
 pub mod storage;
 
 use quick_xml::{events::BytesText, Writer};

@@ -5,6 +5,8 @@ pub mod agent;
 pub mod domain;
 pub mod events;
 pub mod host;
+pub mod network;
+pub mod snapshot;
 pub mod storage;
 
 use std::{sync::Arc, time::Duration};

@@ -42,12 +42,50 @@ const MAX_CHUNK: usize = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct StorageApi {
     hosts: Hosts,
+    allowed_roots: Vec<std::path::PathBuf>,
 }
 
 impl StorageApi {
-    /// A service over `hosts`.
+    /// A service over `hosts` that lets pools live anywhere.
     pub fn new(hosts: Hosts) -> Self {
-        StorageApi { hosts }
+        StorageApi {
+            hosts,
+            allowed_roots: Vec::new(),
+        }
+    }
+
+    /// Restricts pool target paths to these directories (none: anywhere).
+    pub fn with_allowed_roots(mut self, roots: Vec<std::path::PathBuf>) -> Self {
+        self.allowed_roots = roots;
+        self
+    }
+
+    /// Checks a pool's target path against the allowed roots. Paths are
+    /// compared component by component, without resolving symlinks (the
+    /// host may be remote); `..` is already refused.
+    fn check_root(&self, field: &str, path: &str) -> Result<(), Error> {
+        if self.allowed_roots.is_empty() {
+            return Ok(());
+        }
+        validate::absolute_path(field, path)?;
+        if self
+            .allowed_roots
+            .iter()
+            .any(|r| std::path::Path::new(path).starts_with(r))
+        {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            field,
+            format!(
+                "'{path}' is outside the allowed storage roots ({})",
+                self.allowed_roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
     }
 
     fn pool_target(
@@ -248,9 +286,18 @@ impl StorageService for StorageApi {
         let xml = match &r.source {
             Some(Source::Xml(x)) => {
                 validate::required_text("xml", x)?;
+                if !self.allowed_roots.is_empty() {
+                    let target =
+                        crate::xml_query::text(x, &["pool", "target", "path"]).unwrap_or_default();
+                    self.check_root("xml.target.path", &target)?;
+                }
                 x.clone()
             }
-            Some(Source::Spec(s)) => render::render_pool(s)?,
+            Some(Source::Spec(s)) => {
+                let xml = render::render_pool(s)?;
+                self.check_root("spec.target_path", &s.target_path)?;
+                xml
+            }
             None => return Err(Error::invalid("source", "set one of xml or spec").into()),
         };
         let pool = self.hosts.get(&r.host)?;

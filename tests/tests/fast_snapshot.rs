@@ -1,0 +1,398 @@
+//! SnapshotService against libvirt's in-process test driver: a small tree,
+//! every listing filter the driver honours, revert and delete.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use tonic::Code;
+use v1::{create_snapshot_request::Source, domain_ref::Key, DomainRef, SnapshotRef, SnapshotSpec};
+
+const URI: &str = "test:///default";
+
+fn dom(name: &str) -> Option<DomainRef> {
+    Some(DomainRef {
+        host: String::new(),
+        key: Some(Key::Name(name.to_owned())),
+    })
+}
+
+fn snap(d: &str, name: &str) -> Option<SnapshotRef> {
+    Some(SnapshotRef {
+        domain: dom(d),
+        name: name.to_owned(),
+    })
+}
+
+fn names(v: &[v1::Snapshot]) -> Vec<&str> {
+    v.iter().map(|s| s.name.as_str()).collect()
+}
+
+async fn create(s: &TestServer, d: &str, name: &str) -> v1::Snapshot {
+    s.client
+        .snapshots()
+        .create_snapshot(s.client.request(v1::CreateSnapshotRequest {
+            domain: dom(d),
+            source: Some(Source::Spec(SnapshotSpec {
+                name: name.into(),
+                description: format!("snapshot {name} <&>"),
+            })),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap()
+}
+
+async fn list(s: &TestServer, r: v1::ListSnapshotsRequest) -> Vec<v1::Snapshot> {
+    s.client
+        .snapshots()
+        .list_snapshots(s.client.request(r))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots
+}
+
+#[tokio::test]
+async fn tree_list_revert_delete() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let d = format!("{p}vm");
+    s.client.define_domain(small_spec(&d)).await.unwrap();
+    let mut sn = s.client.snapshots();
+
+    let s1 = create(&s, &d, "s1").await;
+    assert_eq!(s1.domain, d);
+    assert_eq!(s1.description, "snapshot s1 <&>");
+    assert_eq!(s1.state, "shutoff");
+    assert!(s1.parent.is_empty() && s1.current && s1.has_metadata);
+    assert!(s1.creation_time > 0);
+    let s2 = create(&s, &d, "s2").await;
+    assert_eq!(s2.parent, "s1");
+    sn.revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
+        snapshot: snap(&d, "s1"),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let cur = sn
+        .get_current_snapshot(
+            s.client
+                .request(v1::GetCurrentSnapshotRequest { domain: dom(&d) }),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    assert_eq!(cur.name, "s1");
+    let s3 = create(&s, &d, "s3").await;
+    assert_eq!(s3.parent, "s1");
+
+    // The tree: s1 -> {s2, s3}.
+    let tree = sn
+        .get_snapshot_tree(
+            s.client
+                .request(v1::GetSnapshotTreeRequest { domain: dom(&d) }),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .roots;
+    assert_eq!(tree.len(), 1);
+    assert_eq!(tree[0].snapshot.as_ref().unwrap().name, "s1");
+    let kids: Vec<_> = tree[0]
+        .children
+        .iter()
+        .map(|n| n.snapshot.as_ref().unwrap().name.as_str())
+        .collect();
+    assert_eq!(kids, ["s2", "s3"]);
+
+    let base = v1::ListSnapshotsRequest {
+        domain: dom(&d),
+        ..Default::default()
+    };
+    let all = list(&s, base.clone()).await;
+    assert_eq!(names(&all), ["s1", "s2", "s3"]);
+    let roots = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            roots_only: true,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(names(&roots), ["s1"]);
+    let leaves = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            leaves: true,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(names(&leaves), ["s2", "s3"]);
+    let inner = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            no_leaves: true,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(names(&inner), ["s1"]);
+    let inactive = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            inactive: true,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(inactive.len(), 3);
+    let active = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            active: true,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert!(active.is_empty());
+    let topo = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            topological: true,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(topo[0].name, "s1");
+
+    // Paging by one, in both orders.
+    for topological in [false, true] {
+        let mut token = String::new();
+        let mut seen = Vec::new();
+        loop {
+            let r = sn
+                .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
+                    page_size: 1,
+                    page_token: token.clone(),
+                    topological,
+                    ..base.clone()
+                }))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.snapshots.len(), 1);
+            seen.push(r.snapshots[0].name.clone());
+            if r.next_page_token.is_empty() {
+                break;
+            }
+            token = r.next_page_token;
+        }
+        seen.sort();
+        assert_eq!(seen, ["s1", "s2", "s3"]);
+    }
+
+    let got = sn
+        .get_snapshot(s.client.request(v1::GetSnapshotRequest {
+            snapshot: snap(&d, "s2"),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.xml.contains("<name>s2</name>"), "{}", got.xml);
+    let parent = sn
+        .get_snapshot_parent(s.client.request(v1::GetSnapshotParentRequest {
+            snapshot: snap(&d, "s3"),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .parent
+        .unwrap();
+    assert_eq!(parent.name, "s1");
+    let no_parent = sn
+        .get_snapshot_parent(s.client.request(v1::GetSnapshotParentRequest {
+            snapshot: snap(&d, "s1"),
+        }))
+        .await;
+    assert_eq!(code_of(no_parent), Code::NotFound);
+    let kids = sn
+        .list_snapshot_children(s.client.request(v1::ListSnapshotChildrenRequest {
+            snapshot: snap(&d, "s1"),
+            descendants: true,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert_eq!(names(&kids), ["s2", "s3"]);
+
+    // Delete the children only: s1 stays, alone.
+    sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+        snapshot: snap(&d, "s1"),
+        children_only: true,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    assert_eq!(names(&list(&s, base.clone()).await), ["s1"]);
+    sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+        snapshot: snap(&d, "s1"),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    assert!(list(&s, base.clone()).await.is_empty());
+    let none = sn
+        .get_current_snapshot(
+            s.client
+                .request(v1::GetCurrentSnapshotRequest { domain: dom(&d) }),
+        )
+        .await;
+    assert_eq!(code_of(none), Code::NotFound);
+}
+
+#[tokio::test]
+async fn snapshot_bad_input() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let d = format!("{p}vm");
+    s.client.define_domain(small_spec(&d)).await.unwrap();
+    let mut sn = s.client.snapshots();
+    let bad_name = sn
+        .create_snapshot(s.client.request(v1::CreateSnapshotRequest {
+            domain: dom(&d),
+            source: Some(Source::Spec(SnapshotSpec {
+                name: "a/b".into(),
+                description: String::new(),
+            })),
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(code_of(bad_name), Code::InvalidArgument);
+    let malformed = sn
+        .create_snapshot(s.client.request(v1::CreateSnapshotRequest {
+            domain: dom(&d),
+            source: Some(Source::Xml("<domainsnapshot><name>".into())),
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(code_of(malformed), Code::InvalidArgument);
+    let missing = sn
+        .get_snapshot(s.client.request(v1::GetSnapshotRequest {
+            snapshot: snap(&d, "nope"),
+        }))
+        .await;
+    assert_eq!(code_of(missing), Code::NotFound);
+    let both = sn
+        .revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
+            snapshot: snap(&d, "nope"),
+            running: true,
+            paused: true,
+            force: false,
+        }))
+        .await;
+    assert_eq!(code_of(both), Code::InvalidArgument);
+    let no_dom = sn
+        .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
+            domain: dom(&format!("{p}absent")),
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(code_of(no_dom), Code::NotFound);
+    let listed = sn
+        .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
+            domain: dom(&d),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[tokio::test]
+async fn halt_and_revert_to_running_or_paused() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let d = format!("{p}vm");
+    s.client.define_domain(small_spec(&d)).await.unwrap();
+    s.client.start_domain(&d).await.unwrap();
+    let mut sn = s.client.snapshots();
+    let taken = sn
+        .create_snapshot(s.client.request(v1::CreateSnapshotRequest {
+            domain: dom(&d),
+            source: Some(Source::Spec(SnapshotSpec {
+                name: "live".into(),
+                description: String::new(),
+            })),
+            halt: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    assert_eq!(taken.state, "running");
+    assert_eq!(
+        s.client.get_domain(&d).await.unwrap().state(),
+        v1::DomainState::Shutoff,
+        "halt did not stop the domain"
+    );
+    let active = sn
+        .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
+            domain: dom(&d),
+            active: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert_eq!(names(&active), ["live"]);
+    for (running, paused, want) in [
+        (false, true, v1::DomainState::Paused),
+        (true, false, v1::DomainState::Running),
+    ] {
+        sn.revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
+            snapshot: snap(&d, "live"),
+            running,
+            paused,
+            force: false,
+        }))
+        .await
+        .unwrap();
+        assert_eq!(s.client.get_domain(&d).await.unwrap().state(), want);
+    }
+    // The test driver has no metadata-only delete: an honest UNIMPLEMENTED,
+    // and the snapshot is still there.
+    let meta = sn
+        .delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+            snapshot: snap(&d, "live"),
+            metadata_only: true,
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(code_of(meta), Code::Unimplemented);
+    sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+        snapshot: snap(&d, "live"),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let gone = sn
+        .get_snapshot(s.client.request(v1::GetSnapshotRequest {
+            snapshot: snap(&d, "live"),
+        }))
+        .await;
+    assert_eq!(code_of(gone), Code::NotFound);
+}
