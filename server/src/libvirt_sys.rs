@@ -476,14 +476,6 @@ pub struct DhcpLease {
     pub client_id: String,
 }
 
-fn opt_string(p: *const std::os::raw::c_char) -> String {
-    if p.is_null() {
-        return String::new();
-    }
-    // SAFETY: libvirt's lease strings are NUL-terminated and live until the
-    // lease is freed, which happens after this copy.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
 
 /// `virNetworkGetDHCPLeases` (not wrapped by the `virt` crate).
 pub fn network_dhcp_leases(
@@ -512,19 +504,23 @@ pub fn network_dhcp_leases(
         if lp.is_null() {
             continue;
         }
-        // SAFETY: `lp` is a valid lease record until freed below.
-        let l = unsafe { &*lp };
-        out.push(DhcpLease {
-            iface: opt_string(l.iface),
-            expiry_time: l.expirytime,
-            ipv6: l.type_ == sys::VIR_IP_ADDR_TYPE_IPV6 as c_int,
-            mac: opt_string(l.mac),
-            iaid: opt_string(l.iaid),
-            ip_address: opt_string(l.ipaddr),
-            prefix: l.prefix as c_uint,
-            hostname: opt_string(l.hostname),
-            client_id: opt_string(l.clientid),
-        });
+        // SAFETY: `lp` is a valid lease record until freed below, and its
+        // strings are null or NUL-terminated strings it owns.
+        let lease = unsafe {
+            let l = &*lp;
+            DhcpLease {
+                iface: owned_str(l.iface),
+                expiry_time: l.expirytime,
+                ipv6: l.type_ == sys::VIR_IP_ADDR_TYPE_IPV6 as c_int,
+                mac: owned_str(l.mac),
+                iaid: owned_str(l.iaid),
+                ip_address: owned_str(l.ipaddr),
+                prefix: l.prefix as c_uint,
+                hostname: owned_str(l.hostname),
+                client_id: owned_str(l.clientid),
+            }
+        };
+        out.push(lease);
         // SAFETY: each lease is freed exactly once, after its copy.
         unsafe { sys::virNetworkDHCPLeaseFree(lp) };
     }
