@@ -476,7 +476,6 @@ pub struct DhcpLease {
     pub client_id: String,
 }
 
-
 /// `virNetworkGetDHCPLeases` (not wrapped by the `virt` crate).
 pub fn network_dhcp_leases(
     net: &virt::network::Network,

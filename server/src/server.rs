@@ -72,7 +72,7 @@ pub async fn serve(
     reporter
         .set_serving::<SnapshotServiceServer<SnapshotApi>>()
         .await;
-    let hub = crate::events::start(&hosts, config.event_ring_size);
+    let hub = crate::events::start(&hosts, config.event_ring_size).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)

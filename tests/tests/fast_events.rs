@@ -548,11 +548,15 @@ async fn client_watch_resumes_across_a_server_restart() {
     assert!(started_again, "no new `started` after the reconnect");
     assert_eq!(lost.reason(), v1::LossReason::EpochChanged);
     s2.client.start_domain(&name).await.unwrap();
-    loop {
-        match w.next().await.unwrap().unwrap().message.unwrap() {
-            Message::Event(e) if lifecycle(&e).0 == L::Started => break,
-            Message::Event(_) => {}
-            other => panic!("{other:?}"),
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match w.next().await.unwrap().unwrap().message.unwrap() {
+                Message::Event(e) if lifecycle(&e).0 == L::Started => break,
+                Message::Event(_) => {}
+                other => panic!("{other:?}"),
+            }
         }
-    }
+    })
+    .await
+    .expect("no STARTED event from the restarted server within 10 s");
 }

@@ -780,3 +780,46 @@ async fn agent_not_up_or_not_configured() {
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("not configured"), "{e:?}");
 }
+
+/// The agent's connect (and disconnect) reach subscribers of the event
+/// stream as AGENT_LIFECYCLE events with typed details.
+#[tokio::test]
+async fn agent_connect_shows_on_the_event_stream() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}agentev");
+    let mut events = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest {
+            hosts: vec!["real".into()],
+            names: vec![name.clone()],
+            kinds: vec![v1::EventKind::AgentLifecycle as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    boot_guest(&s, &mut c, &name).await;
+    let connected = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(msg) = events.next().await {
+            if let Some(v1::watch_events_response::Message::Event(e)) = msg.unwrap().message {
+                assert_eq!(e.kind(), v1::EventKind::AgentLifecycle);
+                assert_eq!(e.name, name);
+                if let Some(v1::event::Details::AgentLifecycle(a)) = e.details {
+                    if a.connected {
+                        return a;
+                    }
+                }
+            }
+        }
+        panic!("event stream ended");
+    })
+    .await
+    .expect("no AGENT_LIFECYCLE connected event within 60 s");
+    assert!(!connected.reason_name.is_empty());
+}

@@ -56,13 +56,29 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const STREAM_BUFFER: usize = 64;
 
 /// Starts one event task per host and returns the hub they feed.
-pub fn start(hosts: &Hosts, ring_size: usize) -> Arc<Hub> {
+///
+/// Waits (at most [`STARTUP_WAIT`]) until every host's first attempt to open
+/// its event connection has finished, so that a client subscribing right
+/// after the server starts cannot miss an event whose callback was not
+/// registered yet. A host that is down (or slow) does not hold up start-up
+/// beyond that; its events start with its first successful connection.
+pub async fn start(hosts: &Hosts, ring_size: usize) -> Arc<Hub> {
     let hub = Hub::new(ring_size);
+    let mut ready = Vec::new();
     for pool in hosts.iter() {
-        tokio::spawn(run_host(Arc::clone(pool), Arc::clone(&hub)));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        ready.push(rx);
+        tokio::spawn(run_host(Arc::clone(pool), Arc::clone(&hub), Some(tx)));
+    }
+    let all = futures::future::join_all(ready);
+    if tokio::time::timeout(STARTUP_WAIT, all).await.is_err() {
+        tracing::warn!("some hosts' event connections are not up yet; their events start later");
     }
     hub
 }
+
+/// How long start-up waits for the hosts' first event registrations.
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A domain's state as last seen: `(name, state, reason)`.
 type Snapshot = HashMap<String, (String, i32, i32)>;
@@ -190,7 +206,11 @@ fn retire(live: Live) {
 }
 
 /// The event task of one host (see the module doc). Runs forever.
-pub async fn run_host(pool: Arc<HostPool>, hub: Arc<Hub>) {
+pub async fn run_host(
+    pool: Arc<HostPool>,
+    hub: Arc<Hub>,
+    mut first_attempt: Option<tokio::sync::oneshot::Sender<()>>,
+) {
     let host = pool.name().to_owned();
     let (tx, mut rx) = mpsc::unbounded_channel::<RawEvent>();
     let mut generation: u64 = 0;
@@ -204,6 +224,10 @@ pub async fn run_host(pool: Arc<HostPool>, hub: Arc<Hub>) {
         };
         let uri = pool.uri().to_owned();
         let opened = tokio::task::spawn_blocking(move || open(&uri, &sink)).await;
+        if let Some(tx) = first_attempt.take() {
+            // Callbacks are registered (or the host is down): start-up may go on.
+            let _ = tx.send(());
+        }
         let live = match opened {
             Ok(Ok(live)) => live,
             Ok(Err(e)) => {

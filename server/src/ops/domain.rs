@@ -147,7 +147,9 @@ pub struct ListFilter {
 pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<v1::Domain>, bool), Error> {
     let mut named: Vec<(String, Domain)> = Vec::new();
     for d in conn.list_all_domains(f.flags)? {
-        let name = d.name()?;
+        let Some(name) = super::unless_vanished(d.name().map_err(Error::from))? else {
+            continue;
+        };
         if !name.starts_with(&f.name_prefix) {
             continue;
         }
@@ -162,12 +164,8 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<v1::Domai
     let mut out = Vec::new();
     let mut more = false;
     for (_, d) in named {
-        let desc = match describe(host, &d) {
-            Ok(desc) => desc,
-            // A domain that vanished between the listing and the read is
-            // simply no longer there.
-            Err(Error::Libvirt(e)) if e.code().to_raw() == sys::VIR_ERR_NO_DOMAIN => continue,
-            Err(e) => return Err(e),
+        let Some(desc) = super::unless_vanished(describe(host, &d))? else {
+            continue;
         };
         if !f.states.is_empty() && !f.states.iter().any(|s| *s as i32 == desc.state) {
             continue;

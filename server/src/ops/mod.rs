@@ -8,3 +8,18 @@ pub mod host;
 pub mod network;
 pub mod snapshot;
 pub mod storage;
+
+use crate::error::Error;
+
+/// For listings: reading an object that vanished between the listing and the
+/// read (another client deleted it) is not an error of the listing; it is
+/// simply no longer there. Other errors pass through.
+pub fn unless_vanished<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Libvirt(e)) if crate::error::code_for_libvirt(&e) == tonic::Code::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -141,7 +141,8 @@ impl NetworkService for NetworkApi {
             .run(Lane::Quick, dl, move |c| {
                 c.list_all_networks(flags)?
                     .iter()
-                    .map(|n| ops::info(n, &host))
+                    .map(|n| crate::ops::unless_vanished(ops::info(n, &host)))
+                    .filter_map(Result::transpose)
                     .collect::<Result<Vec<_>, Error>>()
             })
             .await?;

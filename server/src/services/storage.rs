@@ -231,7 +231,12 @@ impl StorageService for StorageApi {
             .run(Lane::Quick, dl, move |c| {
                 c.list_all_storage_pools(flags)?
                     .iter()
-                    .map(|p| Ok((p.name()?, ops::pool_info(p, &host)?)))
+                    .map(|p| {
+                        crate::ops::unless_vanished(
+                            (|| Ok((p.name()?, ops::pool_info(p, &host)?)))(),
+                        )
+                    })
+                    .filter_map(Result::transpose)
                     .collect::<Result<Vec<_>, Error>>()
             })
             .await?;
@@ -493,7 +498,10 @@ impl StorageService for StorageApi {
             .on_pool(dl, r.pool.as_ref(), |_, p, h| {
                 p.list_all_volumes(0)?
                     .iter()
-                    .map(|v| Ok((v.name()?, ops::volume_info(v, h)?)))
+                    .map(|v| {
+                        crate::ops::unless_vanished((|| Ok((v.name()?, ops::volume_info(v, h)?)))())
+                    })
+                    .filter_map(Result::transpose)
                     .collect::<Result<Vec<_>, Error>>()
             })
             .await?;
