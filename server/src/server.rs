@@ -72,7 +72,7 @@ pub async fn serve(
     reporter
         .set_serving::<SnapshotServiceServer<SnapshotApi>>()
         .await;
-    let hub = crate::events::start(&hosts, config.event_ring_size).await;
+    let (hub, events_ready) = crate::events::start(&hosts, config.event_ring_size);
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)
@@ -111,7 +111,7 @@ pub async fn serve(
         tracing::info!("shutting down: ending event streams");
         let _ = stop_tx.send(true);
     };
-    let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub, stop_rx))
+    let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub, events_ready, stop_rx))
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let agent = GuestAgentServiceServer::new(GuestAgentApi::new(hosts.clone()))

@@ -57,28 +57,30 @@ const STREAM_BUFFER: usize = 64;
 
 /// Starts one event task per host and returns the hub they feed.
 ///
-/// Waits (at most [`STARTUP_WAIT`]) until every host's first attempt to open
-/// its event connection has finished, so that a client subscribing right
-/// after the server starts cannot miss an event whose callback was not
-/// registered yet. A host that is down (or slow) does not hold up start-up
-/// beyond that; its events start with its first successful connection.
-pub async fn start(hosts: &Hosts, ring_size: usize) -> Arc<Hub> {
+/// Also returns a signal that turns true once every host's first attempt to
+/// open its event connection has finished (callbacks registered, or the host
+/// found down). `WatchEvents` waits for it (at most [`STARTUP_WAIT`]) before
+/// subscribing, so a client that subscribes right after the server starts
+/// cannot miss an event whose callback was not registered yet, while other
+/// calls are served at once even when a host hangs.
+pub fn start(hosts: &Hosts, ring_size: usize) -> (Arc<Hub>, tokio::sync::watch::Receiver<bool>) {
     let hub = Hub::new(ring_size);
-    let mut ready = Vec::new();
+    let mut first_attempts = Vec::new();
     for pool in hosts.iter() {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        ready.push(rx);
+        first_attempts.push(rx);
         tokio::spawn(run_host(Arc::clone(pool), Arc::clone(&hub), Some(tx)));
     }
-    let all = futures::future::join_all(ready);
-    if tokio::time::timeout(STARTUP_WAIT, all).await.is_err() {
-        tracing::warn!("some hosts' event connections are not up yet; their events start later");
-    }
-    hub
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        futures::future::join_all(first_attempts).await;
+        let _ = ready_tx.send(true);
+    });
+    (hub, ready_rx)
 }
 
-/// How long start-up waits for the hosts' first event registrations.
-const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a subscription waits for the hosts' first event registrations.
+pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A domain's state as last seen: `(name, state, reason)`.
 type Snapshot = HashMap<String, (String, i32, i32)>;

@@ -18,16 +18,24 @@ use crate::{
 pub struct EventApi {
     hosts: Hosts,
     hub: Arc<Hub>,
+    ready: tokio::sync::watch::Receiver<bool>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl EventApi {
-    /// A service over `hub`; open streams end cleanly once `shutdown`
-    /// turns true (graceful server shutdown waits for them).
-    pub fn new(hosts: Hosts, hub: Arc<Hub>, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+    /// A service over `hub`. Subscriptions wait for `ready` (the hosts'
+    /// first event registrations, see [`events::start`]); open streams end
+    /// cleanly once `shutdown` turns true (graceful shutdown waits for them).
+    pub fn new(
+        hosts: Hosts,
+        hub: Arc<Hub>,
+        ready: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         EventApi {
             hosts,
             hub,
+            ready,
             shutdown,
         }
     }
@@ -87,6 +95,9 @@ impl EventService for EventApi {
             }
             Some(seq) => Some((r.epoch.as_str(), seq)),
         };
+        let mut ready = self.ready.clone();
+        // Bounded: a host that hangs on connect must not hold streams back.
+        let _ = tokio::time::timeout(events::STARTUP_WAIT, ready.wait_for(|r| *r)).await;
         let sub = self.hub.subscribe(resume).ok_or_else(|| {
             Error::invalid("resume_after", "is after the newest event of this epoch")
         })?;
