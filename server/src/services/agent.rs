@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use virt::{connect::Connect, domain::Domain, sys};
 
-use super::{deadline, domain_target};
+use super::{deadline, domain_target, ok};
 use crate::{
     error::Error,
     libvirt_sys,
@@ -105,10 +105,6 @@ impl GuestAgentApi {
             deadline: deadline(req),
         })
     }
-}
-
-fn ok<T>(v: T) -> Result<Response<T>, Status> {
-    Ok(Response::new(v))
 }
 
 fn user_field(user: &str) -> Result<(), Error> {

@@ -5,7 +5,7 @@ use libvirt_grpc::v1::{self, domain_service_server::DomainService};
 use tonic::{Request, Response, Status};
 use virt::{connect::Connect, domain::Domain, sys};
 
-use super::{affect_flags, deadline, domain_target};
+use super::{affect_flags, deadline, domain_target, ok, paging};
 use crate::{
     error::Error,
     libvirt_sys,
@@ -13,11 +13,6 @@ use crate::{
     pool::{Hosts, Lane},
     render, validate,
 };
-
-/// Largest page of `ListDomains`.
-const MAX_PAGE_SIZE: usize = 1000;
-/// Page size when the request sets none.
-const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// The `DomainService` implementation.
 #[derive(Debug, Clone)]
@@ -92,29 +87,6 @@ impl DomainApi {
             _ => Err(Error::invalid("source", "set one of xml or spec")),
         }
     }
-}
-
-fn ok<T>(v: T) -> Result<Response<T>, Status> {
-    Ok(Response::new(v))
-}
-
-/// Page tokens are the hex of the last name returned: opaque to clients,
-/// stable across calls, and never able to skip a domain created meanwhile.
-pub(super) fn encode_token(name: &str) -> String {
-    name.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(super) fn decode_token(token: &str) -> Result<String, Error> {
-    let bad = || Error::invalid("page_token", "is not a token this server issued");
-    if !token.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
-    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 fn shutdown_flags(mode: i32) -> Result<u32, Error> {
@@ -280,15 +252,8 @@ impl DomainService for DomainApi {
                     .map_err(|_| Error::invalid("states", format!("unknown state {s}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let limit = match r.page_size as usize {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
-        let after = if r.page_token.is_empty() {
-            None
-        } else {
-            Some(decode_token(&r.page_token)?)
-        };
+        let limit = paging::page_size(r.page_size);
+        let after = paging::after(&r.page_token)?;
         let filter = ops::ListFilter {
             flags,
             name_prefix: r.name_prefix,
@@ -304,7 +269,7 @@ impl DomainService for DomainApi {
             .run(Lane::Quick, dl, move |c| ops::list(c, &host, &filter))
             .await?;
         let next_page_token = match (more, domains.last()) {
-            (true, Some(d)) => encode_token(&d.name),
+            (true, Some(d)) => paging::encode_token(&d.name),
             _ => String::new(),
         };
         let (event_sequence, event_epoch) =
@@ -1000,14 +965,6 @@ impl DomainService for DomainApi {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn page_tokens_round_trip() {
-        let t = encode_token("vm-ä1");
-        assert_eq!(decode_token(&t).unwrap(), "vm-ä1");
-        assert!(decode_token("zz").is_err());
-        assert!(decode_token("abc").is_err());
-    }
 
     #[test]
     fn ppm_to_png() {

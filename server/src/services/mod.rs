@@ -6,6 +6,7 @@ pub mod domain;
 pub mod events;
 pub mod host;
 pub mod network;
+pub mod paging;
 pub mod snapshot;
 pub mod storage;
 
@@ -22,6 +23,11 @@ use crate::{
     pool::{HostPool, Hosts},
     validate,
 };
+
+/// Wraps a reply.
+pub(crate) fn ok<T>(v: T) -> Result<tonic::Response<T>, tonic::Status> {
+    Ok(tonic::Response::new(v))
+}
 
 /// The longest a caller's deadline is shortened by, so that the server's own
 /// `DEADLINE_EXCEEDED` reaches the client before transport-level timers

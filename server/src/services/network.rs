@@ -9,10 +9,7 @@ use libvirt_grpc::v1::{
 use tonic::{Request, Response, Status};
 use virt::{connect::Connect, network::Network, sys};
 
-use super::{
-    deadline,
-    domain::{decode_token, encode_token},
-};
+use super::{deadline, ok, paging};
 use crate::{
     error::Error,
     ops::network::{self as ops, NetworkKey},
@@ -20,11 +17,6 @@ use crate::{
     render::network as render,
     validate,
 };
-
-/// Largest page of a list.
-const MAX_PAGE_SIZE: usize = 1000;
-/// Page size when the request sets none.
-const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// The `NetworkService` implementation.
 #[derive(Debug, Clone)]
@@ -73,10 +65,6 @@ impl NetworkApi {
         })
         .await
     }
-}
-
-fn ok<T>(v: T) -> Result<Response<T>, Status> {
-    Ok(Response::new(v))
 }
 
 fn source_xml(xml: Option<&String>, spec: Option<&v1::NetworkSpec>) -> Result<String, Error> {
@@ -137,7 +125,7 @@ impl NetworkService for NetworkApi {
             sys::VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART,
         );
         let host = pool.name().to_owned();
-        let mut all = pool
+        let all = pool
             .run(Lane::Quick, dl, move |c| {
                 c.list_all_networks(flags)?
                     .iter()
@@ -146,30 +134,8 @@ impl NetworkService for NetworkApi {
                     .collect::<Result<Vec<_>, Error>>()
             })
             .await?;
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        let after = if r.page_token.is_empty() {
-            None
-        } else {
-            Some(decode_token(&r.page_token)?)
-        };
-        let size = match r.page_size as usize {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
-        let mut networks: Vec<_> = all
-            .into_iter()
-            .filter(|n| after.as_ref().is_none_or(|a| &n.name > a))
-            .collect();
-        let more = networks.len() > size;
-        networks.truncate(size);
-        let next_page_token = if more {
-            networks
-                .last()
-                .map(|n| encode_token(&n.name))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (networks, next_page_token) =
+            paging::page_by_name(all, |n| n.name.as_str(), r.page_size, &r.page_token)?;
         ok(v1::ListNetworksResponse {
             networks,
             next_page_token,

@@ -5,11 +5,7 @@ use libvirt_grpc::v1::{self, snapshot_service_server::SnapshotService, DomainRef
 use tonic::{Request, Response, Status};
 use virt::{connect::Connect, domain::Domain, domain_snapshot::DomainSnapshot, sys};
 
-use super::{
-    deadline,
-    domain::{decode_token, encode_token},
-    domain_target,
-};
+use super::{deadline, domain_target, ok, paging};
 use crate::{
     error::Error,
     ops::{domain as dom_ops, snapshot as ops},
@@ -17,11 +13,6 @@ use crate::{
     render::snapshot as render,
     validate,
 };
-
-/// Largest page of a list.
-const MAX_PAGE_SIZE: usize = 1000;
-/// Page size when the request sets none.
-const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// The `SnapshotService` implementation.
 #[derive(Debug, Clone)]
@@ -77,10 +68,6 @@ impl SnapshotApi {
         })
         .await
     }
-}
-
-fn ok<T>(v: T) -> Result<Response<T>, Status> {
-    Ok(Response::new(v))
 }
 
 fn pair(a: bool, b: bool, fa: u32, fb: u32) -> u32 {
@@ -197,7 +184,7 @@ impl SnapshotService for SnapshotApi {
         let start = if r.page_token.is_empty() {
             0
         } else {
-            let after = decode_token(&r.page_token)?;
+            let after = paging::decode_token(&r.page_token)?;
             if r.topological {
                 all.iter()
                     .position(|s| s.name == after)
@@ -211,21 +198,11 @@ impl SnapshotService for SnapshotApi {
                 all.iter().take_while(|s| s.name <= after).count()
             }
         };
-        let size = match r.page_size as usize {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
         let mut snapshots: Vec<_> = all.into_iter().skip(start).collect();
-        let more = snapshots.len() > size;
-        snapshots.truncate(size);
-        let next_page_token = if more {
-            snapshots
-                .last()
-                .map(|s| encode_token(&s.name))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            paging::next_token(&mut snapshots, paging::page_size(r.page_size), |s| {
+                s.name.as_str()
+            });
         ok(v1::ListSnapshotsResponse {
             snapshots,
             next_page_token,

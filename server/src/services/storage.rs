@@ -17,10 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use virt::{connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, sys};
 
-use super::{
-    deadline,
-    domain::{decode_token, encode_token},
-};
+use super::{deadline, ok, paging};
 use crate::{
     error::Error,
     ops::storage::{self as ops, PoolKey, UploadItem, UploadPlan},
@@ -29,10 +26,6 @@ use crate::{
     validate,
 };
 
-/// Largest page of a list.
-const MAX_PAGE_SIZE: usize = 1000;
-/// Page size when the request sets none.
-const DEFAULT_PAGE_SIZE: usize = 100;
 /// Chunks buffered between the gRPC stream and the libvirt stream.
 const TRANSFER_QUEUE: usize = 4;
 /// Largest upload chunk accepted.
@@ -153,35 +146,10 @@ impl StorageApi {
     }
 }
 
-fn ok<T>(v: T) -> Result<Response<T>, Status> {
-    Ok(Response::new(v))
-}
-
-fn page<T>(mut items: Vec<(String, T)>, size: u32, token: &str) -> Result<(Vec<T>, String), Error> {
-    items.sort_by(|a, b| a.0.cmp(&b.0));
-    let after = if token.is_empty() {
-        None
-    } else {
-        Some(decode_token(token)?)
-    };
-    let size = match size as usize {
-        0 => DEFAULT_PAGE_SIZE,
-        n => n.min(MAX_PAGE_SIZE),
-    };
-    let mut rest: Vec<(String, T)> = items
-        .into_iter()
-        .filter(|(n, _)| after.as_ref().is_none_or(|a| n > a))
-        .collect();
-    let more = rest.len() > size;
-    rest.truncate(size);
-    let next = if more {
-        rest.last()
-            .map(|(n, _)| encode_token(n))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Ok((rest.into_iter().map(|(_, v)| v).collect(), next))
+/// One page of `(name, item)` pairs, by name.
+fn page<T>(items: Vec<(String, T)>, size: u32, token: &str) -> Result<(Vec<T>, String), Error> {
+    let (items, next) = paging::page_by_name(items, |(n, _)| n.as_str(), size, token)?;
+    Ok((items.into_iter().map(|(_, v)| v).collect(), next))
 }
 
 fn pair_flags(a: bool, b: bool, fa: u32, fb: u32) -> u32 {
