@@ -6,6 +6,7 @@ pub mod agent;
 pub mod domain;
 pub mod host;
 pub mod network;
+pub mod screenshot;
 pub mod snapshot;
 pub mod storage;
 
