@@ -177,8 +177,21 @@ impl Cleanup {
 
     /// Removes everything now (also done on drop).
     pub fn run(&self) {
-        let Ok(conn) = virt::connect::Connect::open(Some(&self.uri)) else {
-            eprintln!("cleanup: cannot open {}", self.uri);
+        // The daemon may be restarting (a suite restarts it on purpose):
+        // keep trying for a while rather than leave objects behind.
+        let mut conn = None;
+        for _ in 0..100 {
+            if let Ok(c) = virt::connect::Connect::open(Some(&self.uri)) {
+                conn = Some(c);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let Some(conn) = conn else {
+            eprintln!(
+                "cleanup: cannot open {}; objects named {}* may remain",
+                self.uri, self.prefix
+            );
             return;
         };
         if let Ok(doms) = conn.list_all_domains(0) {

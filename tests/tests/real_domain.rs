@@ -39,17 +39,17 @@ async fn qemu_guest_full_lifecycle() {
     }
     let s = TestServer::real().await;
     let p = prefix();
-    let _c = Cleanup::new(REAL_URI, &p);
+    let mut c = Cleanup::new(REAL_URI, &p);
     let name = format!("{p}vm");
-    let c = s.client.clone().with_default_host("real");
-    let mut dom = c.domains();
+    let client = s.client.clone().with_default_host("real");
+    let mut dom = client.domains();
 
-    let d = c.define_domain(qemu_spec(&name)).await.unwrap();
+    let d = client.define_domain(qemu_spec(&name)).await.unwrap();
     assert_eq!(d.host, "real");
     assert_eq!(d.state(), DomainState::Shutoff);
     assert_eq!(d.os_type, "hvm");
 
-    let d = c.start_domain(&name).await.unwrap();
+    let d = client.start_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Running);
     assert_eq!(d.state_reason_name, "booted");
     let r = dom
@@ -146,6 +146,7 @@ async fn qemu_guest_full_lifecycle() {
     // Live device hot-plug on QEMU: a file-backed CD-ROM-less disk via XML.
     let img = std::env::temp_dir().join(format!("{p}disk.img"));
     std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    c.file(&img);
     let disk = format!(
         "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
         img.display()
@@ -219,9 +220,9 @@ async fn qemu_guest_full_lifecycle() {
     assert_eq!(d.state(), DomainState::Shutoff);
     assert_eq!(d.state_reason_name, "destroyed");
 
-    c.undefine_domain(&name).await.unwrap();
+    client.undefine_domain(&name).await.unwrap();
     assert_eq!(
-        c.get_domain(&name).await.unwrap_err().code(),
+        client.get_domain(&name).await.unwrap_err().code(),
         Code::NotFound
     );
     let _ = std::fs::remove_file(&img);
