@@ -96,9 +96,6 @@ impl GuestAgentApi {
 
     fn target<T>(&self, req: &Request<T>, r: Option<&v1::DomainRef>) -> Result<Target, Error> {
         let (pool, key) = domain_target(&self.hosts, r)?;
-        let span = tracing::Span::current();
-        span.record("host", pool.name());
-        span.record("target", tracing::field::debug(&key));
         Ok(Target {
             pool,
             key,

@@ -48,16 +48,7 @@ impl DomainApi {
         T: Send + 'static,
         F: FnOnce(&Connect, &Domain, &str) -> Result<T, Error> + Send + 'static,
     {
-        let (pool, key) = domain_target(&self.hosts, r)?;
-        let span = tracing::Span::current();
-        span.record("host", pool.name());
-        span.record("target", tracing::field::debug(&key));
-        let host = pool.name().to_owned();
-        pool.run(lane, deadline, move |c| {
-            let d = ops::lookup(c, &key)?;
-            f(c, &d, &host)
-        })
-        .await
+        super::run_on_domain(&self.hosts, deadline, r, lane, f).await
     }
 
     /// Renders or passes through the XML of a define/create request.

@@ -79,7 +79,34 @@ pub fn domain_target(
         Some(Key::Uuid(u)) => DomainKey::Uuid(validate::uuid("domain.uuid", u)?),
         Some(Key::Id(id)) => DomainKey::Id(*id),
     };
+    let span = tracing::Span::current();
+    span.record("host", pool.name());
+    span.record("target", tracing::field::debug(&key));
     Ok((pool, key))
+}
+
+/// Runs `f` with the domain a request names (and its host's name), through
+/// the host's pool on `lane`.
+pub async fn run_on_domain<T, F>(
+    hosts: &Hosts,
+    deadline: Option<Instant>,
+    r: Option<&DomainRef>,
+    lane: crate::pool::Lane,
+    f: F,
+) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(&virt::connect::Connect, &virt::domain::Domain, &str) -> Result<T, Error>
+        + Send
+        + 'static,
+{
+    let (pool, key) = domain_target(hosts, r)?;
+    let host = pool.name().to_owned();
+    pool.run(lane, deadline, move |c| {
+        let d = crate::ops::domain::lookup(c, &key)?;
+        f(c, &d, &host)
+    })
+    .await
 }
 
 /// libvirt's VIR_DOMAIN_AFFECT_* flags for a scope; none set means CURRENT.

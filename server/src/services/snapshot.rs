@@ -5,10 +5,10 @@ use libvirt_grpc::v1::{self, snapshot_service_server::SnapshotService, DomainRef
 use tonic::{Request, Response, Status};
 use virt::{connect::Connect, domain::Domain, domain_snapshot::DomainSnapshot, sys};
 
-use super::{deadline, domain_target, ok, paging};
+use super::{deadline, ok, paging};
 use crate::{
     error::Error,
-    ops::{domain as dom_ops, snapshot as ops},
+    ops::snapshot as ops,
     pool::{Hosts, Lane},
     render::snapshot as render,
     validate,
@@ -37,15 +37,7 @@ impl SnapshotApi {
         T: Send + 'static,
         F: FnOnce(&Connect, &Domain) -> Result<T, Error> + Send + 'static,
     {
-        let (pool, key) = domain_target(&self.hosts, r)?;
-        let span = tracing::Span::current();
-        span.record("host", pool.name());
-        span.record("target", tracing::field::debug(&key));
-        pool.run(lane, deadline, move |c| {
-            let d = dom_ops::lookup(c, &key)?;
-            f(c, &d)
-        })
-        .await
+        super::run_on_domain(&self.hosts, deadline, r, lane, move |c, d, _| f(c, d)).await
     }
 
     async fn on_snapshot<T, F>(
