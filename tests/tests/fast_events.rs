@@ -560,3 +560,47 @@ async fn client_watch_resumes_across_a_server_restart() {
     .await
     .expect("no STARTED event from the restarted server within 10 s");
 }
+
+#[tokio::test]
+async fn metadata_change_events_carry_typed_details() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}md");
+    s.client.define_domain(small_spec(&name)).await.unwrap();
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            names: vec![name.clone()],
+            kinds: vec![EventKind::MetadataChange as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    let uri = "https://example.org/lvg/md";
+    s.client
+        .domains()
+        .set_metadata(v1::SetMetadataRequest {
+            domain: Some(s.client.domain_ref(&name)),
+            kind: v1::MetadataKind::Element as i32,
+            value: "<tag/>".into(),
+            key: "lvg".into(),
+            uri: uri.into(),
+            scope: Some(v1::ModifyScope {
+                live: false,
+                config: true,
+            }),
+        })
+        .await
+        .unwrap();
+    let e = next_event(&mut st).await;
+    assert_eq!(e.kind(), EventKind::MetadataChange);
+    assert_eq!(e.name, name);
+    match e.details {
+        Some(v1::event::Details::MetadataChange(m)) => {
+            assert_eq!(m.metadata_type, 2, "element metadata");
+            assert_eq!(m.namespace_uri, uri);
+        }
+        other => panic!("{other:?}"),
+    }
+}

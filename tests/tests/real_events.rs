@@ -97,3 +97,69 @@ async fn virsh_changes_appear_on_the_stream() {
         );
     }
 }
+
+/// Hot-plug and reset of a real QEMU guest, made through virsh, arrive as
+/// DEVICE_ADDED (with the device alias) and REBOOT events.
+#[tokio::test]
+async fn hotplug_and_reset_events() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}hp");
+    let dir = std::env::temp_dir().join(format!("{p}hp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    c.file(&dir);
+    let xml = dir.join("dom.xml");
+    std::fs::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+             <vcpu>1</vcpu><os><type>hvm</type></os><features><acpi/></features><devices/></domain>"
+        ),
+    )
+    .unwrap();
+    let img = dir.join("disk.img");
+    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    let mut st = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest {
+            hosts: vec!["real".into()],
+            names: vec![name.clone()],
+            kinds: vec![
+                v1::EventKind::DeviceAdded as i32,
+                v1::EventKind::Reboot as i32,
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    virsh(&["create", xml.to_str().unwrap()]);
+    virsh(&["attach-disk", &name, img.to_str().unwrap(), "vdb", "--live"]);
+    virsh(&["reset", &name]);
+    let mut kinds = Vec::new();
+    let mut alias = String::new();
+    while kinds.len() < 2 {
+        let msg = tokio::time::timeout(Duration::from_secs(30), st.next())
+            .await
+            .expect("event within 30 s")
+            .unwrap()
+            .unwrap();
+        if let Some(Message::Event(e)) = msg.message {
+            if let Some(v1::event::Details::Device(d)) = &e.details {
+                alias = d.alias.clone();
+            }
+            kinds.push(e.kind());
+        }
+    }
+    assert_eq!(
+        kinds,
+        vec![v1::EventKind::DeviceAdded, v1::EventKind::Reboot]
+    );
+    assert!(alias.contains("disk"), "alias {alias:?}");
+    virsh(&["destroy", &name]);
+}
