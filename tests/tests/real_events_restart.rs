@@ -127,7 +127,9 @@ async fn libvirtd_restart_is_reported_and_reconciled() {
     let mut stopped = None;
     let mut reconnected = false;
     while stopped.is_none() || !reconnected {
-        if let Message::Event(e) = next().await {
+        let m = next().await;
+        eprintln!("after restart: {m:?}");
+        if let Message::Event(e) = m {
             match e.kind() {
                 EventKind::HostReconnected => reconnected = true,
                 EventKind::Lifecycle => {

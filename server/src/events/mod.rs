@@ -119,13 +119,22 @@ fn list_states(conn: &Connect) -> Result<Snapshot, Error> {
 
 /// Blocking: the state hint for an object right after its event.
 pub fn state_hint(conn: &Connect, object: Object, uuid: &str) -> Option<v1::ObjectState> {
+    // Only libvirt's "no such object" means the object is gone; any other
+    // failure (the connection died right after the event) leaves the state
+    // unknown: no hint, rather than a false "vanished".
+    let gone = |e: virt::error::Error| {
+        (crate::error::code_for_libvirt(&e) == tonic::Code::NotFound).then(v1::ObjectState::default)
+    };
     match object {
         Object::Domain => {
-            let Ok(d) = conn.lookup_domain_by_uuid_string(uuid) else {
-                return Some(v1::ObjectState::default());
+            let d = match conn.lookup_domain_by_uuid_string(uuid) {
+                Ok(d) => d,
+                Err(e) => return gone(e),
             };
-            let Ok((s, r)) = libvirt_sys::domain_state(&d) else {
-                return Some(v1::ObjectState::default());
+            let (s, r) = match libvirt_sys::domain_state(&d) {
+                Ok(sr) => sr,
+                Err(crate::error::Error::Libvirt(e)) => return gone(e),
+                Err(_) => return None,
             };
             Some(v1::ObjectState {
                 exists: true,
@@ -135,22 +144,22 @@ pub fn state_hint(conn: &Connect, object: Object, uuid: &str) -> Option<v1::Obje
                 active: d.is_active().unwrap_or(false),
             })
         }
-        Object::StoragePool => Some(match conn.lookup_storage_pool_by_uuid_string(uuid) {
-            Ok(p) => v1::ObjectState {
+        Object::StoragePool => match conn.lookup_storage_pool_by_uuid_string(uuid) {
+            Ok(p) => Some(v1::ObjectState {
                 exists: true,
                 active: p.is_active().unwrap_or(false),
                 ..Default::default()
-            },
-            Err(_) => v1::ObjectState::default(),
-        }),
-        Object::Network => Some(match conn.lookup_network_by_uuid_string(uuid) {
-            Ok(n) => v1::ObjectState {
+            }),
+            Err(e) => gone(e),
+        },
+        Object::Network => match conn.lookup_network_by_uuid_string(uuid) {
+            Ok(n) => Some(v1::ObjectState {
                 exists: true,
                 active: n.is_active().unwrap_or(false),
                 ..Default::default()
-            },
-            Err(_) => v1::ObjectState::default(),
-        }),
+            }),
+            Err(e) => gone(e),
+        },
         Object::Connection => None,
     }
 }
@@ -238,14 +247,27 @@ pub async fn run_host(
                 failures = failures.saturating_add(1);
                 continue;
             }
-            Err(_) => return,
+            Err(e) => {
+                tracing::error!(host, error = %e, "event connection task failed; events stop for this host");
+                return;
+            }
         };
+        tracing::info!(host, "event connection open");
         failures = 0;
         // Reconcile against what we knew before the loss.
         let now = blocking(&live.conn, list_states).await;
         let now = match now {
             Some(Ok(s)) => s,
-            _ => {
+            other => {
+                let error = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "the listing task failed".to_owned(),
+                };
+                tracing::warn!(
+                    host,
+                    error,
+                    "cannot list domains after connecting; retrying"
+                );
                 retire(live);
                 tokio::time::sleep(backoff(0)).await;
                 continue;
@@ -253,6 +275,7 @@ pub async fn run_host(
         };
         if let Some(before) = snapshot.take() {
             let n = reconcile(&hub, &host, &before, &now);
+            tracing::info!(host, reconciled = n, "event connection back");
             hub.publish(host_event(
                 &host,
                 EventKind::HostReconnected,
