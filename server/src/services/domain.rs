@@ -5,7 +5,7 @@ use libvirt_grpc::v1::{self, domain_service_server::DomainService};
 use tonic::{Request, Response, Status};
 use virt::{connect::Connect, domain::Domain, sys};
 
-use super::{affect_flags, deadline, domain_target, ok, paging};
+use super::{affect_flags, deadline, domain_target, flags_of, ok, paging};
 use crate::{
     error::Error,
     libvirt_sys,
@@ -119,17 +119,11 @@ fn save_flags(paused: bool, running: bool, bypass_cache: bool) -> Result<u32, Er
             "paused and running exclude each other",
         ));
     }
-    let mut f = 0;
-    if paused {
-        f |= sys::VIR_DOMAIN_SAVE_PAUSED;
-    }
-    if running {
-        f |= sys::VIR_DOMAIN_SAVE_RUNNING;
-    }
-    if bypass_cache {
-        f |= sys::VIR_DOMAIN_SAVE_BYPASS_CACHE;
-    }
-    Ok(f)
+    Ok(flags_of(&[
+        (paused, sys::VIR_DOMAIN_SAVE_PAUSED),
+        (running, sys::VIR_DOMAIN_SAVE_RUNNING),
+        (bypass_cache, sys::VIR_DOMAIN_SAVE_BYPASS_CACHE),
+    ]))
 }
 
 fn metadata_kind(kind: i32) -> Result<i32, Error> {
@@ -235,17 +229,12 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::GetDomainXmlResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let mut flags = 0;
-        for (on, f) in [
+        let flags = flags_of(&[
             (r.inactive, sys::VIR_DOMAIN_XML_INACTIVE),
             (r.secure, sys::VIR_DOMAIN_XML_SECURE),
             (r.update_cpu, sys::VIR_DOMAIN_XML_UPDATE_CPU),
             (r.migratable, sys::VIR_DOMAIN_XML_MIGRATABLE),
-        ] {
-            if on {
-                flags |= f;
-            }
-        }
+        ]);
         let xml = self
             .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
                 Ok(d.xml_desc(flags)?)
@@ -294,8 +283,7 @@ impl DomainService for DomainApi {
             )
             .into());
         }
-        let mut flags = 0;
-        for (on, f) in [
+        let flags = flags_of(&[
             (r.remove_managed_save, sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE),
             (
                 r.remove_snapshots_metadata,
@@ -307,11 +295,7 @@ impl DomainService for DomainApi {
                 r.remove_checkpoints_metadata,
                 sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA,
             ),
-        ] {
-            if on {
-                flags |= f;
-            }
-        }
+        ]);
         self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
             Ok(d.undefine_flags(flags)?)
         })
@@ -333,13 +317,10 @@ impl DomainService for DomainApi {
             Some(Source::Spec(s)) => self.source_xml(&r.host, None, Some(s), dl).await?,
             None => return Err(Error::invalid("source", "set one of xml or spec").into()),
         };
-        let mut flags = 0;
-        if r.start_paused {
-            flags |= sys::VIR_DOMAIN_START_PAUSED;
-        }
-        if r.autodestroy {
-            flags |= sys::VIR_DOMAIN_START_AUTODESTROY;
-        }
+        let flags = flags_of(&[
+            (r.start_paused, sys::VIR_DOMAIN_START_PAUSED),
+            (r.autodestroy, sys::VIR_DOMAIN_START_AUTODESTROY),
+        ]);
         let host = pool.name().to_owned();
         let domain = pool
             .run(Lane::Quick, dl, move |c| ops::create(c, &host, &xml, flags))
@@ -356,16 +337,11 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::StartDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let mut flags = 0;
-        for (on, f) in [
+        let flags = flags_of(&[
             (r.paused, sys::VIR_DOMAIN_START_PAUSED),
             (r.force_boot, sys::VIR_DOMAIN_START_FORCE_BOOT),
             (r.bypass_cache, sys::VIR_DOMAIN_START_BYPASS_CACHE),
-        ] {
-            if on {
-                flags |= f;
-            }
-        }
+        ]);
         let domain = self
             .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, h| {
                 // Drivers disagree on the error for this (the test driver
@@ -743,18 +719,13 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::GetDomainStatsResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let mut groups = 0;
-        for (on, g) in [
+        let groups = flags_of(&[
             (r.cpu, sys::VIR_DOMAIN_STATS_CPU_TOTAL),
             (r.balloon, sys::VIR_DOMAIN_STATS_BALLOON),
             (r.vcpu, sys::VIR_DOMAIN_STATS_VCPU),
             (r.interface, sys::VIR_DOMAIN_STATS_INTERFACE),
             (r.block, sys::VIR_DOMAIN_STATS_BLOCK),
-        ] {
-            if on {
-                groups |= g;
-            }
-        }
+        ]);
         let mut keys = Vec::new();
         let mut host = r.host.clone();
         for (i, d) in r.domains.iter().enumerate() {

@@ -109,6 +109,24 @@ where
     .await
 }
 
+/// The OR of the libvirt flags whose request boolean is set.
+pub fn flags_of(pairs: &[(bool, u32)]) -> u32 {
+    pairs
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |acc, (_, f)| acc | f)
+}
+
+/// The flag of whichever of two opposite request booleans is set alone;
+/// neither or both set means no filter (0).
+pub fn either_flag(a: bool, b: bool, fa: u32, fb: u32) -> u32 {
+    match (a, b) {
+        (true, false) => fa,
+        (false, true) => fb,
+        _ => 0,
+    }
+}
+
 /// libvirt's VIR_DOMAIN_AFFECT_* flags for a scope; none set means CURRENT.
 pub fn affect_flags(scope: Option<&ModifyScope>) -> u32 {
     let mut flags = sys::VIR_DOMAIN_AFFECT_CURRENT;
@@ -126,6 +144,16 @@ pub fn affect_flags(scope: Option<&ModifyScope>) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_helpers() {
+        assert_eq!(flags_of(&[(true, 1), (false, 2), (true, 8)]), 9);
+        assert_eq!(flags_of(&[]), 0);
+        assert_eq!(either_flag(true, false, 4, 8), 4);
+        assert_eq!(either_flag(false, true, 4, 8), 8);
+        assert_eq!(either_flag(true, true, 4, 8), 0);
+        assert_eq!(either_flag(false, false, 4, 8), 0);
+    }
 
     #[test]
     fn grpc_timeouts() {

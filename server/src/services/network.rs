@@ -9,7 +9,7 @@ use libvirt_grpc::v1::{
 use tonic::{Request, Response, Status};
 use virt::{connect::Connect, network::Network, sys};
 
-use super::{deadline, ok, paging};
+use super::{deadline, either_flag, ok, paging};
 use crate::{
     error::Error,
     ops::network::{self as ops, NetworkKey},
@@ -78,14 +78,6 @@ fn source_xml(xml: Option<&String>, spec: Option<&v1::NetworkSpec>) -> Result<St
     }
 }
 
-fn pair(a: bool, b: bool, fa: u32, fb: u32) -> u32 {
-    match (a, b) {
-        (true, false) => fa,
-        (false, true) => fb,
-        _ => 0,
-    }
-}
-
 /// Reads a network after a stop: a transient one is gone.
 fn after_stop(c: &Connect, uuid: String, host: &str) -> Result<v1::Network, Error> {
     match c.lookup_network_by_uuid_string(&uuid) {
@@ -108,17 +100,17 @@ impl NetworkService for NetworkApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
-        let flags = pair(
+        let flags = either_flag(
             r.active,
             r.inactive,
             sys::VIR_CONNECT_LIST_NETWORKS_ACTIVE,
             sys::VIR_CONNECT_LIST_NETWORKS_INACTIVE,
-        ) | pair(
+        ) | either_flag(
             r.persistent,
             r.transient,
             sys::VIR_CONNECT_LIST_NETWORKS_PERSISTENT,
             sys::VIR_CONNECT_LIST_NETWORKS_TRANSIENT,
-        ) | pair(
+        ) | either_flag(
             r.autostart,
             r.no_autostart,
             sys::VIR_CONNECT_LIST_NETWORKS_AUTOSTART,

@@ -5,7 +5,7 @@ use libvirt_grpc::v1::{self, snapshot_service_server::SnapshotService, DomainRef
 use tonic::{Request, Response, Status};
 use virt::{connect::Connect, domain::Domain, domain_snapshot::DomainSnapshot, sys};
 
-use super::{deadline, ok, paging};
+use super::{deadline, either_flag, flags_of, ok, paging};
 use crate::{
     error::Error,
     ops::snapshot as ops,
@@ -62,14 +62,6 @@ impl SnapshotApi {
     }
 }
 
-fn pair(a: bool, b: bool, fa: u32, fb: u32) -> u32 {
-    match (a, b) {
-        (true, false) => fa,
-        (false, true) => fb,
-        _ => 0,
-    }
-}
-
 #[tonic::async_trait]
 impl SnapshotService for SnapshotApi {
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -96,8 +88,7 @@ impl SnapshotService for SnapshotApi {
         if r.redefine_current && !r.redefine {
             return Err(Error::invalid("redefine_current", "needs redefine").into());
         }
-        let mut flags = 0;
-        for (on, f) in [
+        let flags = flags_of(&[
             (r.disk_only, sys::VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY),
             (r.quiesce, sys::VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE),
             (r.atomic, sys::VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC),
@@ -106,11 +97,7 @@ impl SnapshotService for SnapshotApi {
             (r.no_metadata, sys::VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA),
             (r.redefine, sys::VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE),
             (r.redefine_current, sys::VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT),
-        ] {
-            if on {
-                flags |= f;
-            }
-        }
+        ]);
         let no_metadata = r.no_metadata;
         let s = self
             .on_domain(dl, r.domain.as_ref(), Lane::Slow, move |_, d| {
@@ -139,29 +126,25 @@ impl SnapshotService for SnapshotApi {
         if r.leaves && r.no_leaves {
             return Err(Error::invalid("leaves", "leaves and no_leaves exclude each other").into());
         }
-        let mut flags = pair(
+        let mut flags = either_flag(
             r.leaves,
             r.no_leaves,
             sys::VIR_DOMAIN_SNAPSHOT_LIST_LEAVES,
             sys::VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES,
-        ) | pair(
+        ) | either_flag(
             r.internal,
             r.external,
             sys::VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL,
             sys::VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL,
         );
         // The state filters combine as a union in libvirt.
-        for (on, f) in [
+        flags |= flags_of(&[
             (r.roots_only, sys::VIR_DOMAIN_SNAPSHOT_LIST_ROOTS),
             (r.active, sys::VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE),
             (r.inactive, sys::VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE),
             (r.disk_only, sys::VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY),
             (r.topological, sys::VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL),
-        ] {
-            if on {
-                flags |= f;
-            }
-        }
+        ]);
         let mut all = self
             .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d| {
                 d.list_all_snapshots(flags)?
@@ -298,16 +281,11 @@ impl SnapshotService for SnapshotApi {
         if r.running && r.paused {
             return Err(Error::invalid("running", "running and paused exclude each other").into());
         }
-        let mut flags = 0;
-        if r.running {
-            flags |= sys::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING;
-        }
-        if r.paused {
-            flags |= sys::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED;
-        }
-        if r.force {
-            flags |= sys::VIR_DOMAIN_SNAPSHOT_REVERT_FORCE;
-        }
+        let flags = flags_of(&[
+            (r.running, sys::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING),
+            (r.paused, sys::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED),
+            (r.force, sys::VIR_DOMAIN_SNAPSHOT_REVERT_FORCE),
+        ]);
         self.on_snapshot(dl, r.snapshot.as_ref(), Lane::Slow, move |_, s| {
             Ok(s.revert(flags)?)
         })
@@ -329,16 +307,17 @@ impl SnapshotService for SnapshotApi {
             )
             .into());
         }
-        let mut flags = 0;
-        if r.children {
-            flags |= sys::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN;
-        }
-        if r.children_only {
-            flags |= sys::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY;
-        }
-        if r.metadata_only {
-            flags |= sys::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY;
-        }
+        let flags = flags_of(&[
+            (r.children, sys::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN),
+            (
+                r.children_only,
+                sys::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY,
+            ),
+            (
+                r.metadata_only,
+                sys::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY,
+            ),
+        ]);
         self.on_snapshot(dl, r.snapshot.as_ref(), Lane::Slow, move |_, s| {
             Ok(s.delete(flags)?)
         })

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use virt::{connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, sys};
 
-use super::{deadline, ok, paging};
+use super::{deadline, either_flag, flags_of, ok, paging};
 use crate::{
     error::Error,
     ops::storage::{self as ops, PoolKey, UploadItem, UploadPlan},
@@ -152,14 +152,6 @@ fn page<T>(items: Vec<(String, T)>, size: u32, token: &str) -> Result<(Vec<T>, S
     Ok((items.into_iter().map(|(_, v)| v).collect(), next))
 }
 
-fn pair_flags(a: bool, b: bool, fa: u32, fb: u32) -> u32 {
-    match (a, b) {
-        (true, false) => fa,
-        (false, true) => fb,
-        _ => 0,
-    }
-}
-
 type DownloadStream =
     Pin<Box<dyn Stream<Item = Result<v1::DownloadVolumeResponse, Status>> + Send + 'static>>;
 
@@ -173,17 +165,17 @@ impl StorageService for StorageApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
-        let mut flags = pair_flags(
+        let mut flags = either_flag(
             r.active,
             r.inactive,
             sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE,
             sys::VIR_CONNECT_LIST_STORAGE_POOLS_INACTIVE,
-        ) | pair_flags(
+        ) | either_flag(
             r.persistent,
             r.transient,
             sys::VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT,
             sys::VIR_CONNECT_LIST_STORAGE_POOLS_TRANSIENT,
-        ) | pair_flags(
+        ) | either_flag(
             r.autostart,
             r.no_autostart,
             sys::VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART,
@@ -321,7 +313,7 @@ impl StorageService for StorageApi {
             )
             .into());
         }
-        let flags = pair_flags(
+        let flags = either_flag(
             r.overwrite,
             r.no_overwrite,
             sys::VIR_STORAGE_POOL_BUILD_OVERWRITE,
@@ -598,16 +590,11 @@ impl StorageService for StorageApi {
         let dl = deadline(&req);
         let r = req.get_ref();
         let cap = render::positive_size("capacity_bytes", r.capacity_bytes)?;
-        let mut flags = 0;
-        if r.delta {
-            flags |= sys::VIR_STORAGE_VOL_RESIZE_DELTA;
-        }
-        if r.allocate {
-            flags |= sys::VIR_STORAGE_VOL_RESIZE_ALLOCATE;
-        }
-        if r.shrink {
-            flags |= sys::VIR_STORAGE_VOL_RESIZE_SHRINK;
-        }
+        let flags = flags_of(&[
+            (r.delta, sys::VIR_STORAGE_VOL_RESIZE_DELTA),
+            (r.allocate, sys::VIR_STORAGE_VOL_RESIZE_ALLOCATE),
+            (r.shrink, sys::VIR_STORAGE_VOL_RESIZE_SHRINK),
+        ]);
         let v = self
             .on_volume(dl, r.volume.as_ref(), Lane::Slow, move |_, v, h| {
                 v.resize(cap, flags)?;
