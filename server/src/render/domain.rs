@@ -2,7 +2,7 @@
 
 use libvirt_grpc::v1::{DiskSpec, DomainSpec, GraphicsSpec, NicSpec};
 
-use super::{finish, io_error, text_element, writer, XmlWriter};
+use super::{finish, io_error, quantity, text_element, writer, XmlWriter};
 use crate::{error::Error, validate};
 
 /// Checks a spec's fields; everything the renderer relies on is checked here.
@@ -231,14 +231,8 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
     } else {
         spec.max_memory_kib
     };
-    w.create_element("memory")
-        .with_attribute(("unit", "KiB"))
-        .write_text_content(quick_xml::events::BytesText::new(&max.to_string()))?;
-    w.create_element("currentMemory")
-        .with_attribute(("unit", "KiB"))
-        .write_text_content(quick_xml::events::BytesText::new(
-            &spec.memory_kib.to_string(),
-        ))?;
+    quantity(w, "memory", "KiB", max)?;
+    quantity(w, "currentMemory", "KiB", spec.memory_kib)?;
     text_element(w, "vcpu", &spec.vcpus.to_string())?;
     w.create_element("os").write_inner_content(|w| {
         let mut t = w.create_element("type");

@@ -31,6 +31,19 @@ pub(crate) fn text_element(w: &mut XmlWriter, name: &str, text: &str) -> std::io
     Ok(())
 }
 
+/// Writes `<name unit="unit">value</name>`, e.g. a memory size or capacity.
+pub(crate) fn quantity(
+    w: &mut XmlWriter,
+    name: &str,
+    unit: &str,
+    value: u64,
+) -> std::io::Result<()> {
+    w.create_element(name)
+        .with_attribute(("unit", unit))
+        .write_text_content(BytesText::new(&value.to_string()))?;
+    Ok(())
+}
+
 /// Turns a writer failure (only possible on I/O, which a `Vec` never has)
 /// into an internal error.
 pub(crate) fn io_error(e: std::io::Error) -> Error {

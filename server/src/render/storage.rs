@@ -2,7 +2,7 @@
 
 use libvirt_grpc::v1::{StoragePoolSpec, StoragePoolType, StorageVolumeSpec, VolumeFormat};
 
-use super::{finish, io_error, text_element, writer, XmlWriter};
+use super::{finish, io_error, quantity, text_element, writer, XmlWriter};
 use crate::{error::Error, validate};
 
 /// A volume name: non-empty, no `/`, no NUL, not `.` or `..` (libvirt joins
@@ -168,19 +168,10 @@ pub fn render_volume(spec: &StorageVolumeSpec) -> Result<String, Error> {
     w.create_element("volume")
         .write_inner_content(|w| {
             text_element(w, "name", &spec.name)?;
-            w.create_element("capacity")
-                .with_attribute(("unit", "bytes"))
-                .write_text_content(quick_xml::events::BytesText::new(&capacity.to_string()))?;
-            w.create_element("allocation")
-                .with_attribute(("unit", "bytes"))
-                .write_text_content(quick_xml::events::BytesText::new(&allocation.to_string()))?;
+            quantity(w, "capacity", "bytes", capacity)?;
+            quantity(w, "allocation", "bytes", allocation)?;
             if let Some(f) = format {
-                w.create_element("target").write_inner_content(|w| {
-                    w.create_element("format")
-                        .with_attribute(("type", f))
-                        .write_empty()?;
-                    Ok(())
-                })?;
+                target_format(w, f)?;
             }
             if !spec.backing_store_path.is_empty() {
                 w.create_element("backingStore").write_inner_content(|w| {
@@ -197,22 +188,26 @@ pub fn render_volume(spec: &StorageVolumeSpec) -> Result<String, Error> {
     finish(w)
 }
 
+/// Writes `<target><format type="f"/></target>`.
+fn target_format(w: &mut XmlWriter, f: &str) -> std::io::Result<()> {
+    w.create_element("target").write_inner_content(|w| {
+        w.create_element("format")
+            .with_attribute(("type", f))
+            .write_empty()?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
 /// The XML of a clone of a volume: name, capacity and format.
 pub fn render_clone(name: &str, capacity: u64, format: Option<&str>) -> Result<String, Error> {
     let mut w = writer();
     w.create_element("volume")
         .write_inner_content(|w| {
             text_element(w, "name", name)?;
-            w.create_element("capacity")
-                .with_attribute(("unit", "bytes"))
-                .write_text_content(quick_xml::events::BytesText::new(&capacity.to_string()))?;
+            quantity(w, "capacity", "bytes", capacity)?;
             if let Some(f) = format {
-                w.create_element("target").write_inner_content(|w| {
-                    w.create_element("format")
-                        .with_attribute(("type", f))
-                        .write_empty()?;
-                    Ok(())
-                })?;
+                target_format(w, f)?;
             }
             Ok(())
         })
