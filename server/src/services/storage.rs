@@ -146,12 +146,6 @@ impl StorageApi {
     }
 }
 
-/// One page of `(name, item)` pairs, by name.
-fn page<T>(items: Vec<(String, T)>, size: u32, token: &str) -> Result<(Vec<T>, String), Error> {
-    let (items, next) = paging::page_by_name(items, |(n, _)| n.as_str(), size, token)?;
-    Ok((items.into_iter().map(|(_, v)| v).collect(), next))
-}
-
 type DownloadStream =
     Pin<Box<dyn Stream<Item = Result<v1::DownloadVolumeResponse, Status>> + Send + 'static>>;
 
@@ -191,16 +185,13 @@ impl StorageService for StorageApi {
             .run(Lane::Quick, dl, move |c| {
                 c.list_all_storage_pools(flags)?
                     .iter()
-                    .map(|p| {
-                        crate::ops::unless_vanished(
-                            (|| Ok((p.name()?, ops::pool_info(p, &host)?)))(),
-                        )
-                    })
+                    .map(|p| crate::ops::unless_vanished(ops::pool_info(p, &host)))
                     .filter_map(Result::transpose)
                     .collect::<Result<Vec<_>, Error>>()
             })
             .await?;
-        let (pools, next_page_token) = page(items, r.page_size, &r.page_token)?;
+        let (pools, next_page_token) =
+            paging::page_by_name(items, |p| p.name.as_str(), r.page_size, &r.page_token)?;
         ok(v1::ListStoragePoolsResponse {
             pools,
             next_page_token,
@@ -458,14 +449,13 @@ impl StorageService for StorageApi {
             .on_pool(dl, r.pool.as_ref(), |_, p, h| {
                 p.list_all_volumes(0)?
                     .iter()
-                    .map(|v| {
-                        crate::ops::unless_vanished((|| Ok((v.name()?, ops::volume_info(v, h)?)))())
-                    })
+                    .map(|v| crate::ops::unless_vanished(ops::volume_info(v, h)))
                     .filter_map(Result::transpose)
                     .collect::<Result<Vec<_>, Error>>()
             })
             .await?;
-        let (volumes, next_page_token) = page(items, r.page_size, &r.page_token)?;
+        let (volumes, next_page_token) =
+            paging::page_by_name(items, |v| v.name.as_str(), r.page_size, &r.page_token)?;
         ok(v1::ListStorageVolumesResponse {
             volumes,
             next_page_token,
