@@ -92,6 +92,30 @@ pub struct Config {
     /// Directories below which storage pools may be defined (their target
     /// path, from a spec or raw XML). Empty allows any absolute path.
     pub allowed_storage_roots: Vec<PathBuf>,
+    /// Seconds a SIGTERM/SIGINT shutdown waits for calls in flight before
+    /// it closes every remaining connection and the process exits.
+    pub shutdown_grace_secs: u64,
+    /// Largest gRPC message, in bytes, any service accepts or sends.
+    pub max_message_bytes: usize,
+    /// Connections served at once; more are accepted and closed at once.
+    /// Lowered at start to what the open-file limit leaves room for.
+    pub max_connections: usize,
+    /// Connections served at once from one peer IP address.
+    pub max_connections_per_ip: usize,
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Seconds a new connection has to send the HTTP/2 preface before it
+    /// is closed.
+    pub handshake_timeout_secs: u64,
+    /// Seconds of silence on a connection before the server sends an
+    /// HTTP/2 PING (0: no pings).
+    pub http2_keepalive_interval_secs: u64,
+    /// Seconds the server waits for a PING's answer before it closes the
+    /// connection.
+    pub http2_keepalive_timeout_secs: u64,
+    /// Seconds of idle before the kernel probes a TCP connection
+    /// (`SO_KEEPALIVE`; 0: off).
+    pub tcp_keepalive_secs: u64,
 }
 
 impl Default for Config {
@@ -107,6 +131,15 @@ impl Default for Config {
             event_ring_size: 4096,
             log_level: "info".to_owned(),
             allowed_storage_roots: Vec::new(),
+            shutdown_grace_secs: 10,
+            max_message_bytes: 64 << 20,
+            max_connections: 2048,
+            max_connections_per_ip: 256,
+            max_concurrent_streams: 1024,
+            handshake_timeout_secs: 10,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 20,
+            tcp_keepalive_secs: 60,
         }
     }
 }
@@ -181,12 +214,64 @@ impl Config {
                 "event_ring_size must be at least 1".into(),
             ));
         }
+        let at_least_one = [
+            ("max_message_bytes", self.max_message_bytes as u64),
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            (
+                "max_concurrent_streams",
+                u64::from(self.max_concurrent_streams),
+            ),
+            ("handshake_timeout_secs", self.handshake_timeout_secs),
+            (
+                "http2_keepalive_timeout_secs",
+                self.http2_keepalive_timeout_secs,
+            ),
+        ];
+        for (name, value) in at_least_one {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        // u32: HTTP/2 frames and tonic's limits are 32-bit; 4 GiB is far
+        // past anything a libvirt call returns.
+        if self.max_message_bytes > u32::MAX as usize {
+            return Err(ConfigError::Invalid(
+                "max_message_bytes must be below 4 GiB".into(),
+            ));
+        }
         Ok(())
     }
 
     /// The health probe interval.
     pub fn health_interval(&self) -> Duration {
         Duration::from_secs(self.health_interval_secs.max(1))
+    }
+
+    /// How long a shutdown waits for calls in flight.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// How long a new connection may take to send the HTTP/2 preface.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs.max(1))
+    }
+
+    /// The HTTP/2 PING interval, if pings are on.
+    pub fn http2_keepalive_interval(&self) -> Option<Duration> {
+        (self.http2_keepalive_interval_secs > 0)
+            .then(|| Duration::from_secs(self.http2_keepalive_interval_secs))
+    }
+
+    /// How long a PING may go unanswered.
+    pub fn http2_keepalive_timeout(&self) -> Duration {
+        Duration::from_secs(self.http2_keepalive_timeout_secs.max(1))
+    }
+
+    /// The TCP keepalive idle time, if TCP keepalive is on.
+    pub fn tcp_keepalive(&self) -> Option<Duration> {
+        (self.tcp_keepalive_secs > 0).then(|| Duration::from_secs(self.tcp_keepalive_secs))
     }
 }
 
@@ -230,5 +315,27 @@ mod tests {
             ..Config::default()
         };
         assert!(dup.validate().is_err());
+    }
+
+    #[test]
+    fn transport_settings() {
+        let c: Config = toml::from_str(
+            "shutdown_grace_secs = 3\nmax_connections_per_ip = 16\nhttp2_keepalive_interval_secs = 0\n",
+        )
+        .unwrap();
+        assert_eq!(c.shutdown_grace(), Duration::from_secs(3));
+        assert_eq!(c.max_connections_per_ip, 16);
+        assert_eq!(c.max_concurrent_streams, 1024);
+        assert_eq!(c.http2_keepalive_interval(), None);
+        c.validate().unwrap();
+        for bad in [
+            "max_connections = 0",
+            "max_concurrent_streams = 0",
+            "handshake_timeout_secs = 0",
+            "max_message_bytes = 0",
+        ] {
+            let c: Config = toml::from_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 }

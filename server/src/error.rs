@@ -14,6 +14,73 @@ use virt::sys;
 /// The `domain` of the `google.rpc.ErrorInfo` detail attached to statuses.
 pub const ERROR_INFO_DOMAIN: &str = "libvirt.org";
 
+/// Longest status message, in bytes as sent in the `grpc-message` header
+/// (percent-encoded), the cut marker included; the decoded message a
+/// client reads is never longer.
+///
+/// libvirt echoes input into its messages (a whole malformed XML line, a
+/// long name), and gRPC carries the message in a header: clients limit
+/// headers (grpc-python to 8 KiB, many proxies to 8-16 KiB) and answer
+/// anything larger with their own error instead of ours. A longer message
+/// is cut on a character boundary and marked; the server logs the whole
+/// text at `warn` inside the request's span.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+
+/// Longest text inside an error detail (a `BadRequest` field name or
+/// description, an `ErrorInfo` reason), counted the same way.
+///
+/// With [`MAX_STATUS_MESSAGE_BYTES`] this keeps the headers of every status
+/// below 4 KiB, whatever the input: the message, and the details (which
+/// repeat the message) base64-encoded.
+pub const MAX_DETAIL_TEXT_BYTES: usize = 256;
+
+/// The bytes tonic percent-encodes in `grpc-message` (as its own set).
+const MESSAGE_ENCODE_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'?')
+    .add(b'{')
+    .add(b'}');
+
+/// The length of `text` once percent-encoded for `grpc-message`.
+pub fn wire_len(text: &str) -> usize {
+    percent_encoding::utf8_percent_encode(text, MESSAGE_ENCODE_SET)
+        .map(str::len)
+        .sum()
+}
+
+fn cut_marker(more: usize) -> String {
+    format!(" ... [{more} more bytes cut; the server log has the whole text]")
+}
+
+/// `text` if its [`wire_len`] fits in `limit`; otherwise its longest
+/// prefix that ends on a character boundary and leaves room for the
+/// marker, followed by the marker. The result's [`wire_len`] never exceeds
+/// `limit` (for a `limit` above the marker's own, about 100 bytes).
+pub fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    if wire_len(text) <= limit {
+        return text.into();
+    }
+    let budget = limit.saturating_sub(wire_len(&cut_marker(usize::MAX)));
+    let mut cut = 0;
+    let mut used = 0;
+    for (i, c) in text.char_indices() {
+        let mut buf = [0u8; 4];
+        let cost = wire_len(c.encode_utf8(&mut buf));
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        cut = i + c.len_utf8();
+    }
+    format!("{}{}", &text[..cut], cut_marker(text.len() - cut)).into()
+}
+
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -183,9 +250,17 @@ impl Error {
 }
 
 impl From<Error> for Status {
+    /// The status for `e`, with its message and detail texts bounded by
+    /// [`MAX_STATUS_MESSAGE_BYTES`] and [`MAX_DETAIL_TEXT_BYTES`].
     fn from(e: Error) -> Self {
         let code = e.code();
-        let message = e.to_string();
+        let full = e.to_string();
+        let message = bounded(&full, MAX_STATUS_MESSAGE_BYTES).into_owned();
+        if message != full {
+            // Inside the handler's span, so the log line names the call.
+            tracing::warn!(?code, message = %full, "error message cut for the status; whole text here");
+        }
+        let detail = |t: &str| bounded(t, MAX_DETAIL_TEXT_BYTES).into_owned();
         match &e {
             Error::Libvirt(le) => {
                 // The variant name, e.g. "NoDomain" for VIR_ERR_NO_DOMAIN.
@@ -203,13 +278,13 @@ impl From<Error> for Status {
                 Status::with_error_details(
                     code,
                     message,
-                    ErrorDetails::with_error_info(reason, ERROR_INFO_DOMAIN, metadata),
+                    ErrorDetails::with_error_info(detail(&reason), ERROR_INFO_DOMAIN, metadata),
                 )
             }
             Error::InvalidArgument { field, reason } => Status::with_error_details(
                 code,
                 message,
-                ErrorDetails::with_bad_request_violation(field.clone(), reason.clone()),
+                ErrorDetails::with_bad_request_violation(detail(field), detail(reason)),
             ),
             Error::HostUnavailable { .. } => Status::with_error_details(
                 code,
@@ -317,6 +392,54 @@ mod tests {
             Code::Unavailable
         );
         assert_eq!(code_for(code, sys::VIR_FROM_QEMU, "x"), Code::Internal);
+    }
+
+    #[test]
+    fn bounded_cuts_on_a_char_boundary_and_says_so() {
+        assert_eq!(bounded("short", 100), "short");
+        let exact = "x".repeat(100);
+        assert_eq!(bounded(&exact, 100), exact);
+        // 'é' is two bytes: no cut may split one.
+        let long = "é".repeat(10_000);
+        let cut = bounded(&long, MAX_STATUS_MESSAGE_BYTES);
+        assert!(wire_len(&cut) <= MAX_STATUS_MESSAGE_BYTES, "{}", cut.len());
+        assert!(
+            wire_len(&cut) > MAX_STATUS_MESSAGE_BYTES - 100,
+            "not cut too short"
+        );
+        assert!(cut.starts_with("éé"));
+        let kept = cut.find(" ... [").unwrap();
+        let more = long.len() - kept;
+        assert!(
+            cut.ends_with(&format!(
+                " ... [{more} more bytes cut; the server log has the whole text]"
+            )),
+            "{cut}"
+        );
+        // Any length's marker fits in the room kept for it.
+        let huge = "y".repeat(1 << 20);
+        assert!(wire_len(&bounded(&huge, MAX_DETAIL_TEXT_BYTES)) <= MAX_DETAIL_TEXT_BYTES);
+    }
+
+    #[test]
+    fn statuses_stay_small_whatever_the_input() {
+        // Worst case for the header: bytes that percent-encoding triples.
+        let echo = " %\"".repeat(20_000);
+        let status = Status::from(Error::invalid(echo.clone(), echo.clone()));
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE_BYTES);
+        let v = status.get_error_details();
+        let v = &v.bad_request().unwrap().field_violations[0];
+        assert!(v.field.len() <= MAX_DETAIL_TEXT_BYTES);
+        assert!(v.description.len() <= MAX_DETAIL_TEXT_BYTES);
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        let size: usize = headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        assert!(size < 4096, "status headers are {size} bytes");
+        let short = Status::from(Error::NotFound("no domain 'x'".into()));
+        assert_eq!(short.message(), "no domain 'x'");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Layout: [`config`] (flags and TOML) -> [`pool`] (connections per host and
 //! the one door every libvirt call goes through) -> [`ops`] (the libvirt
 //! calls) -> [`services`] (one module per proto service) -> [`server`]
-//! (assembly). [`error`] holds the one error type and its gRPC code table;
-//! [`libvirt_sys`] is the only module with `unsafe`.
+//! (assembly, over the connection limits of [`transport`]). [`error`] holds
+//! the one error type and its gRPC code table; [`libvirt_sys`] is the only
+//! module with `unsafe`.
 
 pub mod config;
 pub mod error;
@@ -15,5 +16,6 @@ pub mod pool;
 pub mod render;
 pub mod server;
 pub mod services;
+pub mod transport;
 pub mod validate;
 pub mod xml_query;

@@ -1,12 +1,14 @@
 //! `libvirt-grpcd`: the server binary. Parses flags, sets up logging, and
-//! serves until SIGINT or SIGTERM.
+//! serves until SIGINT or SIGTERM, then shuts down within the grace period
+//! (see [`server::serve`]) and exits without waiting for libvirt calls that
+//! still hang.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use libvirt_grpc_server::{
     config::{Config, HostConfig},
-    server,
+    server, transport,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -27,12 +29,36 @@ struct Args {
     /// Log filter, e.g. `info` or `libvirt_grpc_server=debug`.
     #[arg(long)]
     log_level: Option<String>,
+    /// Seconds a shutdown lets calls in flight finish before it closes
+    /// every connection (default 10).
+    #[arg(long)]
+    shutdown_grace_secs: Option<u64>,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+/// How long the process waits, after the server has stopped, for blocking
+/// libvirt calls still running. A call stuck on a dead host must not keep
+/// the process alive; the kernel ends those threads at exit.
+const BLOCKING_CALLS_WAIT: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Built by hand (not `#[tokio::main]`) for `shutdown_timeout`: dropping
+    // a runtime waits for every blocking task, however long it hangs.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("libvirt-grpcd")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("libvirt-grpcd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args));
+    runtime.shutdown_timeout(BLOCKING_CALLS_WAIT);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut msg = e.to_string();
             let mut src = e.source();
@@ -41,7 +67,7 @@ async fn main() -> std::process::ExitCode {
                 src = s.source();
             }
             eprintln!("libvirt-grpcd: {msg}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
@@ -60,10 +86,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(level) = args.log_level {
         config.log_level = level;
     }
+    if let Some(grace) = args.shutdown_grace_secs {
+        config.shutdown_grace_secs = grace;
+    }
     config.validate()?;
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log_level)?)
         .init();
+    // Connections cost descriptors; the connection caps are sized to what
+    // the limit leaves room for (see `transport::connection_budget`).
+    match transport::raise_fd_limit() {
+        Ok(limit) => tracing::info!(open_file_limit = limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     // libvirt prints every error to stderr by default; we report them ourselves.
     virt::error::clear_error_callback();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

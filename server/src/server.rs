@@ -1,7 +1,8 @@
 //! Assembles the gRPC server: services, reflection (v1 and v1alpha), health
-//! per host, and graceful shutdown.
+//! per host, the transport limits of [`crate::transport`], and graceful
+//! shutdown with a deadline.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use libvirt_grpc::v1::{
     domain_service_server::DomainServiceServer, event_service_server::EventServiceServer,
@@ -9,8 +10,7 @@ use libvirt_grpc::v1::{
     network_service_server::NetworkServiceServer, snapshot_service_server::SnapshotServiceServer,
     storage_service_server::StorageServiceServer,
 };
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::Server;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
@@ -21,10 +21,25 @@ use crate::{
         agent::GuestAgentApi, domain::DomainApi, events::EventApi, host::HostApi,
         network::NetworkApi, snapshot::SnapshotApi, storage::StorageApi,
     },
+    transport::{
+        self,
+        accept::{self, AcceptSettings, ConnLimits},
+        status_codes::StatusCodeLayer,
+    },
 };
 
-/// Largest message accepted or sent (screenshots and XML can be large).
-const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Applies the message size limits every service shares, so that no
+/// service keeps tonic's default (4 MiB in, unlimited out) by accident.
+macro_rules! limited {
+    ($service:expr, $max:expr) => {
+        $service
+            .max_decoding_message_size($max)
+            .max_encoding_message_size($max)
+    };
+}
+
+/// How long a forced close may take before `serve` returns anyway.
+const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// The health service name of a host: `libvirt_grpc.host.<name>`.
 pub fn host_health_service(name: &str) -> String {
@@ -42,7 +57,17 @@ pub enum ServeError {
     Transport(#[source] tonic::transport::Error),
 }
 
-/// Serves on `listener` until `shutdown` resolves, then lets open calls end.
+/// Serves on `listener` until `shutdown` resolves, then shuts down within
+/// the configured grace period:
+///
+/// 1. no new connections (the listener closes), HTTP/2 GOAWAY on every
+///    open one, and every event stream ends with `UNAVAILABLE` (its client
+///    resumes from its last sequence elsewhere or after a restart);
+/// 2. calls in flight may finish until `shutdown_grace_secs` have passed;
+/// 3. then every connection still open is closed from below (idle ones,
+///    ones that never sent a preface, subscribers that stopped reading),
+///    and `serve` returns. Blocking libvirt calls may still be running;
+///    the binary does not wait for them (see `main.rs`).
 pub async fn serve(
     config: &Config,
     listener: TcpListener,
@@ -87,65 +112,108 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(ServeError::Reflection)?;
 
-    let domain = DomainServiceServer::new(DomainApi::new(hosts.clone()).with_events(hub.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let host = HostServiceServer::new(HostApi::new(hosts.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let storage = StorageServiceServer::new(
-        StorageApi::new(hosts.clone()).with_allowed_roots(config.allowed_storage_roots.clone()),
-    )
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let network = NetworkServiceServer::new(NetworkApi::new(hosts.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let snapshot = SnapshotServiceServer::new(SnapshotApi::new(hosts.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Event streams end when this turns true (step 1 above).
+    let (streams_stop, streams_stop_rx) = watch::channel(false);
+    // Every connection closes when this turns true (step 3 above).
+    let (close_all, close_all_rx) = watch::channel(false);
+    // tonic's own graceful shutdown (listener, GOAWAY) starts with this.
+    let (begin, mut begin_rx) = watch::channel(false);
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutdown = async move {
-        shutdown.await;
-        tracing::info!("shutting down: ending event streams");
-        let _ = stop_tx.send(true);
-    };
-    let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub, events_ready, stop_rx))
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let max = config.max_message_bytes;
+    let storage_api =
+        StorageApi::new(hosts.clone()).with_allowed_roots(config.allowed_storage_roots.clone());
+    let router = Server::builder()
+        .layer(StatusCodeLayer)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(config.http2_keepalive_interval())
+        .http2_keepalive_timeout(Some(config.http2_keepalive_timeout()))
+        .add_service(limited!(health_service, max))
+        .add_service(limited!(reflection_v1, max))
+        .add_service(limited!(reflection_v1alpha, max))
+        .add_service(limited!(
+            DomainServiceServer::new(DomainApi::new(hosts.clone()).with_events(hub.clone())),
+            max
+        ))
+        .add_service(limited!(
+            HostServiceServer::new(HostApi::new(hosts.clone())),
+            max
+        ))
+        .add_service(limited!(
+            EventServiceServer::new(EventApi::new(
+                hosts.clone(),
+                hub,
+                events_ready,
+                streams_stop_rx
+            )),
+            max
+        ))
+        .add_service(limited!(StorageServiceServer::new(storage_api), max))
+        .add_service(limited!(
+            GuestAgentServiceServer::new(GuestAgentApi::new(hosts.clone())),
+            max
+        ))
+        .add_service(limited!(
+            NetworkServiceServer::new(NetworkApi::new(hosts.clone())),
+            max
+        ))
+        .add_service(limited!(
+            SnapshotServiceServer::new(SnapshotApi::new(hosts.clone())),
+            max
+        ));
 
-    let agent = GuestAgentServiceServer::new(GuestAgentApi::new(hosts.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let limits = ConnLimits::new(
+        transport::connection_budget(config.max_connections),
+        config.max_connections_per_ip,
+    );
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "serving"),
+        Err(e) => tracing::warn!(error = %e, "serving (address unknown)"),
+    }
+    let incoming = accept::incoming(
+        listener,
+        Arc::clone(&limits),
+        AcceptSettings {
+            handshake_timeout: config.handshake_timeout(),
+            tcp_keepalive: config.tcp_keepalive(),
+            close: close_all_rx,
+        },
+    );
+    let serving = router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = begin_rx.wait_for(|b| *b).await;
+    });
+    tokio::pin!(serving);
+    tokio::select! {
+        r = &mut serving => return r.map_err(ServeError::Transport),
+        () = shutdown => {}
+    }
 
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(domain)
-        .add_service(host)
-        .add_service(events)
-        .add_service(storage)
-        .add_service(agent)
-        .add_service(network)
-        .add_service(snapshot)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await
-        .map_err(ServeError::Transport)
-}
-
-/// Accepted connections with Nagle's algorithm off: small streamed
-/// messages (events) would otherwise wait up to 40 ms for delayed ACKs.
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|s| {
-        let s = s?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    })
+    let grace = config.shutdown_grace();
+    tracing::info!(
+        ?grace,
+        open_connections = limits.total(),
+        "shutting down: no new connections, event streams end, calls in flight may finish"
+    );
+    let _ = streams_stop.send(true);
+    let _ = begin.send(true);
+    if let Ok(r) = tokio::time::timeout(grace, &mut serving).await {
+        tracing::info!("every connection closed");
+        return r.map_err(ServeError::Transport);
+    }
+    tracing::warn!(
+        open_connections = limits.total(),
+        "grace period over: closing every remaining connection"
+    );
+    let _ = close_all.send(true);
+    match tokio::time::timeout(FORCED_CLOSE_WAIT, &mut serving).await {
+        Ok(r) => r.map_err(ServeError::Transport),
+        Err(_) => {
+            tracing::warn!(
+                open_connections = limits.total(),
+                "connections still open after the forced close; stopping anyway"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Keeps the gRPC health status of a host equal to its pool's health.

@@ -747,6 +747,15 @@ fn lost_msg(l: v1::EventsLost) -> v1::WatchEventsResponse {
     }
 }
 
+/// The status message that ends every watch stream at server shutdown.
+pub const SHUTDOWN_MESSAGE: &str =
+    "server shutting down; reconnect and resume from your last sequence";
+
+/// The status that ends every watch stream at server shutdown.
+pub fn shutting_down() -> tonic::Status {
+    tonic::Status::unavailable(SHUTDOWN_MESSAGE)
+}
+
 /// The item type of a watch stream.
 pub type StreamItem = Result<v1::WatchEventsResponse, tonic::Status>;
 
@@ -792,11 +801,22 @@ pub fn stream(
         let mut last = position.sequence;
         loop {
             let next = tokio::select! {
-                r = rx.recv() => r,
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => None,
                 _ = tx.closed() => return,
-                // Server shutdown: end the stream with OK so clients see a
-                // clean end (and can resume elsewhere), not a reset.
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                r = rx.recv() => Some(r),
+            };
+            let Some(next) = next else {
+                // Server shutdown: end the stream with UNAVAILABLE, never
+                // OK, so the client knows to reconnect and resume. A
+                // subscriber that stopped reading never takes this status;
+                // its connection is closed at the end of the grace period,
+                // which ends this send too.
+                tokio::select! {
+                    _ = tx.send(Err(shutting_down())) => {}
+                    _ = tx.closed() => {}
+                }
+                return;
             };
             let msg = match next {
                 Ok(e) => {
@@ -867,6 +887,29 @@ mod tests {
         }
         assert!(lost_ranges >= 1);
         assert_eq!(covered, total);
+    }
+
+    /// Shutdown ends a stream with UNAVAILABLE, never a clean end.
+    #[tokio::test]
+    async fn shutdown_ends_streams_unavailable() {
+        let hub = Hub::new(16);
+        let sub = hub.subscribe(None).unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut rx = stream(&hub, sub, Filter::default(), shutdown);
+        let first = rx.recv().await.unwrap().unwrap();
+        assert!(matches!(
+            first.message,
+            Some(v1::watch_events_response::Message::Started(_))
+        ));
+        stop.send(true).unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(end.code(), tonic::Code::Unavailable);
+        assert_eq!(end.message(), SHUTDOWN_MESSAGE);
+        assert!(rx.recv().await.is_none(), "nothing after the status");
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct EventApi {
 impl EventApi {
     /// A service over `hub`. Subscriptions wait for `ready` (the hosts'
     /// first event registrations, see [`events::start`]); open streams end
-    /// cleanly once `shutdown` turns true (graceful shutdown waits for them).
+    /// with `UNAVAILABLE` once `shutdown` turns true, and new ones are
+    /// refused the same way.
     pub fn new(
         hosts: Hosts,
         hub: Arc<Hub>,
@@ -86,6 +87,9 @@ impl EventService for EventApi {
         &self,
         req: Request<v1::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        if *self.shutdown.borrow() {
+            return Err(events::shutting_down());
+        }
         let r = req.into_inner();
         let f = filter(&self.hosts, &r)?;
         let resume = match r.resume_after {

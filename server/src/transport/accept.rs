@@ -1,0 +1,280 @@
+//! The accept loop: caps on connections, socket options, and no spinning.
+//!
+//! Every connection holds a [`Permit`] for as long as it is open: one place
+//! counts connections in total and per peer IP address. A connection over
+//! either cap is still accepted and then closed at once, so the listen
+//! backlog never fills with peers the server will not serve and the
+//! legitimate ones behind them get through. The caps stay below the
+//! open-file limit ([`super::connection_budget`]), so accept itself keeps
+//! working; if it fails anyway for lack of descriptors or memory (EMFILE,
+//! ENFILE, ENOBUFS, ENOMEM), the loop logs and backs off briefly instead of
+//! retrying in a busy loop.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::IpAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use futures::Stream;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+use super::conn::Conn;
+
+/// How long accept pauses after running out of descriptors or memory.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one warning about refused connections per this interval.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The connection caps and their counters.
+#[derive(Debug)]
+pub struct ConnLimits {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections` are open.
+    Total,
+    /// `max_connections_per_ip` are open from this peer.
+    PerIp,
+}
+
+impl ConnLimits {
+    /// Caps of `max_total` connections, `max_per_ip` from one address.
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
+        Arc::new(ConnLimits {
+            max_total,
+            max_per_ip,
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        // The counters stay consistent even if a holder panicked: every
+        // critical section is a few integer updates.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A permit for one more connection from `ip`, or why not.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+        let mut open = self.lock();
+        if open.total >= self.max_total {
+            return Err(Refusal::Total);
+        }
+        let from_ip = open.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.max_per_ip {
+            return Err(Refusal::PerIp);
+        }
+        *from_ip += 1;
+        open.total += 1;
+        Ok(Permit {
+            limits: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Connections open now.
+    pub fn total(&self) -> usize {
+        self.lock().total
+    }
+
+    /// Connections open now (in total, from `ip`).
+    pub fn open(&self, ip: IpAddr) -> (usize, usize) {
+        let open = self.lock();
+        (open.total, open.per_ip.get(&ip).copied().unwrap_or(0))
+    }
+}
+
+/// One open connection's place under the caps; released when dropped.
+#[derive(Debug)]
+pub struct Permit {
+    limits: Arc<ConnLimits>,
+    ip: IpAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut open = self.limits.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Socket and timing settings of accepted connections.
+#[derive(Debug, Clone)]
+pub struct AcceptSettings {
+    /// See [`Conn::new`].
+    pub handshake_timeout: Duration,
+    /// `SO_KEEPALIVE` idle time, if on.
+    pub tcp_keepalive: Option<Duration>,
+    /// Turns true when every connection must close (end of shutdown grace).
+    pub close: watch::Receiver<bool>,
+}
+
+struct Acceptor {
+    listener: TcpListener,
+    limits: Arc<ConnLimits>,
+    settings: AcceptSettings,
+    refused: u64,
+    refusal_logged: Option<Instant>,
+}
+
+/// Accepted connections as tonic wants them. Never yields an error: accept
+/// failures are handled here (logged, backed off), so tonic never sees one.
+pub fn incoming(
+    listener: TcpListener,
+    limits: Arc<ConnLimits>,
+    settings: AcceptSettings,
+) -> impl Stream<Item = io::Result<Conn>> {
+    let acceptor = Acceptor {
+        listener,
+        limits,
+        settings,
+        refused: 0,
+        refusal_logged: None,
+    };
+    futures::stream::unfold(acceptor, |mut a| async move {
+        let conn = a.next().await;
+        Some((Ok(conn), a))
+    })
+}
+
+impl Acceptor {
+    async fn next(&mut self) -> Conn {
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(x) => x,
+                Err(e) if out_of_resources(&e) => {
+                    tracing::warn!(error = %e, backoff = ?ACCEPT_BACKOFF, "cannot accept a connection; backing off");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+                Err(e) => {
+                    // A peer that reset before accept: nothing to do.
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            match self.limits.admit(peer.ip()) {
+                Ok(permit) => {
+                    self.configure(&stream);
+                    return Conn::new(
+                        stream,
+                        permit,
+                        self.settings.handshake_timeout,
+                        self.settings.close.clone(),
+                    );
+                }
+                Err(why) => {
+                    drop(stream);
+                    self.log_refusal(peer.ip(), why);
+                }
+            }
+        }
+    }
+
+    /// Nagle off (small streamed messages would wait for delayed ACKs) and
+    /// TCP keepalive on; a failure costs only the option.
+    fn configure(&self, stream: &TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        if let Some(idle) = self.settings.tcp_keepalive {
+            let ka = socket2::TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(idle / 4 + Duration::from_secs(1));
+            if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&ka) {
+                tracing::debug!(error = %e, "cannot set SO_KEEPALIVE");
+            }
+        }
+    }
+
+    /// Refusals are counted; a warning at most every [`REFUSAL_LOG_EVERY`]
+    /// keeps a flood of them from flooding the log.
+    fn log_refusal(&mut self, ip: IpAddr, why: Refusal) {
+        self.refused += 1;
+        let due = self
+            .refusal_logged
+            .is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
+        if due {
+            let (total, from_ip) = self.limits.open(ip);
+            tracing::warn!(
+                peer = %ip,
+                reason = ?why,
+                open = total,
+                open_from_peer = from_ip,
+                refused_so_far = self.refused,
+                "connection over the cap closed at once"
+            );
+            self.refusal_logged = Some(Instant::now());
+        } else {
+            tracing::debug!(peer = %ip, reason = ?why, "connection over the cap closed at once");
+        }
+    }
+}
+
+/// Whether an accept error means the process (or system) is out of
+/// descriptors or memory: retrying at once would only spin.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn caps_count_total_and_per_ip_and_release_on_drop() {
+        let limits = ConnLimits::new(3, 2);
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.1".parse().unwrap();
+        let a1 = limits.admit(a).unwrap();
+        let _a2 = limits.admit(a).unwrap();
+        assert_eq!(limits.admit(a).unwrap_err(), Refusal::PerIp);
+        let b1 = limits.admit(b).unwrap();
+        assert_eq!(limits.admit(b).unwrap_err(), Refusal::Total);
+        drop(a1);
+        assert_eq!(limits.open(a), (2, 1));
+        let _a3 = limits.admit(a).unwrap();
+        drop(b1);
+        assert_eq!(limits.open(b), (2, 0));
+        assert!(
+            !limits.lock().per_ip.contains_key(&b),
+            "no entry left behind"
+        );
+    }
+
+    #[test]
+    fn resource_errors_back_off() {
+        assert!(out_of_resources(&io::Error::from_raw_os_error(
+            libc::EMFILE
+        )));
+        assert!(!out_of_resources(&io::Error::from_raw_os_error(
+            libc::ECONNABORTED
+        )));
+    }
+}
