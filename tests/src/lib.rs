@@ -17,6 +17,9 @@ pub use libvirt_grpc_client::{v1, Client, ClientError};
 use libvirt_grpc_server::config::{Config, HostConfig};
 use tokio::{sync::oneshot, task::JoinHandle};
 
+pub mod daemon;
+pub mod raw_h2;
+
 /// The URI of the real daemon the real suites use.
 pub const REAL_URI: &str = "qemu:///system";
 
