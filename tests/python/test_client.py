@@ -67,3 +67,16 @@ def test_host_info(channel):
     info = hosts.GetHostInfo(host_pb2.GetHostInfoRequest(), timeout=10)
     assert info.hypervisor_type == "TEST"
     assert info.node.cpus == 16
+
+
+def test_long_libvirt_error_is_cut_below_header_limits(domains):
+    # libvirt echoes a malformed line into its message; grpc-python refuses
+    # status headers over 8 KiB (it would report RESOURCE_EXHAUSTED
+    # "Stream removed"), so the server cuts the message to 1 KiB.
+    xml = "<domain type='test'><name>" + "n" * 20000 + "</nam>"
+    with pytest.raises(grpc.RpcError) as e:
+        domains.DefineDomain(domain_pb2.DefineDomainRequest(xml=xml), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+    details = e.value.details()
+    assert len(details.encode()) <= 1024
+    assert details.endswith("more bytes cut; the server log has the whole text]")
