@@ -105,27 +105,62 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for h in &config.hosts {
         tracing::info!(host = %h.name, uri = %h.uri, "configured host");
     }
-    server::serve(&config, listener, shutdown_signal()).await?;
+    // The first SIGINT/SIGTERM starts the graceful shutdown; a second one
+    // stops at once, without waiting for the rest of the grace period.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let signals = async move {
+        let mut signals = Signals::new();
+        signals.next().await;
+        tracing::info!("shutting down (a second SIGINT/SIGTERM stops at once)");
+        let _ = first_tx.send(());
+        signals.next().await;
+    };
+    let first = async move {
+        let _ = first_rx.await;
+    };
+    tokio::select! {
+        r = server::serve(&config, listener, first) => r?,
+        () = signals => tracing::warn!("second signal: stopping now"),
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
+/// SIGINT and SIGTERM, as often as they come.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+                tracing::warn!(error = %e, "cannot listen for {name}");
+                None
+            }
+        };
+        Signals {
+            term: listen(SignalKind::terminate(), "SIGTERM"),
+            int: listen(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
+        tokio::select! {
+            () = recv(&mut self.term) => {},
+            () = recv(&mut self.int) => {},
+        }
     }
-    tracing::info!("shutting down");
 }

@@ -77,6 +77,18 @@ fn raw_connect(from: std::net::IpAddr, to: SocketAddr) -> StdTcpStream {
     s
 }
 
+/// Waits until the server has accepted `s`: hyper sends its SETTINGS
+/// first thing, so a byte to peek at means the connection is being served
+/// (and not still in the listen backlog).
+async fn accepted(s: &StdTcpStream) {
+    wait_until(Duration::from_secs(10), "the server to accept", || {
+        let mut buf = [0u8; 1];
+        let seen = matches!(s.peek(&mut buf), Ok(n) if n > 0);
+        async move { seen.then_some(()) }
+    })
+    .await;
+}
+
 /// Whether the server has closed `s` (EOF or reset), reading and dropping
 /// whatever it sent before (its SETTINGS frame, a GOAWAY).
 fn is_closed(mut s: &StdTcpStream) -> bool {
@@ -220,6 +232,7 @@ async fn sigterm_ends_streams_unavailable_closes_stuck_connections_and_exits() {
         .unwrap()
         .with_timeout(Duration::from_secs(10));
     let silent = raw_connect("127.0.0.1".parse().unwrap(), d.addr);
+    accepted(&silent).await;
     let stuck = stuck_subscriber(d.addr).await;
     let (seen, reader) = reading_subscriber(&client).await;
     fill_with_events(&client, &seen).await;
@@ -271,6 +284,41 @@ async fn sigterm_ends_streams_unavailable_closes_stuck_connections_and_exits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_stops_without_waiting_for_the_grace_period() {
+    let mut d = Daemon::start(
+        "handshake_timeout_secs = 120\n",
+        &["--shutdown-grace-secs", "60"],
+    );
+    // A silent connection holds the graceful shutdown for the whole minute.
+    let silent = raw_connect("127.0.0.1".parse().unwrap(), d.addr);
+    accepted(&silent).await;
+    d.terminate();
+    let addr = d.addr;
+    wait_until(
+        Duration::from_secs(10),
+        "the listener to close",
+        || async move {
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        d.wait_exit(Duration::from_millis(500)).await.is_none(),
+        "exited before the second signal"
+    );
+    d.terminate();
+    let (status, _) = d
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("libvirt-grpcd did not stop within 5 s of the second SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_and_stuck_connections_after_the_grace_period() {
     let grace = Duration::from_secs(1);
     let s = TestServer::start_with(Config {
@@ -280,6 +328,7 @@ async fn shutdown_closes_idle_and_stuck_connections_after_the_grace_period() {
     })
     .await;
     let silent = raw_connect("127.0.0.1".parse().unwrap(), s.addr);
+    accepted(&silent).await;
     let mut stuck = stuck_subscriber(s.addr).await;
     let (seen, reader) = reading_subscriber(&s.client).await;
     fill_with_events(&s.client, &seen).await;
