@@ -503,14 +503,19 @@ async fn connections_without_a_preface_are_closed_after_the_handshake_timeout() 
 
     let t0 = Instant::now();
     let silent = raw_connect("127.0.0.1".parse().unwrap(), s.addr);
-    // The magic string alone is not a preface: the SETTINGS must follow.
+    // The magic string alone is not a preface: a whole SETTINGS frame
+    // must follow; nor is a SETTINGS header whose payload never comes.
     let mut half = raw_connect("127.0.0.1".parse().unwrap(), s.addr);
     std::io::Write::write_all(&mut half, raw_h2::PREFACE).unwrap();
+    let mut header_only = raw_connect("127.0.0.1".parse().unwrap(), s.addr);
+    let mut partial = raw_h2::PREFACE.to_vec();
+    partial.extend_from_slice(&raw_h2::frame(raw_h2::SETTINGS, 0, 0, &[0; 6])[..9]);
+    std::io::Write::write_all(&mut header_only, &partial).unwrap();
     wait_until(
         Duration::from_secs(10),
         "silent connections to be closed",
         || {
-            let closed = is_closed(&silent) && is_closed(&half);
+            let closed = is_closed(&silent) && is_closed(&half) && is_closed(&header_only);
             async move { closed.then_some(()) }
         },
     )

@@ -7,7 +7,8 @@
 //! graceful shutdown), and one that stops reading (its writes stay pending
 //! forever). So the wrapper can fail the socket from below:
 //!
-//! - until [`HANDSHAKE_BYTES`] have been read it polls a deadline, and
+//! - until the client's connection preface has been read (the magic string
+//!   and the whole SETTINGS frame after it) it polls a deadline, and
 //!   answers the next read or write with `TimedOut` once it has passed;
 //! - it watches the server's "close everything" signal (the end of the
 //!   shutdown grace period) and answers with `ConnectionAborted` once it
@@ -37,21 +38,21 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use super::accept::Permit;
 
-/// Bytes a client must send before its handshake counts as started: the
-/// 24-byte HTTP/2 connection preface plus the 9-byte header of the
-/// SETTINGS frame that must follow it. A peer that sends only the magic
-/// string and stops is still cut off by the deadline.
-pub const HANDSHAKE_BYTES: usize = 24 + 9;
+/// The client connection preface starts with a 24-byte magic string and a
+/// SETTINGS frame, whose 9-byte header carries its payload length: the
+/// handshake is complete once `PREFACE_HEAD` bytes and that payload are in.
+/// A peer that sends only part of it and stops is cut off by the deadline.
+pub const PREFACE_HEAD: usize = 24 + 9;
 
 /// An accepted connection: the socket, its place under the connection caps,
 /// a handshake deadline and the forced-close signal.
 pub struct Conn {
     io: TcpStream,
     _permit: Permit,
-    /// Pending until the peer has sent [`HANDSHAKE_BYTES`]; `None` after.
+    /// Pending until the peer has sent its preface; `None` after.
     handshake: Option<Pin<Box<Sleep>>>,
     handshake_timeout: Duration,
-    read: usize,
+    preface: PrefaceCounter,
     /// Resolves when the server closes every connection; `None` once it has.
     close: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -60,7 +61,7 @@ impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn")
             .field("peer", &self.io.peer_addr().ok())
-            .field("read", &self.read)
+            .field("preface_bytes", &self.preface.read)
             .finish_non_exhaustive()
     }
 }
@@ -79,7 +80,7 @@ impl Conn {
             _permit: permit,
             handshake: Some(Box::pin(tokio::time::sleep(handshake_timeout))),
             handshake_timeout,
-            read: 0,
+            preface: PrefaceCounter::new(),
             close: Some(Box::pin(async move {
                 let _ = close.wait_for(|c| *c).await;
             })),
@@ -105,7 +106,7 @@ impl Conn {
                     io::ErrorKind::TimedOut,
                     format!(
                         "no HTTP/2 preface within {:?} ({} bytes received)",
-                        self.handshake_timeout, self.read
+                        self.handshake_timeout, self.preface.read
                     ),
                 ));
             }
@@ -131,13 +132,89 @@ impl AsyncRead for Conn {
         this.check(cx)?;
         let before = buf.filled().len();
         let r = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            this.read = this.read.saturating_add(buf.filled().len() - before);
-            if this.read >= HANDSHAKE_BYTES {
-                this.handshake = None;
+        if this.handshake.is_some() {
+            if let Poll::Ready(Ok(())) = r {
+                this.saw(&buf.filled()[before..]);
             }
         }
         r
+    }
+}
+
+impl Conn {
+    /// Counts bytes read during the handshake and ends the deadline once
+    /// the preface is complete.
+    fn saw(&mut self, bytes: &[u8]) {
+        if self.preface.saw(bytes) {
+            self.handshake = None;
+        }
+    }
+}
+
+/// Counts the bytes of a client connection preface as they arrive.
+#[derive(Debug)]
+struct PrefaceCounter {
+    read: usize,
+    /// The first [`PREFACE_HEAD`] bytes, for the SETTINGS payload length.
+    head: [u8; PREFACE_HEAD],
+}
+
+impl PrefaceCounter {
+    fn new() -> Self {
+        PrefaceCounter {
+            read: 0,
+            head: [0; PREFACE_HEAD],
+        }
+    }
+
+    /// Takes the next bytes read; true once the whole preface is in.
+    fn saw(&mut self, bytes: &[u8]) -> bool {
+        if self.read < PREFACE_HEAD {
+            let n = bytes.len().min(PREFACE_HEAD - self.read);
+            self.head[self.read..self.read + n].copy_from_slice(&bytes[..n]);
+        }
+        self.read = self.read.saturating_add(bytes.len());
+        if self.read < PREFACE_HEAD {
+            return false;
+        }
+        let settings_len = u32::from_be_bytes([0, self.head[24], self.head[25], self.head[26]]);
+        self.read >= PREFACE_HEAD + settings_len as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preface_is_the_magic_and_a_whole_settings_frame() {
+        let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        // SETTINGS, 12 bytes of payload (two settings).
+        preface.extend_from_slice(&[0, 0, 12, 4, 0, 0, 0, 0, 0]);
+        preface.extend_from_slice(&[0; 12]);
+        for chunk in [1, 7, 24, 33, 44, 45] {
+            let mut c = PrefaceCounter::new();
+            let mut done = false;
+            for (i, piece) in preface.chunks(chunk).enumerate() {
+                done = c.saw(piece);
+                let so_far = ((i + 1) * chunk).min(preface.len());
+                assert_eq!(
+                    done,
+                    so_far == preface.len(),
+                    "chunk {chunk}, {so_far} bytes"
+                );
+            }
+            assert!(done);
+        }
+        // The magic alone, or with a frame header whose payload is missing,
+        // is not a preface.
+        let mut c = PrefaceCounter::new();
+        assert!(!c.saw(&preface[..24]));
+        assert!(!c.saw(&preface[24..40]));
+        // An empty SETTINGS frame completes it with its header.
+        let mut empty = preface[..24].to_vec();
+        empty.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        assert!(PrefaceCounter::new().saw(&empty));
     }
 }
 
