@@ -182,42 +182,6 @@ impl PrefaceCounter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn preface_is_the_magic_and_a_whole_settings_frame() {
-        let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        // SETTINGS, 12 bytes of payload (two settings).
-        preface.extend_from_slice(&[0, 0, 12, 4, 0, 0, 0, 0, 0]);
-        preface.extend_from_slice(&[0; 12]);
-        for chunk in [1, 7, 24, 33, 44, 45] {
-            let mut c = PrefaceCounter::new();
-            let mut done = false;
-            for (i, piece) in preface.chunks(chunk).enumerate() {
-                done = c.saw(piece);
-                let so_far = ((i + 1) * chunk).min(preface.len());
-                assert_eq!(
-                    done,
-                    so_far == preface.len(),
-                    "chunk {chunk}, {so_far} bytes"
-                );
-            }
-            assert!(done);
-        }
-        // The magic alone, or with a frame header whose payload is missing,
-        // is not a preface.
-        let mut c = PrefaceCounter::new();
-        assert!(!c.saw(&preface[..24]));
-        assert!(!c.saw(&preface[24..40]));
-        // An empty SETTINGS frame completes it with its header.
-        let mut empty = preface[..24].to_vec();
-        empty.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-        assert!(PrefaceCounter::new().saw(&empty));
-    }
-}
-
 impl AsyncWrite for Conn {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -260,5 +224,41 @@ impl Connected for Conn {
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.io.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preface_is_the_magic_and_a_whole_settings_frame() {
+        let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        // SETTINGS, 12 bytes of payload (two settings).
+        preface.extend_from_slice(&[0, 0, 12, 4, 0, 0, 0, 0, 0]);
+        preface.extend_from_slice(&[0; 12]);
+        for chunk in [1, 7, 24, 33, 44, 45] {
+            let mut c = PrefaceCounter::new();
+            let mut done = false;
+            for (i, piece) in preface.chunks(chunk).enumerate() {
+                done = c.saw(piece);
+                let so_far = ((i + 1) * chunk).min(preface.len());
+                assert_eq!(
+                    done,
+                    so_far == preface.len(),
+                    "chunk {chunk}, {so_far} bytes"
+                );
+            }
+            assert!(done);
+        }
+        // The magic alone, or with a frame header whose payload is missing,
+        // is not a preface.
+        let mut c = PrefaceCounter::new();
+        assert!(!c.saw(&preface[..24]));
+        assert!(!c.saw(&preface[24..40]));
+        // An empty SETTINGS frame completes it with its header.
+        let mut empty = preface[..24].to_vec();
+        empty.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        assert!(PrefaceCounter::new().saw(&empty));
     }
 }
