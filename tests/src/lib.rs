@@ -18,6 +18,7 @@ use libvirt_grpc_server::config::{Config, HostConfig};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub mod daemon;
+pub mod peers;
 pub mod raw_h2;
 
 /// The URI of the real daemon the real suites use.

@@ -1,8 +1,6 @@
-//! The transport under misbehaving peers (issue 8, findings 4, 5, 6 and
-//! the status codes tonic answers by itself), on the test driver:
+//! The transport under misbehaving peers (issue 8, findings 5, 6 and the
+//! status codes tonic answers by itself), on the test driver:
 //!
-//! - SIGTERM to the real binary ends event streams with UNAVAILABLE, closes
-//!   connections that are idle or stuck after the grace period, and exits 0;
 //! - connection caps (per peer IP, total) and the handshake timeout keep
 //!   legitimate clients served while an attacker holds its share;
 //! - one connection cannot open more than `max_concurrent_streams` streams;
@@ -11,14 +9,12 @@
 //!   RESOURCE_EXHAUSTED, and the server keeps serving.
 //!
 //! Attack traffic comes from 127.0.0.2, legitimate traffic from 127.0.0.1:
-//! both loopback.
+//! both loopback. Shutdown is in `fast_shutdown.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::{
-    io::{ErrorKind, Read},
-    net::{SocketAddr, TcpStream as StdTcpStream},
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -28,9 +24,11 @@ use bytes::{Buf, BufMut, Bytes};
 use libvirt_grpc_server::{
     config::{Config, HostConfig},
     error::{wire_len, MAX_STATUS_MESSAGE_BYTES},
-    events::SHUTDOWN_MESSAGE,
 };
-use libvirt_grpc_tests::{daemon::Daemon, prefix, raw_h2, v1, wait_until, Client, TestServer};
+use libvirt_grpc_tests::{
+    peers::{attacker_ip, closed_count, is_closed, raise_own_fd_limit, raw_connect, WATCH},
+    prefix, raw_h2, v1, wait_until, Client, TestServer,
+};
 use prost::Message;
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
@@ -40,7 +38,6 @@ use tonic::{
 };
 
 const URI: &str = "test:///default";
-const WATCH: &str = "/libvirt_grpc.v1.EventService/WatchEvents";
 
 fn config() -> Config {
     Config {
@@ -48,311 +45,6 @@ fn config() -> Config {
         health_interval_secs: 1,
         ..Config::default()
     }
-}
-
-/// The attacker's source address.
-fn attacker_ip() -> std::net::IpAddr {
-    "127.0.0.2".parse().unwrap()
-}
-
-/// Raises this test process's own open-file limit: the attack tests hold
-/// over a thousand sockets (both ends, when the server is in process).
-fn raise_own_fd_limit() {
-    let limit = libvirt_grpc_server::transport::raise_fd_limit().unwrap();
-    assert!(
-        limit >= 4096,
-        "open-file limit {limit} is too low for this test"
-    );
-}
-
-/// A blocking, then non-blocking, TCP connection from `from` to `to` that
-/// sends nothing.
-fn raw_connect(from: std::net::IpAddr, to: SocketAddr) -> StdTcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.bind(&SocketAddr::new(from, 0).into()).unwrap();
-    s.connect_timeout(&to.into(), Duration::from_secs(10))
-        .unwrap();
-    let s: StdTcpStream = s.into();
-    s.set_nonblocking(true).unwrap();
-    s
-}
-
-/// Waits until the server has accepted `s`: hyper sends its SETTINGS
-/// first thing, so a byte to peek at means the connection is being served
-/// (and not still in the listen backlog).
-async fn accepted(s: &StdTcpStream) {
-    wait_until(Duration::from_secs(10), "the server to accept", || {
-        let mut buf = [0u8; 1];
-        let seen = matches!(s.peek(&mut buf), Ok(n) if n > 0);
-        async move { seen.then_some(()) }
-    })
-    .await;
-}
-
-/// Whether the server has closed `s` (EOF or reset), reading and dropping
-/// whatever it sent before (its SETTINGS frame, a GOAWAY).
-fn is_closed(mut s: &StdTcpStream) -> bool {
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return true,
-        }
-    }
-}
-
-fn closed_count(conns: &[StdTcpStream]) -> usize {
-    conns.iter().filter(|c| is_closed(c)).count()
-}
-
-/// A subscriber that stops reading once its stream has started: it reads
-/// the response headers and the first message, then nothing, and never
-/// grants flow-control window beyond the initial 64 KiB.
-async fn stuck_subscriber(addr: SocketAddr) -> tokio::net::TcpStream {
-    let (mut stuck, _) = raw_h2::handshake(addr).await;
-    stuck
-        .write_all(&raw_h2::grpc_headers(1, &addr.to_string(), WATCH))
-        .await
-        .unwrap();
-    stuck
-        .write_all(&raw_h2::grpc_message(1, &[]))
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let f = raw_h2::read_frame(&mut stuck).await.unwrap();
-            if f.kind == raw_h2::DATA && f.stream == 1 && !f.payload.is_empty() {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the stuck subscriber's stream did not start within 10 s");
-    stuck
-}
-
-/// Whether the server has closed a tokio stream: drains what it sent,
-/// waiting at most `timeout` for the end.
-async fn ends_within(s: &mut tokio::net::TcpStream, timeout: Duration) -> bool {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 64 << 10];
-    tokio::time::timeout(timeout, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .is_ok()
-}
-
-/// A subscriber that reads everything: its stream, the bytes of events it
-/// has seen so far, and the status its stream ended with (`None`: OK).
-async fn reading_subscriber(
-    client: &Client,
-) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<Option<Status>>) {
-    let mut reading = client
-        .events()
-        .watch_events(v1::WatchEventsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    match reading.next().await.unwrap().unwrap().message {
-        Some(v1::watch_events_response::Message::Started(_)) => {}
-        other => panic!("{other:?}"),
-    }
-    let seen_bytes = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&seen_bytes);
-    let task = tokio::spawn(async move {
-        while let Some(item) = reading.next().await {
-            match item {
-                Ok(msg) => {
-                    seen.fetch_add(msg.encoded_len(), Ordering::Relaxed);
-                }
-                Err(status) => return Some(status),
-            }
-        }
-        None
-    });
-    (seen_bytes, task)
-}
-
-/// Pauses and resumes a running domain with a 200-character name (large
-/// events) until `seen` has counted 256 KiB of events: four times a stuck
-/// subscriber's flow-control window, so its connection is stuck on a
-/// write.
-async fn fill_with_events(client: &Client, seen: &AtomicUsize) {
-    let p = prefix();
-    let name = format!("{p}{}", "e".repeat(200 - p.len()));
-    client
-        .define_domain(libvirt_grpc_tests::small_spec(&name))
-        .await
-        .unwrap();
-    client.start_domain(&name).await.unwrap();
-    let dom = client.domain_ref(&name);
-    let mut rounds = 0;
-    while seen.load(Ordering::Relaxed) < 256 << 10 {
-        client
-            .domains()
-            .suspend_domain(v1::SuspendDomainRequest {
-                domain: Some(dom.clone()),
-            })
-            .await
-            .unwrap();
-        client
-            .domains()
-            .resume_domain(v1::ResumeDomainRequest {
-                domain: Some(dom.clone()),
-            })
-            .await
-            .unwrap();
-        rounds += 1;
-        assert!(rounds < 20_000, "events are not reaching the reader");
-    }
-    let _ = client.destroy_domain(&name).await;
-    let _ = client.undefine_domain(&name).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_ends_streams_unavailable_closes_stuck_connections_and_exits() {
-    let grace = 3u64;
-    // The handshake timeout is longer than the test: only the shutdown
-    // may close the silent connection.
-    let mut d = Daemon::start(
-        "handshake_timeout_secs = 120\n",
-        &["--shutdown-grace-secs", &grace.to_string()],
-    );
-    let client = Client::connect(d.url())
-        .await
-        .unwrap()
-        .with_timeout(Duration::from_secs(10));
-    let silent = raw_connect("127.0.0.1".parse().unwrap(), d.addr);
-    accepted(&silent).await;
-    let stuck = stuck_subscriber(d.addr).await;
-    let (seen, reader) = reading_subscriber(&client).await;
-    fill_with_events(&client, &seen).await;
-    assert!(!is_closed(&silent), "the silent connection is open");
-
-    let t0 = Instant::now();
-    d.terminate();
-
-    // The reading subscriber's stream ends with UNAVAILABLE, never OK.
-    let end = tokio::time::timeout(Duration::from_secs(grace), reader)
-        .await
-        .expect("the reading subscriber's stream did not end within the grace period")
-        .unwrap()
-        .expect("the stream ended with OK instead of a status");
-    assert_eq!(end.code(), Code::Unavailable, "{end:?}");
-    assert_eq!(end.message(), SHUTDOWN_MESSAGE);
-
-    // No new connections once shutdown began.
-    let addr = d.addr;
-    wait_until(
-        Duration::from_secs(grace),
-        "the listener to close",
-        || async move {
-            tokio::net::TcpStream::connect(addr)
-                .await
-                .is_err()
-                .then_some(())
-        },
-    )
-    .await;
-
-    // The process exits in time, with status 0, although two connections
-    // would never have ended by themselves.
-    let (status, gone) = d
-        .wait_exit(Duration::from_secs(grace + 4))
-        .await
-        .expect("libvirt-grpcd did not exit within the grace period + 4 s");
-    assert!(status.success(), "exit status {status:?}");
-    let took = gone - t0;
-    assert!(
-        took >= Duration::from_secs(grace) - Duration::from_millis(500),
-        "exited after {took:?}: the stuck connections cannot have ended before the grace period"
-    );
-    assert!(
-        d.logged("grace period over: closing every remaining connection"),
-        "the forced close did not run"
-    );
-    drop(stuck);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_sigterm_stops_without_waiting_for_the_grace_period() {
-    let mut d = Daemon::start(
-        "handshake_timeout_secs = 120\n",
-        &["--shutdown-grace-secs", "60"],
-    );
-    // A silent connection holds the graceful shutdown for the whole minute.
-    let silent = raw_connect("127.0.0.1".parse().unwrap(), d.addr);
-    accepted(&silent).await;
-    d.terminate();
-    let addr = d.addr;
-    wait_until(
-        Duration::from_secs(10),
-        "the listener to close",
-        || async move {
-            tokio::net::TcpStream::connect(addr)
-                .await
-                .is_err()
-                .then_some(())
-        },
-    )
-    .await;
-    assert!(
-        d.wait_exit(Duration::from_millis(500)).await.is_none(),
-        "exited before the second signal"
-    );
-    d.terminate();
-    let (status, _) = d
-        .wait_exit(Duration::from_secs(5))
-        .await
-        .expect("libvirt-grpcd did not stop within 5 s of the second SIGTERM");
-    assert!(status.success(), "exit status {status:?}");
-    drop(silent);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_closes_idle_and_stuck_connections_after_the_grace_period() {
-    let grace = Duration::from_secs(1);
-    let s = TestServer::start_with(Config {
-        shutdown_grace_secs: 1,
-        handshake_timeout_secs: 120,
-        ..config()
-    })
-    .await;
-    let silent = raw_connect("127.0.0.1".parse().unwrap(), s.addr);
-    accepted(&silent).await;
-    let mut stuck = stuck_subscriber(s.addr).await;
-    let (seen, reader) = reading_subscriber(&s.client).await;
-    fill_with_events(&s.client, &seen).await;
-
-    let t0 = Instant::now();
-    s.stop().await;
-    let took = t0.elapsed();
-    // The server closed both from below: `serve` returned after the grace
-    // period, well before it would give up on them (grace + 2 s).
-    assert!(
-        took >= grace - Duration::from_millis(200),
-        "stopped after {took:?}"
-    );
-    assert!(
-        took < grace + Duration::from_millis(1500),
-        "stopped after {took:?}"
-    );
-    assert!(is_closed(&silent), "the silent connection is still open");
-    assert!(
-        ends_within(&mut stuck, Duration::from_secs(2)).await,
-        "the stuck subscriber's connection is still open"
-    );
-    let end = reader.await.unwrap().expect("the stream ended with OK");
-    assert_eq!(end.code(), Code::Unavailable, "{end:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
