@@ -146,7 +146,9 @@ fn code_for(code: u32, domain: u32, message: &str) -> Code {
         | sys::VIR_ERR_XML_INVALID_SCHEMA
         | sys::VIR_ERR_INVALID_ARG
         | sys::VIR_ERR_INVALID_MAC
-        | sys::VIR_ERR_CONFIG_UNSUPPORTED => Code::InvalidArgument,
+        | sys::VIR_ERR_CONFIG_UNSUPPORTED
+        | sys::VIR_ERR_NO_NAME
+        | sys::VIR_ERR_OVERFLOW => Code::InvalidArgument,
         sys::VIR_ERR_OPERATION_INVALID | sys::VIR_ERR_AGENT_COMMAND_FAILED => {
             Code::FailedPrecondition
         }
@@ -238,6 +240,8 @@ mod tests {
             (sys::VIR_ERR_XML_ERROR, Code::InvalidArgument),
             (sys::VIR_ERR_XML_DETAIL, Code::InvalidArgument),
             (sys::VIR_ERR_INVALID_ARG, Code::InvalidArgument),
+            (sys::VIR_ERR_NO_NAME, Code::InvalidArgument),
+            (sys::VIR_ERR_OVERFLOW, Code::InvalidArgument),
             (sys::VIR_ERR_OPERATION_INVALID, Code::FailedPrecondition),
             (sys::VIR_ERR_NO_SUPPORT, Code::Unimplemented),
             (sys::VIR_ERR_OPERATION_DENIED, Code::PermissionDenied),

@@ -70,7 +70,7 @@ impl NetworkApi {
 fn source_xml(xml: Option<&String>, spec: Option<&v1::NetworkSpec>) -> Result<String, Error> {
     match (xml, spec) {
         (Some(x), None) => {
-            validate::required_text("xml", x)?;
+            validate::required_xml("xml", x)?;
             Ok(x.clone())
         }
         (None, Some(s)) => render::render(s),
@@ -315,7 +315,7 @@ impl NetworkService for NetworkApi {
         };
         let (xml, implied) = match &r.item {
             Some(Item::Xml(x)) => {
-                validate::required_text("xml", x)?;
+                validate::required_xml("xml", x)?;
                 (x.clone(), None)
             }
             Some(Item::DhcpHost(h)) => (render::render_dhcp_host(h)?, Some(S::IpDhcpHost)),

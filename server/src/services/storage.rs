@@ -241,7 +241,7 @@ impl StorageService for StorageApi {
         let r = req.into_inner();
         let xml = match &r.source {
             Some(Source::Xml(x)) => {
-                validate::required_text("xml", x)?;
+                validate::required_xml("xml", x)?;
                 if !self.allowed_roots.is_empty() {
                     let target =
                         crate::xml_query::text(x, &["pool", "target", "path"]).unwrap_or_default();
@@ -427,7 +427,7 @@ impl StorageService for StorageApi {
         if ops::pool_type_flag(&r.r#type).is_none() {
             return Err(Error::invalid("type", format!("unknown pool type '{}'", r.r#type)).into());
         }
-        validate::text("source_xml", &r.source_xml)?;
+        validate::xml("source_xml", &r.source_xml)?;
         let pool = self.hosts.get(&r.host)?;
         let xml = pool
             .run(Lane::Slow, dl, move |c| {
@@ -500,7 +500,7 @@ impl StorageService for StorageApi {
         let r = req.into_inner();
         let xml = match &r.source {
             Some(Source::Xml(x)) => {
-                validate::required_text("xml", x)?;
+                validate::required_xml("xml", x)?;
                 x.clone()
             }
             Some(Source::Spec(s)) => render::render_volume(s)?,
