@@ -465,3 +465,32 @@ async fn invalid_key_codes_are_invalid_argument() {
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn key_hold_times_and_stats_lists_are_bounded() {
+    let s = TestServer::test_driver().await;
+    let mut dom = s.client.domains();
+    let r = dom
+        .send_key(v1::SendKeyRequest {
+            domain: by_name("test"),
+            codeset: v1::KeyCodeSet::Linux as i32,
+            hold_time_ms: 60_001,
+            keycodes: vec![30],
+        })
+        .await;
+    assert_invalid(r, "hold_time_ms");
+    let r = dom
+        .get_domain_stats(v1::GetDomainStatsRequest {
+            domains: (0..1001).map(|_| by_name("test").unwrap()).collect(),
+            ..Default::default()
+        })
+        .await;
+    assert_invalid(r, "domains");
+    // At the bounds both work.
+    dom.get_domain_stats(v1::GetDomainStatsRequest {
+        domains: (0..1000).map(|_| by_name("test").unwrap()).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}

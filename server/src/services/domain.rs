@@ -52,6 +52,9 @@ impl DomainApi {
     }
 }
 
+/// Longest a `SendKey` may hold its keys: a key press, not a hold-down.
+const MAX_KEY_HOLD_MS: u32 = 60_000;
+
 /// Raw XML of a define/create request, checked before libvirt sees it.
 fn definition_xml(xml: String) -> Result<ops::Definition, Error> {
     validate::required_xml("xml", &xml)?;
@@ -725,6 +728,17 @@ impl DomainService for DomainApi {
             (r.interface, sys::VIR_DOMAIN_STATS_INTERFACE),
             (r.block, sys::VIR_DOMAIN_STATS_BLOCK),
         ]);
+        if r.domains.len() > paging::MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "domains",
+                format!(
+                    "names {} domains; the limit is {}",
+                    r.domains.len(),
+                    paging::MAX_PAGE_SIZE
+                ),
+            )
+            .into());
+        }
         let mut keys = Vec::new();
         let mut host = r.host.clone();
         for (i, d) in r.domains.iter().enumerate() {
@@ -781,6 +795,13 @@ impl DomainService for DomainApi {
         let codeset = keycode_set(r.codeset)?;
         if r.keycodes.is_empty() || r.keycodes.len() > 16 {
             return Err(Error::invalid("keycodes", "give 1 to 16 key codes").into());
+        }
+        if r.hold_time_ms > MAX_KEY_HOLD_MS {
+            return Err(Error::invalid(
+                "hold_time_ms",
+                format!("is more than {MAX_KEY_HOLD_MS} ms"),
+            )
+            .into());
         }
         let hold = r.hold_time_ms;
         let mut codes = r.keycodes;
