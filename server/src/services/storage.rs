@@ -20,7 +20,7 @@ use virt::{connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol,
 use super::{deadline, either_flag, flags_of, ok, paging};
 use crate::{
     error::Error,
-    ops::storage::{self as ops, PoolKey, UploadItem, UploadPlan},
+    ops::storage::{self as ops, PoolKey, PoolSteps, UploadItem, UploadPlan},
     pool::{HostPool, Hosts, Lane},
     render::storage as render,
     validate,
@@ -258,33 +258,14 @@ impl StorageService for StorageApi {
         };
         let pool = self.hosts.get(&r.host)?;
         let host = pool.name().to_owned();
+        let steps = PoolSteps {
+            build: r.build,
+            start: r.start,
+            autostart: r.autostart,
+        };
         let p = pool
             .run(Lane::Slow, dl, move |c| {
-                let p = c.define_storage_pool_xml(&xml, 0)?;
-                let steps = || -> Result<(), Error> {
-                    if r.build {
-                        p.build(0)?;
-                    }
-                    if r.start {
-                        p.create(0)?;
-                    }
-                    if r.autostart {
-                        p.set_autostart(true)?;
-                    }
-                    Ok(())
-                };
-                if let Err(e) = steps() {
-                    // Nothing half done: take back what this call did.
-                    if r.start && p.is_active().unwrap_or(false) {
-                        let _ = p.destroy();
-                    }
-                    if r.build {
-                        let _ = p.delete(0);
-                    }
-                    let _ = p.undefine();
-                    return Err(e);
-                }
-                ops::pool_info(&p, &host)
+                ops::define_pool(c, &host, &xml, steps)
             })
             .await?;
         ok(v1::DefineStoragePoolResponse { pool: Some(p) })
