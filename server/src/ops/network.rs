@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use libvirt_grpc::v1;
 use virt::{connect::Connect, network::Network, sys};
 
+use super::PriorDefinition;
 use crate::{error::Error, libvirt_sys, xml_query};
 
 /// How a request identifies a network, already validated.
@@ -75,11 +76,11 @@ pub fn define(
         .iter()
         .map(Network::uuid_string)
         .collect::<Result<HashSet<_>, _>>()?;
-    let prior = prior_config(conn, xml)?;
+    let prior = prior_network(conn, xml)?;
     let n = conn.define_network_xml(xml)?;
     let uuid = n.uuid_string()?;
     let existed = before.contains(&uuid);
-    let prior = prior.and_then(|(u, config)| (u == uuid).then_some(config));
+    let prior = prior.and_then(|(u, prior)| (u == uuid).then_some(prior));
     let mut autostart_set = false;
     let mut started = false;
     let steps_result = (|| {
@@ -113,12 +114,12 @@ pub fn define(
         warn("turn autostart off again", n.set_autostart(false));
     }
     match prior {
-        Some(Some(config)) => warn(
+        Some(PriorDefinition::Persistent(config)) => warn(
             "restore the previous definition",
             conn.define_network_xml(&config).map(|_| ()),
         ),
         // It was transient: undefining a running network keeps it running.
-        Some(None) => warn("make the network transient again", n.undefine()),
+        Some(PriorDefinition::Transient) => warn("make the network transient again", n.undefine()),
         None => tracing::warn!(
             "undoing a failed network define: the previous definition of an existing network is unknown"
         ),
@@ -126,9 +127,9 @@ pub fn define(
     Err(e)
 }
 
-/// The UUID and persistent definition (`None`: transient) of the existing
-/// network the XML names, by name or UUID, if there is one.
-fn prior_config(conn: &Connect, xml: &str) -> Result<Option<(String, Option<String>)>, Error> {
+/// The UUID and definition of the existing network the XML names (by name
+/// or UUID), if there is one and its definition can be read.
+fn prior_network(conn: &Connect, xml: &str) -> Result<Option<(String, PriorDefinition)>, Error> {
     // A failed lookup finds nothing; the UUID listing still guards the undo.
     let found = xml_query::text(xml, &["network", "name"])
         .and_then(|n| conn.lookup_network_by_name(&n).ok())
@@ -139,12 +140,15 @@ fn prior_config(conn: &Connect, xml: &str) -> Result<Option<(String, Option<Stri
     let Some(n) = found else {
         return Ok(None);
     };
-    let config = if n.is_persistent()? {
-        Some(n.xml_desc(sys::VIR_NETWORK_XML_INACTIVE)?)
+    let prior = if n.is_persistent()? {
+        match super::config_xml(|f| n.xml_desc(f), sys::VIR_NETWORK_XML_INACTIVE) {
+            Some(config) => PriorDefinition::Persistent(config),
+            None => return Ok(None),
+        }
     } else {
-        None
+        PriorDefinition::Transient
     };
-    Ok(Some((n.uuid_string()?, config)))
+    Ok(Some((n.uuid_string()?, prior)))
 }
 
 /// The network's DHCP leases.

@@ -10,6 +10,7 @@ use virt::{
     connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, stream::Stream, sys,
 };
 
+use super::PriorDefinition;
 use crate::{error::Error, xml_query};
 
 /// How a request identifies a pool, already validated.
@@ -152,11 +153,11 @@ pub fn define_pool(
         .iter()
         .map(StoragePool::uuid_string)
         .collect::<Result<HashSet<_>, _>>()?;
-    let prior = prior_pool_config(conn, xml)?;
+    let prior = prior_pool(conn, xml)?;
     let p = conn.define_storage_pool_xml(xml, 0)?;
     let uuid = p.uuid_string()?;
     let existed = before.contains(&uuid);
-    let prior = prior.and_then(|(u, config)| (u == uuid).then_some(config));
+    let prior = prior.and_then(|(u, prior)| (u == uuid).then_some(prior));
     let mut done = PoolDone::default();
     match pool_steps(&p, host, steps, &mut done) {
         Ok(info) => Ok(info),
@@ -167,12 +168,9 @@ pub fn define_pool(
     }
 }
 
-/// The UUID and persistent definition (`None`: transient) of the existing
-/// pool the XML names, by name or UUID, if there is one.
-fn prior_pool_config(
-    conn: &Connect,
-    xml: &str,
-) -> Result<Option<(String, Option<String>)>, Error> {
+/// The UUID and definition of the existing pool the XML names (by name or
+/// UUID), if there is one and its definition can be read.
+fn prior_pool(conn: &Connect, xml: &str) -> Result<Option<(String, PriorDefinition)>, Error> {
     // A lookup that fails (no such pool, a malformed UUID the define will
     // refuse anyway) finds nothing; the UUID listing still guards the undo.
     let found = xml_query::text(xml, &["pool", "name"])
@@ -184,12 +182,15 @@ fn prior_pool_config(
     let Some(p) = found else {
         return Ok(None);
     };
-    let config = if p.is_persistent()? {
-        Some(p.xml_desc(sys::VIR_STORAGE_XML_INACTIVE)?)
+    let prior = if p.is_persistent()? {
+        match super::config_xml(|f| p.xml_desc(f), sys::VIR_STORAGE_XML_INACTIVE) {
+            Some(config) => PriorDefinition::Persistent(config),
+            None => return Ok(None),
+        }
     } else {
-        None
+        PriorDefinition::Transient
     };
-    Ok(Some((p.uuid_string()?, config)))
+    Ok(Some((p.uuid_string()?, prior)))
 }
 
 fn pool_steps(
@@ -232,7 +233,7 @@ fn undo_pool(
     conn: &Connect,
     p: &StoragePool,
     existed: bool,
-    prior: Option<Option<String>>,
+    prior: Option<PriorDefinition>,
     done: &PoolDone,
 ) {
     let warn = |what: &str, r: Result<(), virt::error::Error>| {
@@ -254,13 +255,13 @@ fn undo_pool(
         warn("turn autostart off again", p.set_autostart(false));
     }
     match prior {
-        Some(Some(config)) => warn(
+        Some(PriorDefinition::Persistent(config)) => warn(
             "restore the previous definition",
             conn.define_storage_pool_xml(&config, 0).map(|_| ()),
         ),
         // libvirt refuses to undefine a running pool, so a transient pool
         // keeps the definition it gained.
-        Some(None) => {}
+        Some(PriorDefinition::Transient) => {}
         None => tracing::warn!(
             "undoing a failed pool define: the previous definition of an existing pool is unknown"
         ),
