@@ -254,7 +254,10 @@ mod tests {
 
     #[test]
     fn stream_idle_timeout_defaults_to_30_s() {
-        assert_eq!(Config::default().stream_idle_timeout(), Duration::from_secs(30));
+        assert_eq!(
+            Config::default().stream_idle_timeout(),
+            Duration::from_secs(30)
+        );
         let c: Config = toml::from_str("stream_idle_timeout_secs = 5\n").unwrap();
         assert_eq!(c.stream_idle_timeout(), Duration::from_secs(5));
     }

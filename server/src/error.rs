@@ -353,17 +353,26 @@ mod tests {
     fn missing_paths_are_not_found() {
         let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
         let restore = "Failed to open file '/tmp/x.img': No such file or directory";
-        assert_eq!(code_for(sys_err, sys::VIR_FROM_QEMU, restore), Code::NotFound);
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_QEMU, restore),
+            Code::NotFound
+        );
         let pool = "cannot open directory '/tmp/x': No such file or directory";
         assert_eq!(code_for(sys_err, sys::VIR_FROM_NONE, pool), Code::NotFound);
         let test = "cannot read domain image '/tmp/x': No such file or directory";
         assert_eq!(code_for(sys_err, sys::VIR_FROM_TEST, test), Code::NotFound);
         // Other system errors stay internal.
         let denied = "cannot open directory '/x': Permission denied";
-        assert_eq!(code_for(sys_err, sys::VIR_FROM_NONE, denied), Code::Internal);
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_NONE, denied),
+            Code::Internal
+        );
         // The same text from the RPC layer is a lost daemon, not a path.
         let socket = "Failed to connect socket to '/run/x': No such file or directory";
-        assert_eq!(code_for(sys_err, sys::VIR_FROM_RPC, socket), Code::Unavailable);
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_RPC, socket),
+            Code::Unavailable
+        );
     }
 
     #[test]

@@ -119,8 +119,8 @@ pub async fn serve(
     let agent = GuestAgentServiceServer::new(
         GuestAgentApi::new(hosts.clone()).with_stream_idle_timeout(config.stream_idle_timeout()),
     )
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     Server::builder()

@@ -299,7 +299,10 @@ async fn restoring_from_a_missing_path_or_a_directory_is_a_caller_mistake() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
 
-fn stalled_upload(pool: &str, name: &str) -> impl tokio_stream::Stream<Item = v1::UploadVolumeRequest> {
+fn stalled_upload(
+    pool: &str,
+    name: &str,
+) -> impl tokio_stream::Stream<Item = v1::UploadVolumeRequest> {
     let target = v1::UploadVolumeRequest {
         msg: Some(Msg::Target(v1::UploadTarget {
             volume: Some(StorageVolumeRef {

@@ -110,7 +110,11 @@ async fn pool_xml(s: &TestServer, name: &str) -> String {
 /// A pool's XML without the sizes libvirt reports in it.
 fn definition(xml: &str) -> String {
     xml.lines()
-        .filter(|l| !["<capacity", "<allocation", "<available"].iter().any(|t| l.contains(t)))
+        .filter(|l| {
+            !["<capacity", "<allocation", "<available"]
+                .iter()
+                .any(|t| l.contains(t))
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -169,7 +173,10 @@ async fn redefining_a_running_dir_pool_keeps_it_its_directory_and_files() {
     // no-ops (this used to stop the pool, remove its directory and
     // undefine it).
     let again = st
-        .define_storage_pool(s.client.request(define_pool_request(xml.clone(), true, true)))
+        .define_storage_pool(
+            s.client
+                .request(define_pool_request(xml.clone(), true, true)),
+        )
         .await
         .unwrap()
         .into_inner()
@@ -181,11 +188,10 @@ async fn redefining_a_running_dir_pool_keeps_it_its_directory_and_files() {
     // Re-defines that fail change nothing: the XML without its UUID names a
     // pool that exists; another pool on the same directory conflicts.
     let r = st
-        .define_storage_pool(s.client.request(define_pool_request(
-            without_uuid(&xml),
-            true,
-            true,
-        )))
+        .define_storage_pool(
+            s.client
+                .request(define_pool_request(without_uuid(&xml), true, true)),
+        )
         .await;
     assert_eq!(code_of(r), Code::AlreadyExists);
     let twin = format!("{p}twin");
@@ -208,7 +214,9 @@ async fn redefining_a_running_dir_pool_keeps_it_its_directory_and_files() {
         .await;
     assert_eq!(code_of(r), Code::FailedPrecondition);
 
-    let after = find_pool(&s, &name).await.expect("the pool is still defined");
+    let after = find_pool(&s, &name)
+        .await
+        .expect("the pool is still defined");
     assert_eq!(after.uuid, made.uuid);
     assert_eq!(after.state(), StoragePoolState::Running);
     assert!(after.persistent);
@@ -237,7 +245,10 @@ async fn a_new_pool_whose_start_fails_leaves_nothing() {
         missing.display()
     );
     let r = st
-        .define_storage_pool(s.client.request(define_pool_request(xml.clone(), false, true)))
+        .define_storage_pool(
+            s.client
+                .request(define_pool_request(xml.clone(), false, true)),
+        )
         .await;
     assert_eq!(code_of(r), Code::NotFound);
     assert!(find_pool(&s, &nodir).await.is_none());
@@ -306,7 +317,10 @@ async fn an_existing_pool_whose_start_fails_keeps_its_definition() {
     // the pool existed, so it stays defined (and what the build made stays:
     // it is the pool's storage now).
     let r = st
-        .define_storage_pool(s.client.request(define_pool_request(xml.clone(), true, true)))
+        .define_storage_pool(
+            s.client
+                .request(define_pool_request(xml.clone(), true, true)),
+        )
         .await;
     assert_ne!(code_of(r), Code::Ok);
     let after = find_pool(&s, &fs).await.expect("the pool was undefined");
@@ -462,7 +476,9 @@ async fn resume_and_restore_mistakes_on_qemu() {
 }
 
 /// An upload stream that sends its first messages, then nothing, forever.
-fn stalling(msgs: Vec<v1::UploadVolumeRequest>) -> impl tokio_stream::Stream<Item = v1::UploadVolumeRequest> {
+fn stalling(
+    msgs: Vec<v1::UploadVolumeRequest>,
+) -> impl tokio_stream::Stream<Item = v1::UploadVolumeRequest> {
     tokio_stream::StreamExt::chain(tokio_stream::iter(msgs), tokio_stream::pending())
 }
 
