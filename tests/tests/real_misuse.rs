@@ -225,7 +225,7 @@ async fn redefining_a_running_dir_pool_keeps_it_its_directory_and_files() {
 }
 
 #[tokio::test]
-async fn a_new_pool_whose_start_fails_leaves_nothing() {
+async fn a_new_pool_whose_start_fails_leaves_nothing_and_existing_dirs_are_kept() {
     if !real_enabled() {
         return;
     }
@@ -269,6 +269,31 @@ async fn a_new_pool_whose_start_fails_leaves_nothing() {
     let still = find_pool(&s, &nodir).await.expect("still defined");
     assert_eq!(still.state(), StoragePoolState::Inactive);
     assert!(!missing.exists());
+
+    // A new pool on a directory that exists, with build and start: it
+    // starts unbuilt, so the directory and what is in it are never rebuilt
+    // (and would never be deleted by a failure).
+    let existing = std::env::temp_dir().join(format!("{p}existing"));
+    c.file(&existing);
+    std::fs::create_dir_all(&existing).unwrap();
+    std::fs::write(existing.join("precious.txt"), b"keep me").unwrap();
+    let adopted = format!("{p}existing");
+    let xml = format!(
+        "<pool type='dir'><name>{adopted}</name><target><path>{}</path></target></pool>",
+        existing.display()
+    );
+    let made = st
+        .define_storage_pool(s.client.request(define_pool_request(xml, true, true)))
+        .await
+        .unwrap()
+        .into_inner()
+        .pool
+        .unwrap();
+    assert_eq!(made.state(), StoragePoolState::Running);
+    assert_eq!(
+        std::fs::read(existing.join("precious.txt")).unwrap(),
+        b"keep me"
+    );
 
     // A new fs pool whose device is missing, with build and start: it does
     // not start unbuilt, the build makes its mount point, the start fails.

@@ -4,6 +4,9 @@
 //! bounded channel (a few chunks deep) sits between the gRPC stream and the
 //! blocking libvirt stream, so bytes flow through without the server ever
 //! holding a whole volume in memory, and a slow side slows the other down.
+//! An upload takes its slow-lane slot only once its first chunk arrived,
+//! and a client that then sends nothing for the idle timeout is cut off
+//! (ABORTED), which frees the slot.
 
 use std::{
     pin::Pin,
