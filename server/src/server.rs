@@ -94,7 +94,9 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let storage = StorageServiceServer::new(
-        StorageApi::new(hosts.clone()).with_allowed_roots(config.allowed_storage_roots.clone()),
+        StorageApi::new(hosts.clone())
+            .with_allowed_roots(config.allowed_storage_roots.clone())
+            .with_stream_idle_timeout(config.stream_idle_timeout()),
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -114,9 +116,11 @@ pub async fn serve(
     let events = EventServiceServer::new(EventApi::new(hosts.clone(), hub, events_ready, stop_rx))
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let agent = GuestAgentServiceServer::new(GuestAgentApi::new(hosts.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let agent = GuestAgentServiceServer::new(
+        GuestAgentApi::new(hosts.clone()).with_stream_idle_timeout(config.stream_idle_timeout()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     Server::builder()

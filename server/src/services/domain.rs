@@ -444,7 +444,7 @@ impl DomainService for DomainApi {
         let r = req.into_inner();
         let domain = self
             .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
-                d.resume()?;
+                ops::resume(d)?;
                 ops::describe(h, d)
             })
             .await?;

@@ -12,7 +12,7 @@ use virt::{connect::Connect, network::Network, sys};
 use super::{deadline, either_flag, ok, paging};
 use crate::{
     error::Error,
-    ops::network::{self as ops, NetworkKey},
+    ops::network::{self as ops, NetworkKey, NetworkSteps},
     pool::{HostPool, Hosts, Lane},
     render::network as render,
     validate,
@@ -182,25 +182,12 @@ impl NetworkService for NetworkApi {
         };
         let pool = self.hosts.get(&r.host)?;
         let host = pool.name().to_owned();
+        let steps = NetworkSteps {
+            start: r.start,
+            autostart: r.autostart,
+        };
         let n = pool
-            .run(Lane::Slow, dl, move |c| {
-                let n = c.define_network_xml(&xml)?;
-                let steps = || -> Result<(), Error> {
-                    if r.autostart {
-                        n.set_autostart(true)?;
-                    }
-                    if r.start {
-                        n.create()?;
-                    }
-                    Ok(())
-                };
-                if let Err(e) = steps() {
-                    // Nothing half done: take back the definition.
-                    let _ = n.undefine();
-                    return Err(e);
-                }
-                ops::info(&n, &host)
-            })
+            .run(Lane::Slow, dl, move |c| ops::define(c, &host, &xml, steps))
             .await?;
         ok(v1::DefineNetworkResponse { network: Some(n) })
     }
