@@ -113,6 +113,8 @@ fn is_agent_refusal(code: u32, message: &str) -> bool {
 ///
 /// - a path that does not exist (restore from a missing file, start a pool
 ///   whose directory is missing): SYSTEM_ERROR ending in ENOENT's text;
+/// - a volume or file larger than the file system holds: SYSTEM_ERROR
+///   ending in ENOSPC's or EFBIG's text (RESOURCE_EXHAUSTED);
 /// - a directory where a file belongs or the reverse (restore from a
 ///   directory on the test driver): SYSTEM_ERROR ending in EISDIR/ENOTDIR;
 /// - restore from a file that is not a QEMU save image: OPERATION_FAILED
@@ -129,6 +131,14 @@ fn caller_mistake(code: u32, domain: u32, message: &str) -> Option<Code> {
             if message.ends_with(": Is a directory") || message.ends_with(": Not a directory") =>
         {
             Some(Code::InvalidArgument)
+        }
+        // A volume (or save image) larger than the file system has room
+        // for: the request asked for more than the host holds.
+        sys::VIR_ERR_SYSTEM_ERROR
+            if message.ends_with(": No space left on device")
+                || message.ends_with(": File too large") =>
+        {
+            Some(Code::ResourceExhausted)
         }
         sys::VIR_ERR_OPERATION_FAILED
             if domain == sys::VIR_FROM_QEMU
@@ -376,6 +386,21 @@ mod tests {
         assert_eq!(
             code_for(sys_err, sys::VIR_FROM_RPC, socket),
             Code::Unavailable
+        );
+    }
+
+    #[test]
+    fn full_file_systems_are_resource_exhausted() {
+        let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
+        let full = "cannot allocate 966367641600 bytes in file '/p/v1': No space left on device";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_STORAGE, full),
+            Code::ResourceExhausted
+        );
+        let big = "cannot extend file '/p/v2': File too large";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_STORAGE, big),
+            Code::ResourceExhausted
         );
     }
 
