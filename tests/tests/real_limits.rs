@@ -91,3 +91,54 @@ async fn absurd_definitions_never_reach_libvirtd() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
 }
+
+/// A volume that asks for more allocation than the file system holds is
+/// RESOURCE_EXHAUSTED (libvirt's fallocate fails with ENOSPC), and leaves
+/// no file behind.
+#[tokio::test]
+async fn a_volume_larger_than_the_disk_is_resource_exhausted() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let dir = std::env::temp_dir().join(format!("{p}pool"));
+    std::fs::create_dir_all(&dir).unwrap();
+    c.file(&dir);
+    let pool = format!("{p}pool");
+    {
+        let conn = virt::connect::Connect::open(Some(REAL_URI)).unwrap();
+        let xml = format!(
+            "<pool type='dir'><name>{pool}</name><target><path>{}</path></target></pool>",
+            dir.display()
+        );
+        conn.create_storage_pool_xml(&xml, 0).unwrap();
+    }
+    let e = s
+        .client
+        .storage()
+        .create_storage_volume(v1::CreateStorageVolumeRequest {
+            pool: Some(v1::StoragePoolRef {
+                host: "real".into(),
+                key: Some(v1::storage_pool_ref::Key::Name(pool)),
+            }),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                v1::StorageVolumeSpec {
+                    name: "huge.img".into(),
+                    format: v1::VolumeFormat::Raw as i32,
+                    capacity_bytes: 1 << 50,
+                    allocation_bytes: 1 << 50,
+                    ..Default::default()
+                },
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was left"
+    );
+}
