@@ -85,6 +85,10 @@ pub struct Config {
     pub health_interval_secs: u64,
     /// How long a call may wait when the request carries no deadline.
     pub default_call_timeout_secs: u64,
+    /// How long a client-streaming call (volume upload, guest file write)
+    /// waits for the client's next message before it fails with `ABORTED`
+    /// and releases what it holds.
+    pub stream_idle_timeout_secs: u64,
     /// Events kept for resuming subscribers.
     pub event_ring_size: usize,
     /// Where `log-level` comes from when no flag sets it.
@@ -128,6 +132,7 @@ impl Default for Config {
             allow_insecure_remote: false,
             health_interval_secs: 5,
             default_call_timeout_secs: 120,
+            stream_idle_timeout_secs: 30,
             event_ring_size: 4096,
             log_level: "info".to_owned(),
             allowed_storage_roots: Vec::new(),
@@ -209,6 +214,11 @@ impl Config {
                 self.listen
             )));
         }
+        if self.stream_idle_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "stream_idle_timeout_secs must be at least 1".into(),
+            ));
+        }
         if self.event_ring_size == 0 {
             return Err(ConfigError::Invalid(
                 "event_ring_size must be at least 1".into(),
@@ -241,6 +251,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The longest wait for a client stream's next message.
+    pub fn stream_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.stream_idle_timeout_secs.max(1))
     }
 
     /// The health probe interval.
@@ -315,6 +330,21 @@ mod tests {
             ..Config::default()
         };
         assert!(dup.validate().is_err());
+        let no_idle = Config {
+            stream_idle_timeout_secs: 0,
+            ..Config::default()
+        };
+        assert!(no_idle.validate().is_err());
+    }
+
+    #[test]
+    fn stream_idle_timeout_defaults_to_30_s() {
+        assert_eq!(
+            Config::default().stream_idle_timeout(),
+            Duration::from_secs(30)
+        );
+        let c: Config = toml::from_str("stream_idle_timeout_secs = 5\n").unwrap();
+        assert_eq!(c.stream_idle_timeout(), Duration::from_secs(5));
     }
 
     #[test]

@@ -175,6 +175,54 @@ fn is_agent_refusal(code: u32, message: &str) -> bool {
             && message.contains("guest agent is not configured"))
 }
 
+/// Caller mistakes libvirt reports without a code of their own, each seen
+/// on libvirt 9.0 and narrowed to the code (and domain) it came with:
+///
+/// - a path that does not exist (restore from a missing file, start a pool
+///   whose directory is missing): SYSTEM_ERROR ending in ENOENT's text;
+/// - a volume or file larger than the file system holds: SYSTEM_ERROR
+///   ending in ENOSPC's or EFBIG's text (RESOURCE_EXHAUSTED);
+/// - a directory where a file belongs or the reverse (restore from a
+///   directory on the test driver): SYSTEM_ERROR ending in EISDIR/ENOTDIR;
+/// - restore from a file that is not a QEMU save image: OPERATION_FAILED
+///   from the QEMU driver ("image magic is incorrect", or "failed to read
+///   qemu header" for an empty file or a directory);
+/// - a pool whose source or target another pool already uses:
+///   OPERATION_FAILED from the storage driver ("Storage source conflict").
+fn caller_mistake(code: u32, domain: u32, message: &str) -> Option<Code> {
+    match code {
+        sys::VIR_ERR_SYSTEM_ERROR if message.ends_with(": No such file or directory") => {
+            Some(Code::NotFound)
+        }
+        sys::VIR_ERR_SYSTEM_ERROR
+            if message.ends_with(": Is a directory") || message.ends_with(": Not a directory") =>
+        {
+            Some(Code::InvalidArgument)
+        }
+        // A volume (or save image) larger than the file system has room
+        // for: the request asked for more than the host holds.
+        sys::VIR_ERR_SYSTEM_ERROR
+            if message.ends_with(": No space left on device")
+                || message.ends_with(": File too large") =>
+        {
+            Some(Code::ResourceExhausted)
+        }
+        sys::VIR_ERR_OPERATION_FAILED
+            if domain == sys::VIR_FROM_QEMU
+                && (message.contains("image magic is incorrect")
+                    || message.contains("failed to read qemu header")) =>
+        {
+            Some(Code::InvalidArgument)
+        }
+        sys::VIR_ERR_OPERATION_FAILED
+            if domain == sys::VIR_FROM_STORAGE && message.contains("Storage source conflict") =>
+        {
+            Some(Code::AlreadyExists)
+        }
+        _ => None,
+    }
+}
+
 /// The gRPC code for a libvirt error: the table of DESIGN.md.
 pub(crate) fn code_for_libvirt(e: &virt::error::Error) -> Code {
     code_for(e.code().to_raw(), e.domain().to_raw(), e.message())
@@ -187,6 +235,9 @@ fn code_for(code: u32, domain: u32, message: &str) -> Code {
     }
     if is_agent_refusal(code, message) {
         return Code::FailedPrecondition;
+    }
+    if let Some(c) = caller_mistake(code, domain, message) {
+        return c;
     }
     match code {
         sys::VIR_ERR_NO_DOMAIN
@@ -213,7 +264,9 @@ fn code_for(code: u32, domain: u32, message: &str) -> Code {
         | sys::VIR_ERR_XML_INVALID_SCHEMA
         | sys::VIR_ERR_INVALID_ARG
         | sys::VIR_ERR_INVALID_MAC
-        | sys::VIR_ERR_CONFIG_UNSUPPORTED => Code::InvalidArgument,
+        | sys::VIR_ERR_CONFIG_UNSUPPORTED
+        | sys::VIR_ERR_NO_NAME
+        | sys::VIR_ERR_OVERFLOW => Code::InvalidArgument,
         sys::VIR_ERR_OPERATION_INVALID | sys::VIR_ERR_AGENT_COMMAND_FAILED => {
             Code::FailedPrecondition
         }
@@ -313,6 +366,8 @@ mod tests {
             (sys::VIR_ERR_XML_ERROR, Code::InvalidArgument),
             (sys::VIR_ERR_XML_DETAIL, Code::InvalidArgument),
             (sys::VIR_ERR_INVALID_ARG, Code::InvalidArgument),
+            (sys::VIR_ERR_NO_NAME, Code::InvalidArgument),
+            (sys::VIR_ERR_OVERFLOW, Code::InvalidArgument),
             (sys::VIR_ERR_OPERATION_INVALID, Code::FailedPrecondition),
             (sys::VIR_ERR_NO_SUPPORT, Code::Unimplemented),
             (sys::VIR_ERR_OPERATION_DENIED, Code::PermissionDenied),
@@ -381,6 +436,88 @@ mod tests {
         let code = sys::VIR_ERR_OPERATION_FAILED;
         let msg = "operation failed: pool 'p' already exists with uuid 1";
         assert_eq!(code_for(code, 0, msg), Code::AlreadyExists);
+    }
+
+    #[test]
+    fn missing_paths_are_not_found() {
+        let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
+        let restore = "Failed to open file '/tmp/x.img': No such file or directory";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_QEMU, restore),
+            Code::NotFound
+        );
+        let pool = "cannot open directory '/tmp/x': No such file or directory";
+        assert_eq!(code_for(sys_err, sys::VIR_FROM_NONE, pool), Code::NotFound);
+        let test = "cannot read domain image '/tmp/x': No such file or directory";
+        assert_eq!(code_for(sys_err, sys::VIR_FROM_TEST, test), Code::NotFound);
+        // Other system errors stay internal.
+        let denied = "cannot open directory '/x': Permission denied";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_NONE, denied),
+            Code::Internal
+        );
+        // The same text from the RPC layer is a lost daemon, not a path.
+        let socket = "Failed to connect socket to '/run/x': No such file or directory";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_RPC, socket),
+            Code::Unavailable
+        );
+    }
+
+    #[test]
+    fn full_file_systems_are_resource_exhausted() {
+        let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
+        let full = "cannot allocate 966367641600 bytes in file '/p/v1': No space left on device";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_STORAGE, full),
+            Code::ResourceExhausted
+        );
+        let big = "cannot extend file '/p/v2': File too large";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_STORAGE, big),
+            Code::ResourceExhausted
+        );
+    }
+
+    #[test]
+    fn directories_for_files_are_invalid() {
+        let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
+        let restore = "incomplete save header in '/tmp/d': Is a directory";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_TEST, restore),
+            Code::InvalidArgument
+        );
+        let pool = "cannot open directory '/tmp/f': Not a directory";
+        assert_eq!(
+            code_for(sys_err, sys::VIR_FROM_NONE, pool),
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn restore_from_a_non_image_is_invalid() {
+        let failed = sys::VIR_ERR_OPERATION_FAILED;
+        let q = sys::VIR_FROM_QEMU;
+        let magic = "operation failed: image magic is incorrect";
+        assert_eq!(code_for(failed, q, magic), Code::InvalidArgument);
+        let header = "operation failed: failed to read qemu header";
+        assert_eq!(code_for(failed, q, header), Code::InvalidArgument);
+        // Only from the QEMU driver.
+        assert_eq!(
+            code_for(failed, sys::VIR_FROM_STORAGE, header),
+            Code::Internal
+        );
+    }
+
+    #[test]
+    fn storage_source_conflict_is_already_exists() {
+        let failed = sys::VIR_ERR_OPERATION_FAILED;
+        let msg = "operation failed: Storage source conflict with pool: 'p'";
+        assert_eq!(
+            code_for(failed, sys::VIR_FROM_STORAGE, msg),
+            Code::AlreadyExists
+        );
+        assert_eq!(code_for(failed, sys::VIR_FROM_QEMU, msg), Code::Internal);
     }
 
     #[test]

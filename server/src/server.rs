@@ -120,8 +120,11 @@ pub async fn serve(
     let (begin, mut begin_rx) = watch::channel(false);
 
     let max = config.max_message_bytes;
-    let storage_api =
-        StorageApi::new(hosts.clone()).with_allowed_roots(config.allowed_storage_roots.clone());
+    let storage_api = StorageApi::new(hosts.clone())
+        .with_allowed_roots(config.allowed_storage_roots.clone())
+        .with_stream_idle_timeout(config.stream_idle_timeout());
+    let agent_api =
+        GuestAgentApi::new(hosts.clone()).with_stream_idle_timeout(config.stream_idle_timeout());
     let router = Server::builder()
         .layer(StatusCodeLayer)
         .max_concurrent_streams(config.max_concurrent_streams)
@@ -148,10 +151,7 @@ pub async fn serve(
             max
         ))
         .add_service(limited!(StorageServiceServer::new(storage_api), max))
-        .add_service(limited!(
-            GuestAgentServiceServer::new(GuestAgentApi::new(hosts.clone())),
-            max
-        ))
+        .add_service(limited!(GuestAgentServiceServer::new(agent_api), max))
         .add_service(limited!(
             NetworkServiceServer::new(NetworkApi::new(hosts.clone())),
             max

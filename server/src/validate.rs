@@ -56,6 +56,109 @@ pub fn required_text(field: &str, value: &str) -> Result<(), Error> {
     text(field, value)
 }
 
+/// Largest raw XML document a request may carry (1 MiB). libvirt's own
+/// domain, pool, volume and network descriptions are a few KiB; the cap keeps
+/// one request from making libvirt (and its daemon) parse and store megabytes.
+pub const MAX_XML_BYTES: usize = 1 << 20;
+
+/// Raw libvirt XML that must be present: see [`xml`].
+pub fn required_xml(field: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    xml(field, value)
+}
+
+/// Raw libvirt XML (possibly empty) as libvirt will parse it: at most
+/// [`MAX_XML_BYTES`], no NUL bytes, no document type declaration and no
+/// entity declaration anywhere (so no entity can expand, and what the server
+/// checks is what libvirt reads), and no encoding declaration other than
+/// UTF-8 (libxml2 would otherwise decode the text differently from us).
+pub fn xml(field: &str, value: &str) -> Result<(), Error> {
+    text(field, value)?;
+    if value.len() > MAX_XML_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "is {} bytes long; the limit is {MAX_XML_BYTES} bytes",
+                value.len()
+            ),
+        ));
+    }
+    for decl in ["<!DOCTYPE", "<!ENTITY"] {
+        if contains_ignore_ascii_case(value, decl) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "must not contain a '{decl}' declaration: document types and entities are refused"
+                ),
+            ));
+        }
+    }
+    if let Some(encoding) = declared_encoding(value) {
+        if !encoding.eq_ignore_ascii_case("utf-8") && !encoding.eq_ignore_ascii_case("utf8") {
+            return Err(Error::invalid(
+                field,
+                format!("declares encoding '{encoding}'; only UTF-8 is accepted"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The `encoding` of a leading `<?xml ...?>` declaration, if one is given.
+fn declared_encoding(value: &str) -> Option<&str> {
+    let rest = value.trim_start_matches('\u{feff}').trim_start();
+    let decl = rest.strip_prefix("<?xml")?;
+    let decl = &decl[..decl.find("?>")?];
+    let at = decl.find("encoding")?;
+    let after = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?;
+    let after = after.trim_start();
+    let quote = after.chars().next()?;
+    if quote != '"' && quote != '\'' {
+        return Some(after);
+    }
+    let inner = &after[1..];
+    Some(&inner[..inner.find(quote)?])
+}
+
+/// Largest memory size in KiB a request may give: the byte count must fit
+/// libvirt's signed 64-bit sizes (8 EiB).
+pub const MAX_MEMORY_KIB: u64 = (i64::MAX as u64) / 1024;
+
+/// A memory size in KiB that libvirt can hold ([`MAX_MEMORY_KIB`]).
+pub fn memory_kib(field: &str, kib: u64) -> Result<(), Error> {
+    if kib > MAX_MEMORY_KIB {
+        return Err(Error::invalid(
+            field,
+            format!("{kib} KiB is more than the largest size libvirt holds ({MAX_MEMORY_KIB} KiB)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A count of vCPUs (or IOThreads) that this host's driver allows for the
+/// domain type: libvirt allocates per-vCPU structures while it parses a
+/// definition, so a larger count must never reach it.
+pub fn vcpu_count(field: &str, count: u64, host_max: u32) -> Result<(), Error> {
+    if count > u64::from(host_max) {
+        return Err(Error::invalid(
+            field,
+            format!("{count} is more than this host allows for the domain type ({host_max})"),
+        ));
+    }
+    Ok(())
+}
+
 /// A UUID in any form `uuid` parses; returns the canonical hyphenated form.
 pub fn uuid(field: &str, value: &str) -> Result<String, Error> {
     uuid::Uuid::parse_str(value)
@@ -111,5 +214,22 @@ mod tests {
             Some("6695eb01-f6a4-4304-aaa9-f5e2d7b1d4b0")
         );
         assert!(text("t", "a\0b").is_err());
+    }
+
+    #[test]
+    fn raw_xml() {
+        assert!(required_xml("x", "<domain type='test'><name>a</name></domain>").is_ok());
+        assert!(required_xml("x", "").is_err());
+        assert!(xml("x", "").is_ok());
+        let bomb = "<?xml version='1.0'?><!DOCTYPE d [<!ENTITY a 'aaaa'>]><d>&a;</d>";
+        assert!(xml("x", bomb).is_err());
+        assert!(xml("x", "<d><![CDATA[<!doctype x>]]></d>").is_err());
+        assert!(xml("x", "<!ENTITY x 'y'><d/>").is_err());
+        assert!(xml("x", &format!("<d>{}</d>", "a".repeat(MAX_XML_BYTES))).is_err());
+        assert!(xml("x", "<?xml version='1.0' encoding='UTF-8'?><d/>").is_ok());
+        assert!(xml("x", "<?xml version=\"1.0\" encoding=\"utf-8\"?><d/>").is_ok());
+        assert!(xml("x", "<?xml version='1.0' encoding='UTF-7'?><d/>").is_err());
+        assert!(xml("x", "<?xml version='1.0' encoding = \"UTF-16\"?><d/>").is_err());
+        assert!(xml("x", "<?xml version='1.0'?><d/>").is_ok());
     }
 }

@@ -75,6 +75,21 @@ pub fn text(xml: &str, path: &[&str]) -> Option<String> {
     }
 }
 
+/// Whether quick-xml reads `xml` to its end without an error and finds a
+/// root element.
+pub fn is_well_formed(xml: &str) -> bool {
+    let mut reader = Reader::from_str(xml);
+    let mut root = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Eof) => return root,
+            Ok(Event::Start(_) | Event::Empty(_)) => root = true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
 fn at(stack: &[Vec<u8>], path: &[&str], name: &[u8]) -> bool {
     stack.len() + 1 == path.len()
         && stack

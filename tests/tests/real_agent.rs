@@ -823,3 +823,78 @@ async fn agent_connect_shows_on_the_event_stream() {
     .expect("no AGENT_LIFECYCLE connected event within 60 s");
     assert!(!connected.reason_name.is_empty());
 }
+
+/// A file write whose client stops sending is cut off with ABORTED at the
+/// idle timeout: the guest file handle is closed, the bytes already written
+/// stay, and the agent serves the next write.
+#[tokio::test]
+async fn a_stalled_file_write_ends_aborted_and_closes_its_handle() {
+    if !real_enabled() {
+        return;
+    }
+    const IDLE_SECS: u64 = 2;
+    let s = TestServer::start_with(libvirt_grpc_server::config::Config {
+        hosts: vec![libvirt_grpc_server::config::HostConfig::new(
+            "real", REAL_URI,
+        )],
+        stream_idle_timeout_secs: IDLE_SECS,
+        health_interval_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}stall");
+    boot_guest(&s, &mut c, &name).await;
+    let fds = || async {
+        let (out, _, _) = exec(
+            &s,
+            &name,
+            "/bin/sh",
+            &["-c", "ls /proc/$(pidof qemu-ga)/fd | wc -l"],
+        )
+        .await;
+        out.trim().parse::<u32>().unwrap()
+    };
+    let baseline = fds().await;
+    let path = "/tmp/lvgtest-stalled";
+    let first = v1::WriteFileRequest {
+        domain: dref(&name),
+        path: path.into(),
+        append: false,
+        data: b"head".to_vec(),
+    };
+    let stalled =
+        tokio_stream::StreamExt::chain(tokio_stream::iter(vec![first]), tokio_stream::pending());
+    let asked = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(IDLE_SECS + 20),
+        s.client.agent().write_file(s.client.request(stalled)),
+    )
+    .await
+    .expect("the stalled write outlived its idle timeout");
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), Code::Aborted, "{e:?}");
+    assert!(asked.elapsed() >= Duration::from_secs(IDLE_SECS));
+    let (out, _, _) = exec(&s, &name, "/bin/cat", &[path]).await;
+    assert_eq!(out, "head");
+    wait_until(
+        Duration::from_secs(10),
+        "the stalled write's guest file handle to close",
+        || async { (fds().await == baseline).then_some(()) },
+    )
+    .await;
+    let w = s
+        .client
+        .agent()
+        .write_file(tokio_stream::iter(vec![v1::WriteFileRequest {
+            domain: dref(&name),
+            path: path.into(),
+            append: true,
+            data: b"tail".to_vec(),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.bytes_written, 4);
+}

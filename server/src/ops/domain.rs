@@ -6,6 +6,7 @@ use virt::{connect::Connect, domain::Domain, sys};
 use crate::{
     error::Error,
     libvirt_sys::{self, TypedValue},
+    xml_query,
 };
 
 /// How a request identifies a domain, already validated.
@@ -119,7 +120,11 @@ pub fn describe(host: &str, dom: &Domain) -> Result<v1::Domain, Error> {
         state_reason_name: reason_name(state, reason).to_owned(),
         memory_kib: info.memory,
         max_memory_kib: info.max_mem,
-        vcpus: info.nr_virt_cpu,
+        // virDomainInfo's count is 16 bits wide; virDomainGetVcpusFlags is
+        // exact (the 16-bit one is kept for a driver that lacks it).
+        vcpus: dom
+            .vcpus_flags(sys::VIR_DOMAIN_AFFECT_CURRENT)
+            .unwrap_or(info.nr_virt_cpu),
         cpu_time_ns: info.cpu_time,
         autostart: dom.autostart()?,
         persistent: dom.is_persistent()?,
@@ -179,21 +184,130 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<v1::Domai
     Ok((out, more))
 }
 
+/// What a define or create request hands libvirt: raw XML (already checked
+/// by `validate::required_xml`) or a validated structured spec.
+#[derive(Debug, Clone)]
+pub enum Definition {
+    /// Raw domain XML.
+    Xml(String),
+    /// A spec the server renders.
+    Spec(Box<v1::DomainSpec>),
+}
+
+impl Definition {
+    /// The XML for libvirt, checked against what this host allows: a name
+    /// is present, and the vCPU and IOThread counts are within the host's
+    /// maximum for the domain type (libvirt allocates per-vCPU structures
+    /// while parsing, so an absurd count must never reach it).
+    fn to_checked_xml(&self, conn: &Connect) -> Result<String, Error> {
+        match self {
+            Definition::Spec(spec) => {
+                let dtype = if spec.domain_type.is_empty() {
+                    driver_domain_type(conn)?
+                } else {
+                    spec.domain_type.clone()
+                };
+                let max = conn.max_vcpus(Some(&dtype))?;
+                crate::validate::vcpu_count("spec.vcpus", spec.vcpus.into(), max)?;
+                crate::render::domain::render(spec, &dtype)
+            }
+            Definition::Xml(xml) => {
+                check_raw_xml(conn, xml)?;
+                Ok(xml.clone())
+            }
+        }
+    }
+}
+
+/// The checks of [`Definition::to_checked_xml`] on raw XML. Values the
+/// server cannot read (malformed XML, a count that is not a number) are left
+/// for libvirt to refuse with its own message.
+fn check_raw_xml(conn: &Connect, xml: &str) -> Result<(), Error> {
+    if !xml_query::is_well_formed(xml) {
+        return Ok(());
+    }
+    if xml_query::text(xml, &["domain", "name"]).is_none_or(|n| n.trim().is_empty()) {
+        return Err(Error::invalid(
+            "xml",
+            "has no <name>: a domain definition needs one",
+        ));
+    }
+    let counts = [
+        ("xml.vcpu", xml_query::text(xml, &["domain", "vcpu"])),
+        (
+            "xml.vcpu.current",
+            xml_query::attr(xml, &["domain", "vcpu"], "current"),
+        ),
+        (
+            "xml.iothreads",
+            xml_query::text(xml, &["domain", "iothreads"]),
+        ),
+    ];
+    let counts: Vec<(&str, u64)> = counts
+        .into_iter()
+        .filter_map(|(f, v)| Some((f, v?.trim().parse::<u64>().ok()?)))
+        .collect();
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let dtype = xml_query::attr(xml, &["domain"], "type").unwrap_or_default();
+    let max = conn.max_vcpus((!dtype.is_empty()).then_some(dtype.as_str()))?;
+    for (field, n) in counts {
+        crate::validate::vcpu_count(field, n, max)?;
+    }
+    Ok(())
+}
+
 /// Defines a persistent domain.
-pub fn define(conn: &Connect, host: &str, xml: &str, validate: bool) -> Result<v1::Domain, Error> {
+pub fn define(
+    conn: &Connect,
+    host: &str,
+    def: &Definition,
+    validate: bool,
+) -> Result<v1::Domain, Error> {
+    let xml = def.to_checked_xml(conn)?;
     let flags = if validate {
         sys::VIR_DOMAIN_DEFINE_VALIDATE
     } else {
         0
     };
-    let dom = conn.define_domain_xml_flags(xml, flags)?;
+    let dom = conn.define_domain_xml_flags(&xml, flags)?;
     describe(host, &dom)
 }
 
 /// Creates and starts a transient domain.
-pub fn create(conn: &Connect, host: &str, xml: &str, flags: u32) -> Result<v1::Domain, Error> {
-    let dom = conn.create_domain_xml(xml, flags)?;
+pub fn create(
+    conn: &Connect,
+    host: &str,
+    def: &Definition,
+    flags: u32,
+) -> Result<v1::Domain, Error> {
+    let xml = def.to_checked_xml(conn)?;
+    let dom = conn.create_domain_xml(&xml, flags)?;
     describe(host, &dom)
+}
+
+/// Resumes a paused domain. Resuming one that runs is FAILED_PRECONDITION
+/// on every driver (the test driver says "internal error"); the state is
+/// read only after libvirt failed, so success costs no extra round trip.
+pub fn resume(dom: &Domain) -> Result<(), Error> {
+    let Err(e) = dom.resume() else {
+        return Ok(());
+    };
+    if crate::error::code_for_libvirt(&e) != tonic::Code::Internal {
+        // libvirt's own answer already says what is wrong (QEMU: "domain
+        // is already running", OPERATION_INVALID); keep it and its details.
+        return Err(e.into());
+    }
+    match libvirt_sys::domain_state(dom) {
+        Ok((state, _)) if state as u32 == sys::VIR_DOMAIN_RUNNING => {
+            Err(Error::FailedPrecondition(format!(
+                "Requested operation is not valid: domain '{}' is already running",
+                dom.name()?
+            )))
+        }
+        _ => Err(e.into()),
+    }
 }
 
 /// The libvirt driver name of a connection, lower case ("test", "qemu").
@@ -295,6 +409,26 @@ fn stats_record(r: &libvirt_sys::StatsRecord) -> Result<v1::DomainStats, Error> 
         });
     }
     Ok(out)
+}
+
+/// Presses `keycodes` together for `hold_ms`. libvirt reports a key code
+/// that has no translation in `codeset` as INTERNAL_ERROR (the test and QEMU
+/// drivers alike); in this call the only input that can cause that is a key
+/// code, so it is the caller's mistake.
+pub fn send_key(
+    dom: &Domain,
+    codeset: u32,
+    hold_ms: u32,
+    keycodes: &mut [u32],
+) -> Result<(), Error> {
+    let n = keycodes.len() as i32;
+    match dom.send_key(codeset, hold_ms, keycodes.as_mut_ptr(), n, 0) {
+        Ok(_) => Ok(()),
+        Err(e) if e.code().to_raw() == sys::VIR_ERR_INTERNAL_ERROR => {
+            Err(Error::invalid("keycodes", e.message()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Largest screenshot accepted from the hypervisor (a 4K RGB frame is 24 MiB).

@@ -24,3 +24,27 @@ pub fn unless_vanished<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
         Err(e) => Err(e),
     }
 }
+
+/// What an object's definition was before a define replaced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriorDefinition {
+    /// Persistent, with this XML.
+    Persistent(String),
+    /// Transient: running without a definition.
+    Transient,
+}
+
+/// An object's persistent definition, read with `read(flags)`: its inactive
+/// XML, or its current XML where the driver lacks the inactive flag (the
+/// test driver answers "unsupported flags"; its objects have no separate
+/// live definition). `None` when neither can be read.
+pub fn config_xml(
+    read: impl Fn(u32) -> Result<String, virt::error::Error>,
+    inactive_flag: u32,
+) -> Option<String> {
+    match read(inactive_flag) {
+        Ok(xml) => Some(xml),
+        Err(e) if crate::error::code_for_libvirt(&e) == tonic::Code::Unimplemented => read(0).ok(),
+        Err(_) => None,
+    }
+}

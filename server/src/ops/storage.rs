@@ -1,6 +1,8 @@
 //! Storage pool and volume operations, including the blocking halves of
 //! volume upload and download.
 
+use std::collections::HashSet;
+
 use libvirt_grpc::v1;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -8,6 +10,7 @@ use virt::{
     connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, stream::Stream, sys,
 };
 
+use super::PriorDefinition;
 use crate::{error::Error, xml_query};
 
 /// How a request identifies a pool, already validated.
@@ -95,6 +98,174 @@ pub fn volume_info(v: &StorageVol, host: &str) -> Result<v1::StorageVolume, Erro
         backing_store_path: xml_query::text(&xml, &["volume", "backingStore", "path"])
             .unwrap_or_default(),
     })
+}
+
+/// What `DefineStoragePool` asks for beyond the definition itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolSteps {
+    /// Make the pool's storage (e.g. its directory) if it needs it.
+    pub build: bool,
+    /// Have the pool running.
+    pub start: bool,
+    /// Turn autostart on.
+    pub autostart: bool,
+}
+
+/// What one define call changed, so that a failure undoes exactly that.
+#[derive(Debug, Default)]
+struct PoolDone {
+    /// This call turned autostart on.
+    autostart: bool,
+    /// This call's build made storage that was not usable before it.
+    built: bool,
+    /// This call started the pool.
+    started: bool,
+}
+
+/// Defines a pool (or replaces the definition of an existing one), then
+/// builds, starts and sets autostart as asked. A failure undoes only what
+/// this call did:
+///
+/// - a pool that did not exist before is stopped (if this call started it)
+///   and undefined; its storage is deleted only when this call's build made
+///   it, i.e. the pool could not start before the build;
+/// - a pool that existed keeps running if it ran and keeps its storage; its
+///   previous definition and autostart setting are put back.
+///
+/// On an existing pool `build` and `start` only act when it is inactive: a
+/// running pool already has its storage, and its new definition applies at
+/// its next start. With both asked, the pool is first started without a
+/// build; only when that fails is it built and started again, so storage
+/// that already works is never rebuilt and never ours to delete.
+pub fn define_pool(
+    conn: &Connect,
+    host: &str,
+    xml: &str,
+    steps: PoolSteps,
+) -> Result<v1::StoragePool, Error> {
+    // Which pools exist, by UUID: whatever the XML says, a define that
+    // lands on one of these changed an existing pool, and the undo must
+    // never remove it. (Another client defining the same pool between this
+    // listing and the define below would go unnoticed; that window is the
+    // length of one call.)
+    let before = conn
+        .list_all_storage_pools(0)?
+        .iter()
+        .map(StoragePool::uuid_string)
+        .collect::<Result<HashSet<_>, _>>()?;
+    let prior = prior_pool(conn, xml)?;
+    let p = conn.define_storage_pool_xml(xml, 0)?;
+    let uuid = p.uuid_string()?;
+    let existed = before.contains(&uuid);
+    let prior = prior.and_then(|(u, prior)| (u == uuid).then_some(prior));
+    let mut done = PoolDone::default();
+    match pool_steps(&p, host, steps, &mut done) {
+        Ok(info) => Ok(info),
+        Err(e) => {
+            undo_pool(conn, &p, existed, prior, &done);
+            Err(e)
+        }
+    }
+}
+
+/// The UUID and definition of the existing pool the XML names (by name or
+/// UUID), if there is one and its definition can be read.
+fn prior_pool(conn: &Connect, xml: &str) -> Result<Option<(String, PriorDefinition)>, Error> {
+    // A lookup that fails (no such pool, a malformed UUID the define will
+    // refuse anyway) finds nothing; the UUID listing still guards the undo.
+    let found = xml_query::text(xml, &["pool", "name"])
+        .and_then(|n| conn.lookup_storage_pool_by_name(&n).ok())
+        .or_else(|| {
+            xml_query::text(xml, &["pool", "uuid"])
+                .and_then(|u| conn.lookup_storage_pool_by_uuid_string(u.trim()).ok())
+        });
+    let Some(p) = found else {
+        return Ok(None);
+    };
+    let prior = if p.is_persistent()? {
+        match super::config_xml(|f| p.xml_desc(f), sys::VIR_STORAGE_XML_INACTIVE) {
+            Some(config) => PriorDefinition::Persistent(config),
+            None => return Ok(None),
+        }
+    } else {
+        PriorDefinition::Transient
+    };
+    Ok(Some((p.uuid_string()?, prior)))
+}
+
+fn pool_steps(
+    p: &StoragePool,
+    host: &str,
+    steps: PoolSteps,
+    done: &mut PoolDone,
+) -> Result<v1::StoragePool, Error> {
+    // Before any start, so that a pool this call creates and starts is
+    // never left running without its autostart.
+    if steps.autostart && !p.autostart()? {
+        p.set_autostart(true)?;
+        done.autostart = true;
+    }
+    if !p.is_active()? {
+        match (steps.build, steps.start) {
+            (true, true) => {
+                if let Err(unbuilt) = p.create(0) {
+                    tracing::debug!(error = %unbuilt, "pool does not start unbuilt; building it");
+                    p.build(0)?;
+                    done.built = true;
+                    p.create(0)?;
+                }
+                done.started = true;
+            }
+            (true, false) => p.build(0)?,
+            (false, true) => {
+                p.create(0)?;
+                done.started = true;
+            }
+            (false, false) => {}
+        }
+    }
+    pool_info(p, host)
+}
+
+/// Best effort: takes back what `done` records. Failures are logged; the
+/// caller reports the error that made the call fail.
+fn undo_pool(
+    conn: &Connect,
+    p: &StoragePool,
+    existed: bool,
+    prior: Option<PriorDefinition>,
+    done: &PoolDone,
+) {
+    let warn = |what: &str, r: Result<(), virt::error::Error>| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "undoing a failed pool define: cannot {what}");
+        }
+    };
+    if done.started {
+        warn("stop the pool", p.destroy());
+    }
+    if !existed {
+        if done.built {
+            warn("delete the storage it built", p.delete(0));
+        }
+        warn("undefine the pool", p.undefine());
+        return;
+    }
+    if done.autostart {
+        warn("turn autostart off again", p.set_autostart(false));
+    }
+    match prior {
+        Some(PriorDefinition::Persistent(config)) => warn(
+            "restore the previous definition",
+            conn.define_storage_pool_xml(&config, 0).map(|_| ()),
+        ),
+        // libvirt refuses to undefine a running pool, so a transient pool
+        // keeps the definition it gained.
+        Some(PriorDefinition::Transient) => {}
+        None => tracing::warn!(
+            "undoing a failed pool define: the previous definition of an existing pool is unknown"
+        ),
+    }
 }
 
 /// libvirt's list flag for a pool type name.

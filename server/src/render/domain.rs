@@ -17,6 +17,8 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
             "must be at least 1024 KiB",
         ));
     }
+    validate::memory_kib("spec.memory_kib", spec.memory_kib)?;
+    validate::memory_kib("spec.max_memory_kib", spec.max_memory_kib)?;
     if spec.max_memory_kib != 0 && spec.max_memory_kib < spec.memory_kib {
         return Err(Error::invalid(
             "spec.max_memory_kib",
@@ -202,6 +204,18 @@ fn validate_nic(i: usize, n: &NicSpec) -> Result<(), Error> {
 /// `domain_type` empty.
 pub fn render(spec: &DomainSpec, default_type: &str) -> Result<String, Error> {
     validate_spec(spec)?;
+    let canonical;
+    let spec = if spec.uuid.is_empty() {
+        spec
+    } else {
+        // libvirt reads plain or hyphenated hex only; callers may send the
+        // `{...}` or `urn:uuid:` forms that validation accepts.
+        canonical = DomainSpec {
+            uuid: validate::uuid("spec.uuid", &spec.uuid)?,
+            ..spec.clone()
+        };
+        &canonical
+    };
     let mut w = writer();
     let dtype = if spec.domain_type.is_empty() {
         default_type

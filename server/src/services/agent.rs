@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use virt::{connect::Connect, domain::Domain, sys};
 
-use super::{deadline, domain_target, ok};
+use super::{deadline, domain_target, next_message, ok, DEFAULT_STREAM_IDLE};
 use crate::{
     error::Error,
     libvirt_sys,
@@ -46,6 +46,7 @@ const MAX_AGENT_TIMEOUT_SECS: u64 = 300;
 #[derive(Debug, Clone)]
 pub struct GuestAgentApi {
     hosts: Hosts,
+    stream_idle: Duration,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -91,7 +92,16 @@ impl Target {
 impl GuestAgentApi {
     /// A service over `hosts`.
     pub fn new(hosts: Hosts) -> Self {
-        GuestAgentApi { hosts }
+        GuestAgentApi {
+            hosts,
+            stream_idle: DEFAULT_STREAM_IDLE,
+        }
+    }
+
+    /// How long WriteFile waits for the client's next message.
+    pub fn with_stream_idle_timeout(mut self, idle: Duration) -> Self {
+        self.stream_idle = idle;
+        self
     }
 
     fn target<T>(&self, req: &Request<T>, r: Option<&v1::DomainRef>) -> Result<Target, Error> {
@@ -288,9 +298,9 @@ impl GuestAgentService for GuestAgentApi {
         req: Request<Streaming<v1::WriteFileRequest>>,
     ) -> Result<Response<v1::WriteFileResponse>, Status> {
         let dl = deadline(&req);
+        let idle = self.stream_idle;
         let mut inbound = req.into_inner();
-        let first = inbound
-            .message()
+        let first = next_message(&mut inbound, idle, dl)
             .await?
             .ok_or_else(|| Error::invalid("domain", "the stream carried no message"))?;
         let (pool, key) = domain_target(&self.hosts, first.domain.as_ref())?;
@@ -309,7 +319,7 @@ impl GuestAgentService for GuestAgentApi {
         // The copy runs in its own task, so that the handle is closed even
         // when the client goes away and this future is dropped.
         let task = tokio::spawn(async move {
-            let result = write_loop(&t, handle, first.data, &mut inbound).await;
+            let result = write_loop(&t, handle, first.data, &mut inbound, idle).await;
             close_file(&t, handle).await;
             result
         });
@@ -710,6 +720,7 @@ async fn write_loop(
     handle: i64,
     first: Vec<u8>,
     inbound: &mut Streaming<v1::WriteFileRequest>,
+    idle: Duration,
 ) -> Result<u64, Status> {
     let mut written = 0u64;
     let mut pending = first;
@@ -731,13 +742,9 @@ async fn write_loop(
             }
             written += n;
         }
-        let next = match t.deadline {
-            Some(d) => tokio::time::timeout_at(d, inbound.message())
-                .await
-                .map_err(|_| deadline_status())??,
-            None => inbound.message().await?,
-        };
-        match next {
+        // A client that stops sending is cut off after `idle`: the handle
+        // is closed (by the caller) and what was written stays written.
+        match next_message(inbound, idle, t.deadline).await? {
             Some(m) => pending = m.data,
             None => return Ok(written),
         }

@@ -50,34 +50,21 @@ impl DomainApi {
     {
         super::run_on_domain(&self.hosts, deadline, r, lane, f).await
     }
+}
 
-    /// Renders or passes through the XML of a define/create request.
-    async fn source_xml(
-        &self,
-        host: &str,
-        xml: Option<&str>,
-        spec: Option<&v1::DomainSpec>,
-        deadline: Option<tokio::time::Instant>,
-    ) -> Result<String, Error> {
-        match (xml, spec) {
-            (Some(x), None) => {
-                validate::required_text("xml", x)?;
-                Ok(x.to_owned())
-            }
-            (None, Some(spec)) => {
-                render::domain::validate_spec(spec)?;
-                let default_type = if spec.domain_type.is_empty() {
-                    let pool = self.hosts.get(host)?;
-                    pool.run(Lane::Quick, deadline, ops::driver_domain_type)
-                        .await?
-                } else {
-                    spec.domain_type.clone()
-                };
-                render::domain::render(spec, &default_type)
-            }
-            _ => Err(Error::invalid("source", "set one of xml or spec")),
-        }
-    }
+/// Longest a `SendKey` may hold its keys: a key press, not a hold-down.
+const MAX_KEY_HOLD_MS: u32 = 60_000;
+
+/// Raw XML of a define/create request, checked before libvirt sees it.
+fn definition_xml(xml: String) -> Result<ops::Definition, Error> {
+    validate::required_xml("xml", &xml)?;
+    Ok(ops::Definition::Xml(xml))
+}
+
+/// A structured spec of a define/create request, validated.
+fn definition_spec(spec: v1::DomainSpec) -> Result<ops::Definition, Error> {
+    render::domain::validate_spec(&spec)?;
+    Ok(ops::Definition::Spec(Box::new(spec)))
 }
 
 fn shutdown_flags(mode: i32) -> Result<u32, Error> {
@@ -252,16 +239,16 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
-        let xml = match &r.source {
-            Some(Source::Xml(x)) => self.source_xml(&r.host, Some(x), None, dl).await?,
-            Some(Source::Spec(s)) => self.source_xml(&r.host, None, Some(s), dl).await?,
+        let def = match r.source {
+            Some(Source::Xml(x)) => definition_xml(x)?,
+            Some(Source::Spec(s)) => definition_spec(s)?,
             None => return Err(Error::invalid("source", "set one of xml or spec").into()),
         };
         let host = pool.name().to_owned();
         let validate = r.validate;
         let domain = pool
             .run(Lane::Quick, dl, move |c| {
-                ops::define(c, &host, &xml, validate)
+                ops::define(c, &host, &def, validate)
             })
             .await?;
         ok(v1::DefineDomainResponse {
@@ -312,9 +299,9 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
-        let xml = match &r.source {
-            Some(Source::Xml(x)) => self.source_xml(&r.host, Some(x), None, dl).await?,
-            Some(Source::Spec(s)) => self.source_xml(&r.host, None, Some(s), dl).await?,
+        let def = match r.source {
+            Some(Source::Xml(x)) => definition_xml(x)?,
+            Some(Source::Spec(s)) => definition_spec(s)?,
             None => return Err(Error::invalid("source", "set one of xml or spec").into()),
         };
         let flags = flags_of(&[
@@ -323,7 +310,7 @@ impl DomainService for DomainApi {
         ]);
         let host = pool.name().to_owned();
         let domain = pool
-            .run(Lane::Quick, dl, move |c| ops::create(c, &host, &xml, flags))
+            .run(Lane::Quick, dl, move |c| ops::create(c, &host, &def, flags))
             .await?;
         ok(v1::CreateDomainResponse {
             domain: Some(domain),
@@ -457,7 +444,7 @@ impl DomainService for DomainApi {
         let r = req.into_inner();
         let domain = self
             .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
-                d.resume()?;
+                ops::resume(d)?;
                 ops::describe(h, d)
             })
             .await?;
@@ -581,6 +568,7 @@ impl DomainService for DomainApi {
         if r.memory_kib == 0 {
             return Err(Error::invalid("memory_kib", "must be greater than zero").into());
         }
+        validate::memory_kib("memory_kib", r.memory_kib)?;
         let mut flags = affect_flags(r.scope.as_ref());
         if r.maximum {
             flags |= sys::VIR_DOMAIN_MEM_MAXIMUM;
@@ -601,7 +589,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::AttachDeviceResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        validate::required_text("xml", &r.xml)?;
+        validate::required_xml("xml", &r.xml)?;
         let flags = affect_flags(r.scope.as_ref());
         let xml = r.xml;
         self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
@@ -619,7 +607,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::DetachDeviceResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        validate::required_text("xml", &r.xml)?;
+        validate::required_xml("xml", &r.xml)?;
         let flags = affect_flags(r.scope.as_ref());
         let xml = r.xml;
         self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
@@ -637,7 +625,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::UpdateDeviceResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        validate::required_text("xml", &r.xml)?;
+        validate::required_xml("xml", &r.xml)?;
         let mut flags = affect_flags(r.scope.as_ref());
         if r.force {
             flags |= sys::VIR_DOMAIN_DEVICE_MODIFY_FORCE;
@@ -685,10 +673,24 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let kind = metadata_kind(r.kind)?;
-        for (f, v) in [("value", &r.value), ("key", &r.key), ("uri", &r.uri)] {
+        for (f, v) in [("key", &r.key), ("uri", &r.uri)] {
             validate::text(f, v)?;
         }
         let element = kind == sys::VIR_DOMAIN_METADATA_ELEMENT as i32;
+        // An ELEMENT value is XML that libvirt parses; a title or description
+        // is text, held to the same size cap.
+        if element {
+            validate::xml("value", &r.value)?;
+        } else {
+            validate::text("value", &r.value)?;
+            if r.value.len() > validate::MAX_XML_BYTES {
+                return Err(Error::invalid(
+                    "value",
+                    format!("is longer than {} bytes", validate::MAX_XML_BYTES),
+                )
+                .into());
+            }
+        }
         if element && (r.key.is_empty() || r.uri.is_empty()) {
             return Err(
                 Error::invalid("key", "key and uri are required for ELEMENT metadata").into(),
@@ -726,6 +728,17 @@ impl DomainService for DomainApi {
             (r.interface, sys::VIR_DOMAIN_STATS_INTERFACE),
             (r.block, sys::VIR_DOMAIN_STATS_BLOCK),
         ]);
+        if r.domains.len() > paging::MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "domains",
+                format!(
+                    "names {} domains; the limit is {}",
+                    r.domains.len(),
+                    paging::MAX_PAGE_SIZE
+                ),
+            )
+            .into());
+        }
         let mut keys = Vec::new();
         let mut host = r.host.clone();
         for (i, d) in r.domains.iter().enumerate() {
@@ -783,12 +796,17 @@ impl DomainService for DomainApi {
         if r.keycodes.is_empty() || r.keycodes.len() > 16 {
             return Err(Error::invalid("keycodes", "give 1 to 16 key codes").into());
         }
+        if r.hold_time_ms > MAX_KEY_HOLD_MS {
+            return Err(Error::invalid(
+                "hold_time_ms",
+                format!("is more than {MAX_KEY_HOLD_MS} ms"),
+            )
+            .into());
+        }
         let hold = r.hold_time_ms;
         let mut codes = r.keycodes;
         self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            let n = codes.len() as i32;
-            d.send_key(codeset, hold, codes.as_mut_ptr(), n, 0)?;
-            Ok(())
+            ops::send_key(d, codeset, hold, &mut codes)
         })
         .await?;
         ok(v1::SendKeyResponse {})

@@ -61,6 +61,45 @@ fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
     })
 }
 
+/// How long a client stream may go without a message by default (the
+/// config's `stream_idle_timeout_secs`).
+pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_secs(30);
+
+/// The next message of a client stream (`None` when the client finished).
+///
+/// A client that sends nothing for `idle` gets `ABORTED`: the server gave
+/// up on the transfer, and the remedy is to run it again (ABORTED's
+/// meaning), whereas `DEADLINE_EXCEEDED` would be read as the client's own
+/// deadline. That deadline, when it comes first, still answers
+/// `DEADLINE_EXCEEDED`.
+pub async fn next_message<T>(
+    inbound: &mut tonic::Streaming<T>,
+    idle: Duration,
+    deadline: Option<Instant>,
+) -> Result<Option<T>, tonic::Status> {
+    let idle_at = Instant::now() + idle;
+    match deadline {
+        Some(d) if d <= idle_at => tokio::time::timeout_at(d, inbound.message())
+            .await
+            .map_err(|_| {
+                tonic::Status::deadline_exceeded(
+                    "Deadline exceeded while waiting for the client's next message",
+                )
+            })?,
+        _ => tokio::time::timeout_at(idle_at, inbound.message())
+            .await
+            .map_err(|_| stream_idle_status(idle))?,
+    }
+}
+
+/// The status of a client stream that stalled.
+pub fn stream_idle_status(idle: Duration) -> tonic::Status {
+    tonic::Status::aborted(format!(
+        "No message from the client for {} s (stream_idle_timeout_secs): the transfer was aborted",
+        idle.as_secs()
+    ))
+}
+
 /// Resolves a `DomainRef` into its host's pool and a validated key.
 pub fn domain_target(
     hosts: &Hosts,

@@ -12,7 +12,7 @@ use virt::{connect::Connect, network::Network, sys};
 use super::{deadline, either_flag, ok, paging};
 use crate::{
     error::Error,
-    ops::network::{self as ops, NetworkKey},
+    ops::network::{self as ops, NetworkKey, NetworkSteps},
     pool::{HostPool, Hosts, Lane},
     render::network as render,
     validate,
@@ -70,7 +70,7 @@ impl NetworkApi {
 fn source_xml(xml: Option<&String>, spec: Option<&v1::NetworkSpec>) -> Result<String, Error> {
     match (xml, spec) {
         (Some(x), None) => {
-            validate::required_text("xml", x)?;
+            validate::required_xml("xml", x)?;
             Ok(x.clone())
         }
         (None, Some(s)) => render::render(s),
@@ -182,25 +182,12 @@ impl NetworkService for NetworkApi {
         };
         let pool = self.hosts.get(&r.host)?;
         let host = pool.name().to_owned();
+        let steps = NetworkSteps {
+            start: r.start,
+            autostart: r.autostart,
+        };
         let n = pool
-            .run(Lane::Slow, dl, move |c| {
-                let n = c.define_network_xml(&xml)?;
-                let steps = || -> Result<(), Error> {
-                    if r.autostart {
-                        n.set_autostart(true)?;
-                    }
-                    if r.start {
-                        n.create()?;
-                    }
-                    Ok(())
-                };
-                if let Err(e) = steps() {
-                    // Nothing half done: take back the definition.
-                    let _ = n.undefine();
-                    return Err(e);
-                }
-                ops::info(&n, &host)
-            })
+            .run(Lane::Slow, dl, move |c| ops::define(c, &host, &xml, steps))
             .await?;
         ok(v1::DefineNetworkResponse { network: Some(n) })
     }
@@ -315,7 +302,7 @@ impl NetworkService for NetworkApi {
         };
         let (xml, implied) = match &r.item {
             Some(Item::Xml(x)) => {
-                validate::required_text("xml", x)?;
+                validate::required_xml("xml", x)?;
                 (x.clone(), None)
             }
             Some(Item::DhcpHost(h)) => (render::render_dhcp_host(h)?, Some(S::IpDhcpHost)),

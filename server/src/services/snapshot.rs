@@ -74,7 +74,7 @@ impl SnapshotService for SnapshotApi {
         let r = req.into_inner();
         let xml = match &r.source {
             Some(Source::Xml(x)) => {
-                validate::required_text("xml", x)?;
+                validate::required_xml("xml", x)?;
                 x.clone()
             }
             Some(Source::Spec(s)) => {

@@ -4,8 +4,18 @@
 //! bounded channel (a few chunks deep) sits between the gRPC stream and the
 //! blocking libvirt stream, so bytes flow through without the server ever
 //! holding a whole volume in memory, and a slow side slows the other down.
+//! An upload takes its slow-lane slot only once its first chunk arrived,
+//! and a client that then sends nothing for the idle timeout is cut off
+//! (ABORTED), which frees the slot.
 
-use std::pin::Pin;
+use std::{
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use futures::{Stream, StreamExt};
 use libvirt_grpc::v1::{
@@ -17,10 +27,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use virt::{connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, sys};
 
-use super::{deadline, either_flag, flags_of, ok, paging};
+use super::{deadline, either_flag, flags_of, next_message, ok, paging, DEFAULT_STREAM_IDLE};
 use crate::{
     error::Error,
-    ops::storage::{self as ops, PoolKey, UploadItem, UploadPlan},
+    ops::storage::{self as ops, PoolKey, PoolSteps, UploadItem, UploadPlan},
     pool::{HostPool, Hosts, Lane},
     render::storage as render,
     validate,
@@ -36,6 +46,7 @@ const MAX_CHUNK: usize = 4 << 20;
 pub struct StorageApi {
     hosts: Hosts,
     allowed_roots: Vec<std::path::PathBuf>,
+    stream_idle: Duration,
 }
 
 impl StorageApi {
@@ -44,7 +55,14 @@ impl StorageApi {
         StorageApi {
             hosts,
             allowed_roots: Vec::new(),
+            stream_idle: DEFAULT_STREAM_IDLE,
         }
+    }
+
+    /// How long an upload waits for the client's next message.
+    pub fn with_stream_idle_timeout(mut self, idle: Duration) -> Self {
+        self.stream_idle = idle;
+        self
     }
 
     /// Restricts pool target paths to these directories (none: anywhere).
@@ -146,6 +164,32 @@ impl StorageApi {
     }
 }
 
+/// The next item of an upload stream: a chunk, or the end of the stream.
+async fn next_upload_item(
+    inbound: &mut Streaming<v1::UploadVolumeRequest>,
+    idle: Duration,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<UploadItem, Status> {
+    use v1::upload_volume_request::Msg;
+    match next_message(inbound, idle, deadline).await? {
+        Some(v1::UploadVolumeRequest {
+            msg: Some(Msg::Chunk(data)),
+        }) => {
+            if data.len() > MAX_CHUNK {
+                return Err(Status::invalid_argument(format!(
+                    "Invalid chunk: {} bytes; the limit is {MAX_CHUNK}",
+                    data.len()
+                )));
+            }
+            Ok(UploadItem::Chunk(data))
+        }
+        Some(_) => Err(Status::invalid_argument(
+            "Invalid msg: only the first message may carry a target",
+        )),
+        None => Ok(UploadItem::End),
+    }
+}
+
 type DownloadStream =
     Pin<Box<dyn Stream<Item = Result<v1::DownloadVolumeResponse, Status>> + Send + 'static>>;
 
@@ -241,7 +285,7 @@ impl StorageService for StorageApi {
         let r = req.into_inner();
         let xml = match &r.source {
             Some(Source::Xml(x)) => {
-                validate::required_text("xml", x)?;
+                validate::required_xml("xml", x)?;
                 if !self.allowed_roots.is_empty() {
                     let target =
                         crate::xml_query::text(x, &["pool", "target", "path"]).unwrap_or_default();
@@ -258,33 +302,14 @@ impl StorageService for StorageApi {
         };
         let pool = self.hosts.get(&r.host)?;
         let host = pool.name().to_owned();
+        let steps = PoolSteps {
+            build: r.build,
+            start: r.start,
+            autostart: r.autostart,
+        };
         let p = pool
             .run(Lane::Slow, dl, move |c| {
-                let p = c.define_storage_pool_xml(&xml, 0)?;
-                let steps = || -> Result<(), Error> {
-                    if r.build {
-                        p.build(0)?;
-                    }
-                    if r.start {
-                        p.create(0)?;
-                    }
-                    if r.autostart {
-                        p.set_autostart(true)?;
-                    }
-                    Ok(())
-                };
-                if let Err(e) = steps() {
-                    // Nothing half done: take back what this call did.
-                    if r.start && p.is_active().unwrap_or(false) {
-                        let _ = p.destroy();
-                    }
-                    if r.build {
-                        let _ = p.delete(0);
-                    }
-                    let _ = p.undefine();
-                    return Err(e);
-                }
-                ops::pool_info(&p, &host)
+                ops::define_pool(c, &host, &xml, steps)
             })
             .await?;
         ok(v1::DefineStoragePoolResponse { pool: Some(p) })
@@ -427,7 +452,7 @@ impl StorageService for StorageApi {
         if ops::pool_type_flag(&r.r#type).is_none() {
             return Err(Error::invalid("type", format!("unknown pool type '{}'", r.r#type)).into());
         }
-        validate::text("source_xml", &r.source_xml)?;
+        validate::xml("source_xml", &r.source_xml)?;
         let pool = self.hosts.get(&r.host)?;
         let xml = pool
             .run(Lane::Slow, dl, move |c| {
@@ -500,7 +525,7 @@ impl StorageService for StorageApi {
         let r = req.into_inner();
         let xml = match &r.source {
             Some(Source::Xml(x)) => {
-                validate::required_text("xml", x)?;
+                validate::required_xml("xml", x)?;
                 x.clone()
             }
             Some(Source::Spec(s)) => render::render_volume(s)?,
@@ -601,9 +626,9 @@ impl StorageService for StorageApi {
     ) -> Result<Response<v1::UploadVolumeResponse>, Status> {
         use v1::upload_volume_request::Msg;
         let dl = deadline(&req);
+        let idle = self.stream_idle;
         let mut inbound = req.into_inner();
-        let first = inbound
-            .message()
+        let first = next_message(&mut inbound, idle, dl)
             .await?
             .ok_or_else(|| Error::invalid("target", "the first message must carry the target"))?;
         let Some(Msg::Target(t)) = first.msg else {
@@ -647,49 +672,49 @@ impl StorageService for StorageApi {
             sha256,
             create_xml,
         };
+        // No slow-lane slot until the first chunk (or the end) arrived: a
+        // client that names a target and then stalls holds nothing.
+        let opening = next_upload_item(&mut inbound, idle, dl).await?;
+        let mut ended = matches!(opening, UploadItem::End);
         let (tx, mut rx) = mpsc::channel::<UploadItem>(TRANSFER_QUEUE);
+        tx.try_send(opening)
+            .map_err(|_| Error::Internal("the upload queue refused its first item".into()))?;
+        let started = Arc::new(AtomicBool::new(false));
+        let running = Arc::clone(&started);
         let transfer = pool.run(Lane::Slow, dl, move |c| {
+            running.store(true, Ordering::Release);
             ops::upload(c, &host, &plan, &mut rx)
         });
-        // Feeds the blocking side; dropping `tx` without `End` tells it the
-        // client stream broke.
+        // Feeds the blocking side; dropping `tx` without `End` (the client
+        // broke off, or stalled past the idle timeout) makes it abort the
+        // libvirt stream and delete a volume it created, which ends the
+        // transfer and frees its slow-lane slot.
         let feed = async move {
-            loop {
-                match inbound.message().await {
-                    Ok(Some(v1::UploadVolumeRequest {
-                        msg: Some(Msg::Chunk(data)),
-                    })) => {
-                        if data.len() > MAX_CHUNK {
-                            return Err(Status::invalid_argument(format!(
-                                "Invalid chunk: {} bytes; the limit is {MAX_CHUNK}",
-                                data.len()
-                            )));
-                        }
-                        if tx.send(UploadItem::Chunk(data.to_vec())).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Ok(Some(_)) => {
-                        return Err(Status::invalid_argument(
-                            "Invalid msg: only the first message may carry a target",
-                        ))
-                    }
-                    Ok(None) => {
-                        let _ = tx.send(UploadItem::End).await;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
+            while !ended {
+                let item = next_upload_item(&mut inbound, idle, dl).await?;
+                ended = matches!(item, UploadItem::End);
+                if tx.send(item).await.is_err() {
+                    break;
                 }
             }
+            Ok::<(), Status>(())
         };
-        // The transfer decides when the call ends: a client that stalls
-        // is cut off at the deadline even though its stream never ends.
+        // The transfer decides when the call ends, so that the answer comes
+        // after its cleanup (a created volume is gone when the client hears
+        // of the failure). A client that stalls is cut off at the idle
+        // timeout or the deadline even though its stream never ends.
         tokio::pin!(transfer, feed);
         let mut fed: Option<Result<(), Status>> = None;
         let result = loop {
             tokio::select! {
                 r = &mut transfer => break r,
-                f = &mut feed, if fed.is_none() => fed = Some(f),
+                f = &mut feed, if fed.is_none() => match f {
+                    // Still queued for a slot, so nothing was created: answer
+                    // now. Should it start after all, it finds the stream
+                    // broken and cleans up after itself.
+                    Err(status) if !started.load(Ordering::Acquire) => return Err(status),
+                    f => fed = Some(f),
+                },
             }
         };
         match (result, fed) {

@@ -1,0 +1,496 @@
+//! Requests that once exhausted the host or slipped past the server's checks
+//! (issue "No request can exhaust the host"): absurd vCPU counts, memory
+//! sizes past libvirt's types, entity expansion through raw XML, odd UUID
+//! forms, XML without a name. Each answers a caller-mistake code, and the
+//! test checks that nothing was created and the server did not grow.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use libvirt_grpc_server::config::{Config, HostConfig};
+use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use tonic::Code;
+use v1::{define_domain_request::Source, domain_ref::Key, DomainRef};
+
+const URI: &str = "test:///default";
+
+fn by_name(name: &str) -> Option<DomainRef> {
+    Some(DomainRef {
+        host: String::new(),
+        key: Some(Key::Name(name.to_owned())),
+    })
+}
+
+/// This process's resident set size in KiB (the server runs in process).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn define_xml(xml: String) -> v1::DefineDomainRequest {
+    v1::DefineDomainRequest {
+        host: String::new(),
+        source: Some(Source::Xml(xml)),
+        validate: false,
+    }
+}
+
+fn define_spec(spec: v1::DomainSpec) -> v1::DefineDomainRequest {
+    v1::DefineDomainRequest {
+        host: String::new(),
+        source: Some(Source::Spec(spec)),
+        validate: false,
+    }
+}
+
+/// Asserts INVALID_ARGUMENT with a message naming `field`.
+fn assert_invalid<T: std::fmt::Debug>(r: Result<T, tonic::Status>, field: &str) {
+    let st = r.expect_err("accepted");
+    assert_eq!(st.code(), Code::InvalidArgument, "{}", st.message());
+    assert!(st.message().contains(field), "{}", st.message());
+}
+
+#[tokio::test]
+async fn vcpu_counts_past_the_host_maximum_are_refused_before_libvirt() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let mut dom = s.client.domains();
+    let host = s
+        .client
+        .hosts()
+        .get_host_info(v1::GetHostInfoRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let max = host.max_vcpus;
+    assert!(max > 1, "host reports max_vcpus {max}");
+    let before = rss_kib();
+    for vcpus in [i32::MAX as u32, 10_000_000, u32::MAX, max + 1] {
+        let mut spec = small_spec(&format!("{p}cpus"));
+        spec.vcpus = vcpus;
+        assert_invalid(dom.define_domain(define_spec(spec)).await, "spec.vcpus");
+        for (field, xml) in [
+            (
+                "xml.vcpu",
+                format!(
+                    "<domain type='test'><name>{p}cpus</name><memory>65536</memory>\
+                     <vcpu>{vcpus}</vcpu><os><type>hvm</type></os></domain>"
+                ),
+            ),
+            (
+                "xml.vcpu.current",
+                format!(
+                    "<domain type='test'><name>{p}cpus</name><memory>65536</memory>\
+                     <vcpu current='{vcpus}'>1</vcpu><os><type>hvm</type></os></domain>"
+                ),
+            ),
+            (
+                "xml.iothreads",
+                format!(
+                    "<domain type='test'><name>{p}cpus</name><memory>65536</memory>\
+                     <vcpu>1</vcpu><iothreads>{vcpus}</iothreads><os><type>hvm</type></os></domain>"
+                ),
+            ),
+        ] {
+            assert_invalid(dom.define_domain(define_xml(xml.clone())).await, field);
+            let r = dom
+                .create_domain(v1::CreateDomainRequest {
+                    source: Some(v1::create_domain_request::Source::Xml(xml)),
+                    ..Default::default()
+                })
+                .await;
+            assert_invalid(r, field);
+        }
+    }
+    // libvirt allocated nothing per vCPU: the server (and the in-process
+    // driver) stayed within a few MiB, where 10 million vCPUs took ~600 MB.
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    let r = dom
+        .get_domain(v1::GetDomainRequest {
+            domain: by_name(&format!("{p}cpus")),
+        })
+        .await;
+    assert_eq!(code_of(r), Code::NotFound);
+
+    // At the maximum it works, and the count is reported exactly.
+    let mut spec = small_spec(&format!("{p}max"));
+    spec.vcpus = max;
+    let d = dom
+        .define_domain(define_spec(spec))
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.vcpus, max);
+    let xml = format!(
+        "<domain type='test'><name>{p}cur</name><memory>65536</memory>\
+         <vcpu current='3'>{max}</vcpu><os><type>hvm</type></os></domain>"
+    );
+    let d = dom
+        .define_domain(define_xml(xml))
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.vcpus, 3);
+}
+
+#[tokio::test]
+async fn memory_sizes_past_libvirts_types_are_invalid_argument() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let mut dom = s.client.domains();
+    // The largest KiB count whose bytes fit a signed 64-bit integer.
+    let max_kib = (i64::MAX as u64) / 1024;
+    for kib in [max_kib + 1, 1 << 63, u64::MAX] {
+        let mut spec = small_spec(&format!("{p}mem"));
+        spec.memory_kib = kib;
+        assert_invalid(
+            dom.define_domain(define_spec(spec)).await,
+            "spec.memory_kib",
+        );
+        let mut spec = small_spec(&format!("{p}mem"));
+        spec.max_memory_kib = kib;
+        assert_invalid(
+            dom.define_domain(define_spec(spec)).await,
+            "spec.max_memory_kib",
+        );
+        // Raw XML: libvirt's own overflow check, reported as a caller mistake.
+        let xml = format!(
+            "<domain type='test'><name>{p}mem</name><memory unit='KiB'>{kib}</memory>\
+             <os><type>hvm</type></os></domain>"
+        );
+        let r = dom.define_domain(define_xml(xml)).await;
+        assert_eq!(code_of(r), Code::InvalidArgument);
+    }
+    s.client
+        .define_domain(small_spec(&format!("{p}ok")))
+        .await
+        .unwrap();
+    for kib in [max_kib + 1, u64::MAX] {
+        let r = dom
+            .set_memory(v1::SetMemoryRequest {
+                domain: by_name(&format!("{p}ok")),
+                memory_kib: kib,
+                scope: None,
+                maximum: true,
+            })
+            .await;
+        assert_invalid(r, "memory_kib");
+    }
+    let d = s
+        .client
+        .domains()
+        .get_domain(v1::GetDomainRequest {
+            domain: by_name(&format!("{p}ok")),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.max_memory_kib, 128 * 1024, "memory changed: {d:?}");
+    let r = dom
+        .get_domain(v1::GetDomainRequest {
+            domain: by_name(&format!("{p}mem")),
+        })
+        .await;
+    assert_eq!(code_of(r), Code::NotFound);
+}
+
+#[tokio::test]
+async fn uuid_forms_are_written_canonically() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    for (i, form) in [
+        "{6695eb01-f6a4-4304-aaa9-f5e2d7b1d4b0}",
+        "urn:uuid:6695eb01-f6a4-4304-aaa9-f5e2d7b1d4b1",
+        "6695EB01F6A44304AAA9F5E2D7B1D4B2",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut spec = small_spec(&format!("{p}u{i}"));
+        spec.uuid = form.to_owned();
+        let d = s.client.define_domain(spec).await.unwrap();
+        assert_eq!(d.uuid, format!("6695eb01-f6a4-4304-aaa9-f5e2d7b1d4b{i}"));
+    }
+}
+
+#[tokio::test]
+async fn raw_domain_xml_without_a_name_is_invalid_argument() {
+    let s = TestServer::test_driver().await;
+    let mut dom = s.client.domains();
+    for xml in [
+        "<domain type='test'><memory>65536</memory><os><type>hvm</type></os></domain>",
+        "<domain type='test'><name>  </name><memory>65536</memory><os><type>hvm</type></os></domain>",
+    ] {
+        assert_invalid(dom.define_domain(define_xml(xml.into())).await, "name");
+    }
+}
+
+/// Every raw XML field refuses a DOCTYPE (and so every entity), and its size
+/// is capped, before libvirt parses anything.
+#[tokio::test]
+async fn every_raw_xml_field_refuses_doctype_and_oversize() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    s.client
+        .define_domain(small_spec(&format!("{p}d")))
+        .await
+        .unwrap();
+    let before = rss_kib();
+    // ~1 MB entity used 1000 times: this once cost the server 1 GB.
+    let big = "a".repeat(1000);
+    let doctype = |root: &str, inner: &str| {
+        format!(
+            "<?xml version='1.0'?><!DOCTYPE {root} [<!ENTITY e '{big}'>]>\
+             <{root}>{inner}</{root}>"
+        )
+    };
+    let oversize = |root: &str| format!("<{root}><!-- {} --></{root}>", "x".repeat(1 << 20));
+    let mut dom = s.client.domains();
+    let mut net = s.client.networks();
+    let mut st = s.client.storage();
+    let mut snap = s.client.snapshots();
+    let dref = || by_name(&format!("{p}d"));
+    let entities = "&e;".repeat(1000);
+    for xml in [
+        doctype(
+            "domain",
+            &format!("<name>{p}x</name><description>{entities}</description>"),
+        ),
+        oversize("domain"),
+        format!("<?xml version='1.0' encoding='UTF-7'?><domain><name>{p}x</name></domain>"),
+    ] {
+        assert_invalid(dom.define_domain(define_xml(xml.clone())).await, "xml");
+        let r = dom
+            .create_domain(v1::CreateDomainRequest {
+                source: Some(v1::create_domain_request::Source::Xml(xml)),
+                ..Default::default()
+            })
+            .await;
+        assert_invalid(r, "xml");
+    }
+    for xml in [doctype("disk", &entities), oversize("disk")] {
+        let r = dom
+            .attach_device(v1::AttachDeviceRequest {
+                domain: dref(),
+                xml: xml.clone(),
+                scope: None,
+            })
+            .await;
+        assert_invalid(r, "xml");
+        let r = dom
+            .detach_device(v1::DetachDeviceRequest {
+                domain: dref(),
+                xml: xml.clone(),
+                scope: None,
+            })
+            .await;
+        assert_invalid(r, "xml");
+        let r = dom
+            .update_device(v1::UpdateDeviceRequest {
+                domain: dref(),
+                xml,
+                ..Default::default()
+            })
+            .await;
+        assert_invalid(r, "xml");
+    }
+    for value in [doctype("m", &entities), oversize("m")] {
+        let r = dom
+            .set_metadata(v1::SetMetadataRequest {
+                domain: dref(),
+                kind: v1::MetadataKind::Element as i32,
+                value,
+                key: "k".into(),
+                uri: "http://example.org/lvgt".into(),
+                scope: None,
+            })
+            .await;
+        assert_invalid(r, "value");
+    }
+    for xml in [
+        doctype(
+            "network",
+            &format!("<name>{p}n</name><bridge name='{entities}'/>"),
+        ),
+        oversize("network"),
+    ] {
+        let r = net
+            .define_network(v1::DefineNetworkRequest {
+                source: Some(v1::define_network_request::Source::Xml(xml)),
+                ..Default::default()
+            })
+            .await;
+        assert_invalid(r, "xml");
+    }
+    for xml in [
+        doctype(
+            "pool",
+            &format!("<name>{p}p</name><target><path>/{entities}</path></target>"),
+        ),
+        oversize("pool"),
+    ] {
+        let r = st
+            .define_storage_pool(v1::DefineStoragePoolRequest {
+                source: Some(v1::define_storage_pool_request::Source::Xml(xml)),
+                ..Default::default()
+            })
+            .await;
+        assert_invalid(r, "xml");
+    }
+    for xml in [
+        doctype("volume", &format!("<name>{p}v{entities}</name>")),
+        oversize("volume"),
+    ] {
+        let r = st
+            .create_storage_volume(v1::CreateStorageVolumeRequest {
+                pool: Some(v1::StoragePoolRef {
+                    host: String::new(),
+                    key: Some(v1::storage_pool_ref::Key::Name("default-pool".into())),
+                }),
+                source: Some(v1::create_storage_volume_request::Source::Xml(xml)),
+            })
+            .await;
+        assert_invalid(r, "xml");
+    }
+    for xml in [
+        doctype("domainsnapshot", &entities),
+        oversize("domainsnapshot"),
+    ] {
+        let r = snap
+            .create_snapshot(v1::CreateSnapshotRequest {
+                domain: dref(),
+                source: Some(v1::create_snapshot_request::Source::Xml(xml)),
+                ..Default::default()
+            })
+            .await;
+        assert_invalid(r, "xml");
+    }
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    // Nothing was created on the way.
+    let r = dom
+        .get_domain(v1::GetDomainRequest {
+            domain: by_name(&format!("{p}x")),
+        })
+        .await;
+    assert_eq!(code_of(r), Code::NotFound);
+    let snaps = snap
+        .list_snapshots(v1::ListSnapshotsRequest {
+            domain: dref(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert!(snaps.is_empty(), "{snaps:?}");
+}
+
+/// The storage-root check reads the target path as libvirt will: character
+/// references are resolved, entities cannot be declared.
+#[tokio::test]
+async fn allowed_roots_see_the_path_libvirt_reads() {
+    let s = TestServer::start_with(Config {
+        hosts: vec![HostConfig::new("default", URI)],
+        allowed_storage_roots: vec!["/srv/lvgt-pools".into()],
+        ..Config::default()
+    })
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let mut st = s.client.storage();
+    for xml in [
+        format!(
+            "<!DOCTYPE pool [<!ENTITY up '../elsewhere'>]><pool type='dir'><name>{p}e</name>\
+             <target><path>/srv/lvgt-pools/&up;</path></target></pool>"
+        ),
+        format!(
+            "<pool type='dir'><name>{p}e</name>\
+             <target><path>/srv/lvgt-pools/&#46;&#46;/elsewhere</path></target></pool>"
+        ),
+        format!(
+            "<pool type='dir'><name>{p}e</name>\
+             <target><path>/srv/lvgt-pools/<![CDATA[..]]>/elsewhere</path></target></pool>"
+        ),
+    ] {
+        let r = st
+            .define_storage_pool(v1::DefineStoragePoolRequest {
+                source: Some(v1::define_storage_pool_request::Source::Xml(xml)),
+                ..Default::default()
+            })
+            .await;
+        assert_invalid(r, "xml");
+    }
+    let pools = st
+        .list_storage_pools(v1::ListStoragePoolsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .pools;
+    assert!(!pools.iter().any(|x| x.name.starts_with(&p)), "{pools:?}");
+}
+
+#[tokio::test]
+async fn invalid_key_codes_are_invalid_argument() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    s.client
+        .define_domain(small_spec(&format!("{p}k")))
+        .await
+        .unwrap();
+    s.client.start_domain(&format!("{p}k")).await.unwrap();
+    let r = s
+        .client
+        .domains()
+        .send_key(v1::SendKeyRequest {
+            domain: by_name(&format!("{p}k")),
+            codeset: v1::KeyCodeSet::Linux as i32,
+            hold_time_ms: 0,
+            keycodes: vec![99_999],
+        })
+        .await;
+    assert_eq!(code_of(r), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn key_hold_times_and_stats_lists_are_bounded() {
+    let s = TestServer::test_driver().await;
+    let mut dom = s.client.domains();
+    let r = dom
+        .send_key(v1::SendKeyRequest {
+            domain: by_name("test"),
+            codeset: v1::KeyCodeSet::Linux as i32,
+            hold_time_ms: 60_001,
+            keycodes: vec![30],
+        })
+        .await;
+    assert_invalid(r, "hold_time_ms");
+    let r = dom
+        .get_domain_stats(v1::GetDomainStatsRequest {
+            domains: (0..1001).map(|_| by_name("test").unwrap()).collect(),
+            ..Default::default()
+        })
+        .await;
+    assert_invalid(r, "domains");
+    // At the bounds both work.
+    dom.get_domain_stats(v1::GetDomainStatsRequest {
+        domains: (0..1000).map(|_| by_name("test").unwrap()).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,144 @@
+//! The request bounds of `fast_limits`, against the real libvirtd: an absurd
+//! vCPU count or an entity bomb never reaches the daemon (its memory stays
+//! flat), and what the host allows still works.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use libvirt_grpc_tests::{prefix, real_enabled, small_spec, v1, Cleanup, TestServer, REAL_URI};
+use tonic::Code;
+use v1::define_domain_request::Source;
+
+/// The resident set size of the system libvirtd, in KiB.
+fn libvirtd_rss_kib() -> u64 {
+    let pid = std::fs::read_to_string("/var/run/libvirtd.pid").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn define(xml_or_spec: Source) -> v1::DefineDomainRequest {
+    v1::DefineDomainRequest {
+        host: "real".into(),
+        source: Some(xml_or_spec),
+        validate: false,
+    }
+}
+
+#[tokio::test]
+async fn absurd_definitions_never_reach_libvirtd() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let _c = Cleanup::new(REAL_URI, &p);
+    let mut dom = s.client.domains();
+    let before = libvirtd_rss_kib();
+    let spec = |vcpus| v1::DomainSpec {
+        domain_type: "qemu".into(),
+        vcpus,
+        ..small_spec(&format!("{p}big"))
+    };
+    for vcpus in [i32::MAX as u32, 10_000_000] {
+        let e = dom
+            .define_domain(define(Source::Spec(spec(vcpus))))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().contains("spec.vcpus"), "{}", e.message());
+        let xml = format!(
+            "<domain type='qemu'><name>{p}big</name><memory>65536</memory>\
+             <vcpu>{vcpus}</vcpu><os><type>hvm</type></os></domain>"
+        );
+        let e = dom
+            .define_domain(define(Source::Xml(xml)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    }
+    let bomb = format!(
+        "<!DOCTYPE domain [<!ENTITY e '{}'>]><domain type='qemu'><name>{p}bomb</name>\
+         <description>{}</description><memory>65536</memory><os><type>hvm</type></os></domain>",
+        "a".repeat(100_000),
+        "&e;".repeat(100)
+    );
+    let e = dom
+        .define_domain(define(Source::Xml(bomb)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    let grown = libvirtd_rss_kib().saturating_sub(before);
+    assert!(grown < 32 * 1024, "libvirtd grew by {grown} KiB");
+
+    // The host's own limit for qemu guests still works, reported exactly.
+    let max = {
+        let conn = virt::connect::Connect::open(Some(REAL_URI)).unwrap();
+        conn.max_vcpus(Some("qemu")).unwrap()
+    };
+    let d = dom
+        .define_domain(define(Source::Spec(spec(max))))
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.vcpus, max);
+    let e = dom
+        .define_domain(define(Source::Spec(spec(max + 1))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+}
+
+/// A volume that asks for more allocation than the file system holds is
+/// RESOURCE_EXHAUSTED (libvirt's fallocate fails with ENOSPC), and leaves
+/// no file behind.
+#[tokio::test]
+async fn a_volume_larger_than_the_disk_is_resource_exhausted() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let dir = std::env::temp_dir().join(format!("{p}pool"));
+    std::fs::create_dir_all(&dir).unwrap();
+    c.file(&dir);
+    let pool = format!("{p}pool");
+    {
+        let conn = virt::connect::Connect::open(Some(REAL_URI)).unwrap();
+        let xml = format!(
+            "<pool type='dir'><name>{pool}</name><target><path>{}</path></target></pool>",
+            dir.display()
+        );
+        conn.create_storage_pool_xml(&xml, 0).unwrap();
+    }
+    let e = s
+        .client
+        .storage()
+        .create_storage_volume(v1::CreateStorageVolumeRequest {
+            pool: Some(v1::StoragePoolRef {
+                host: "real".into(),
+                key: Some(v1::storage_pool_ref::Key::Name(pool)),
+            }),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                v1::StorageVolumeSpec {
+                    name: "huge.img".into(),
+                    format: v1::VolumeFormat::Raw as i32,
+                    capacity_bytes: 1 << 50,
+                    allocation_bytes: 1 << 50,
+                    ..Default::default()
+                },
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was left"
+    );
+}
