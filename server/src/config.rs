@@ -117,6 +117,10 @@ pub struct Config {
     /// Seconds the server waits for a PING's answer before it closes the
     /// connection.
     pub http2_keepalive_timeout_secs: u64,
+    /// Seconds after which a connection is asked to go away (HTTP/2
+    /// GOAWAY): calls already open finish, new ones go to a new connection.
+    /// Bounds how long an idle connection holds its place (0: never).
+    pub max_connection_age_secs: u64,
     /// Seconds of idle before the kernel probes a TCP connection
     /// (`SO_KEEPALIVE`; 0: off).
     pub tcp_keepalive_secs: u64,
@@ -144,6 +148,7 @@ impl Default for Config {
             handshake_timeout_secs: 10,
             http2_keepalive_interval_secs: 30,
             http2_keepalive_timeout_secs: 20,
+            max_connection_age_secs: 3600,
             tcp_keepalive_secs: 60,
         }
     }
@@ -277,6 +282,12 @@ impl Config {
     pub fn http2_keepalive_interval(&self) -> Option<Duration> {
         (self.http2_keepalive_interval_secs > 0)
             .then(|| Duration::from_secs(self.http2_keepalive_interval_secs))
+    }
+
+    /// The age after which a connection gets GOAWAY, if any.
+    pub fn max_connection_age(&self) -> Option<Duration> {
+        (self.max_connection_age_secs > 0)
+            .then(|| Duration::from_secs(self.max_connection_age_secs))
     }
 
     /// How long a PING may go unanswered.

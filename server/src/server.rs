@@ -125,7 +125,13 @@ pub async fn serve(
         .with_stream_idle_timeout(config.stream_idle_timeout());
     let agent_api =
         GuestAgentApi::new(hosts.clone()).with_stream_idle_timeout(config.stream_idle_timeout());
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(age) = config.max_connection_age() {
+        // No max_connection_age_grace: event streams are meant to outlive
+        // any age; GOAWAY only stops new calls on the connection.
+        builder = builder.max_connection_age(age);
+    }
+    let router = builder
         .layer(StatusCodeLayer)
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(config.http2_keepalive_interval())

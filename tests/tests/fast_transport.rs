@@ -470,3 +470,65 @@ async fn malformed_and_oversized_requests_get_the_right_codes() {
         .await
         .unwrap();
 }
+
+/// An idle connection gives its place back: after `max_connection_age_secs`
+/// it gets GOAWAY, while a call that is open on a connection keeps going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_connections_get_goaway_and_open_streams_go_on() {
+    let s = TestServer::start_with(Config {
+        max_connection_age_secs: 1,
+        http2_keepalive_interval_secs: 0,
+        ..config()
+    })
+    .await;
+    let (mut idle, _) = raw_h2::handshake(s.addr).await;
+    let start = Instant::now();
+    let goaway = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let f = raw_h2::read_frame(&mut idle)
+                .await
+                .expect("connection read");
+            if f.kind == raw_h2::GOAWAY {
+                return f;
+            }
+        }
+    })
+    .await
+    .expect("no GOAWAY within 10 s");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    // GOAWAY's payload: last stream id (4 bytes), then the error code.
+    let code = u32::from_be_bytes(goaway.payload[4..8].try_into().unwrap());
+    assert_eq!(code, 0, "GOAWAY should be NO_ERROR");
+
+    // A watch opened before the age keeps delivering after it.
+    let client = Client::connect(s.url()).await.unwrap();
+    let mut events = client
+        .events()
+        .watch_events(v1::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p = prefix();
+    let _c = libvirt_grpc_tests::Cleanup::new(URI, &p);
+    s.client
+        .define_domain(libvirt_grpc_tests::small_spec(&format!("{p}age")))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = events.next().await {
+            let m = m.expect("stream error after the connection's age");
+            if format!("{m:?}").contains(&format!("{p}age")) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("no event within 10 s");
+    assert!(got, "the stream ended");
+}
