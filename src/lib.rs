@@ -4,6 +4,7 @@
 //! `proto/` is the contract; this crate only exposes what `build.rs` generates
 //! from it, so the server and the Rust client can never disagree with the
 //! `.proto` files other languages generate from.
+#![forbid(unsafe_code)]
 
 /// Version 1 of the API (`libvirt_grpc.v1`).
 pub mod v1 {

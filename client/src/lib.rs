@@ -17,6 +17,7 @@
 //! generated stubs of every service are reachable through it
 //! ([`Client::domains`], [`Client::hosts`]) for calls without a convenience
 //! method.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! `libvirt-grpc`: a small command-line tool over the client crate.
+#![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use libvirt_grpc_client::{v1, Client};

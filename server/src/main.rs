@@ -2,6 +2,7 @@
 //! serves until SIGINT or SIGTERM, then shuts down within the grace period
 //! (see [`server::serve`]) and exits without waiting for libvirt calls that
 //! still hang.
+#![forbid(unsafe_code)]
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 

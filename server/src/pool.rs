@@ -23,9 +23,14 @@
 //!    once; the blocking call finishes in the background and its permit is
 //!    released only then, so a slow host cannot accumulate unbounded work.
 //! 5. A failed open puts the host into capped exponential backoff
-//!    (100 ms doubling to 10 s). While the backoff window is open, calls are
-//!    answered `UNAVAILABLE` at once instead of hanging. The host's health
-//!    (a `watch` channel) follows every open, failure and probe.
+//!    ([`retry_delay`]: 100 ms doubling to 10 s). While the backoff window is
+//!    open, calls are answered `UNAVAILABLE` at once instead of hanging. The
+//!    host's health (a `watch` channel) follows every open, failure and
+//!    probe.
+//! 6. Every libvirt connection to a host, the pool's slots and the event
+//!    connection of [`crate::events`] alike, is opened by
+//!    [`HostPool::open_connection`] (read-only when configured, with
+//!    libvirt keepalive) and retried after [`retry_delay`]: one policy.
 
 use std::{
     sync::{
@@ -51,6 +56,14 @@ const KEEPALIVE_COUNT: u32 = 3;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest retry delay.
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How long to wait before the next attempt after `failures` failed
+/// attempts in a row (1 and up): 100 ms doubling to 10 s. The one reconnect
+/// policy of every connection to a host (pool slots and event connection).
+pub fn retry_delay(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    BACKOFF_MIN.saturating_mul(1u32 << exp).min(BACKOFF_MAX)
+}
 
 static EVENT_LOOP: Once = Once::new();
 
@@ -282,18 +295,8 @@ impl HostPool {
             *guard = None;
         }
         self.fail_fast()?;
-        let opened = if self.config.read_only {
-            Connect::open_read_only(Some(&self.config.uri))
-        } else {
-            Connect::open(Some(&self.config.uri))
-        };
-        match opened {
+        match self.open_connection() {
             Ok(conn) => {
-                // Local drivers (test://, qemu:/// over the unix socket too)
-                // may refuse keepalive; it only matters for remote transports.
-                if let Err(e) = conn.set_keep_alive(KEEPALIVE_INTERVAL_SECS, KEEPALIVE_COUNT) {
-                    tracing::debug!(host = %self.config.name, error = %e, "keepalive not enabled");
-                }
                 self.record_success();
                 *guard = Some(conn.clone());
                 Ok(conn)
@@ -307,6 +310,24 @@ impl HostPool {
                 })
             }
         }
+    }
+
+    /// Blocking: opens a new connection to this host as configured
+    /// (read-only or not) with libvirt keepalive; the pool's slots and the
+    /// event connection both open theirs here. Records nothing: the caller
+    /// owns its retry state.
+    pub fn open_connection(&self) -> Result<Connect, virt::error::Error> {
+        let conn = if self.config.read_only {
+            Connect::open_read_only(Some(&self.config.uri))
+        } else {
+            Connect::open(Some(&self.config.uri))
+        }?;
+        // Local drivers (test://, qemu:/// over the unix socket too) may
+        // refuse keepalive; it only matters for remote transports.
+        if let Err(e) = conn.set_keep_alive(KEEPALIVE_INTERVAL_SECS, KEEPALIVE_COUNT) {
+            tracing::debug!(host = %self.config.name, error = %e, "keepalive not enabled");
+        }
+        Ok(conn)
     }
 
     fn drop_connection(&self, slot: &Mutex<Option<Connect>>) {
@@ -341,9 +362,7 @@ impl HostPool {
         {
             let mut b = lock(&self.backoff);
             b.failures = b.failures.saturating_add(1);
-            let exp = b.failures.saturating_sub(1).min(16);
-            let delay = BACKOFF_MIN.saturating_mul(1u32 << exp).min(BACKOFF_MAX);
-            b.retry_at = Some(Instant::now() + delay);
+            b.retry_at = Some(Instant::now() + retry_delay(b.failures));
             b.last_error = reason.clone();
         }
         self.health.send_if_modified(|h| {
@@ -400,5 +419,17 @@ impl Hosts {
     /// All pools, the default first.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<HostPool>> {
         self.pools.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_from_100_ms_to_10_s() {
+        let ms = |f| retry_delay(f).as_millis();
+        assert_eq!((ms(0), ms(1), ms(2), ms(3)), (100, 100, 200, 400));
+        assert_eq!((ms(7), ms(8), ms(u32::MAX)), (6400, 10_000, 10_000));
     }
 }

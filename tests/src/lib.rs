@@ -6,6 +6,7 @@
 //! `scripts/test.sh`, which also starts the daemon); with the variable set
 //! they fail, rather than skip, when the daemon does not answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::{
     net::SocketAddr,
