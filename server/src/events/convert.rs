@@ -213,6 +213,16 @@ fn object_lifecycle_name(prefix: &str, event: i32) -> String {
     }
 }
 
+/// The details of a pool or network lifecycle event (`prefix` names the
+/// libvirt constants: both enums number their events alike).
+fn object_lifecycle(prefix: &str, event: i32, detail: i32) -> v1::event::Details {
+    v1::event::Details::ObjectLifecycle(v1::ObjectLifecycleDetails {
+        event,
+        event_name: object_lifecycle_name(prefix, event),
+        detail,
+    })
+}
+
 fn block_job_status_name(status: i32) -> &'static str {
     match status {
         0 => "VIR_DOMAIN_BLOCK_JOB_COMPLETED",
@@ -350,19 +360,11 @@ pub fn event(host: &str, raw: RawEvent, observed: Option<Observed>) -> v1::Event
         ),
         RawKind::PoolLifecycle { event, detail } => (
             EventKind::StoragePoolLifecycle,
-            Some(D::ObjectLifecycle(v1::ObjectLifecycleDetails {
-                event,
-                event_name: object_lifecycle_name("VIR_STORAGE_POOL_EVENT", event),
-                detail,
-            })),
+            Some(object_lifecycle("VIR_STORAGE_POOL_EVENT", event, detail)),
         ),
         RawKind::NetworkLifecycle { event, detail } => (
             EventKind::NetworkLifecycle,
-            Some(D::ObjectLifecycle(v1::ObjectLifecycleDetails {
-                event,
-                event_name: object_lifecycle_name("VIR_NETWORK_EVENT", event),
-                detail,
-            })),
+            Some(object_lifecycle("VIR_NETWORK_EVENT", event, detail)),
         ),
         RawKind::Closed(r) => (
             EventKind::HostDisconnected,

@@ -156,19 +156,43 @@ unsafe fn deliver(opaque: *mut c_void, object: Object, name: String, uuid: Strin
     });
 }
 
+/// Delivers an event about the object named `name`, whose UUID `read_uuid`
+/// writes into a buffer of `VIR_UUID_STRING_BUFLEN` bytes.
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string the object owns, valid until
+/// the callback returns; `opaque` as for [`deliver`].
+unsafe fn deliver_about(
+    opaque: *mut c_void,
+    object: Object,
+    name: *const c_char,
+    read_uuid: impl FnOnce(*mut c_char) -> c_int,
+    kind: RawKind,
+) {
+    // SAFETY: the caller's promise on `name`.
+    let name = unsafe { copy_c_str(name) };
+    let uuid = uuid_of(read_uuid);
+    // SAFETY: the caller's promise on `opaque`.
+    unsafe { deliver(opaque, object, name, uuid, kind) };
+}
+
 /// Delivers a domain event with the domain's name and UUID.
 ///
 /// # Safety
 /// `dom` is the domain libvirt passed to the running callback; `opaque` as
 /// for [`deliver`].
 unsafe fn domain(dom: sys::virDomainPtr, opaque: *mut c_void, kind: RawKind) {
-    // SAFETY: `dom` is valid during the callback; the call is local and
-    // returns a string the domain owns.
-    let name = unsafe { copy_c_str(sys::virDomainGetName(dom)) };
-    // SAFETY: as above; the buffer has VIR_UUID_STRING_BUFLEN bytes.
-    let uuid = uuid_of(|b| unsafe { sys::virDomainGetUUIDString(dom, b) });
-    // SAFETY: the caller's promise on `opaque`.
-    unsafe { deliver(opaque, Object::Domain, name, uuid, kind) };
+    // SAFETY: `dom` is valid during the callback; both calls are local,
+    // the name is a string the domain owns; `opaque` is the caller's.
+    unsafe {
+        deliver_about(
+            opaque,
+            Object::Domain,
+            sys::virDomainGetName(dom),
+            |b| sys::virDomainGetUUIDString(dom, b),
+            kind,
+        )
+    };
 }
 
 /// libvirt's `freecb` for every registration: drops the leaked `Sink`.
@@ -371,13 +395,17 @@ pub(super) unsafe extern "C" fn on_pool_lifecycle(
     detail: c_int,
     o: *mut c_void,
 ) {
-    // SAFETY: `p` is valid during the callback; local calls only.
-    let name = unsafe { copy_c_str(sys::virStoragePoolGetName(p)) };
-    // SAFETY: as above; the buffer has VIR_UUID_STRING_BUFLEN bytes.
-    let uuid = uuid_of(|b| unsafe { sys::virStoragePoolGetUUIDString(p, b) });
     let kind = RawKind::PoolLifecycle { event, detail };
-    // SAFETY: module doc.
-    unsafe { deliver(o, Object::StoragePool, name, uuid, kind) };
+    // SAFETY: as in `domain`, for the pool `p`.
+    unsafe {
+        deliver_about(
+            o,
+            Object::StoragePool,
+            sys::virStoragePoolGetName(p),
+            |b| sys::virStoragePoolGetUUIDString(p, b),
+            kind,
+        )
+    };
 }
 pub(super) unsafe extern "C" fn on_network_lifecycle(
     _c: sys::virConnectPtr,
@@ -386,13 +414,17 @@ pub(super) unsafe extern "C" fn on_network_lifecycle(
     detail: c_int,
     o: *mut c_void,
 ) {
-    // SAFETY: `n` is valid during the callback; local calls only.
-    let name = unsafe { copy_c_str(sys::virNetworkGetName(n)) };
-    // SAFETY: as above; the buffer has VIR_UUID_STRING_BUFLEN bytes.
-    let uuid = uuid_of(|b| unsafe { sys::virNetworkGetUUIDString(n, b) });
     let kind = RawKind::NetworkLifecycle { event, detail };
-    // SAFETY: module doc.
-    unsafe { deliver(o, Object::Network, name, uuid, kind) };
+    // SAFETY: as in `domain`, for the network `n`.
+    unsafe {
+        deliver_about(
+            o,
+            Object::Network,
+            sys::virNetworkGetName(n),
+            |b| sys::virNetworkGetUUIDString(n, b),
+            kind,
+        )
+    };
 }
 pub(super) unsafe extern "C" fn on_close(_c: sys::virConnectPtr, reason: c_int, o: *mut c_void) {
     let kind = RawKind::Closed(reason);

@@ -61,8 +61,24 @@ impl std::fmt::Debug for Registration {
     }
 }
 
-fn leak(sink: &Sink) -> *mut c_void {
-    Box::into_raw(Box::new(sink.clone())) as *mut c_void
+/// Makes one registration through `register`, which gets a leaked copy of
+/// `sink` as its `opaque` and returns libvirt's answer (a callback id, or
+/// negative on failure). On failure libvirt did not take the copy, so it is
+/// freed here and libvirt's error returned.
+fn with_sink(
+    sink: &Sink,
+    register: impl FnOnce(*mut c_void) -> c_int,
+) -> Result<c_int, virt::error::Error> {
+    let opaque = Box::into_raw(Box::new(sink.clone())) as *mut c_void;
+    let rc = register(opaque);
+    if rc < 0 {
+        let err = virt::error::Error::last_error();
+        // SAFETY: registration failed, so libvirt did not take the box and
+        // this is its only free (module doc).
+        unsafe { free_sink(opaque) };
+        return Err(err);
+    }
+    Ok(rc)
 }
 
 /// Registers every event callback (and the close callback) on `conn`.
@@ -143,9 +159,8 @@ pub fn register(conn: &Connect, sink: &Sink) -> Result<Registration, virt::error
         if cb.is_none() {
             continue;
         }
-        let opaque = leak(sink);
-        // SAFETY: module doc; `opaque` is freed by `free_sink`.
-        let rc = unsafe {
+        // SAFETY: module doc; `id` and `cb` are a pair of the table above.
+        let registered = with_sink(sink, |opaque| unsafe {
             sys::virConnectDomainEventRegisterAny(
                 conn.as_ptr(),
                 ptr::null_mut(),
@@ -154,70 +169,52 @@ pub fn register(conn: &Connect, sink: &Sink) -> Result<Registration, virt::error
                 opaque,
                 Some(free_sink),
             )
-        };
-        if rc < 0 {
-            let err = virt::error::Error::last_error();
-            // SAFETY: registration failed, so libvirt did not take the box.
-            unsafe { free_sink(opaque) };
-            if id == sys::VIR_DOMAIN_EVENT_ID_LIFECYCLE {
-                return Err(err);
-            }
-            tracing::debug!(id, error = %err, "domain event not supported");
-        } else {
-            reg.domain_ids.push(rc);
+        });
+        match registered {
+            Ok(cb_id) => reg.domain_ids.push(cb_id),
+            Err(err) if id == sys::VIR_DOMAIN_EVENT_ID_LIFECYCLE => return Err(err),
+            Err(err) => tracing::debug!(id, error = %err, "domain event not supported"),
         }
     }
-    let opaque = leak(sink);
-    let cb = generic!(on_pool_lifecycle, PoolCb);
+    let pool_cb = generic!(on_pool_lifecycle, PoolCb);
     // SAFETY: module doc.
-    let rc = unsafe {
+    let registered = with_sink(sink, |opaque| unsafe {
         sys::virConnectStoragePoolEventRegisterAny(
             conn.as_ptr(),
             ptr::null_mut(),
             sys::VIR_STORAGE_POOL_EVENT_ID_LIFECYCLE as c_int,
-            cb,
+            pool_cb,
             opaque,
             Some(free_sink),
         )
-    };
-    if rc < 0 {
-        // SAFETY: registration failed, so libvirt did not take the box.
-        unsafe { free_sink(opaque) };
-        tracing::debug!(error = %virt::error::Error::last_error(), "pool events not supported");
-    } else {
-        reg.pool_ids.push(rc);
+    });
+    match registered {
+        Ok(cb_id) => reg.pool_ids.push(cb_id),
+        Err(err) => tracing::debug!(error = %err, "pool events not supported"),
     }
-    let opaque = leak(sink);
-    let cb = generic!(on_network_lifecycle, NetCb);
+    let net_cb = generic!(on_network_lifecycle, NetCb);
     // SAFETY: module doc.
-    let rc = unsafe {
+    let registered = with_sink(sink, |opaque| unsafe {
         sys::virConnectNetworkEventRegisterAny(
             conn.as_ptr(),
             ptr::null_mut(),
             sys::VIR_NETWORK_EVENT_ID_LIFECYCLE as c_int,
-            cb,
+            net_cb,
             opaque,
             Some(free_sink),
         )
-    };
-    if rc < 0 {
-        // SAFETY: registration failed, so libvirt did not take the box.
-        unsafe { free_sink(opaque) };
-        tracing::debug!(error = %virt::error::Error::last_error(), "network events not supported");
-    } else {
-        reg.network_ids.push(rc);
+    });
+    match registered {
+        Ok(cb_id) => reg.network_ids.push(cb_id),
+        Err(err) => tracing::debug!(error = %err, "network events not supported"),
     }
-    let opaque = leak(sink);
     // SAFETY: module doc.
-    let rc = unsafe {
+    let registered = with_sink(sink, |opaque| unsafe {
         sys::virConnectRegisterCloseCallback(conn.as_ptr(), Some(on_close), opaque, Some(free_sink))
-    };
-    if rc < 0 {
-        // SAFETY: registration failed, so libvirt did not take the box.
-        unsafe { free_sink(opaque) };
-        tracing::debug!(error = %virt::error::Error::last_error(), "close callback not supported");
-    } else {
-        reg.close = true;
+    });
+    match registered {
+        Ok(_) => reg.close = true,
+        Err(err) => tracing::debug!(error = %err, "close callback not supported"),
     }
     Ok(reg)
 }
