@@ -4,19 +4,19 @@
 //! # Safety argument
 //!
 //! * `opaque` is the `Box<Sink>` leaked at registration; libvirt passes it
-//!   to every call of the callback and frees it with [`free_sink`] exactly
+//!   to every call of the callback and frees it with `free_sink` exactly
 //!   once, after which that callback is never called again
 //!   ([`super::registration`]). So a non-null `opaque` is a live `Sink`.
 //! * The object pointer (domain, pool, network) is valid for the duration
 //!   of the call; we only read its name and UUID (local calls, no RPC,
 //!   never blocking) and copy every string libvirt hands us into owned
 //!   Rust values before returning. String pointers may be NULL and are
-//!   checked ([`super::copy_c_str`]).
+//!   checked (`copy_c_str`).
 //! * Callbacks run on the `libvirt-events` thread and never block: they
 //!   only push into an unbounded tokio channel (a non-blocking send) and
 //!   never call back into libvirt RPCs. A panic never crosses the FFI
 //!   boundary: the code cannot panic (no indexing, no unwrap), and
-//!   [`deliver`]'s send is wrapped in `catch_unwind` anyway.
+//!   `deliver`'s send is wrapped in `catch_unwind` anyway.
 
 use std::{
     os::raw::{c_char, c_int, c_longlong, c_ulonglong, c_void},

@@ -20,11 +20,11 @@
 //!   libvirt's reference outlives the call; we never free those pointers.
 //! * Out-pointers point to local variables or to buffers sized exactly as
 //!   the libvirt documentation of that call requires.
-//! * Strings handed to libvirt are `CString`s (or [`CStrings`]) that live
+//! * Strings handed to libvirt are `CString`s (or `CStrings`) that live
 //!   until the call returns.
 //! * Memory libvirt hands back (stats records, typed parameters, strings) is
-//!   copied into owned Rust values ([`copy_c_str`],
-//!   [`typed_params::copy_params`]) and then freed exactly once with the
+//!   copied into owned Rust values (`copy_c_str`,
+//!   `typed_params::copy_params`) and then freed exactly once with the
 //!   deallocator libvirt documents for it.
 //! * libvirt's last error is per thread; each failure is turned into
 //!   `virt::error::Error::last_error()` on the same thread, right after the
