@@ -1,0 +1,3 @@
+"""Load phase (placeholder)."""
+def run(b, a):
+    return {"lines": ["not yet"]}
