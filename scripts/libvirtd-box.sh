@@ -48,8 +48,8 @@
 #
 # Environment: LIBVIRTD_BOX_ROOT (default /tmp), LIBVIRTD_BOX_TIMEOUT seconds
 # to wait for start/stop (default 30), LIBVIRTD_BOX_AS_LIMIT an address-space
-# limit for the daemon and its guests in bytes or with a K/M/G suffix, as
-# prlimit --as takes it (default: none), so that a request that makes
+# limit for the daemon and its guests, in bytes or with a K/M/G suffix
+# (default: none), so that a request that makes
 # libvirtd allocate without bound fails inside the box instead of exhausting
 # the machine.
 set -euo pipefail
@@ -202,6 +202,19 @@ EOF
     set_conf "$q" stdio_handler '"file"'
 }
 
+# "8G" -> 8589934592 (prlimit takes plain numbers only).
+to_bytes() {
+    local v="$1" n
+    [[ "$v" =~ ^([0-9]+)([KkMmGg]?)$ ]] || die "LIBVIRTD_BOX_AS_LIMIT '$v': a number with an optional K, M or G"
+    n="${BASH_REMATCH[1]}"
+    case "${BASH_REMATCH[2]}" in
+        K | k) n=$((n * 1024)) ;;
+        M | m) n=$((n * 1024 * 1024)) ;;
+        G | g) n=$((n * 1024 * 1024 * 1024)) ;;
+    esac
+    echo "$n"
+}
+
 wait_until_answers() {
     local pid="$1" deadline=$((SECONDS + TIMEOUT))
     until answers; do
@@ -228,7 +241,7 @@ cmd_start() {
 
     local limit=()
     if [[ -n "$AS_LIMIT" ]]; then
-        limit=(prlimit "--as=$AS_LIMIT")
+        limit=(prlimit "--as=$(to_bytes "$AS_LIMIT")")
     fi
     log "starting box '$name' on 127.0.0.1:$p (state $BOX)"
     # A private mount namespace: the bind mounts exist only for the daemon

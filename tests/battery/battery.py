@@ -249,8 +249,12 @@ class Battery:
         only = re.compile(a.only) if a.only else None
         methods = [m for m in self.methods if not only or only.search(m.full)]
         n = 0
+        last = time.monotonic()
         for m, base, muts in self.plan(ctx, methods):
             tm = time.monotonic()
+            if a.verbose or tm - last > 20:
+                self.log(f"fuzz {ctx.h}: {m.full} ({len(muts)} requests; {n} done)")
+                last = tm
             for mu in muts:
                 if not self.safe_on_real_host(ctx, m, mu):
                     continue
@@ -353,7 +357,7 @@ class Battery:
         unchanged = out.refused_field or (out.code == "NOT_FOUND" and not m.creates)
         if not m.reads_only and not unchanged:
             touches_hosts = path.endswith("host") or path.endswith("hosts")
-            touched = list(self.hosts.values()) if touches_hosts else [ctx]
+            touched = [c for c in self.hosts.values() if c.ready] if touches_hosts else [ctx]
             kinds = fixtures.SERVICE_KINDS.get(m.service, fixtures.ALL_KINDS)
             for c in touched:
                 c.dirty |= set(c.names)
@@ -372,6 +376,8 @@ class Battery:
         if m.reads_only:
             return
         for c in self.hosts.values():
+            if not c.ready:
+                continue
             for change in c.check_sentinels():
                 self.find("sentinel", c.h, m.full, "(one of its requests)", "", "", change)
             found = c.sweep()
@@ -386,11 +392,23 @@ class Battery:
 
     def teardown(self):
         for ctx in self.hosts.values():
+            if not ctx.ready:
+                continue  # never set up: nothing of ours, and no inventory to keep
             try:
                 for problem in ctx.teardown():
                     self.find("leftover", ctx.h, "", "end of run", "", "", problem)
             except Exception as e:  # noqa: BLE001
                 self.find("leftover", ctx.h, "", "end of run", "", "", f"cleanup failed: {e!r}")
+        if self.box and self.box.is_alive():
+            # A QEMU (or dnsmasq) the box libvirtd no longer knows about.
+            for pid in self.box.other_processes():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+                except OSError:
+                    cmd = "?"
+                self.find("leftover", "box", "", "end of run", "", "",
+                          f"process {pid} still runs in the box: {cmd}")
 
     def stop_server(self):
         if not self.server or not self.server.is_alive():
@@ -490,6 +508,8 @@ class Battery:
             phases = a.phases.split(",")
             if "fuzz" in phases:
                 for ctx in self.hosts.values():
+                    if a.fuzz_hosts and ctx.h not in a.fuzz_hosts.split(","):
+                        continue
                     self.fuzz_host(ctx)
             if "load" in phases and self.box:
                 t0 = time.monotonic()
@@ -523,10 +543,11 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock; printed)")
     p.add_argument("--prefix", default=None, help="object name prefix (default: random per run)")
     p.add_argument("--phases", default="fuzz,load")
+    p.add_argument("--fuzz-hosts", default="", help="hosts to fuzz, comma-separated (default: all)")
     p.add_argument("--only", default="", help="regex on Service.Method (debugging)")
     p.add_argument("--default-samples", type=int, default=0,
                    help="values per field on the test driver (0: all)")
-    p.add_argument("--box-samples", type=int, default=2, help="values per field on the box (0: all)")
+    p.add_argument("--box-samples", type=int, default=1, help="values per field on the box (0: all)")
     p.add_argument("--heavy-total", type=int, default=24,
                    help="1 MiB values sent per host (a seeded choice of methods and fields)")
     p.add_argument("--entity-uses", type=int, default=200,
@@ -542,6 +563,8 @@ def main():
     p.add_argument("--load-kills", type=int, default=2)
     p.add_argument("--load-recovery-seconds", type=float, default=20.0)
     p.add_argument("--load-rss-mib", type=float, default=64.0)
+    p.add_argument("--load-grace", type=float, default=2.0,
+                   help="seconds after the server reaches the box again that still count as outage")
     p.add_argument("--run-dir", default="")
     p.add_argument("--keep", action="store_true", help="keep the run directory")
     p.add_argument("--json", default="", help="write the report as JSON here")

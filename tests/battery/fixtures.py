@@ -27,6 +27,7 @@ only client); `virsh` is never needed.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -85,6 +86,9 @@ class HostCtx:
             "net": f"{p}-net",
         }
         self.uuids: dict[str, str] = {}
+        # (memory_kib, max_memory_kib, vcpus) of each domain fixture as
+        # created: a request that changed them gets the fixture re-created.
+        self.baseline: dict[str, tuple] = {}
         self.sentinels: list[Sentinel] = []
         self.inventory: dict[str, set] = {}  # kind -> names present at start
         self.files = os.path.join(run_dir, "files")
@@ -94,6 +98,7 @@ class HostCtx:
         with open(os.path.join(self.files, "disk.img"), "wb") as f:
             f.truncate(MIB)
         self.setup_notes: list[str] = []
+        self.ready = False  # set up (inventory recorded)
         # Fixtures a request may have changed since they were last checked.
         self.dirty: set[str] = set(self.names)
         # "kind name" of objects a sweep could not remove: reported once,
@@ -113,8 +118,10 @@ class HostCtx:
             n = self.counter
         return f"{self.prefix}{n:x}"[:15]
 
-    def domain_xml(self, name: str, uuid: str = "") -> str:
+    def domain_xml(self, name: str, uuid: str = "", disk: str = "") -> str:
         u = f"<uuid>{uuid}</uuid>" if uuid else ""
+        d = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+             f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>") if disk else ""
         if self.driver == "test":
             return (
                 f"<domain type='test'><name>{name}</name>{u}"
@@ -128,8 +135,18 @@ class HostCtx:
             "<memory unit='KiB'>131072</memory><currentMemory unit='KiB'>65536</currentMemory>"
             "<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>"
             "<features><acpi/></features>"
-            "<devices><graphics type='vnc' autoport='yes' listen='127.0.0.1'/></devices></domain>"
+            f"<devices>{d}<graphics type='vnc' autoport='yes' listen='127.0.0.1'/></devices></domain>"
         )
+
+    def fixture_xml(self, which: str, uuid: str = "") -> str:
+        """The domain fixtures' XML. On QEMU the shut-off one has a small
+        qcow2 disk: libvirt takes no snapshot of a domain without disks."""
+        disk = ""
+        if which == "dom_off" and self.driver != "test":
+            disk = os.path.join(self.files, f"{self.names[which]}.qcow2")
+            if not os.path.exists(disk):
+                subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "16M"], check=True)
+        return self.domain_xml(self.names[which], uuid, disk)
 
     def pool_xml(self, name: str) -> str:
         return (
@@ -192,6 +209,9 @@ class HostCtx:
     def setup(self):
         """Records the host's inventory, creates fixtures and sentinels."""
         self.inventory = self.list_all()
+        # From here on, sweeps and the teardown may act on this host: they
+        # only ever remove what is not in this inventory.
+        self.ready = True
         if self.driver == "test":
             self.sentinels = [
                 Sentinel("domain", {"host": self.h, "name": "test"}),
@@ -326,13 +346,16 @@ class HostCtx:
             ref = self.dom_ref(which)
             out = self.call("DomainService.GetDomain", {"domain": ref})
             d = out.response.domain if out.ok else None
-            if d is not None and (d.memory_kib != 65536 or d.max_memory_kib != 131072 or d.vcpus != 1):
+            if d is not None and which in self.baseline and \
+                    (d.memory_kib, d.max_memory_kib, d.vcpus) != self.baseline[which]:
                 self.call("DomainService.DestroyDomain", {"domain": ref})
                 self.call("DomainService.UndefineDomain", {"domain": ref, "remove_managed_save": True,
                                                            "remove_snapshots_metadata": True})
                 d = None
             if d is None:
-                self.must("DomainService.DefineDomain", {"host": self.h, "xml": self.domain_xml(n)}, f"fixture {n}")
+                self.baseline.pop(which, None)
+                self.must("DomainService.DefineDomain", {"host": self.h, "xml": self.fixture_xml(which)},
+                          f"fixture {n}")
                 out = self.call("DomainService.GetDomain", {"domain": ref})
                 d = out.response.domain if out.ok else None
                 if d is None:
@@ -340,7 +363,7 @@ class HostCtx:
             if not d.persistent:
                 # Made transient (undefined while running): define it again,
                 # with its own UUID (libvirt refuses a new one for the name).
-                self.must("DomainService.DefineDomain", {"host": self.h, "xml": self.domain_xml(n, d.uuid)},
+                self.must("DomainService.DefineDomain", {"host": self.h, "xml": self.fixture_xml(which, d.uuid)},
                           f"fixture {n}")
             if d.autostart:
                 self.call("DomainService.SetAutostart", {"domain": ref, "autostart": False})
@@ -360,6 +383,11 @@ class HostCtx:
                 if d.has_managed_save:
                     self.call("DomainService.RemoveManagedSave", {"domain": ref})
             self.uuids[which] = d.uuid
+            if which not in self.baseline:
+                out = self.call("DomainService.GetDomain", {"domain": ref})
+                if out.ok:
+                    d = out.response.domain
+                    self.baseline[which] = (d.memory_kib, d.max_memory_kib, d.vcpus)
         elif which == "snap":
             dref = self.dom_ref("dom_off")
             out = self.call("SnapshotService.GetSnapshot", {"snapshot": {"domain": dref, "name": n}})

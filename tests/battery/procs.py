@@ -163,6 +163,15 @@ class Box:
         self._run("start", self.name, str(self.port))
         self.refresh()
 
+    def other_processes(self) -> list[str]:
+        """Live processes in the box besides its daemon (a QEMU left behind
+        by a killed daemon, dnsmasq), as the box script reports them."""
+        r = self._run("status", self.name, check=False)
+        for line in r.stdout.splitlines():
+            if line.startswith("other processes in the box:"):
+                return line.split(":", 1)[1].split()
+        return []
+
     def kill(self):
         """SIGKILL the daemon (the script checks the pid is this box's)."""
         self._run("kill", self.name)
