@@ -26,6 +26,8 @@ A finding is any of:
   rss        the server's (or the box libvirtd's) RSS grew by more than
              --rss-step-mib during one request
   box        the box libvirtd died during a request (restarted)
+  disconnect the server lost its connection to the box libvirtd because of
+             a request (libvirtd dropped it)
   sentinel   an object no request named (the test driver's `test`,
              `default-pool`, `default`; the box's PREFIX-keep*) changed
   leftover   a failed call left an object behind; or anything of the run is
@@ -101,6 +103,7 @@ class Battery:
         self.timings = {}
         self.slowest = []  # (seconds, host, method, path, value, code)
         self.method_time = {}  # (host, method) -> (seconds, requests)
+        self.trace = open(args.trace, "w", buffering=1) if args.trace else None
         self.methods = rpc.load_methods()
         self.server = None
         self.box = None
@@ -139,6 +142,10 @@ class Battery:
             if not self.box.is_alive():
                 raise SystemExit(f"battery: box '{a.box_name}' is not running (scripts/libvirtd-box.sh start)")
             hosts.append(("box", self.box.qemu_uri))
+            # The same daemon's test driver: the load phase's domains live
+            # there (they vanish with the daemon instead of leaving QEMU
+            # processes and libvirt jobs behind).
+            hosts.append(("boxtest", self.box.test_uri))
         cfg = os.path.join(self.run_dir, "server.toml")
         with open(cfg, "w") as f:
             f.write(f'listen = "{self.addr}"\nlog_level = "warn"\n')
@@ -173,6 +180,7 @@ class Battery:
             raise SystemExit("battery: server never answered ListHosts")
         if self.box:
             self.wait_host("box", 30)
+            self.wait_host("boxtest", 30)
 
     def wait_host(self, host: str, seconds: float) -> float | None:
         """Seconds until GetHostInfo on `host` succeeds (None: never)."""
@@ -229,7 +237,17 @@ class Battery:
         out = []
         for m, base, muts, keep in plan:
             ids = {id(mu) for mu in keep} | chosen
-            out.append((m, base, [mu for mu in muts if id(mu) in ids]))
+            sel = [mu for mu in muts if id(mu) in ids]
+            if ctx.driver != "test" and a.box_max_per_method and len(sel) > a.box_max_per_method:
+                # Real guests make state changes cost ~1 s (a QEMU start):
+                # at most this many requests per method, known-answer
+                # values first, the rest a seeded sample.
+                first = [mu for mu in sel if mu.value.expect or mu.value.label.startswith(
+                    ("base request", "every flag", "existing"))][: a.box_max_per_method]
+                rest = [mu for mu in sel if mu not in first]
+                pick = {id(mu) for mu in first + self.rng.sample(rest, max(0, a.box_max_per_method - len(first)))}
+                sel = [mu for mu in sel if id(mu) in pick]
+            out.append((m, base, sel))
         return out
 
     def safe_on_real_host(self, ctx, m, mu) -> bool:
@@ -298,11 +316,20 @@ class Battery:
             if a.verbose:
                 self.log(f"unsendable {m.full} {mu.path}={label}: {e}")
             return
+        # Peak memory during the request: reset the peak to the current RSS
+        # now, read it afterwards.
         rss0 = self.server.rss()
-        box_rss0 = self.box.rss() if (self.box and host == "box") else 0
+        procs.reset_peak(self.server.pid)
+        watch_box = self.box is not None and host == "box"
+        box_rss0 = self.box.rss() if watch_box else 0
+        if watch_box:
+            procs.reset_peak(self.box.pid)
         timeout = a.call_timeout
         out = self.caller.call(m, req, timeout, raw=raw, max_responses=1 if m.name == "WatchEvents" else 64)
         self.requests[host] += 1
+        if self.trace:
+            self.trace.write(f"{time.monotonic() - self.t_start:8.2f} {host} {m.full} {mu.path} = {label} -> "
+                             f"{out.code} {out.elapsed:.3f}s {out.head(100)}\n")
         self.slowest.append((out.elapsed, host, m.full, mu.path, label, out.code))
         if len(self.slowest) > 200:
             self.slowest = sorted(self.slowest, reverse=True)[:10]
@@ -337,20 +364,34 @@ class Battery:
                 self.find("hang", host, m.full, path, label, out.code, "the server stopped answering ListHosts")
                 self.restart_server("it stopped answering")
                 return
-        # 4. Memory.
-        grown = (self.server.rss() - rss0) / 1024
-        if grown > a.rss_step_mib:
-            self.find("rss", host, m.full, path, label, out.code, f"server RSS grew by {grown:.0f} MiB")
-        if self.box and host == "box":
+        # 3b. On a real host, UNAVAILABLE may mean the server lost its
+        # connection to libvirtd (libvirtd closes a connection it cannot
+        # answer on, e.g. an error message beyond its 4 MiB string limit).
+        if ctx.driver != "test" and out.code == "UNAVAILABLE" and not transport:
+            if not self.api("HostService.GetHostInfo", {"host": host}, timeout=10).ok:
+                self.find("disconnect", host, m.full, path, label, out.code,
+                          f"the server lost its connection to the host's libvirtd: {msg}")
+                if self.box is not None and not self.box.is_alive():
+                    pass  # handled below as a dead box
+                elif self.wait_host(host, 30) is None:
+                    self.log(f"{host} still unreachable after 30 s")
+        # 4. Memory: the peak during the request, and what stays.
+        peak = (procs.peak_kib(self.server.pid) - rss0) / 1024
+        kept = (self.server.rss() - rss0) / 1024
+        if peak > a.rss_step_mib:
+            self.find("rss", host, m.full, path, label, out.code,
+                      f"server RSS rose by {peak:.0f} MiB during the request ({kept:+.0f} MiB after it)")
+        if watch_box:
             if not self.box.is_alive():
                 self.find("box", host, m.full, path, label, out.code,
                           f"the box libvirtd (pid {self.box.pid}) died during this request")
                 self.restart_box()
             else:
-                bgrown = (self.box.rss() - box_rss0) / 1024
-                if bgrown > a.rss_step_mib:
+                bpeak = (procs.peak_kib(self.box.pid) - box_rss0) / 1024
+                bkept = (self.box.rss() - box_rss0) / 1024
+                if bpeak > a.rss_step_mib:
                     self.find("rss", host, m.full, path, label, out.code,
-                              f"box libvirtd RSS grew by {bgrown:.0f} MiB")
+                              f"box libvirtd RSS rose by {bpeak:.0f} MiB during the request ({bkept:+.0f} MiB after it)")
         # 5. Changes: sentinels, leftovers. A field the server refused
         # before calling libvirt changed nothing; a read changes nothing;
         # NOT_FOUND for a call that creates nothing changed nothing.
@@ -433,7 +474,7 @@ class Battery:
             total = sum(codes.values())
             print(f"-- {host}: {total} requests: " + ", ".join(f"{c} {n}" for c, n in codes.most_common()))
         print("-- slowest methods:")
-        for (host, meth), (t, n) in sorted(self.method_time.items(), key=lambda x: -x[1][0])[:8]:
+        for (host, meth), (t, n) in sorted(self.method_time.items(), key=lambda x: -x[1][0])[:12]:
             print(f"   {t:6.1f}s {host}: {meth} ({n} requests)")
         print("-- slowest requests:")
         for t, host, meth, path, value, code in sorted(self.slowest, reverse=True)[:8]:
@@ -508,6 +549,8 @@ class Battery:
             phases = a.phases.split(",")
             if "fuzz" in phases:
                 for ctx in self.hosts.values():
+                    if ctx.h == "boxtest":
+                        continue  # the test driver is fuzzed in process (default)
                     if a.fuzz_hosts and ctx.h not in a.fuzz_hosts.split(","):
                         continue
                     self.fuzz_host(ctx)
@@ -548,10 +591,12 @@ def main():
     p.add_argument("--default-samples", type=int, default=0,
                    help="values per field on the test driver (0: all)")
     p.add_argument("--box-samples", type=int, default=1, help="values per field on the box (0: all)")
+    p.add_argument("--box-max-per-method", type=int, default=30,
+                   help="requests per method on the box at most (0: no limit)")
     p.add_argument("--heavy-total", type=int, default=24,
                    help="1 MiB values sent per host (a seeded choice of methods and fields)")
-    p.add_argument("--entity-uses", type=int, default=200,
-                   help="how often the 1 MiB entity is used (expansion = this many MiB)")
+    p.add_argument("--entity-uses", type=int, default=8,
+                   help="how often the 1 MiB entity is used in an object's name (a stored name of N MiB)")
     p.add_argument("--call-timeout", type=float, default=20.0)
     p.add_argument("--max-message", type=int, default=4096, help="longest acceptable status message, bytes")
     p.add_argument("--rss-step-mib", type=float, default=64.0)
@@ -563,11 +608,14 @@ def main():
     p.add_argument("--load-kills", type=int, default=2)
     p.add_argument("--load-recovery-seconds", type=float, default=20.0)
     p.add_argument("--load-rss-mib", type=float, default=64.0)
+    p.add_argument("--load-qemu-guests", action="store_true",
+                   help="run the load phase's domain lifecycle on real QEMU guests (box) instead of boxtest")
     p.add_argument("--load-grace", type=float, default=2.0,
                    help="seconds after the server reaches the box again that still count as outage")
     p.add_argument("--run-dir", default="")
     p.add_argument("--keep", action="store_true", help="keep the run directory")
     p.add_argument("--json", default="", help="write the report as JSON here")
+    p.add_argument("--trace", default="", help="write one line per request here")
     p.add_argument("--report-only", action="store_true", help="exit 0 even with findings")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args()

@@ -192,7 +192,7 @@ class HostCtx:
 
     # --- calls ------------------------------------------------------------
 
-    def call(self, method: str, fields: dict, timeout: float = 60.0) -> Outcome:
+    def call(self, method: str, fields: dict, timeout: float = 40.0) -> Outcome:
         return self.api(method, fields, timeout)
 
     def must(self, method: str, fields: dict, what: str) -> Outcome:
@@ -205,6 +205,12 @@ class HostCtx:
         return out
 
     # --- fixtures ---------------------------------------------------------
+
+    def attach(self):
+        """Records the host's inventory only (no fixtures, no sentinels):
+        for a host the battery merely loads and sweeps."""
+        self.inventory = self.list_all()
+        self.ready = True
 
     def setup(self):
         """Records the host's inventory, creates fixtures and sentinels."""
@@ -261,9 +267,15 @@ class HostCtx:
         out = self.call(m, fields)
         return out.response.xml if out.ok else ""
 
-    def _state_of(self, s: Sentinel) -> tuple:
+    def _state_of(self, s: Sentinel) -> tuple | None:
         """What must not change about a sentinel; ("missing", code) when it
-        cannot be read."""
+        is not found; None when the host cannot say right now."""
+        st = self._state_of_raw(s)
+        if st[0] == "missing" and st[1] in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+            return None
+        return st
+
+    def _state_of_raw(self, s: Sentinel) -> tuple:
         if s.kind == "domain":
             out = self.call("DomainService.GetDomain", {"domain": s.ref})
             if not out.ok:
@@ -296,7 +308,7 @@ class HostCtx:
             if s.kind not in kinds:
                 continue
             now = self._state_of(s)
-            if now != s.state:
+            if now is not None and now != s.state:
                 changed.append(f"{s.kind} {s.ref.get('name')}: {s.state} -> {now}")
                 self._restore(s)
         return changed
@@ -494,9 +506,12 @@ class HostCtx:
         allowed = {k: set(self.inventory.get(k, set())) for k in ALL_KINDS}
         if not final:
             allowed = self.allowed()
-            for st in self.stuck:
-                k, name = st.split(" ", 1)
-                allowed[k].add(name)
+        # Objects a sweep could not remove before are not tried again (each
+        # attempt on a domain stuck in a libvirt job costs 30 s); they are
+        # reported once, and by leftovers() at the end.
+        for st in self.stuck:
+            k, name = st.split(" ", 1)
+            allowed[k].add(name)
         if not (kinds & {"domain"}):
             now["domain"] = set()
         if not (kinds & {"pool"}):

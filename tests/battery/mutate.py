@@ -64,9 +64,9 @@ class Bases:
         specific = {
             ("DefineDomainRequest", "xml"): lambda: c.domain_xml(self.new),
             ("CreateDomainRequest", "xml"): lambda: c.domain_xml(self.new),
-            ("AttachDeviceRequest", "xml"): lambda: DEVICE_XML,
-            ("DetachDeviceRequest", "xml"): lambda: DEVICE_XML,
-            ("UpdateDeviceRequest", "xml"): lambda: DEVICE_XML,
+            ("AttachDeviceRequest", "xml"): lambda: device_xml(files),
+            ("DetachDeviceRequest", "xml"): lambda: device_xml(files),
+            ("UpdateDeviceRequest", "xml"): lambda: device_xml(files),
             ("DefineStoragePoolRequest", "xml"): lambda: c.pool_xml(self.new),
             ("CreateStorageVolumeRequest", "xml"): lambda: c.vol_xml(self.new),
             ("DefineNetworkRequest", "xml"): lambda: c.net_xml(self.new, c.bridge_name()),
@@ -247,11 +247,13 @@ class Bases:
 
 USES_DOM_OFF_METHODS = {"StartDomain"}
 
-# The device of Attach/Detach/UpdateDevice: an empty IDE CD-ROM. It is not
-# present and cannot be hot-plugged, so live changes fail at once (a device
-# a guest must acknowledge, e.g. virtio-rng, makes every detach wait 5 s
-# for a guest that never answers); config changes succeed.
-DEVICE_XML = "<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/><readonly/></disk>"
+def device_xml(files: str) -> str:
+    """The device of Attach/Detach/UpdateDevice: a USB disk on a 1 MiB
+    file of the run. USB hot-plug and unplug need no help from the guest
+    (a PCI device such as virtio-rng makes every detach wait 5 s for a
+    guest that never answers)."""
+    return (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source file='{files}/disk.img'/><target dev='sdb' bus='usb'/></disk>")
 
 
 def _class_of(desc):

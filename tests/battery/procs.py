@@ -58,6 +58,29 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def reset_peak(pid: int):
+    """Resets the process's peak RSS (VmHWM) to its current RSS (Linux
+    clear_refs "5"), so that peak_kib() after a request is that request's
+    peak: memory a request allocates and frees again still shows."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_kib(pid: int) -> int:
+    """VmHWM of a process in KiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
 class Server:
     """libvirt-grpcd under test, started and stopped by this process."""
 
@@ -138,6 +161,10 @@ class Box:
     @property
     def qemu_uri(self) -> str:
         return f"qemu+tcp://127.0.0.1:{self.port}/system"
+
+    @property
+    def test_uri(self) -> str:
+        return f"test+tcp://127.0.0.1:{self.port}/default"
 
     def _run(self, *args, check=True) -> subprocess.CompletedProcess:
         return subprocess.run([self.script, *args], capture_output=True, text=True, check=check, timeout=120)

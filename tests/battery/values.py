@@ -9,6 +9,7 @@ crash, no hang, bounded error text).
 
 from __future__ import annotations
 
+import re
 import uuid as uuidlib
 from dataclasses import dataclass
 
@@ -127,9 +128,15 @@ def _root_of(xml: str) -> str:
     return xml[i + 1 : j]
 
 
-def _inject(xml: str, text: str) -> str:
-    """`xml` with `text` added as the root element's first child: libvirt
-    ignores text there, so what is measured is the parse itself."""
+def _inject(xml: str, text: str, where: str = "text") -> str:
+    """`xml` with `text` appended to its first text node (for most roots the
+    object's name, which libvirt reads, so entities in it are expanded and
+    stored; the name keeps the run's prefix), or with where="root" (or
+    without a text node) as the root element's first child, text libvirt
+    never reads: only a parser that expands entities itself pays."""
+    m = re.search(r">([^<]+)<", xml) if where == "text" else None
+    if m:
+        return xml[: m.end(1)] + text + xml[m.end(1):]
     i = xml.index(">", xml.index("<"))
     if xml[i - 1] == "/":  # <root/> -> <root>text</root>
         root = _root_of(xml)
@@ -137,10 +144,20 @@ def _inject(xml: str, text: str) -> str:
     return xml[: i + 1] + text + xml[i + 1 :]
 
 
+# How often the 1 MiB entity is used as text libvirt never reads.
+IGNORED_ENTITY_USES = 200
+
+
 def xml_attacks(base_xml: str, entity_uses: int) -> list[Value]:
     """XML attacks built on a valid XML of the right kind. Every one carries
     a DOCTYPE (or something the parser must refuse), so every one must be
-    answered INVALID_ARGUMENT (issue 8: raw XML fields refuse <!DOCTYPE)."""
+    answered INVALID_ARGUMENT (issue 8: raw XML fields refuse <!DOCTYPE).
+
+    The 1 MiB entity comes twice: `entity_uses` times in the object's name
+    (expanded and stored: an N MiB object; kept small because a stored
+    object of tens of MiB breaks libvirt's 32 MiB RPC messages and every
+    later listing), and IGNORED_ENTITY_USES times where libvirt never looks
+    (costs only a parser that expands entities eagerly)."""
     r = _root_of(base_xml)
     why = "an XML attack was not refused with INVALID_ARGUMENT"
     lol = "".join(
@@ -156,8 +173,10 @@ def xml_attacks(base_xml: str, entity_uses: int) -> list[Value]:
         ("external DTD", f'<!DOCTYPE {r} SYSTEM "file:///etc/hostname">' + base_xml),
         ("parameter entity",
          f'<!DOCTYPE {r} [<!ENTITY % pe "<!ENTITY pex \'battery\'>"> %pe;]>' + _inject(base_xml, "&pex;")),
-        (f"1MiB entity x{entity_uses}",
+        (f"1MiB entity x{entity_uses} in a name",
          f'<!DOCTYPE {r} [<!ENTITY big "{big}">]>' + _inject(base_xml, "&big;" * entity_uses)),
+        (f"1MiB entity x{IGNORED_ENTITY_USES} as ignored text",
+         f'<!DOCTYPE {r} [<!ENTITY big "{big}">]>' + _inject(base_xml, "&big;" * IGNORED_ENTITY_USES, "root")),
     ]
     values = [Value(label, v, expect=INVALID, why=why) for label, v in out]
     # Not DOCTYPE, but as hostile: refused by the parser's depth limit.
