@@ -505,36 +505,44 @@ class Battery:
             print(f"(full list as JSON: {a.json})")
         print(f"RESULT: {len(self.findings)} finding(s)")
 
+    KIND_ORDER = ["battery", "crash", "hang", "box", "disconnect", "sentinel", "leftover", "rss", "load",
+                  "code", "transport", "text", "expect"]
+
     def grouped(self):
-        """Findings grouped by (kind, code, value, message shape): one line
-        per group, then every (method, field path) it was seen at, and the
-        hosts."""
+        """Findings grouped by (kind, code, message shape): one title line,
+        then every field path with the methods and values it was seen with,
+        and the hosts. The full list is in the JSON report (--json)."""
         def shape(msg: str) -> str:
             s = re.sub(re.escape(self.prefix) + r"[-\w.]*", "<name>", msg)
             s = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", s)
             s = re.sub(r"'[^']*'", "'..'", s)
             s = re.sub(r"\b\w+(Request|Target|Spec|Ref)\b(\.\w+)*", "<msg>", s)
             s = re.sub(r"\d+", "N", s)
-            return s[:60]
+            return s[:70]
+        order = {k: i for i, k in enumerate(self.KIND_ORDER)}
         groups = collections.OrderedDict()
-        for f in sorted(self.findings, key=lambda f: (f.kind, f.code, f.value, f.method, f.path)):
-            key = (f.kind, f.code, f.value, shape(f.message))
-            groups.setdefault(key, []).append(f)
+        for f in sorted(self.findings, key=lambda f: (order.get(f.kind, 99), f.code, shape(f.message), f.path)):
+            groups.setdefault((f.kind, f.code, shape(f.message)), []).append(f)
         all_methods = {m.full for m in self.methods}
-        for (kind, code, value, _), fs in groups.items():
+        for (kind, code, _), fs in groups.items():
             hosts = sorted({f.host for f in fs if f.host})
-            title = f"  [{kind}] {code or '-'} for {value or fs[0].path}: \"{fs[0].message}\""
+            title = f"  [{kind}] {code or '-'}: \"{fs[0].message}\""
             items = []
-            by_path = collections.defaultdict(set)
+            by_path = collections.OrderedDict()
             for f in fs:
-                by_path[f.path].add(f.method)
-            for path, methods in sorted(by_path.items()):
-                methods = {x for x in methods if x}
+                e = by_path.setdefault(f.path, (set(), []))
+                if f.method:
+                    e[0].add(f.method)
+                if f.value and f.value not in e[1]:
+                    e[1].append(f.value)
+            for path, (methods, vals) in by_path.items():
                 if len(methods) > 1 and methods == all_methods:
-                    items.append(f"      {path}: every method ({len(methods)})")
-                elif methods:
-                    items.append(f"      {path}: " + ", ".join(sorted(methods)))
-            items.append(f"      hosts: {', '.join(hosts)}; {len(fs)} finding(s)")
+                    mtext = f"every method ({len(methods)})"
+                else:
+                    mtext = ", ".join(sorted(methods))
+                vtext = f" = {' | '.join(vals)}" if vals else ""
+                items.append(f"      {path}{vtext}" + (f"  in {mtext}" if mtext else ""))
+            items.append(f"      hosts: {', '.join(hosts) or '-'}; {len(fs)} finding(s)")
             yield title, items
 
     # --- main -----------------------------------------------------------
@@ -591,7 +599,7 @@ def main():
     p.add_argument("--default-samples", type=int, default=0,
                    help="values per field on the test driver (0: all)")
     p.add_argument("--box-samples", type=int, default=1, help="values per field on the box (0: all)")
-    p.add_argument("--box-max-per-method", type=int, default=30,
+    p.add_argument("--box-max-per-method", type=int, default=20,
                    help="requests per method on the box at most (0: no limit)")
     p.add_argument("--heavy-total", type=int, default=24,
                    help="1 MiB values sent per host (a seeded choice of methods and fields)")

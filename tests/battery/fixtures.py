@@ -553,6 +553,20 @@ class HostCtx:
             ref = {"host": self.h, "name": n}
             self.call("NetworkService.StopNetwork", {"network": ref})
             self.call("NetworkService.UndefineNetwork", {"network": ref})
+        if "network" in kinds and self.driver != "test":
+            found += self.sweep_bridges()
+        return found
+
+    def sweep_bridges(self) -> list[str]:
+        """Bridges with the run's prefix that no network of this host uses
+        (a real host shares the machine's network namespace: a network
+        libvirt failed to create can leave its bridge behind). Deleted."""
+        used = {n.bridge for n in self._list("NetworkService.ListNetworks", {"host": self.h}, "networks")}
+        found = []
+        for dev in sorted(os.listdir("/sys/class/net")):
+            if dev.startswith(self.prefix) and dev not in used:
+                found.append(f"bridge {dev}")
+                subprocess.run(["ip", "link", "delete", dev], capture_output=True)
         return found
 
     def verify_sweep(self, found: list[str], kinds: set = ALL_KINDS) -> list[str]:
@@ -561,6 +575,7 @@ class HostCtx:
         if not found:
             return []
         now = self.list_all(kinds)
+        now["bridge"] = set(os.listdir("/sys/class/net"))
         still = [f for f in found if f.split(" ", 1)[1] in now[f.split(" ", 1)[0]]]
         self.stuck |= set(still)
         return still
@@ -575,6 +590,10 @@ class HostCtx:
                 out.append(f"left behind: {k} {extra}")
             for gone in sorted(self.inventory.get(k, set()) - now[k]):
                 out.append(f"vanished: {k} {gone} (existed before the run)")
+        if self.driver != "test":
+            for dev in sorted(os.listdir("/sys/class/net")):
+                if dev.startswith(self.prefix):
+                    out.append(f"left behind: bridge {dev}")
         return out
 
     def teardown(self) -> list[str]:
