@@ -57,6 +57,7 @@ sys.path.insert(0, os.path.join(HERE, "gen"))
 sys.path.insert(0, HERE)
 
 import fixtures  # noqa: E402
+import values  # noqa: E402
 import load  # noqa: E402
 import mutate  # noqa: E402
 import procs  # noqa: E402
@@ -242,8 +243,15 @@ class Battery:
                 # Real guests make state changes cost ~1 s (a QEMU start):
                 # at most this many requests per method, known-answer
                 # values first, the rest a seeded sample.
-                first = [mu for mu in sel if mu.value.expect or mu.value.label.startswith(
-                    ("base request", "every flag", "existing"))][: a.box_max_per_method]
+                def rank(mu):
+                    lbl = mu.value.label
+                    if lbl.startswith(("base request", "every flag", "existing")):
+                        return 0
+                    if mu.value.expect == values.INVALID:
+                        return 1  # XML attacks, malformed protobuf
+                    return 2
+                first = sorted((mu for mu in sel if rank(mu) < 2 or mu.value.expect),
+                               key=rank)[: a.box_max_per_method]
                 rest = [mu for mu in sel if mu not in first]
                 pick = {id(mu) for mu in first + self.rng.sample(rest, max(0, a.box_max_per_method - len(first)))}
                 sel = [mu for mu in sel if id(mu) in pick]
@@ -552,6 +560,7 @@ class Battery:
         self.t_start = time.monotonic()
         self.load_result = None
         self.log(f"seed {a.seed}, prefix {self.prefix}, run directory {self.run_dir}")
+        could_not_run = False
         try:
             self.start()
             phases = a.phases.split(",")
@@ -566,8 +575,9 @@ class Battery:
                 t0 = time.monotonic()
                 self.load_result = load.run(self, a)
                 self.timings["load"] = time.monotonic() - t0
-        except SystemExit:
-            raise
+        except SystemExit as e:  # the battery itself could not run
+            print(e, file=sys.stderr)
+            could_not_run = True
         except Exception:  # noqa: BLE001
             traceback.print_exc()
             self.find("battery", "", "", "battery error", "", "", traceback.format_exc().splitlines()[-1])
@@ -577,11 +587,13 @@ class Battery:
             self.stop_server()
             if self.caller:
                 self.caller.close()
-        self.report()
-        if not a.keep:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-        else:
-            print(f"(run directory kept: {self.run_dir})")
+            self.report()
+            if not a.keep:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            else:
+                print(f"(run directory kept: {self.run_dir})")
+        if could_not_run:
+            return 2
         return 1 if self.findings and not a.report_only else 0
 
 

@@ -265,6 +265,8 @@ class HostCtx:
         if s.kind != "volume":
             fields["inactive"] = True
         out = self.call(m, fields)
+        if not out.ok:  # the test driver has no "inactive" flag for some kinds
+            out = self.call(m, {key: s.ref})
         return out.response.xml if out.ok else ""
 
     def _state_of(self, s: Sentinel) -> tuple | None:
