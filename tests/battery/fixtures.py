@@ -313,6 +313,12 @@ class HostCtx:
             if now is not None and now != s.state:
                 changed.append(f"{s.kind} {s.ref.get('name')}: {s.state} -> {now}")
                 self._restore(s)
+                after = self._state_of(s)
+                if after is not None and after != s.state:
+                    # Not restorable through the API: from now on compare
+                    # with what it is, so that one change is reported once.
+                    changed.append(f"{s.kind} {s.ref.get('name')}: could not be restored, stays {after}")
+                    s.state = after
         return changed
 
     def _restore(self, s: Sentinel):
@@ -327,7 +333,8 @@ class HostCtx:
         elif s.kind == "pool":
             self.call("StorageService.DefineStoragePool", {"host": self.h, "xml": s.xml})
             if want.get("state") == 3:
-                self.call("StorageService.StartStoragePool", {"pool": s.ref, "build": True})
+                if not self.call("StorageService.StartStoragePool", {"pool": s.ref}).ok:
+                    self.call("StorageService.StartStoragePool", {"pool": s.ref, "build": True})
         elif s.kind == "network":
             self.call("NetworkService.DefineNetwork", {"host": self.h, "xml": s.xml})
             if want.get("active"):
