@@ -141,7 +141,6 @@ class Bases:
             "description": "battery",
             "title": "battery",
             "machine": "" if c.driver == "test" else "pc",
-            "target_path": None,
         }
         v = by_name.get(n)
         if msg == "StoragePoolSpec" and n == "target_path":
@@ -245,6 +244,8 @@ class Bases:
 
 
 
+# Methods whose DomainRef names the shut-off fixture (all others the running
+# one; snapshot methods the shut-off domain that owns the fixture snapshot).
 USES_DOM_OFF_METHODS = {"StartDomain"}
 
 def device_xml(files: str) -> str:
