@@ -118,6 +118,10 @@ pub enum Error {
     /// An object was not found (outside libvirt's own lookups).
     #[error("{0}")]
     NotFound(String),
+    /// The object a call would create exists already (outside libvirt's
+    /// own checks).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A bug or an unexpected answer; the message says which.
     #[error("Internal error: {0}")]
     Internal(String),
@@ -219,6 +223,49 @@ fn caller_mistake(code: u32, domain: u32, message: &str) -> Option<Code> {
         {
             Some(Code::AlreadyExists)
         }
+        // The test driver's pools hold a fixed size.
+        sys::VIR_ERR_INTERNAL_ERROR if message.contains("Not enough free space in pool") => {
+            Some(Code::ResourceExhausted)
+        }
+        // A clone or create onto a volume name the pool already holds.
+        sys::VIR_ERR_INTERNAL_ERROR | sys::VIR_ERR_OPERATION_FAILED
+            if (domain == sys::VIR_FROM_STORAGE || domain == sys::VIR_FROM_TEST)
+                && (message.contains("already in use") || message.contains("already exists")) =>
+        {
+            Some(Code::AlreadyExists)
+        }
+        // Restore from a file that is not a save image (the test driver).
+        _ if domain == sys::VIR_FROM_TEST
+            && (message.contains("incomplete save header")
+                || message.contains("mismatched header magic")) =>
+        {
+            Some(Code::InvalidArgument)
+        }
+        // An offset past what the file system can seek to (volume upload
+        // or download at an offset beyond the largest file).
+        sys::VIR_ERR_SYSTEM_ERROR
+            if message.starts_with("Unable to seek") && message.ends_with(": Invalid argument") =>
+        {
+            Some(Code::InvalidArgument)
+        }
+        // QEMU itself refused to start this definition on this host (a
+        // directory as kernel or disk, guest memory the host cannot map, an
+        // address it cannot listen on): QEMU's own message follows.
+        sys::VIR_ERR_INTERNAL_ERROR | sys::VIR_ERR_OPERATION_FAILED
+            if domain == sys::VIR_FROM_QEMU
+                && (message.contains("qemu unexpectedly closed the monitor")
+                    || message.contains("process exited while connecting to monitor")) =>
+        {
+            if message.contains("Cannot allocate memory") {
+                Some(Code::ResourceExhausted)
+            } else {
+                Some(Code::FailedPrecondition)
+            }
+        }
+        // More PCI devices than the machine type has slots for.
+        sys::VIR_ERR_INTERNAL_ERROR if message.contains("PCI slot is needed") => {
+            Some(Code::InvalidArgument)
+        }
         _ => None,
     }
 }
@@ -251,7 +298,9 @@ fn code_for(code: u32, domain: u32, message: &str) -> Code {
         | sys::VIR_ERR_NO_NODE_DEVICE
         | sys::VIR_ERR_NO_NWFILTER
         | sys::VIR_ERR_NO_DOMAIN_CHECKPOINT
-        | sys::VIR_ERR_NO_NETWORK_PORT => Code::NotFound,
+        | sys::VIR_ERR_NO_NETWORK_PORT
+        | sys::VIR_ERR_DEVICE_MISSING
+        | sys::VIR_ERR_NO_HOSTNAME => Code::NotFound,
         sys::VIR_ERR_DOM_EXIST
         | sys::VIR_ERR_NETWORK_EXIST
         | sys::VIR_ERR_STORAGE_VOL_EXIST
@@ -293,6 +342,7 @@ impl Error {
             Error::Libvirt(e) => code_for_libvirt(e),
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::UnknownHost(_) | Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::HostUnavailable { .. } => Code::Unavailable,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
@@ -462,6 +512,34 @@ mod tests {
             code_for(sys_err, sys::VIR_FROM_RPC, socket),
             Code::Unavailable
         );
+    }
+
+    #[test]
+    fn battery_findings_are_caller_mistakes() {
+        let t = sys::VIR_FROM_TEST;
+        let q = sys::VIR_FROM_QEMU;
+        let st = sys::VIR_FROM_STORAGE;
+        let int = sys::VIR_ERR_INTERNAL_ERROR;
+        let failed = sys::VIR_ERR_OPERATION_FAILED;
+        let rows = [
+            (int, t, "internal error: Not enough free space in pool for volume 'big'", Code::ResourceExhausted),
+            (int, st, "storage volume name 'v' already in use.", Code::AlreadyExists),
+            (int, t, "storage volume name 'v' already in use.", Code::AlreadyExists),
+            (int, t, "incomplete save header in '/dev/null'", Code::InvalidArgument),
+            (sys::VIR_ERR_SYSTEM_ERROR, t, "incomplete save header in '/dev/null': Success", Code::InvalidArgument),
+            (sys::VIR_ERR_SYSTEM_ERROR, st, "Unable to seek /p/v to 9223372036854775807: Invalid argument", Code::InvalidArgument),
+            (int, q, "qemu unexpectedly closed the monitor: qemu-system-x86_64: -kernel /tmp: Is a directory", Code::FailedPrecondition),
+            (failed, q, "process exited while connecting to monitor: qemu: cannot set up guest memory 'pc.ram': Cannot allocate memory", Code::ResourceExhausted),
+            (int, q, "internal error: A PCI slot is needed to connect a PCI controller model='pci-bridge', but none is available", Code::InvalidArgument),
+            (sys::VIR_ERR_DEVICE_MISSING, q, "device not found: disk sdb not found", Code::NotFound),
+            (sys::VIR_ERR_NO_HOSTNAME, q, "no hostname found: no hostname found for domain d", Code::NotFound),
+        ];
+        for (code, domain, message, want) in rows {
+            assert_eq!(code_for(code, domain, message), want, "{message}");
+        }
+        // Other internal errors of these domains stay internal.
+        assert_eq!(code_for(int, q, "internal error: other"), Code::Internal);
+        assert_eq!(code_for(int, st, "internal error: other"), Code::Internal);
     }
 
     #[test]

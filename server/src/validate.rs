@@ -131,6 +131,24 @@ fn declared_encoding(value: &str) -> Option<&str> {
     Some(&inner[..inner.find(quote)?])
 }
 
+/// An XML namespace prefix, as libvirt requires of a metadata element's
+/// key: 1 to 64 ASCII letters, digits, `_`, `-` and `.`, starting with a
+/// letter or `_`, and not starting with `xml` (reserved by XML itself).
+pub fn xml_prefix(field: &str, value: &str) -> Result<(), Error> {
+    let mut chars = value.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !first_ok || !rest_ok || value.len() > 64 || value.to_ascii_lowercase().starts_with("xml") {
+        return Err(Error::invalid(
+            field,
+            "must be an XML namespace prefix: a letter or '_', then letters, digits, '_', '-' or '.', at most 64, not starting with 'xml'",
+        ));
+    }
+    Ok(())
+}
+
 /// Largest memory size in KiB a request may give: the byte count must fit
 /// libvirt's signed 64-bit sizes (8 EiB).
 pub const MAX_MEMORY_KIB: u64 = (i64::MAX as u64) / 1024;
@@ -166,9 +184,22 @@ pub fn uuid(field: &str, value: &str) -> Result<String, Error> {
         .map_err(|e| Error::invalid(field, format!("'{value}' is not a UUID: {e}")))
 }
 
-/// An absolute host path without `..` components and NUL bytes.
+/// Longest host path a request may name (PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// An absolute host path of at most [`MAX_PATH_BYTES`], without `..`
+/// components and NUL bytes.
 pub fn absolute_path(field: &str, value: &str) -> Result<(), Error> {
     text(field, value)?;
+    if value.len() > MAX_PATH_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "is {} bytes long; the limit is {MAX_PATH_BYTES}",
+                value.len()
+            ),
+        ));
+    }
     let p = std::path::Path::new(value);
     if !p.is_absolute() {
         return Err(Error::invalid(

@@ -283,6 +283,21 @@ pub fn create(
     flags: u32,
 ) -> Result<v1::Domain, Error> {
     let xml = def.to_checked_xml(conn)?;
+    // libvirt would start an inactive persistent domain of the same name and
+    // UUID with this XML (and autodestroy it later): a create never touches
+    // a domain that exists.
+    if let Some(name) = xml_query::text(&xml, &["domain", "name"]) {
+        match conn.lookup_domain_by_name(name.trim()) {
+            Ok(_) => {
+                return Err(Error::AlreadyExists(format!(
+                    "domain '{}' already exists; StartDomain starts a defined domain",
+                    name.trim()
+                )))
+            }
+            Err(e) if e.code().to_raw() == sys::VIR_ERR_NO_DOMAIN => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let dom = conn.create_domain_xml(&xml, flags)?;
     describe(host, &dom)
 }
@@ -409,6 +424,22 @@ fn stats_record(r: &libvirt_sys::StatsRecord) -> Result<v1::DomainStats, Error> 
         });
     }
     Ok(out)
+}
+
+/// Changes a device. libvirt reports a device the domain does not have as
+/// INTERNAL_ERROR ("disk 'sdb' not found") here, where detach says
+/// DEVICE_MISSING; both are a caller naming a missing device.
+pub fn update_device(dom: &Domain, xml: &str, flags: u32) -> Result<(), Error> {
+    match dom.update_device_flags(xml, flags) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.code().to_raw() == sys::VIR_ERR_INTERNAL_ERROR
+                && e.message().ends_with("not found") =>
+        {
+            Err(Error::NotFound(e.message().to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Presses `keycodes` together for `hold_ms`. libvirt reports a key code

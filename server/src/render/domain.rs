@@ -5,6 +5,10 @@ use libvirt_grpc::v1::{DiskSpec, DomainSpec, GraphicsSpec, NicSpec};
 use super::{finish, io_error, quantity, text_element, writer, XmlWriter};
 use crate::{error::Error, validate};
 
+/// Most disks, NICs or graphics devices one spec may list: more than a
+/// machine type's PCI slots hold anyway.
+pub const MAX_DEVICES: usize = 64;
+
 /// Checks a spec's fields; everything the renderer relies on is checked here.
 pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
     validate::object_name("spec.name", &spec.name)?;
@@ -69,6 +73,18 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
             ));
         }
     }
+    for (field, n) in [
+        ("spec.disks", spec.disks.len()),
+        ("spec.nics", spec.nics.len()),
+        ("spec.graphics", spec.graphics.len()),
+    ] {
+        if n > MAX_DEVICES {
+            return Err(Error::invalid(
+                field,
+                format!("lists {n} devices; the limit is {MAX_DEVICES}"),
+            ));
+        }
+    }
     for (i, d) in spec.disks.iter().enumerate() {
         validate_disk(i, d)?;
     }
@@ -82,7 +98,12 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
                 "must be 'vnc' or 'spice'",
             ));
         }
-        validate::text(&format!("spec.graphics[{i}].listen"), &g.listen)?;
+        if !g.listen.is_empty() && g.listen.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::invalid(
+                format!("spec.graphics[{i}].listen"),
+                "must be an IP address (e.g. 127.0.0.1 or ::1)",
+            ));
+        }
         if g.port > 65535 {
             return Err(Error::invalid(
                 format!("spec.graphics[{i}].port"),

@@ -15,6 +15,34 @@ pub fn volume_name(field: &str, name: &str) -> Result<(), Error> {
     if name == "." || name == ".." {
         return Err(Error::invalid(field, "must not be '.' or '..'"));
     }
+    // Volume names are file names in most pools: NAME_MAX.
+    if name.len() > MAX_VOLUME_NAME_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "is {} bytes long; the limit is {MAX_VOLUME_NAME_BYTES}",
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Longest volume name, in bytes (a file name's limit, NAME_MAX).
+pub const MAX_VOLUME_NAME_BYTES: usize = 255;
+
+/// A byte offset and length of a volume transfer: within what a file
+/// offset (a signed 64-bit `off_t`) can address.
+pub fn transfer_range(offset: u64, length: u64) -> Result<(), Error> {
+    let end = offset.checked_add(length).filter(|e| *e <= i64::MAX as u64);
+    if end.is_none() {
+        return Err(Error::invalid(
+            "offset",
+            format!(
+                "offset {offset} plus length {length} is past the largest file offset (2^63 - 1)"
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -632,8 +632,7 @@ impl DomainService for DomainApi {
         }
         let xml = r.xml;
         self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            d.update_device_flags(&xml, flags)?;
-            Ok(())
+            ops::update_device(d, &xml, flags)
         })
         .await?;
         ok(v1::UpdateDeviceResponse {})
@@ -677,6 +676,9 @@ impl DomainService for DomainApi {
             validate::text(f, v)?;
         }
         let element = kind == sys::VIR_DOMAIN_METADATA_ELEMENT as i32;
+        if element && !r.key.is_empty() {
+            validate::xml_prefix("key", &r.key)?;
+        }
         // An ELEMENT value is XML that libvirt parses; a title or description
         // is text, held to the same size cap.
         if element {

@@ -90,6 +90,9 @@ impl HostService for HostApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
+        if !r.emulator.is_empty() {
+            validate::absolute_path("emulator", &r.emulator)?;
+        }
         let emulator = opt("emulator", r.emulator)?;
         let arch = opt("arch", r.arch)?;
         let machine = opt("machine", r.machine)?;

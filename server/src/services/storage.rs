@@ -662,6 +662,7 @@ impl StorageService for StorageApi {
             }
             None => None,
         };
+        render::transfer_range(t.offset, t.length)?;
         let (pool, key) = self.pool_target(vref.pool.as_ref())?;
         let host = pool.name().to_owned();
         let plan = UploadPlan {
@@ -739,6 +740,7 @@ impl StorageService for StorageApi {
             .volume
             .ok_or_else(|| Error::invalid("volume", "is required"))?;
         render::volume_name("volume.name", &vref.name)?;
+        render::transfer_range(r.offset, r.length)?;
         let (pool, key) = self.pool_target(vref.pool.as_ref())?;
         let host = pool.name().to_owned();
         let (tx, rx) = mpsc::channel(TRANSFER_QUEUE);
