@@ -14,7 +14,7 @@
 //!   (`UNKNOWN_HOST`, `HOST_UNAVAILABLE`, ...), with `host` in `metadata`
 //!   where the error concerns one.
 //!
-//! The gRPC code comes from the table in [`table`] for libvirt's errors
+//! The gRPC code comes from the table in `error/table.rs` for libvirt's errors
 //! and from the variant for the server's own. `INVALID_ARGUMENT` for a bad
 //! request field also carries a `google.rpc.BadRequest` naming the field;
 //! `UNAVAILABLE` also carries a `google.rpc.RetryInfo`. Texts are bounded
