@@ -1,18 +1,82 @@
-//! The server's one error type and the table that turns it into a gRPC status.
+//! The server's one error type and the contract of the statuses it becomes.
 //!
-//! libvirt's error code decides the gRPC code; libvirt's message is kept as
-//! the status message, and the libvirt code and domain travel as a
-//! `google.rpc.ErrorInfo` detail so that clients can branch on them without
-//! parsing text.
+//! **The error contract** (the README's "Errors" section says the same to
+//! callers). Every error status carries one `google.rpc.ErrorInfo`:
+//!
+//! - for an error libvirt reported, `domain` is [`LIBVIRT_ERROR_DOMAIN`]
+//!   (`libvirt.org`), `reason` libvirt's error code name without its
+//!   `VIR_ERR_` prefix (`NO_DOMAIN`, `OPERATION_INVALID`, `XML_ERROR`), and
+//!   `metadata` holds `libvirt_code` (the number), `libvirt_domain` (the
+//!   error domain by name: `QEMU`, `STORAGE`), `libvirt_domain_code` (its
+//!   number) and `host` (the configured host name);
+//! - for the server's own errors, `domain` is [`SERVER_ERROR_DOMAIN`]
+//!   (`libvirt-grpc`) and `reason` one of the stable names in [`reason`]
+//!   (`UNKNOWN_HOST`, `HOST_UNAVAILABLE`, ...), with `host` in `metadata`
+//!   where the error concerns one.
+//!
+//! The gRPC code comes from the table in `error/table.rs` for libvirt's errors
+//! and from the variant for the server's own. `INVALID_ARGUMENT` for a bad
+//! request field also carries a `google.rpc.BadRequest` naming the field;
+//! `UNAVAILABLE` also carries a `google.rpc.RetryInfo`. Texts are bounded
+//! (see [`MAX_STATUS_MESSAGE_BYTES`]).
 
 use std::{collections::HashMap, time::Duration};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use virt::sys;
 
-/// The `domain` of the `google.rpc.ErrorInfo` detail attached to statuses.
-pub const ERROR_INFO_DOMAIN: &str = "libvirt.org";
+pub mod names;
+mod table;
+
+pub(crate) use table::{code_for_libvirt, is_connection_error};
+
+/// The `ErrorInfo.domain` of errors libvirt reported.
+pub const LIBVIRT_ERROR_DOMAIN: &str = "libvirt.org";
+
+/// The `ErrorInfo.domain` of the server's own errors (the project's name:
+/// they are this service's, not libvirt's).
+pub const SERVER_ERROR_DOMAIN: &str = "libvirt-grpc";
+
+/// The `ErrorInfo.reason` of the server's own errors, one per cause
+/// (AIP-193: UPPER_SNAKE_CASE, stable once published).
+pub mod reason {
+    /// A request field is missing or malformed (with a `BadRequest`).
+    pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+    /// The request names a host the server is not configured for.
+    pub const UNKNOWN_HOST: &str = "UNKNOWN_HOST";
+    /// The host's libvirt cannot be reached now (with a `RetryInfo`).
+    pub const HOST_UNAVAILABLE: &str = "HOST_UNAVAILABLE";
+    /// The call's deadline passed first.
+    pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
+    /// The object's state does not allow the call; the same name libvirt
+    /// uses for this (QEMU's "domain is already running"), so a caller's
+    /// check does not depend on which side or driver noticed it.
+    pub const OPERATION_INVALID: &str = "OPERATION_INVALID";
+    /// Some other state (a stale page token, an upload ended early) does
+    /// not allow the call.
+    pub const FAILED_PRECONDITION: &str = "FAILED_PRECONDITION";
+    /// The host's driver cannot do this.
+    pub const UNIMPLEMENTED: &str = "UNIMPLEMENTED";
+    /// An object the server looked for itself does not exist.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// An object the call would create exists already (checked by the
+    /// server itself, e.g. CreateDomain of a defined name).
+    pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
+    /// A client stream sent nothing for `stream_idle_timeout_secs`.
+    pub const STREAM_IDLE: &str = "STREAM_IDLE";
+    /// The server is shutting down (with a `RetryInfo`).
+    pub const SERVER_SHUTTING_DOWN: &str = "SERVER_SHUTTING_DOWN";
+    /// A bug or an unexpected answer.
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// How long a caller should wait before retrying an `UNAVAILABLE` call
+/// (the `RetryInfo` detail).
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The status message that ends every watch stream at server shutdown.
+pub const SHUTDOWN_MESSAGE: &str =
+    "server shutting down; reconnect and resume from your last sequence";
 
 /// Longest status message, in bytes as sent in the `grpc-message` header
 /// (percent-encoded), the cut marker included; the decoded message a
@@ -81,12 +145,20 @@ pub fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     format!("{}{}", &text[..cut], cut_marker(text.len() - cut)).into()
 }
 
+/// A boxed error kept as the source of an internal error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// libvirt refused or failed the call.
-    #[error("{}", .0.message())]
-    Libvirt(virt::error::Error),
+    #[error("{}", .error.message())]
+    Libvirt {
+        /// libvirt's error (code, domain, message).
+        error: virt::error::Error,
+        /// The configured host that answered, once the pool knows it.
+        host: Option<String>,
+    },
     /// A request field is missing or malformed.
     #[error("Invalid {field}: {reason}")]
     InvalidArgument {
@@ -106,9 +178,18 @@ pub enum Error {
         /// The last connection error, or why no attempt was made.
         reason: String,
     },
-    /// The request's deadline passed before libvirt answered.
-    #[error("Deadline exceeded while waiting for host '{0}'")]
-    DeadlineExceeded(String),
+    /// The request's deadline passed before the answer came.
+    #[error("Deadline exceeded while waiting for {waiting_for}")]
+    DeadlineExceeded {
+        /// What the server was waiting for (`host 'h'`, `the guest agent`).
+        waiting_for: String,
+        /// The configured host, when the wait was for one.
+        host: Option<String>,
+    },
+    /// The object's state does not allow the call, where drivers disagree
+    /// on libvirt's own answer (starting a running domain).
+    #[error("{0}")]
+    OperationInvalid(String),
     /// The object exists but is not in a state that allows the call.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -122,9 +203,21 @@ pub enum Error {
     /// own checks).
     #[error("{0}")]
     AlreadyExists(String),
+    /// A client stream stalled longer than the idle timeout.
+    #[error("No message from the client for {} s (stream_idle_timeout_secs): the transfer was aborted", .0.as_secs())]
+    StreamIdle(Duration),
+    /// The server is shutting down.
+    #[error("{}", SHUTDOWN_MESSAGE)]
+    ShuttingDown,
     /// A bug or an unexpected answer; the message says which.
-    #[error("Internal error: {0}")]
-    Internal(String),
+    #[error("Internal error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+        /// The error that caused it, if any (logged as a chain).
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl Error {
@@ -136,266 +229,179 @@ impl Error {
         }
     }
 
+    /// An `Internal` error without a source.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An `Internal` error caused by `source`.
+    pub fn internal_from(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Internal {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A `DeadlineExceeded` while waiting for configured host `host`.
+    pub fn host_deadline(host: &str) -> Self {
+        Error::DeadlineExceeded {
+            waiting_for: format!("host '{host}'"),
+            host: Some(host.to_owned()),
+        }
+    }
+
+    /// A `DeadlineExceeded` while waiting for `what` (no host involved).
+    pub fn deadline(what: impl Into<String>) -> Self {
+        Error::DeadlineExceeded {
+            waiting_for: what.into(),
+            host: None,
+        }
+    }
+
+    /// This error, with `host` recorded as the host libvirt answered from
+    /// (for a libvirt error that has none yet).
+    pub fn on_host(self, name: &str) -> Self {
+        match self {
+            Error::Libvirt { error, host: None } => Error::Libvirt {
+                error,
+                host: Some(name.to_owned()),
+            },
+            other => other,
+        }
+    }
+
     /// Whether this error means the connection to libvirt is broken (as
     /// opposed to libvirt answering "no").
     pub fn is_connection_failure(&self) -> bool {
         match self {
-            Error::Libvirt(e) => is_connection_error(e),
+            Error::Libvirt { error, .. } => is_connection_error(error),
             Error::HostUnavailable { .. } => true,
             _ => false,
         }
     }
-}
 
-impl From<virt::error::Error> for Error {
-    fn from(e: virt::error::Error) -> Self {
-        Error::Libvirt(e)
-    }
-}
-
-/// Whether a libvirt error says the connection itself failed.
-pub(crate) fn is_connection_error(e: &virt::error::Error) -> bool {
-    is_connection_code(e.code().to_raw(), e.domain().to_raw(), e.message())
-}
-
-fn is_connection_code(code: u32, domain: u32, message: &str) -> bool {
-    matches!(code, sys::VIR_ERR_NO_CONNECT | sys::VIR_ERR_INVALID_CONN)
-        || (code == sys::VIR_ERR_SYSTEM_ERROR && domain == sys::VIR_FROM_RPC)
-        || (code == sys::VIR_ERR_INTERNAL_ERROR
-            && domain == sys::VIR_FROM_RPC
-            && message.contains("closed"))
-}
-
-/// Whether libvirt reports the guest agent refusing a command, or the
-/// domain having no agent channel at all. libvirt 9.0 reports an agent's
-/// error answer as INTERNAL_ERROR ("unable to execute QEMU agent command
-/// 'x': <the agent's message>") and a missing channel as
-/// ARGUMENT_UNSUPPORTED ("QEMU guest agent is not configured"); neither is
-/// a server bug or a driver gap, and retrying does not help.
-fn is_agent_refusal(code: u32, message: &str) -> bool {
-    (code == sys::VIR_ERR_INTERNAL_ERROR
-        && message.contains("unable to execute QEMU agent command"))
-        || (code == sys::VIR_ERR_ARGUMENT_UNSUPPORTED
-            && message.contains("guest agent is not configured"))
-}
-
-/// Caller mistakes libvirt reports without a code of their own, each seen
-/// on libvirt 9.0 and narrowed to the code (and domain) it came with:
-///
-/// - a path that does not exist (restore from a missing file, start a pool
-///   whose directory is missing): SYSTEM_ERROR ending in ENOENT's text;
-/// - a volume or file larger than the file system holds: SYSTEM_ERROR
-///   ending in ENOSPC's or EFBIG's text (RESOURCE_EXHAUSTED);
-/// - a directory where a file belongs or the reverse (restore from a
-///   directory on the test driver): SYSTEM_ERROR ending in EISDIR/ENOTDIR;
-/// - restore from a file that is not a QEMU save image: OPERATION_FAILED
-///   from the QEMU driver ("image magic is incorrect", or "failed to read
-///   qemu header" for an empty file or a directory);
-/// - a pool whose source or target another pool already uses:
-///   OPERATION_FAILED from the storage driver ("Storage source conflict").
-fn caller_mistake(code: u32, domain: u32, message: &str) -> Option<Code> {
-    match code {
-        sys::VIR_ERR_SYSTEM_ERROR if message.ends_with(": No such file or directory") => {
-            Some(Code::NotFound)
-        }
-        sys::VIR_ERR_SYSTEM_ERROR
-            if message.ends_with(": Is a directory") || message.ends_with(": Not a directory") =>
-        {
-            Some(Code::InvalidArgument)
-        }
-        // A volume (or save image) larger than the file system has room
-        // for: the request asked for more than the host holds.
-        sys::VIR_ERR_SYSTEM_ERROR
-            if message.ends_with(": No space left on device")
-                || message.ends_with(": File too large") =>
-        {
-            Some(Code::ResourceExhausted)
-        }
-        sys::VIR_ERR_OPERATION_FAILED
-            if domain == sys::VIR_FROM_QEMU
-                && (message.contains("image magic is incorrect")
-                    || message.contains("failed to read qemu header")) =>
-        {
-            Some(Code::InvalidArgument)
-        }
-        sys::VIR_ERR_OPERATION_FAILED
-            if domain == sys::VIR_FROM_STORAGE && message.contains("Storage source conflict") =>
-        {
-            Some(Code::AlreadyExists)
-        }
-        // The test driver's pools hold a fixed size.
-        sys::VIR_ERR_INTERNAL_ERROR if message.contains("Not enough free space in pool") => {
-            Some(Code::ResourceExhausted)
-        }
-        // A clone or create onto a volume name the pool already holds.
-        sys::VIR_ERR_INTERNAL_ERROR | sys::VIR_ERR_OPERATION_FAILED
-            if (domain == sys::VIR_FROM_STORAGE || domain == sys::VIR_FROM_TEST)
-                && (message.contains("already in use") || message.contains("already exists")) =>
-        {
-            Some(Code::AlreadyExists)
-        }
-        // Restore from a file that is not a save image (the test driver).
-        _ if domain == sys::VIR_FROM_TEST
-            && (message.contains("incomplete save header")
-                || message.contains("mismatched header magic")) =>
-        {
-            Some(Code::InvalidArgument)
-        }
-        // An offset past what the file system can seek to (volume upload
-        // or download at an offset beyond the largest file).
-        sys::VIR_ERR_SYSTEM_ERROR
-            if message.starts_with("Unable to seek") && message.ends_with(": Invalid argument") =>
-        {
-            Some(Code::InvalidArgument)
-        }
-        // QEMU itself refused to start this definition on this host (a
-        // directory as kernel or disk, guest memory the host cannot map, an
-        // address it cannot listen on): QEMU's own message follows.
-        sys::VIR_ERR_INTERNAL_ERROR | sys::VIR_ERR_OPERATION_FAILED
-            if domain == sys::VIR_FROM_QEMU
-                && (message.contains("qemu unexpectedly closed the monitor")
-                    || message.contains("process exited while connecting to monitor")) =>
-        {
-            if message.contains("Cannot allocate memory") {
-                Some(Code::ResourceExhausted)
-            } else {
-                Some(Code::FailedPrecondition)
-            }
-        }
-        // More PCI devices than the machine type has slots for.
-        sys::VIR_ERR_INTERNAL_ERROR if message.contains("PCI slot is needed") => {
-            Some(Code::InvalidArgument)
-        }
-        _ => None,
-    }
-}
-
-/// The gRPC code for a libvirt error: the table of DESIGN.md.
-pub(crate) fn code_for_libvirt(e: &virt::error::Error) -> Code {
-    code_for(e.code().to_raw(), e.domain().to_raw(), e.message())
-}
-
-/// The table itself, on libvirt's raw error code, domain and message.
-fn code_for(code: u32, domain: u32, message: &str) -> Code {
-    if is_connection_code(code, domain, message) {
-        return Code::Unavailable;
-    }
-    if is_agent_refusal(code, message) {
-        return Code::FailedPrecondition;
-    }
-    if let Some(c) = caller_mistake(code, domain, message) {
-        return c;
-    }
-    match code {
-        sys::VIR_ERR_NO_DOMAIN
-        | sys::VIR_ERR_NO_NETWORK
-        | sys::VIR_ERR_NO_STORAGE_POOL
-        | sys::VIR_ERR_NO_STORAGE_VOL
-        | sys::VIR_ERR_NO_DOMAIN_SNAPSHOT
-        | sys::VIR_ERR_NO_DOMAIN_METADATA
-        | sys::VIR_ERR_NO_INTERFACE
-        | sys::VIR_ERR_NO_SECRET
-        | sys::VIR_ERR_NO_NODE_DEVICE
-        | sys::VIR_ERR_NO_NWFILTER
-        | sys::VIR_ERR_NO_DOMAIN_CHECKPOINT
-        | sys::VIR_ERR_NO_NETWORK_PORT
-        | sys::VIR_ERR_DEVICE_MISSING
-        | sys::VIR_ERR_NO_HOSTNAME => Code::NotFound,
-        sys::VIR_ERR_DOM_EXIST
-        | sys::VIR_ERR_NETWORK_EXIST
-        | sys::VIR_ERR_STORAGE_VOL_EXIST
-        | sys::VIR_ERR_NETWORK_PORT_EXIST => Code::AlreadyExists,
-        // virCheckFlags reports flags a driver lacks as INVALID_ARG; the
-        // caller did nothing wrong, the driver cannot do it.
-        sys::VIR_ERR_INVALID_ARG if message.starts_with("unsupported flags") => Code::Unimplemented,
-        sys::VIR_ERR_XML_ERROR
-        | sys::VIR_ERR_XML_DETAIL
-        | sys::VIR_ERR_XML_INVALID_SCHEMA
-        | sys::VIR_ERR_INVALID_ARG
-        | sys::VIR_ERR_INVALID_MAC
-        | sys::VIR_ERR_CONFIG_UNSUPPORTED
-        | sys::VIR_ERR_NO_NAME
-        | sys::VIR_ERR_OVERFLOW => Code::InvalidArgument,
-        sys::VIR_ERR_OPERATION_INVALID | sys::VIR_ERR_AGENT_COMMAND_FAILED => {
-            Code::FailedPrecondition
-        }
-        sys::VIR_ERR_NO_SUPPORT
-        | sys::VIR_ERR_ARGUMENT_UNSUPPORTED
-        | sys::VIR_ERR_OPERATION_UNSUPPORTED => Code::Unimplemented,
-        sys::VIR_ERR_OPERATION_DENIED
-        | sys::VIR_ERR_AUTH_FAILED
-        | sys::VIR_ERR_AUTH_CANCELLED
-        | sys::VIR_ERR_ACCESS_DENIED => Code::PermissionDenied,
-        sys::VIR_ERR_AGENT_UNRESPONSIVE | sys::VIR_ERR_AGENT_UNSYNCED => Code::Unavailable,
-        sys::VIR_ERR_OPERATION_TIMEOUT | sys::VIR_ERR_AGENT_COMMAND_TIMEOUT => {
-            Code::DeadlineExceeded
-        }
-        _ if message.contains("already exists") => Code::AlreadyExists,
-        _ => Code::Internal,
-    }
-}
-
-impl Error {
     /// The gRPC code this error is reported with.
     pub fn code(&self) -> Code {
         match self {
-            Error::Libvirt(e) => code_for_libvirt(e),
+            Error::Libvirt { error, .. } => code_for_libvirt(error),
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::UnknownHost(_) | Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
-            Error::HostUnavailable { .. } => Code::Unavailable,
-            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
-            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::HostUnavailable { .. } | Error::ShuttingDown => Code::Unavailable,
+            Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
+            Error::OperationInvalid(_) | Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unimplemented(_) => Code::Unimplemented,
-            Error::Internal(_) => Code::Internal,
+            Error::StreamIdle(_) => Code::Aborted,
+            Error::Internal { .. } => Code::Internal,
         }
+    }
+
+    /// The `ErrorInfo` domain and reason of this error.
+    pub fn domain_and_reason(&self) -> (&'static str, &'static str) {
+        let own = |r| (SERVER_ERROR_DOMAIN, r);
+        match self {
+            Error::Libvirt { error, .. } => (
+                LIBVIRT_ERROR_DOMAIN,
+                names::code_name(error.code().to_raw()),
+            ),
+            Error::InvalidArgument { .. } => own(reason::INVALID_ARGUMENT),
+            Error::UnknownHost(_) => own(reason::UNKNOWN_HOST),
+            Error::HostUnavailable { .. } => own(reason::HOST_UNAVAILABLE),
+            Error::DeadlineExceeded { .. } => own(reason::DEADLINE_EXCEEDED),
+            Error::OperationInvalid(_) => own(reason::OPERATION_INVALID),
+            Error::FailedPrecondition(_) => own(reason::FAILED_PRECONDITION),
+            Error::Unimplemented(_) => own(reason::UNIMPLEMENTED),
+            Error::NotFound(_) => own(reason::NOT_FOUND),
+            Error::AlreadyExists(_) => own(reason::ALREADY_EXISTS),
+            Error::StreamIdle(_) => own(reason::STREAM_IDLE),
+            Error::ShuttingDown => own(reason::SERVER_SHUTTING_DOWN),
+            Error::Internal { .. } => own(reason::INTERNAL),
+        }
+    }
+
+    /// The `ErrorInfo` metadata of this error.
+    fn metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        let host = match self {
+            Error::Libvirt { error, host } => {
+                m = libvirt_metadata(error.code().to_raw(), error.domain().to_raw());
+                host.as_deref()
+            }
+            Error::UnknownHost(h) | Error::HostUnavailable { host: h, .. } => Some(h.as_str()),
+            Error::DeadlineExceeded { host, .. } => host.as_deref(),
+            _ => None,
+        };
+        if let Some(h) = host {
+            m.insert(
+                "host".to_owned(),
+                bounded(h, MAX_DETAIL_TEXT_BYTES).into_owned(),
+            );
+        }
+        m
+    }
+
+    /// The text for the status: the message, then each source's.
+    fn chain_text(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+}
+
+/// The `ErrorInfo` metadata of libvirt error `code` from error `domain`.
+fn libvirt_metadata(code: u32, domain: u32) -> HashMap<String, String> {
+    HashMap::from([
+        ("libvirt_code".to_owned(), code.to_string()),
+        (
+            "libvirt_domain".to_owned(),
+            names::domain_name(domain).to_owned(),
+        ),
+        ("libvirt_domain_code".to_owned(), domain.to_string()),
+    ])
+}
+
+impl From<virt::error::Error> for Error {
+    fn from(error: virt::error::Error) -> Self {
+        Error::Libvirt { error, host: None }
     }
 }
 
 impl From<Error> for Status {
-    /// The status for `e`, with its message and detail texts bounded by
-    /// [`MAX_STATUS_MESSAGE_BYTES`] and [`MAX_DETAIL_TEXT_BYTES`].
+    /// The status for `e`: its code, its message (with its sources), an
+    /// `ErrorInfo`, and a `BadRequest` or `RetryInfo` where they apply;
+    /// texts bounded by [`MAX_STATUS_MESSAGE_BYTES`] and
+    /// [`MAX_DETAIL_TEXT_BYTES`].
     fn from(e: Error) -> Self {
         let code = e.code();
-        let full = e.to_string();
+        let full = e.chain_text();
         let message = bounded(&full, MAX_STATUS_MESSAGE_BYTES).into_owned();
-        if message != full {
-            // Inside the handler's span, so the log line names the call.
+        // Inside the handler's span, so the log line names the call.
+        if code == Code::Internal {
+            tracing::error!(error = %full, "internal error");
+        } else if message != full {
             tracing::warn!(?code, message = %full, "error message cut for the status; whole text here");
         }
         let detail = |t: &str| bounded(t, MAX_DETAIL_TEXT_BYTES).into_owned();
+        let (domain, reason) = e.domain_and_reason();
+        let mut details = ErrorDetails::with_error_info(reason, domain, e.metadata());
         match &e {
-            Error::Libvirt(le) => {
-                // The variant name, e.g. "NoDomain" for VIR_ERR_NO_DOMAIN.
-                let reason = match le.code() {
-                    virt::enumutil::Enum::Known(k) => format!("{k:?}"),
-                    virt::enumutil::Enum::Unknown(v) => format!("Unknown{v}"),
-                };
-                let metadata = HashMap::from([
-                    ("libvirt_code".to_owned(), le.code().to_raw().to_string()),
-                    (
-                        "libvirt_domain".to_owned(),
-                        le.domain().to_raw().to_string(),
-                    ),
-                ]);
-                Status::with_error_details(
-                    code,
-                    message,
-                    ErrorDetails::with_error_info(detail(&reason), ERROR_INFO_DOMAIN, metadata),
-                )
+            Error::InvalidArgument { field, reason } => {
+                details.add_bad_request_violation(detail(field), detail(reason));
             }
-            Error::InvalidArgument { field, reason } => Status::with_error_details(
-                code,
-                message,
-                ErrorDetails::with_bad_request_violation(detail(field), detail(reason)),
-            ),
-            Error::HostUnavailable { .. } => Status::with_error_details(
-                code,
-                message,
-                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-            ),
-            _ => Status::new(code, message),
+            _ if code == Code::Unavailable => {
+                details.set_retry_info(Some(RETRY_DELAY));
+            }
+            _ => {}
         }
+        Status::with_error_details(code, message, details)
     }
 }
 
@@ -403,211 +409,6 @@ impl From<Error> for Status {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    #[test]
-    fn table() {
-        let rows = [
-            (sys::VIR_ERR_NO_DOMAIN, Code::NotFound),
-            (sys::VIR_ERR_NO_NETWORK, Code::NotFound),
-            (sys::VIR_ERR_NO_STORAGE_POOL, Code::NotFound),
-            (sys::VIR_ERR_NO_STORAGE_VOL, Code::NotFound),
-            (sys::VIR_ERR_NO_DOMAIN_SNAPSHOT, Code::NotFound),
-            (sys::VIR_ERR_DOM_EXIST, Code::AlreadyExists),
-            (sys::VIR_ERR_XML_ERROR, Code::InvalidArgument),
-            (sys::VIR_ERR_XML_DETAIL, Code::InvalidArgument),
-            (sys::VIR_ERR_INVALID_ARG, Code::InvalidArgument),
-            (sys::VIR_ERR_NO_NAME, Code::InvalidArgument),
-            (sys::VIR_ERR_OVERFLOW, Code::InvalidArgument),
-            (sys::VIR_ERR_OPERATION_INVALID, Code::FailedPrecondition),
-            (sys::VIR_ERR_NO_SUPPORT, Code::Unimplemented),
-            (sys::VIR_ERR_OPERATION_DENIED, Code::PermissionDenied),
-            (sys::VIR_ERR_AUTH_FAILED, Code::PermissionDenied),
-            (sys::VIR_ERR_AGENT_UNRESPONSIVE, Code::Unavailable),
-            (sys::VIR_ERR_NO_CONNECT, Code::Unavailable),
-            (sys::VIR_ERR_OPERATION_TIMEOUT, Code::DeadlineExceeded),
-            (sys::VIR_ERR_OPERATION_FAILED, Code::Internal),
-        ];
-        for (code, want) in rows {
-            assert_eq!(
-                code_for(code, sys::VIR_FROM_QEMU, "boom"),
-                want,
-                "libvirt code {code}"
-            );
-        }
-    }
-
-    #[test]
-    fn agent_refusals_are_failed_preconditions() {
-        let q = sys::VIR_FROM_QEMU;
-        let refused = "internal error: unable to execute QEMU agent command 'guest-x': \
-                       The command guest-x has not been found";
-        assert_eq!(
-            code_for(sys::VIR_ERR_INTERNAL_ERROR, q, refused),
-            Code::FailedPrecondition
-        );
-        assert_eq!(
-            code_for(sys::VIR_ERR_INTERNAL_ERROR, q, "internal error: other"),
-            Code::Internal
-        );
-        let missing = "argument unsupported: QEMU guest agent is not configured";
-        assert_eq!(
-            code_for(sys::VIR_ERR_ARGUMENT_UNSUPPORTED, q, missing),
-            Code::FailedPrecondition
-        );
-        assert_eq!(
-            code_for(sys::VIR_ERR_ARGUMENT_UNSUPPORTED, q, "other"),
-            Code::Unimplemented
-        );
-        let not_connected = "Guest agent is not responding: QEMU guest agent is not connected";
-        assert_eq!(
-            code_for(sys::VIR_ERR_AGENT_UNRESPONSIVE, q, not_connected),
-            Code::Unavailable
-        );
-        assert_eq!(
-            code_for(sys::VIR_ERR_AGENT_COMMAND_TIMEOUT, q, "x"),
-            Code::DeadlineExceeded
-        );
-        assert_eq!(
-            code_for(sys::VIR_ERR_AGENT_COMMAND_FAILED, q, "x"),
-            Code::FailedPrecondition
-        );
-    }
-
-    #[test]
-    fn unsupported_flags_are_unimplemented() {
-        let code = sys::VIR_ERR_INVALID_ARG;
-        let msg = "unsupported flags (0x1) in function testDomainCreateXML";
-        assert_eq!(code_for(code, 0, msg), Code::Unimplemented);
-        assert_eq!(code_for(code, 0, "other"), Code::InvalidArgument);
-    }
-
-    #[test]
-    fn already_exists_by_message() {
-        let code = sys::VIR_ERR_OPERATION_FAILED;
-        let msg = "operation failed: pool 'p' already exists with uuid 1";
-        assert_eq!(code_for(code, 0, msg), Code::AlreadyExists);
-    }
-
-    #[test]
-    fn missing_paths_are_not_found() {
-        let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
-        let restore = "Failed to open file '/tmp/x.img': No such file or directory";
-        assert_eq!(
-            code_for(sys_err, sys::VIR_FROM_QEMU, restore),
-            Code::NotFound
-        );
-        let pool = "cannot open directory '/tmp/x': No such file or directory";
-        assert_eq!(code_for(sys_err, sys::VIR_FROM_NONE, pool), Code::NotFound);
-        let test = "cannot read domain image '/tmp/x': No such file or directory";
-        assert_eq!(code_for(sys_err, sys::VIR_FROM_TEST, test), Code::NotFound);
-        // Other system errors stay internal.
-        let denied = "cannot open directory '/x': Permission denied";
-        assert_eq!(
-            code_for(sys_err, sys::VIR_FROM_NONE, denied),
-            Code::Internal
-        );
-        // The same text from the RPC layer is a lost daemon, not a path.
-        let socket = "Failed to connect socket to '/run/x': No such file or directory";
-        assert_eq!(
-            code_for(sys_err, sys::VIR_FROM_RPC, socket),
-            Code::Unavailable
-        );
-    }
-
-    #[test]
-    fn battery_findings_are_caller_mistakes() {
-        let t = sys::VIR_FROM_TEST;
-        let q = sys::VIR_FROM_QEMU;
-        let st = sys::VIR_FROM_STORAGE;
-        let int = sys::VIR_ERR_INTERNAL_ERROR;
-        let failed = sys::VIR_ERR_OPERATION_FAILED;
-        let rows = [
-            (int, t, "internal error: Not enough free space in pool for volume 'big'", Code::ResourceExhausted),
-            (int, st, "storage volume name 'v' already in use.", Code::AlreadyExists),
-            (int, t, "storage volume name 'v' already in use.", Code::AlreadyExists),
-            (int, t, "incomplete save header in '/dev/null'", Code::InvalidArgument),
-            (sys::VIR_ERR_SYSTEM_ERROR, t, "incomplete save header in '/dev/null': Success", Code::InvalidArgument),
-            (sys::VIR_ERR_SYSTEM_ERROR, st, "Unable to seek /p/v to 9223372036854775807: Invalid argument", Code::InvalidArgument),
-            (int, q, "qemu unexpectedly closed the monitor: qemu-system-x86_64: -kernel /tmp: Is a directory", Code::FailedPrecondition),
-            (failed, q, "process exited while connecting to monitor: qemu: cannot set up guest memory 'pc.ram': Cannot allocate memory", Code::ResourceExhausted),
-            (int, q, "internal error: A PCI slot is needed to connect a PCI controller model='pci-bridge', but none is available", Code::InvalidArgument),
-            (sys::VIR_ERR_DEVICE_MISSING, q, "device not found: disk sdb not found", Code::NotFound),
-            (sys::VIR_ERR_NO_HOSTNAME, q, "no hostname found: no hostname found for domain d", Code::NotFound),
-        ];
-        for (code, domain, message, want) in rows {
-            assert_eq!(code_for(code, domain, message), want, "{message}");
-        }
-        // Other internal errors of these domains stay internal.
-        assert_eq!(code_for(int, q, "internal error: other"), Code::Internal);
-        assert_eq!(code_for(int, st, "internal error: other"), Code::Internal);
-    }
-
-    #[test]
-    fn full_file_systems_are_resource_exhausted() {
-        let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
-        let full = "cannot allocate 966367641600 bytes in file '/p/v1': No space left on device";
-        assert_eq!(
-            code_for(sys_err, sys::VIR_FROM_STORAGE, full),
-            Code::ResourceExhausted
-        );
-        let big = "cannot extend file '/p/v2': File too large";
-        assert_eq!(
-            code_for(sys_err, sys::VIR_FROM_STORAGE, big),
-            Code::ResourceExhausted
-        );
-    }
-
-    #[test]
-    fn directories_for_files_are_invalid() {
-        let sys_err = sys::VIR_ERR_SYSTEM_ERROR;
-        let restore = "incomplete save header in '/tmp/d': Is a directory";
-        assert_eq!(
-            code_for(sys_err, sys::VIR_FROM_TEST, restore),
-            Code::InvalidArgument
-        );
-        let pool = "cannot open directory '/tmp/f': Not a directory";
-        assert_eq!(
-            code_for(sys_err, sys::VIR_FROM_NONE, pool),
-            Code::InvalidArgument
-        );
-    }
-
-    #[test]
-    fn restore_from_a_non_image_is_invalid() {
-        let failed = sys::VIR_ERR_OPERATION_FAILED;
-        let q = sys::VIR_FROM_QEMU;
-        let magic = "operation failed: image magic is incorrect";
-        assert_eq!(code_for(failed, q, magic), Code::InvalidArgument);
-        let header = "operation failed: failed to read qemu header";
-        assert_eq!(code_for(failed, q, header), Code::InvalidArgument);
-        // Only from the QEMU driver.
-        assert_eq!(
-            code_for(failed, sys::VIR_FROM_STORAGE, header),
-            Code::Internal
-        );
-    }
-
-    #[test]
-    fn storage_source_conflict_is_already_exists() {
-        let failed = sys::VIR_ERR_OPERATION_FAILED;
-        let msg = "operation failed: Storage source conflict with pool: 'p'";
-        assert_eq!(
-            code_for(failed, sys::VIR_FROM_STORAGE, msg),
-            Code::AlreadyExists
-        );
-        assert_eq!(code_for(failed, sys::VIR_FROM_QEMU, msg), Code::Internal);
-    }
-
-    #[test]
-    fn lost_connection_is_unavailable() {
-        let code = sys::VIR_ERR_SYSTEM_ERROR;
-        let rpc = sys::VIR_FROM_RPC;
-        assert_eq!(
-            code_for(code, rpc, "End of file while reading data"),
-            Code::Unavailable
-        );
-        assert_eq!(code_for(code, sys::VIR_FROM_QEMU, "x"), Code::Internal);
-    }
 
     #[test]
     fn bounded_cuts_on_a_char_boundary_and_says_so() {
@@ -657,6 +458,177 @@ mod tests {
         assert_eq!(short.message(), "no domain 'x'");
     }
 
+    /// The ErrorInfo of `status` (every status must have one).
+    fn info(status: &Status) -> tonic_types::ErrorInfo {
+        status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("error info")
+    }
+
+    /// Checks the code, ErrorInfo domain and reason of an own error.
+    fn own(e: Error, code: Code, reason: &str) -> tonic_types::ErrorInfo {
+        let status = Status::from(e);
+        assert_eq!(status.code(), code, "{reason}");
+        let i = info(&status);
+        assert_eq!(i.domain, SERVER_ERROR_DOMAIN, "{reason}");
+        assert_eq!(i.reason, reason);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.retry_info().is_some(),
+            code == Code::Unavailable,
+            "RetryInfo exactly on UNAVAILABLE ({reason})"
+        );
+        assert_eq!(
+            details.bad_request().is_some(),
+            reason == reason::INVALID_ARGUMENT,
+            "BadRequest exactly on bad fields ({reason})"
+        );
+        i
+    }
+
+    #[test]
+    fn own_reasons() {
+        let i = own(
+            Error::invalid("domain.uuid", "not a UUID"),
+            Code::InvalidArgument,
+            reason::INVALID_ARGUMENT,
+        );
+        assert!(i.metadata.is_empty());
+        let i = own(
+            Error::UnknownHost("lab".into()),
+            Code::NotFound,
+            reason::UNKNOWN_HOST,
+        );
+        assert_eq!(i.metadata.get("host").map(String::as_str), Some("lab"));
+        let down = Error::HostUnavailable {
+            host: "lab".into(),
+            reason: "r".into(),
+        };
+        let i = own(down, Code::Unavailable, reason::HOST_UNAVAILABLE);
+        assert_eq!(i.metadata.get("host").map(String::as_str), Some("lab"));
+        let i = own(
+            Error::host_deadline("lab"),
+            Code::DeadlineExceeded,
+            reason::DEADLINE_EXCEEDED,
+        );
+        assert_eq!(i.metadata.get("host").map(String::as_str), Some("lab"));
+        let i = own(
+            Error::deadline("the guest agent"),
+            Code::DeadlineExceeded,
+            reason::DEADLINE_EXCEEDED,
+        );
+        assert!(i.metadata.is_empty());
+        own(
+            Error::OperationInvalid("domain 'x' is already running".into()),
+            Code::FailedPrecondition,
+            reason::OPERATION_INVALID,
+        );
+        own(
+            Error::FailedPrecondition("x".into()),
+            Code::FailedPrecondition,
+            reason::FAILED_PRECONDITION,
+        );
+        own(
+            Error::Unimplemented("x".into()),
+            Code::Unimplemented,
+            reason::UNIMPLEMENTED,
+        );
+        own(
+            Error::NotFound("x".into()),
+            Code::NotFound,
+            reason::NOT_FOUND,
+        );
+        own(
+            Error::StreamIdle(Duration::from_secs(30)),
+            Code::Aborted,
+            reason::STREAM_IDLE,
+        );
+        own(
+            Error::ShuttingDown,
+            Code::Unavailable,
+            reason::SERVER_SHUTTING_DOWN,
+        );
+        own(Error::internal("x"), Code::Internal, reason::INTERNAL);
+    }
+
+    #[test]
+    fn reasons_are_upper_snake_case() {
+        for r in [
+            reason::INVALID_ARGUMENT,
+            reason::UNKNOWN_HOST,
+            reason::HOST_UNAVAILABLE,
+            reason::DEADLINE_EXCEEDED,
+            reason::OPERATION_INVALID,
+            reason::FAILED_PRECONDITION,
+            reason::UNIMPLEMENTED,
+            reason::NOT_FOUND,
+            reason::STREAM_IDLE,
+            reason::SERVER_SHUTTING_DOWN,
+            reason::INTERNAL,
+            names::UNKNOWN_CODE,
+            names::code_name(virt::sys::VIR_ERR_OPERATION_INVALID),
+        ] {
+            // AIP-193: [A-Z][A-Z0-9_]+[A-Z0-9], at most 63 characters.
+            let ok = r.len() <= 63
+                && r.starts_with(|c: char| c.is_ascii_uppercase())
+                && r.ends_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit())
+                && r.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            assert!(ok, "{r}");
+        }
+    }
+
+    #[test]
+    fn libvirt_metadata_names_the_domain() {
+        let m = libvirt_metadata(virt::sys::VIR_ERR_NO_DOMAIN, virt::sys::VIR_FROM_QEMU);
+        assert_eq!(m.get("libvirt_code").map(String::as_str), Some("42"));
+        assert_eq!(m.get("libvirt_domain").map(String::as_str), Some("QEMU"));
+        assert_eq!(m.get("libvirt_domain_code").map(String::as_str), Some("10"));
+    }
+
+    #[test]
+    fn libvirt_errors_carry_their_names_and_host() {
+        // A real libvirt error from the in-process test driver.
+        let conn = virt::connect::Connect::open(Some("test:///default")).unwrap();
+        let e = conn.lookup_domain_by_name("no-such-domain").unwrap_err();
+        let domain = e.domain().to_raw();
+        let status = Status::from(Error::from(e).on_host("local"));
+        assert_eq!(status.code(), Code::NotFound);
+        let i = info(&status);
+        assert_eq!(i.domain, LIBVIRT_ERROR_DOMAIN);
+        assert_eq!(i.reason, "NO_DOMAIN");
+        assert_eq!(
+            i.metadata.get("libvirt_code").map(String::as_str),
+            Some("42")
+        );
+        assert_eq!(
+            i.metadata.get("libvirt_domain").map(String::as_str),
+            Some(names::domain_name(domain))
+        );
+        assert_ne!(names::domain_name(domain), names::UNKNOWN_DOMAIN);
+        assert_eq!(i.metadata.get("host").map(String::as_str), Some("local"));
+        // A host already recorded is kept.
+        let e = Error::UnknownHost("a".into()).on_host("b");
+        assert!(matches!(e, Error::UnknownHost(h) if h == "a"));
+    }
+
+    #[test]
+    fn internal_errors_keep_their_source() {
+        let cause = std::io::Error::other("disk on fire");
+        let e = Error::internal_from("cannot render XML", cause);
+        assert_eq!(e.to_string(), "Internal error: cannot render XML");
+        let source = std::error::Error::source(&e).expect("source");
+        assert_eq!(source.to_string(), "disk on fire");
+        // The status shows the whole chain.
+        let status = Status::from(e);
+        assert_eq!(
+            status.message(),
+            "Internal error: cannot render XML: disk on fire"
+        );
+    }
+
     #[test]
     fn own_errors() {
         assert_eq!(Error::invalid("f", "bad").code(), Code::InvalidArgument);
@@ -666,10 +638,7 @@ mod tests {
             reason: "r".into(),
         };
         assert_eq!(down.code(), Code::Unavailable);
-        assert_eq!(
-            Error::DeadlineExceeded("h".into()).code(),
-            Code::DeadlineExceeded
-        );
+        assert_eq!(Error::host_deadline("h").code(), Code::DeadlineExceeded);
         assert_eq!(Error::Unimplemented("x".into()).code(), Code::Unimplemented);
         assert_eq!(
             Error::FailedPrecondition("x".into()).code(),

@@ -221,7 +221,7 @@ impl HostPool {
         let permit = tokio::time::timeout_at(deadline, sem.acquire_owned())
             .await
             .map_err(|_| self.deadline_error())?
-            .map_err(|_| Error::Internal("host pool closed".into()))?;
+            .map_err(|_| Error::internal("host pool closed"))?;
         let pool = Arc::clone(self);
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -229,13 +229,13 @@ impl HostPool {
         });
         match tokio::time::timeout_at(deadline, handle).await {
             Err(_) => Err(self.deadline_error()),
-            Ok(Err(join)) => Err(Error::Internal(format!("libvirt call failed: {join}"))),
-            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(Error::internal_from("libvirt call failed", join)),
+            Ok(Ok(result)) => result.map_err(|e| e.on_host(&self.config.name)),
         }
     }
 
     fn deadline_error(&self) -> Error {
-        Error::DeadlineExceeded(self.config.name.clone())
+        Error::host_deadline(&self.config.name)
     }
 
     /// Answers at once while a failed host is in its backoff window.
@@ -408,7 +408,7 @@ impl Hosts {
             return self
                 .pools
                 .first()
-                .ok_or_else(|| Error::Internal("no hosts configured".into()));
+                .ok_or_else(|| Error::internal("no hosts configured"));
         }
         self.pools
             .iter()

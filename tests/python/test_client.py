@@ -6,6 +6,8 @@ import uuid
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from libvirt_grpc.v1 import common_pb2, domain_pb2, domain_pb2_grpc, host_pb2, host_pb2_grpc
 
@@ -60,6 +62,51 @@ def test_error_codes(domains):
     with pytest.raises(grpc.RpcError) as e:
         domains.GetDomain(domain_pb2.GetDomainRequest(domain=common_pb2.DomainRef(uuid="x")), timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def error_details(err):
+    """The google.rpc.Status of a failed call and its ErrorInfo and BadRequest
+    (None when absent), decoded as the README's "Errors" section shows."""
+    status = rpc_status.from_call(err)
+    assert status is not None, "no google.rpc.Status details"
+    info, bad = None, None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+    return status, info, bad
+
+
+def test_error_details(domains):
+    # A libvirt error: libvirt's code name, its error domain by name.
+    with pytest.raises(grpc.RpcError) as e:
+        domains.GetDomain(domain_pb2.GetDomainRequest(domain=common_pb2.DomainRef(name=PREFIX + "missing")), timeout=10)
+    status, info, _ = error_details(e.value)
+    assert status.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert (info.domain, info.reason) == ("libvirt.org", "NO_DOMAIN")
+    assert info.metadata["libvirt_code"] == "42"
+    assert info.metadata["libvirt_domain"] == "TEST"
+    assert info.metadata["host"] == "default"
+
+    # The server's own error: a bad field, with a BadRequest naming it.
+    with pytest.raises(grpc.RpcError) as e:
+        domains.GetDomain(domain_pb2.GetDomainRequest(domain=common_pb2.DomainRef(uuid="x")), timeout=10)
+    _, info, bad = error_details(e.value)
+    assert (info.domain, info.reason) == ("libvirt-grpc", "INVALID_ARGUMENT")
+    assert bad.field_violations[0].field == "domain.uuid"
+
+    # An unknown host.
+    with pytest.raises(grpc.RpcError) as e:
+        domains.GetDomain(
+            domain_pb2.GetDomainRequest(domain=common_pb2.DomainRef(host="nosuchhost", name="test")), timeout=10
+        )
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    _, info, _ = error_details(e.value)
+    assert (info.domain, info.reason) == ("libvirt-grpc", "UNKNOWN_HOST")
+    assert info.metadata["host"] == "nosuchhost"
 
 
 def test_host_info(channel):

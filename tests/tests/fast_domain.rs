@@ -8,6 +8,19 @@ use v1::{define_domain_request::Source, domain_ref::Key, DomainRef, DomainState}
 
 const URI: &str = "test:///default";
 
+/// The `google.rpc.ErrorInfo` every error status carries.
+fn error_info(st: &tonic::Status) -> tonic_types::ErrorInfo {
+    use tonic_types::StatusExt;
+    st.get_error_details()
+        .error_info()
+        .cloned()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {st:?}"))
+}
+
+fn meta<'a>(info: &'a tonic_types::ErrorInfo, key: &str) -> Option<&'a str> {
+    info.metadata.get(key).map(String::as_str)
+}
+
 fn by_name(name: &str) -> Option<DomainRef> {
     Some(DomainRef {
         host: String::new(),
@@ -364,7 +377,13 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
             }),
         })
         .await;
-    assert_eq!(code_of(r), Code::NotFound);
+    // The server's own error: ErrorInfo with its own domain and reason.
+    let st = r.unwrap_err();
+    assert_eq!(st.code(), Code::NotFound);
+    let info = error_info(&st);
+    assert_eq!(info.domain, "libvirt-grpc");
+    assert_eq!(info.reason, "UNKNOWN_HOST");
+    assert_eq!(meta(&info, "host"), Some("nosuchhost"));
     let r = dom
         .get_domain(v1::GetDomainRequest {
             domain: by_name(&format!("{p}missing")),
@@ -372,17 +391,14 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
         .await;
     let st = r.unwrap_err();
     assert_eq!(st.code(), Code::NotFound);
-    // The libvirt code travels as an ErrorInfo detail.
-    use tonic_types::StatusExt;
-    let info = st
-        .get_error_details()
-        .error_info()
-        .cloned()
-        .expect("error info");
-    assert_eq!(
-        info.metadata.get("libvirt_code").map(String::as_str),
-        Some("42")
-    );
+    // libvirt's code and domain travel as an ErrorInfo detail, by name.
+    let info = error_info(&st);
+    assert_eq!(info.domain, "libvirt.org");
+    assert_eq!(info.reason, "NO_DOMAIN");
+    assert_eq!(meta(&info, "libvirt_code"), Some("42"));
+    assert_eq!(meta(&info, "libvirt_domain"), Some("TEST"));
+    assert_eq!(meta(&info, "libvirt_domain_code"), Some("12"));
+    assert_eq!(meta(&info, "host"), Some("default"));
 
     // A NUL byte never reaches libvirt.
     let r = dom
@@ -398,6 +414,19 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
         .await
         .unwrap();
     s.client.start_domain(&format!("{p}dup")).await.unwrap();
+    // Starting it again: the server's own answer, the same on every driver.
+    let st = dom
+        .start_domain(v1::StartDomainRequest {
+            domain: by_name(&format!("{p}dup")),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition);
+    let info = error_info(&st);
+    assert_eq!(info.domain, "libvirt-grpc");
+    assert_eq!(info.reason, "OPERATION_INVALID");
+    assert!(st.message().contains("already running"), "{}", st.message());
     let xml = format!(
         "<domain type='test'><name>{p}dup</name><memory>65536</memory><os><type>hvm</type></os></domain>"
     );

@@ -134,6 +134,13 @@ async fn sigterm_ends_streams_unavailable_closes_stuck_connections_and_exits() {
         .expect("the stream ended with OK instead of a status");
     assert_eq!(end.code(), Code::Unavailable, "{end:?}");
     assert_eq!(end.message(), SHUTDOWN_MESSAGE);
+    {
+        use tonic_types::StatusExt;
+        let details = end.get_error_details();
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.reason, "SERVER_SHUTTING_DOWN");
+        assert!(details.retry_info().is_some(), "RetryInfo on UNAVAILABLE");
+    }
 
     // No new connections once shutdown began.
     let addr = d.addr;

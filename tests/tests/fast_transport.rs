@@ -416,6 +416,18 @@ async fn raw_watch(
     .map(|r| r.into_inner())
 }
 
+/// The ErrorInfo reason of `st`, in the server's own domain.
+fn reason_of(st: &Status) -> String {
+    use tonic_types::StatusExt;
+    let info = st
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {st:?}"));
+    assert_eq!(info.domain, "libvirt-grpc");
+    info.reason
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_requests_get_the_right_codes() {
     let s = TestServer::test_driver().await;
@@ -434,8 +446,19 @@ async fn malformed_and_oversized_requests_get_the_right_codes() {
     )
     .await;
     assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    // tonic's own statuses keep the error contract too.
+    assert_eq!(reason_of(&st), "INVALID_ARGUMENT");
     let st = raw_watch(&ch, garbage).await.unwrap_err();
     assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert_eq!(reason_of(&st), "INVALID_ARGUMENT");
+    let st = raw_unary(
+        &ch,
+        "/libvirt_grpc.v1.DomainService/NoSuchMethod",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(st.code(), Code::Unimplemented, "{st:?}");
+    assert_eq!(reason_of(&st), "UNIMPLEMENTED");
 
     // Over the 64 MiB limit, on every service alike.
     let huge = Bytes::from(vec![0u8; 65 << 20]);
@@ -446,6 +469,7 @@ async fn malformed_and_oversized_requests_get_the_right_codes() {
     )
     .await;
     assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
+    assert_eq!(reason_of(&st), "RESOURCE_EXHAUSTED");
     let st = raw_watch(&ch, huge).await.unwrap_err();
     assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
 

@@ -119,7 +119,7 @@ fn observe(conn: &Connect, object: Object, uuid: &str) -> Option<Observed> {
             };
             let (state, reason) = match libvirt_sys::domain_state(&d) {
                 Ok(sr) => sr,
-                Err(Error::Libvirt(e)) => return gone(e),
+                Err(Error::Libvirt { error: e, .. }) => return gone(e),
                 Err(_) => return None,
             };
             Some(Observed::Domain {

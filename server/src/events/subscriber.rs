@@ -58,13 +58,11 @@ fn lost_msg(l: v1::EventsLost) -> v1::WatchEventsResponse {
     }
 }
 
-/// The status message that ends every watch stream at server shutdown.
-pub const SHUTDOWN_MESSAGE: &str =
-    "server shutting down; reconnect and resume from your last sequence";
+pub use crate::error::SHUTDOWN_MESSAGE;
 
 /// The status that ends every watch stream at server shutdown.
 pub fn shutting_down() -> tonic::Status {
-    tonic::Status::unavailable(SHUTDOWN_MESSAGE)
+    crate::error::Error::ShuttingDown.into()
 }
 
 /// The item type of a watch stream.

@@ -60,7 +60,7 @@ use crate::error::Error;
 
 /// libvirt's last error on this thread, as ours.
 fn last_error() -> Error {
-    Error::Libvirt(virt::error::Error::last_error())
+    Error::from(virt::error::Error::last_error())
 }
 
 /// A string for libvirt; `field` names the request field when it holds a

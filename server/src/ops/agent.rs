@@ -19,7 +19,7 @@ pub const DEFAULT_AGENT_TIMEOUT_SECS: i32 = 30;
 pub fn command(dom: &Domain, cmd: &Value, timeout_secs: i32) -> Result<Value, Error> {
     let raw = dom.qemu_agent_command(&cmd.to_string(), timeout_secs, 0)?;
     let answer: Value = serde_json::from_str(&raw)
-        .map_err(|e| Error::Internal(format!("agent answered with invalid JSON: {e}")))?;
+        .map_err(|e| Error::internal_from("agent answered with invalid JSON", e))?;
     Ok(answer.get("return").cloned().unwrap_or(Value::Null))
 }
 
@@ -29,7 +29,7 @@ pub fn raw_command(dom: &Domain, cmd: &str, timeout_secs: i32) -> Result<String,
 }
 
 fn unexpected(what: &str, v: &Value) -> Error {
-    Error::Internal(format!("unexpected agent answer to {what}: {v}"))
+    Error::internal(format!("unexpected agent answer to {what}: {v}"))
 }
 
 fn decode_b64(what: &str, v: Option<&Value>) -> Result<Vec<u8>, Error> {
@@ -37,7 +37,7 @@ fn decode_b64(what: &str, v: Option<&Value>) -> Result<Vec<u8>, Error> {
         None => Ok(Vec::new()),
         Some(s) => B64
             .decode(s)
-            .map_err(|e| Error::Internal(format!("agent sent invalid base64 in {what}: {e}"))),
+            .map_err(|e| Error::internal_from(format!("agent sent invalid base64 in {what}"), e)),
     }
 }
 
@@ -371,7 +371,7 @@ fn parse_guest_info(params: Vec<(String, TypedValue)>) -> v1::GetGuestInfoRespon
 
 /// Parses a libvirt cpu list (`0-3,5`) into numbers.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>, Error> {
-    let bad = || Error::Internal(format!("libvirt sent an invalid cpu list '{s}'"));
+    let bad = || Error::internal(format!("libvirt sent an invalid cpu list '{s}'"));
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.split_once('-') {

@@ -316,7 +316,7 @@ pub fn resume(dom: &Domain) -> Result<(), Error> {
     }
     match libvirt_sys::domain_state(dom) {
         Ok((state, _)) if state as u32 == sys::VIR_DOMAIN_RUNNING => {
-            Err(Error::FailedPrecondition(format!(
+            Err(Error::OperationInvalid(format!(
                 "Requested operation is not valid: domain '{}' is already running",
                 dom.name()?
             )))
@@ -480,7 +480,7 @@ pub fn screenshot(conn: &Connect, dom: &Domain, screen: u32) -> Result<(Vec<u8>,
         if data.len() > MAX_SCREENSHOT_BYTES {
             // Best effort: the stream is abandoned either way.
             let _ = stream.abort();
-            return Err(Error::Internal("screenshot larger than 64 MiB".into()));
+            return Err(Error::internal("screenshot larger than 64 MiB"));
         }
     }
     stream.finish()?;

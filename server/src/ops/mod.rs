@@ -18,7 +18,9 @@ use crate::error::Error;
 pub fn unless_vanished<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(Error::Libvirt(e)) if crate::error::code_for_libvirt(&e) == tonic::Code::NotFound => {
+        Err(Error::Libvirt { error: e, .. })
+            if crate::error::code_for_libvirt(&e) == tonic::Code::NotFound =>
+        {
             Ok(None)
         }
         Err(e) => Err(e),

@@ -14,20 +14,20 @@ pub fn to_png(data: Vec<u8>, mime: &str) -> Result<Vec<u8>, Error> {
         )));
     }
     let (w, h, pixels) = parse_ppm(&data)
-        .ok_or_else(|| Error::Internal("the hypervisor sent a malformed PPM screenshot".into()))?;
+        .ok_or_else(|| Error::internal("the hypervisor sent a malformed PPM screenshot"))?;
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let mut writer = enc
         .write_header()
-        .map_err(|e| Error::Internal(format!("cannot encode PNG: {e}")))?;
+        .map_err(|e| Error::internal_from("cannot encode PNG", e))?;
     writer
         .write_image_data(pixels)
-        .map_err(|e| Error::Internal(format!("cannot encode PNG: {e}")))?;
+        .map_err(|e| Error::internal_from("cannot encode PNG", e))?;
     writer
         .finish()
-        .map_err(|e| Error::Internal(format!("cannot encode PNG: {e}")))?;
+        .map_err(|e| Error::internal_from("cannot encode PNG", e))?;
     Ok(out)
 }
 

@@ -417,9 +417,7 @@ fn send_all(stream: &Stream, mut data: &[u8]) -> Result<(), Error> {
     while !data.is_empty() {
         let n = stream.send(data)?;
         if n <= 0 {
-            return Err(Error::Internal(
-                "the libvirt stream accepted no bytes".into(),
-            ));
+            return Err(Error::internal("the libvirt stream accepted no bytes"));
         }
         data = data.get(n as usize..).unwrap_or_default();
     }

@@ -21,7 +21,7 @@ pub(crate) fn writer() -> XmlWriter {
 /// The finished document as a string.
 pub(crate) fn finish(w: XmlWriter) -> Result<String, Error> {
     String::from_utf8(w.into_inner())
-        .map_err(|e| Error::Internal(format!("rendered XML is not UTF-8: {e}")))
+        .map_err(|e| Error::internal_from("rendered XML is not UTF-8", e))
 }
 
 /// Writes `<name>text</name>` with `text` escaped.
@@ -47,5 +47,5 @@ pub(crate) fn quantity(
 /// Turns a writer failure (only possible on I/O, which a `Vec` never has)
 /// into an internal error.
 pub(crate) fn io_error(e: std::io::Error) -> Error {
-    Error::Internal(format!("cannot render XML: {e}"))
+    Error::internal_from("cannot render XML", e)
 }

@@ -156,7 +156,7 @@ async fn send<T>(tx: &mpsc::Sender<Result<T, Status>>, item: Result<T, Status>) 
 }
 
 fn deadline_status() -> Status {
-    Status::deadline_exceeded("Deadline exceeded while waiting for the guest agent")
+    Error::deadline("the guest agent").into()
 }
 
 #[tonic::async_trait]
@@ -325,7 +325,7 @@ impl GuestAgentService for GuestAgentApi {
         });
         let written = task
             .await
-            .map_err(|e| Error::Internal(format!("write task failed: {e}")))??;
+            .map_err(|e| Error::internal_from("write task failed", e))??;
         ok(v1::WriteFileResponse {
             bytes_written: written,
         })
@@ -738,7 +738,7 @@ async fn write_loop(
                 .run(move |_, d, timeout| ops::file_write(d, handle, &chunk, timeout))
                 .await?;
             if n != len {
-                return Err(Error::Internal(format!("the agent wrote {n} of {len} bytes")).into());
+                return Err(Error::internal(format!("the agent wrote {n} of {len} bytes")).into());
             }
             written += n;
         }

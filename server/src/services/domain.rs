@@ -334,7 +334,7 @@ impl DomainService for DomainApi {
                 // Drivers disagree on the error for this (the test driver
                 // says "internal error"); the answer should not depend on it.
                 if d.is_active()? {
-                    return Err(Error::FailedPrecondition(format!(
+                    return Err(Error::OperationInvalid(format!(
                         "Requested operation is not valid: domain '{}' is already running",
                         d.name()?
                     )));

@@ -81,11 +81,7 @@ pub async fn next_message<T>(
     match deadline {
         Some(d) if d <= idle_at => tokio::time::timeout_at(d, inbound.message())
             .await
-            .map_err(|_| {
-                tonic::Status::deadline_exceeded(
-                    "Deadline exceeded while waiting for the client's next message",
-                )
-            })?,
+            .map_err(|_| Error::deadline("the client's next message"))?,
         _ => tokio::time::timeout_at(idle_at, inbound.message())
             .await
             .map_err(|_| stream_idle_status(idle))?,
@@ -94,10 +90,7 @@ pub async fn next_message<T>(
 
 /// The status of a client stream that stalled.
 pub fn stream_idle_status(idle: Duration) -> tonic::Status {
-    tonic::Status::aborted(format!(
-        "No message from the client for {} s (stream_idle_timeout_secs): the transfer was aborted",
-        idle.as_secs()
-    ))
+    Error::StreamIdle(idle).into()
 }
 
 /// Resolves a `DomainRef` into its host's pool and a validated key.

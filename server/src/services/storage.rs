@@ -176,16 +176,15 @@ async fn next_upload_item(
             msg: Some(Msg::Chunk(data)),
         }) => {
             if data.len() > MAX_CHUNK {
-                return Err(Status::invalid_argument(format!(
-                    "Invalid chunk: {} bytes; the limit is {MAX_CHUNK}",
-                    data.len()
-                )));
+                return Err(Error::invalid(
+                    "chunk",
+                    format!("{} bytes; the limit is {MAX_CHUNK}", data.len()),
+                )
+                .into());
             }
             Ok(UploadItem::Chunk(data))
         }
-        Some(_) => Err(Status::invalid_argument(
-            "Invalid msg: only the first message may carry a target",
-        )),
+        Some(_) => Err(Error::invalid("msg", "only the first message may carry a target").into()),
         None => Ok(UploadItem::End),
     }
 }
@@ -679,7 +678,7 @@ impl StorageService for StorageApi {
         let mut ended = matches!(opening, UploadItem::End);
         let (tx, mut rx) = mpsc::channel::<UploadItem>(TRANSFER_QUEUE);
         tx.try_send(opening)
-            .map_err(|_| Error::Internal("the upload queue refused its first item".into()))?;
+            .map_err(|_| Error::internal("the upload queue refused its first item"))?;
         let started = Arc::new(AtomicBool::new(false));
         let running = Arc::clone(&started);
         let transfer = pool.run(Lane::Slow, dl, move |c| {

@@ -12,6 +12,12 @@
 //! rewrites `grpc-status` wherever it travels: in the response headers of a
 //! trailers-only answer, or in the trailers at the end of the body. Only
 //! those exact (code, message) pairs are touched; the message is kept.
+//!
+//! The same layer keeps the error contract for statuses no handler made
+//! (these, an unknown method's `UNIMPLEMENTED`, ...): an error status
+//! without details gets a `google.rpc.ErrorInfo` in the server's domain
+//! whose reason is the code's name (`INVALID_ARGUMENT`), and a
+//! `google.rpc.RetryInfo` when it is `UNAVAILABLE`.
 
 use std::{
     pin::Pin,
@@ -55,11 +61,64 @@ pub fn fix_status(headers: &mut HeaderMap) {
         .get("grpc-message")
         .map(|v| percent_encoding::percent_decode(v.as_bytes()).decode_utf8_lossy())
         .unwrap_or_default();
+    let mut code = code;
     for (from, prefix, to) in REWRITES {
         if code == from && message.starts_with(prefix) {
             headers.insert("grpc-status", HeaderValue::from(to as i32));
-            return;
+            code = to;
+            break;
         }
+    }
+    if code != Code::Ok && !headers.contains_key(DETAILS_HEADER) {
+        add_error_info(headers, code);
+    }
+}
+
+/// The header that carries a status's details.
+const DETAILS_HEADER: &str = "grpc-status-details-bin";
+
+/// Adds the details every error status carries (see the module doc).
+fn add_error_info(headers: &mut HeaderMap, code: Code) {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let mut details = ErrorDetails::with_error_info(
+        code_name(code),
+        crate::error::SERVER_ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    if code == Code::Unavailable {
+        details.set_retry_info(Some(crate::error::RETRY_DELAY));
+    }
+    let mut built = HeaderMap::new();
+    if tonic::Status::with_error_details(code, "", details)
+        .add_header(&mut built)
+        .is_ok()
+    {
+        if let Some(v) = built.remove(DETAILS_HEADER) {
+            headers.insert(DETAILS_HEADER, v);
+        }
+    }
+}
+
+/// The gRPC name of `code`, e.g. `INVALID_ARGUMENT`.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
@@ -193,6 +252,45 @@ mod tests {
         let mut none = HeaderMap::new();
         fix_status(&mut none);
         assert!(none.is_empty());
+    }
+
+    /// The ErrorInfo in headers `h`, decoded as a client would.
+    fn info_in(h: &HeaderMap) -> Option<(tonic_types::ErrorInfo, bool)> {
+        use tonic_types::StatusExt;
+        let status = Status::from_header_map(h)?;
+        let details = status.get_error_details();
+        Some((
+            details.error_info()?.clone(),
+            details.retry_info().is_some(),
+        ))
+    }
+
+    #[test]
+    fn statuses_without_details_get_error_info() {
+        let decode = Status::internal("failed to decode Protobuf message: invalid wire type");
+        let mut h = headers_of(&decode);
+        fix_status(&mut h);
+        let (info, retry) = info_in(&h).expect("error info");
+        assert_eq!(info.domain, crate::error::SERVER_ERROR_DOMAIN);
+        assert_eq!(info.reason, "INVALID_ARGUMENT", "the corrected code's name");
+        assert!(!retry);
+        let mut h = headers_of(&Status::unimplemented("no such method"));
+        fix_status(&mut h);
+        assert_eq!(info_in(&h).unwrap().0.reason, "UNIMPLEMENTED");
+        let mut h = headers_of(&Status::unavailable("busy"));
+        fix_status(&mut h);
+        let (info, retry) = info_in(&h).unwrap();
+        assert_eq!(info.reason, "UNAVAILABLE");
+        assert!(retry, "RetryInfo on UNAVAILABLE");
+        // Details a handler set are kept as they are.
+        let own = Status::from(crate::error::Error::UnknownHost("h".into()));
+        let mut h = headers_of(&own);
+        fix_status(&mut h);
+        assert_eq!(info_in(&h).unwrap().0.reason, "UNKNOWN_HOST");
+        // OK gets nothing.
+        let mut h = headers_of(&Status::ok(""));
+        fix_status(&mut h);
+        assert!(!h.contains_key(DETAILS_HEADER));
     }
 
     #[tokio::test]
