@@ -494,3 +494,170 @@ async fn key_hold_times_and_stats_lists_are_bounded() {
     .await
     .unwrap();
 }
+
+fn pool_ref(name: &str) -> Option<v1::StoragePoolRef> {
+    Some(v1::StoragePoolRef {
+        host: String::new(),
+        key: Some(v1::storage_pool_ref::Key::Name(name.to_owned())),
+    })
+}
+
+fn vol_ref(pool: &str, name: &str) -> Option<v1::StorageVolumeRef> {
+    Some(v1::StorageVolumeRef {
+        pool: pool_ref(pool),
+        name: name.to_owned(),
+    })
+}
+
+/// What the adversarial battery (tests/battery) found after the first
+/// fixes, each a caller mistake that answered INTERNAL.
+#[tokio::test]
+async fn battery_findings_answer_caller_mistake_codes() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let mut dom = s.client.domains();
+    let mut st = s.client.storage();
+
+    // Volume names longer than a file name, in a reference and a clone.
+    let long = "v".repeat(300);
+    let r = st
+        .wipe_storage_volume(v1::WipeStorageVolumeRequest {
+            volume: vol_ref("default-pool", &long),
+            ..Default::default()
+        })
+        .await;
+    assert_invalid(r, "volume.name");
+    st.create_storage_volume(v1::CreateStorageVolumeRequest {
+        pool: pool_ref("default-pool"),
+        source: Some(v1::create_storage_volume_request::Source::Spec(
+            v1::StorageVolumeSpec {
+                name: format!("{p}v"),
+                capacity_bytes: 1 << 20,
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let clone = |name: String| v1::CloneStorageVolumeRequest {
+        source: vol_ref("default-pool", &format!("{p}v")),
+        name,
+        ..Default::default()
+    };
+    assert_invalid(st.clone_storage_volume(clone(long.clone())).await, "name");
+    st.clone_storage_volume(clone(format!("{p}c")))
+        .await
+        .unwrap();
+    let r = st.clone_storage_volume(clone(format!("{p}c"))).await;
+    assert_eq!(code_of(r), Code::AlreadyExists);
+
+    // More allocation than the pool holds.
+    let r = st
+        .create_storage_volume(v1::CreateStorageVolumeRequest {
+            pool: pool_ref("default-pool"),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                v1::StorageVolumeSpec {
+                    name: format!("{p}huge"),
+                    capacity_bytes: i64::MAX,
+                    allocation_bytes: i64::MAX,
+                    ..Default::default()
+                },
+            )),
+        })
+        .await;
+    assert_eq!(code_of(r), Code::ResourceExhausted);
+
+    // Transfer offsets past what a file offset holds.
+    let r = st
+        .download_volume(v1::DownloadVolumeRequest {
+            volume: vol_ref("default-pool", &format!("{p}v")),
+            offset: 1 << 63,
+            length: 0,
+        })
+        .await;
+    assert_invalid(r, "offset");
+
+    // Metadata keys must be XML namespace prefixes.
+    for key in ["<", "&", "a b", "xmlfoo", "1a"] {
+        let r = dom
+            .set_metadata(v1::SetMetadataRequest {
+                domain: by_name("test"),
+                kind: v1::MetadataKind::Element as i32,
+                value: "<x/>".into(),
+                key: key.into(),
+                uri: "http://example.org/lvgt".into(),
+                scope: None,
+            })
+            .await;
+        assert_invalid(r, "key");
+    }
+
+    // Graphics listen addresses and device list sizes.
+    let mut spec = small_spec(&format!("{p}g"));
+    spec.graphics = vec![v1::GraphicsSpec {
+        kind: "vnc".into(),
+        listen: "&".into(),
+        autoport: true,
+        port: 0,
+    }];
+    assert_invalid(
+        dom.define_domain(define_spec(spec)).await,
+        "spec.graphics[0].listen",
+    );
+    let mut spec = small_spec(&format!("{p}g"));
+    spec.disks = (0..65)
+        .map(|i| v1::DiskSpec {
+            source_path: format!("/var/lib/lvgt/{i}.img"),
+            target_dev: format!("vd{i}"),
+            ..Default::default()
+        })
+        .collect();
+    assert_invalid(dom.define_domain(define_spec(spec)).await, "spec.disks");
+
+    // Restore from something that is not a save image.
+    let r = dom
+        .restore_domain(v1::RestoreDomainRequest {
+            path: "/dev/null".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(r), Code::InvalidArgument);
+
+    // Host paths are at most PATH_MAX.
+    let r = s
+        .client
+        .hosts()
+        .get_domain_capabilities(v1::GetDomainCapabilitiesRequest {
+            emulator: format!("/{}", "a".repeat(5000)),
+            ..Default::default()
+        })
+        .await;
+    assert_invalid(r, "emulator");
+
+    // CreateDomain never starts (or autodestroys) a defined domain.
+    s.client
+        .define_domain(small_spec(&format!("{p}def")))
+        .await
+        .unwrap();
+    let xml = dom
+        .get_domain_xml(v1::GetDomainXmlRequest {
+            domain: by_name(&format!("{p}def")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .xml;
+    let r = dom
+        .create_domain(v1::CreateDomainRequest {
+            source: Some(v1::create_domain_request::Source::Xml(xml)),
+            start_paused: true,
+            autodestroy: true,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(r), Code::AlreadyExists);
+    let d = s.client.get_domain(&format!("{p}def")).await.unwrap();
+    assert_eq!(d.state(), v1::DomainState::Shutoff, "{d:?}");
+}

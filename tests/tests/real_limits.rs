@@ -142,3 +142,98 @@ async fn a_volume_larger_than_the_disk_is_resource_exhausted() {
         "a file was left"
     );
 }
+
+/// Caller mistakes QEMU and its driver report without a code of their own
+/// (found by the adversarial battery): a missing device, a definition QEMU
+/// refuses to start. The domain is left as it was.
+#[tokio::test]
+async fn qemu_refusals_answer_caller_mistake_codes() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let _c = Cleanup::new(REAL_URI, &p);
+    let mut dom = s.client.domains();
+    let name = format!("{p}vm");
+    let dref = || {
+        Some(v1::DomainRef {
+            host: "real".into(),
+            key: Some(v1::domain_ref::Key::Name(name.clone())),
+        })
+    };
+    let spec = v1::DomainSpec {
+        domain_type: "qemu".into(),
+        ..small_spec(&name)
+    };
+    dom.define_domain(define(Source::Spec(spec))).await.unwrap();
+    let disk = "<disk type='file' device='disk'><source file='/nonexistent.img'/>\
+                <target dev='sdb' bus='scsi'/></disk>";
+    let e = dom
+        .detach_device(v1::DetachDeviceRequest {
+            domain: dref(),
+            xml: disk.into(),
+            scope: Some(v1::ModifyScope {
+                live: false,
+                config: true,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{}", e.message());
+    // On a running domain, libvirt reports the missing device of an update
+    // as INTERNAL_ERROR; the server answers NOT_FOUND.
+    dom.start_domain(v1::StartDomainRequest {
+        domain: dref(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let e = dom
+        .update_device(v1::UpdateDeviceRequest {
+            domain: dref(),
+            xml: disk.into(),
+            scope: Some(v1::ModifyScope {
+                live: true,
+                config: false,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{}", e.message());
+    dom.destroy_domain(v1::DestroyDomainRequest {
+        domain: dref(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // A directory as the kernel: QEMU itself refuses to start.
+    let dir = std::env::temp_dir();
+    let spec = v1::DomainSpec {
+        domain_type: "qemu".into(),
+        boot: Some(v1::BootSpec {
+            kernel: dir.display().to_string(),
+            ..Default::default()
+        }),
+        ..small_spec(&format!("{p}kdir"))
+    };
+    let e = dom
+        .create_domain(v1::CreateDomainRequest {
+            host: "real".into(),
+            source: Some(v1::create_domain_request::Source::Spec(spec)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    let d = dom
+        .get_domain(v1::GetDomainRequest { domain: dref() })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.state(), v1::DomainState::Shutoff);
+}
