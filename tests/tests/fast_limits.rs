@@ -524,7 +524,6 @@ async fn battery_findings_answer_caller_mistake_codes() {
     let r = st
         .wipe_storage_volume(v1::WipeStorageVolumeRequest {
             volume: vol_ref("default-pool", &long),
-            ..Default::default()
         })
         .await;
     assert_invalid(r, "volume.name");
