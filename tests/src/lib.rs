@@ -296,3 +296,37 @@ pub fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
         Err(s) => s.code(),
     }
 }
+
+/// A reference to domain `name` on `host` (empty: the default host).
+pub fn domain_ref(host: &str, name: &str) -> Option<v1::DomainRef> {
+    Some(v1::DomainRef {
+        host: host.to_owned(),
+        key: Some(v1::domain_ref::Key::Name(name.to_owned())),
+    })
+}
+
+/// A reference to storage pool `name` on `host` (empty: the default host).
+pub fn pool_ref(host: &str, name: &str) -> Option<v1::StoragePoolRef> {
+    Some(v1::StoragePoolRef {
+        host: host.to_owned(),
+        key: Some(v1::storage_pool_ref::Key::Name(name.to_owned())),
+    })
+}
+
+/// A reference to volume `name` in pool `pool` on `host`.
+pub fn volume_ref(host: &str, pool: &str, name: &str) -> Option<v1::StorageVolumeRef> {
+    Some(v1::StorageVolumeRef {
+        pool: pool_ref(host, pool),
+        name: name.to_owned(),
+    })
+}
+
+/// The resident set size of process `pid`, in KiB (from /proc).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

@@ -6,27 +6,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use libvirt_grpc_server::config::{Config, HostConfig};
-use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use libvirt_grpc_tests::{
+    code_of, domain_ref, pool_ref, prefix, rss_kib, small_spec, v1, volume_ref, Cleanup, TestServer,
+};
 use tonic::Code;
-use v1::{define_domain_request::Source, domain_ref::Key, DomainRef};
+use v1::define_domain_request::Source;
 
 const URI: &str = "test:///default";
 
-fn by_name(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: String::new(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn by_name(name: &str) -> Option<v1::DomainRef> {
+    domain_ref("", name)
 }
 
 /// This process's resident set size in KiB (the server runs in process).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+fn own_rss_kib() -> u64 {
+    rss_kib(std::process::id())
 }
 
 fn define_xml(xml: String) -> v1::DefineDomainRequest {
@@ -67,7 +61,7 @@ async fn vcpu_counts_past_the_host_maximum_are_refused_before_libvirt() {
         .into_inner();
     let max = host.max_vcpus;
     assert!(max > 1, "host reports max_vcpus {max}");
-    let before = rss_kib();
+    let before = own_rss_kib();
     for vcpus in [i32::MAX as u32, 10_000_000, u32::MAX, max + 1] {
         let mut spec = small_spec(&format!("{p}cpus"));
         spec.vcpus = vcpus;
@@ -107,7 +101,7 @@ async fn vcpu_counts_past_the_host_maximum_are_refused_before_libvirt() {
     }
     // libvirt allocated nothing per vCPU: the server (and the in-process
     // driver) stayed within a few MiB, where 10 million vCPUs took ~600 MB.
-    let grown = rss_kib().saturating_sub(before);
+    let grown = own_rss_kib().saturating_sub(before);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     let r = dom
         .get_domain(v1::GetDomainRequest {
@@ -248,7 +242,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
         .define_domain(small_spec(&format!("{p}d")))
         .await
         .unwrap();
-    let before = rss_kib();
+    let before = own_rss_kib();
     // ~1 MB entity used 1000 times: this once cost the server 1 GB.
     let big = "a".repeat(1000);
     let doctype = |root: &str, inner: &str| {
@@ -356,10 +350,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
     ] {
         let r = st
             .create_storage_volume(v1::CreateStorageVolumeRequest {
-                pool: Some(v1::StoragePoolRef {
-                    host: String::new(),
-                    key: Some(v1::storage_pool_ref::Key::Name("default-pool".into())),
-                }),
+                pool: pool_ref("", "default-pool"),
                 source: Some(v1::create_storage_volume_request::Source::Xml(xml)),
             })
             .await;
@@ -378,7 +369,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
             .await;
         assert_invalid(r, "xml");
     }
-    let grown = rss_kib().saturating_sub(before);
+    let grown = own_rss_kib().saturating_sub(before);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     // Nothing was created on the way.
     let r = dom
@@ -495,18 +486,8 @@ async fn key_hold_times_and_stats_lists_are_bounded() {
     .unwrap();
 }
 
-fn pool_ref(name: &str) -> Option<v1::StoragePoolRef> {
-    Some(v1::StoragePoolRef {
-        host: String::new(),
-        key: Some(v1::storage_pool_ref::Key::Name(name.to_owned())),
-    })
-}
-
 fn vol_ref(pool: &str, name: &str) -> Option<v1::StorageVolumeRef> {
-    Some(v1::StorageVolumeRef {
-        pool: pool_ref(pool),
-        name: name.to_owned(),
-    })
+    volume_ref("", pool, name)
 }
 
 /// What the adversarial battery (tests/battery) found after the first
@@ -528,7 +509,7 @@ async fn battery_findings_answer_caller_mistake_codes() {
         .await;
     assert_invalid(r, "volume.name");
     st.create_storage_volume(v1::CreateStorageVolumeRequest {
-        pool: pool_ref("default-pool"),
+        pool: pool_ref("", "default-pool"),
         source: Some(v1::create_storage_volume_request::Source::Spec(
             v1::StorageVolumeSpec {
                 name: format!("{p}v"),
@@ -554,7 +535,7 @@ async fn battery_findings_answer_caller_mistake_codes() {
     // More allocation than the pool holds.
     let r = st
         .create_storage_volume(v1::CreateStorageVolumeRequest {
-            pool: pool_ref("default-pool"),
+            pool: pool_ref("", "default-pool"),
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 v1::StorageVolumeSpec {
                     name: format!("{p}huge"),

@@ -3,19 +3,17 @@
 //! flat), and what the host allows still works.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use libvirt_grpc_tests::{prefix, real_enabled, small_spec, v1, Cleanup, TestServer, REAL_URI};
+use libvirt_grpc_tests::{
+    domain_ref, pool_ref, prefix, real_enabled, rss_kib, small_spec, v1, Cleanup, TestServer,
+    REAL_URI,
+};
 use tonic::Code;
 use v1::define_domain_request::Source;
 
 /// The resident set size of the system libvirtd, in KiB.
 fn libvirtd_rss_kib() -> u64 {
     let pid = std::fs::read_to_string("/var/run/libvirtd.pid").unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    rss_kib(pid.trim().parse().unwrap())
 }
 
 fn define(xml_or_spec: Source) -> v1::DefineDomainRequest {
@@ -119,10 +117,7 @@ async fn a_volume_larger_than_the_disk_is_resource_exhausted() {
         .client
         .storage()
         .create_storage_volume(v1::CreateStorageVolumeRequest {
-            pool: Some(v1::StoragePoolRef {
-                host: "real".into(),
-                key: Some(v1::storage_pool_ref::Key::Name(pool)),
-            }),
+            pool: pool_ref("real", &pool),
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 v1::StorageVolumeSpec {
                     name: "huge.img".into(),
@@ -156,12 +151,7 @@ async fn qemu_refusals_answer_caller_mistake_codes() {
     let _c = Cleanup::new(REAL_URI, &p);
     let mut dom = s.client.domains();
     let name = format!("{p}vm");
-    let dref = || {
-        Some(v1::DomainRef {
-            host: "real".into(),
-            key: Some(v1::domain_ref::Key::Name(name.clone())),
-        })
-    };
+    let dref = || domain_ref("real", &name);
     let spec = v1::DomainSpec {
         domain_type: "qemu".into(),
         ..small_spec(&name)
