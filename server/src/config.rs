@@ -136,7 +136,7 @@ impl Default for Config {
             allow_insecure_remote: false,
             health_interval_secs: 5,
             default_call_timeout_secs: 120,
-            stream_idle_timeout_secs: 30,
+            stream_idle_timeout_secs: crate::services::DEFAULT_STREAM_IDLE.as_secs(),
             event_ring_size: 4096,
             log_level: "info".to_owned(),
             allowed_storage_roots: Vec::new(),

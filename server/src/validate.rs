@@ -48,6 +48,17 @@ pub fn text(field: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Text of at most `limit` bytes.
+pub fn max_bytes(field: &str, value: &str, limit: usize) -> Result<(), Error> {
+    if value.len() > limit {
+        return Err(Error::invalid(
+            field,
+            format!("is {} bytes long; the limit is {limit} bytes", value.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Text that must be present and passed to libvirt as a C string.
 pub fn required_text(field: &str, value: &str) -> Result<(), Error> {
     if value.is_empty() {
@@ -76,15 +87,7 @@ pub fn required_xml(field: &str, value: &str) -> Result<(), Error> {
 /// UTF-8 (libxml2 would otherwise decode the text differently from us).
 pub fn xml(field: &str, value: &str) -> Result<(), Error> {
     text(field, value)?;
-    if value.len() > MAX_XML_BYTES {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "is {} bytes long; the limit is {MAX_XML_BYTES} bytes",
-                value.len()
-            ),
-        ));
-    }
+    max_bytes(field, value, MAX_XML_BYTES)?;
     for decl in ["<!DOCTYPE", "<!ENTITY"] {
         if contains_ignore_ascii_case(value, decl) {
             return Err(Error::invalid(
@@ -191,15 +194,7 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// components and NUL bytes.
 pub fn absolute_path(field: &str, value: &str) -> Result<(), Error> {
     text(field, value)?;
-    if value.len() > MAX_PATH_BYTES {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "is {} bytes long; the limit is {MAX_PATH_BYTES}",
-                value.len()
-            ),
-        ));
-    }
+    max_bytes(field, value, MAX_PATH_BYTES)?;
     let p = std::path::Path::new(value);
     if !p.is_absolute() {
         return Err(Error::invalid(

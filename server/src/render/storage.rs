@@ -16,16 +16,7 @@ pub fn volume_name(field: &str, name: &str) -> Result<(), Error> {
         return Err(Error::invalid(field, "must not be '.' or '..'"));
     }
     // Volume names are file names in most pools: NAME_MAX.
-    if name.len() > MAX_VOLUME_NAME_BYTES {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "is {} bytes long; the limit is {MAX_VOLUME_NAME_BYTES}",
-                name.len()
-            ),
-        ));
-    }
-    Ok(())
+    validate::max_bytes(field, name, MAX_VOLUME_NAME_BYTES)
 }
 
 /// Longest volume name, in bytes (a file name's limit, NAME_MAX).

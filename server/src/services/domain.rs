@@ -685,13 +685,7 @@ impl DomainService for DomainApi {
             validate::xml("value", &r.value)?;
         } else {
             validate::text("value", &r.value)?;
-            if r.value.len() > validate::MAX_XML_BYTES {
-                return Err(Error::invalid(
-                    "value",
-                    format!("is longer than {} bytes", validate::MAX_XML_BYTES),
-                )
-                .into());
-            }
+            validate::max_bytes("value", &r.value, validate::MAX_XML_BYTES)?;
         }
         if element && (r.key.is_empty() || r.uri.is_empty()) {
             return Err(
