@@ -30,6 +30,24 @@ mod table;
 
 pub(crate) use table::{code_for_libvirt, is_connection_error};
 
+/// Whether libvirt's error says the object does not exist (the table's
+/// NOT_FOUND rows), for callers outside the transport layer that must not
+/// know gRPC codes (ops, events).
+pub fn is_not_found(e: &virt::error::Error) -> bool {
+    code_for_libvirt(e) == Code::NotFound
+}
+
+/// Whether libvirt's error says the driver lacks the call or flag (the
+/// table's UNIMPLEMENTED rows).
+pub fn is_unsupported(e: &virt::error::Error) -> bool {
+    code_for_libvirt(e) == Code::Unimplemented
+}
+
+/// Whether the table has no row for libvirt's error (it would be INTERNAL).
+pub fn is_unclassified(e: &virt::error::Error) -> bool {
+    code_for_libvirt(e) == Code::Internal
+}
+
 /// The `ErrorInfo.domain` of errors libvirt reported.
 pub const LIBVIRT_ERROR_DOMAIN: &str = "libvirt.org";
 
@@ -145,6 +163,31 @@ pub fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     format!("{}{}", &text[..cut], cut_marker(text.len() - cut)).into()
 }
 
+/// One bad field of a request: `BadRequest.FieldViolation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The offending field, e.g. `domain.uuid`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// "Invalid a: why; invalid b: why".
+fn violations_text(violations: &[Violation]) -> String {
+    let mut text = String::new();
+    for (i, v) in violations.iter().enumerate() {
+        if i > 0 {
+            text.push_str("; invalid ");
+        } else {
+            text.push_str("Invalid ");
+        }
+        text.push_str(&v.field);
+        text.push_str(": ");
+        text.push_str(&v.reason);
+    }
+    text
+}
+
 /// A boxed error kept as the source of an internal error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -159,14 +202,10 @@ pub enum Error {
         /// The configured host that answered, once the pool knows it.
         host: Option<String>,
     },
-    /// A request field is missing or malformed.
-    #[error("Invalid {field}: {reason}")]
-    InvalidArgument {
-        /// The offending field, e.g. `domain.uuid`.
-        field: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// Request fields are missing or malformed: every one found, not only
+    /// the first (each becomes one `BadRequest` field violation).
+    #[error("{}", violations_text(.0))]
+    InvalidArgument(Vec<Violation>),
     /// The request names a host the server is not configured for.
     #[error("Unknown host '{0}': see HostService.ListHosts for the configured hosts")]
     UnknownHost(String),
@@ -223,9 +262,19 @@ pub enum Error {
 impl Error {
     /// An `InvalidArgument` for `field`.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument {
+        Error::InvalidArgument(vec![Violation {
             field: field.into(),
             reason: reason.into(),
+        }])
+    }
+
+    /// Whether libvirt answered that the object does not exist (on this
+    /// error's own code, not its text).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::Libvirt { error, .. } => is_not_found(error),
+            Error::NotFound(_) => true,
+            _ => false,
         }
     }
 
@@ -393,8 +442,10 @@ impl From<Error> for Status {
         let (domain, reason) = e.domain_and_reason();
         let mut details = ErrorDetails::with_error_info(reason, domain, e.metadata());
         match &e {
-            Error::InvalidArgument { field, reason } => {
-                details.add_bad_request_violation(detail(field), detail(reason));
+            Error::InvalidArgument(violations) => {
+                for v in violations {
+                    details.add_bad_request_violation(detail(&v.field), detail(&v.reason));
+                }
             }
             _ if code == Code::Unavailable => {
                 details.set_retry_info(Some(RETRY_DELAY));

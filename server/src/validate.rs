@@ -1,7 +1,66 @@
 //! Checks on request fields that every service shares. Each returns
 //! `INVALID_ARGUMENT` naming the field, before anything is sent to libvirt.
 
-use crate::error::Error;
+use crate::error::{Error, Violation};
+
+/// Collects every bad field of a request, so that one `BadRequest` names
+/// them all instead of only the first.
+///
+/// ```ignore
+/// let mut v = Violations::default();
+/// let name = v.check(validate::required_text("name", &r.name));
+/// v.check(validate::absolute_path("path", &r.path));
+/// v.finish()?; // INVALID_ARGUMENT with both violations, if both are bad
+/// ```
+///
+/// An error that is not about a field (an unknown host) is kept too and
+/// answered when no field is bad.
+#[derive(Debug, Default)]
+pub struct Violations {
+    bad: Vec<Violation>,
+    other: Option<Error>,
+}
+
+impl Violations {
+    /// Records a check's failure; the value when it passed.
+    pub fn check<T>(&mut self, r: Result<T, Error>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(Error::InvalidArgument(bad)) => {
+                self.bad.extend(bad);
+                None
+            }
+            Err(e) => {
+                self.other.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// Records a violation found by hand.
+    pub fn add(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.bad.push(Violation {
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// `INVALID_ARGUMENT` naming every bad field, the other error when no
+    /// field was bad, or `Ok`.
+    pub fn finish(self) -> Result<(), Error> {
+        if !self.bad.is_empty() {
+            return Err(Error::InvalidArgument(self.bad));
+        }
+        self.other.map_or(Ok(()), Err)
+    }
+
+    /// Like [`finish`](Self::finish), then the checked value: for a
+    /// `TryFrom` that ends with every field's value in hand.
+    pub fn done<T>(self, value: Option<T>) -> Result<T, Error> {
+        self.finish()?;
+        value.ok_or_else(|| Error::internal("a checked value is missing"))
+    }
+}
 
 /// Longest object name a structured spec may carry.
 pub const MAX_NAME_LEN: usize = 200;

@@ -321,6 +321,52 @@ pub fn volume_ref(host: &str, pool: &str, name: &str) -> Option<v1::StorageVolum
     })
 }
 
+/// A reference to network `name` on `host` (empty: the default host).
+pub fn network_ref(host: &str, name: &str) -> Option<v1::NetworkRef> {
+    Some(v1::NetworkRef {
+        host: host.to_owned(),
+        key: Some(v1::network_ref::Key::Name(name.to_owned())),
+    })
+}
+
+/// A reference to snapshot `name` of domain `domain` on `host`.
+pub fn snapshot_ref(host: &str, domain: &str, name: &str) -> Option<v1::SnapshotRef> {
+    Some(v1::SnapshotRef {
+        domain: domain_ref(host, domain),
+        name: name.to_owned(),
+    })
+}
+
+/// Runs `virsh -c uri args...`, asserting success; its standard output.
+pub fn virsh_on(uri: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("virsh")
+        .arg("-c")
+        .arg(uri)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "virsh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `virsh` against the real daemon ([`REAL_URI`]).
+pub fn virsh(args: &[&str]) -> String {
+    virsh_on(REAL_URI, args)
+}
+
+/// The field names of a status's `BadRequest` (empty without one).
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
 /// The resident set size of process `pid`, in KiB (from /proc).
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -108,9 +108,7 @@ fn observe(conn: &Connect, object: Object, uuid: &str) -> Option<Observed> {
     // Only libvirt's "no such object" means the object is gone; any other
     // failure (the connection died right after the event) leaves the state
     // unknown: no hint, rather than a false "vanished".
-    let gone = |e: virt::error::Error| {
-        (crate::error::code_for_libvirt(&e) == tonic::Code::NotFound).then_some(Observed::Gone)
-    };
+    let gone = |e: virt::error::Error| crate::error::is_not_found(&e).then_some(Observed::Gone);
     match object {
         Object::Domain => {
             let d = match conn.lookup_domain_by_uuid_string(uuid) {

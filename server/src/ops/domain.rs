@@ -309,7 +309,7 @@ pub fn resume(dom: &Domain) -> Result<(), Error> {
     let Err(e) = dom.resume() else {
         return Ok(());
     };
-    if crate::error::code_for_libvirt(&e) != tonic::Code::Internal {
+    if !crate::error::is_unclassified(&e) {
         // libvirt's own answer already says what is wrong (QEMU: "domain
         // is already running", OPERATION_INVALID); keep it and its details.
         return Err(e.into());

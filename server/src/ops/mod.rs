@@ -18,11 +18,7 @@ use crate::error::Error;
 pub fn unless_vanished<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(Error::Libvirt { error: e, .. })
-            if crate::error::code_for_libvirt(&e) == tonic::Code::NotFound =>
-        {
-            Ok(None)
-        }
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -46,7 +42,7 @@ pub fn config_xml(
 ) -> Option<String> {
     match read(inactive_flag) {
         Ok(xml) => Some(xml),
-        Err(e) if crate::error::code_for_libvirt(&e) == tonic::Code::Unimplemented => read(0).ok(),
+        Err(e) if crate::error::is_unsupported(&e) => read(0).ok(),
         Err(_) => None,
     }
 }

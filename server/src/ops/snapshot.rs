@@ -5,6 +5,25 @@ use virt::{domain::Domain, domain_snapshot::DomainSnapshot};
 
 use crate::{error::Error, xml_query};
 
+/// How a request identifies a snapshot, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotKey {
+    /// Its domain.
+    pub domain: super::domain::DomainKey,
+    /// Its name.
+    pub name: String,
+}
+
+/// Finds a snapshot by its key.
+pub fn lookup_key(
+    conn: &virt::connect::Connect,
+    key: &SnapshotKey,
+) -> Result<(Domain, DomainSnapshot), Error> {
+    let dom = super::domain::lookup(conn, &key.domain)?;
+    let snap = lookup(&dom, &key.name)?;
+    Ok((dom, snap))
+}
+
 /// Finds a snapshot of a domain.
 pub fn lookup(dom: &Domain, name: &str) -> Result<DomainSnapshot, Error> {
     Ok(Domain::lookup_snapshot_by_name(dom, name, 0)?)

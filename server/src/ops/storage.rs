@@ -30,10 +30,19 @@ pub fn lookup_pool(conn: &Connect, key: &PoolKey) -> Result<StoragePool, Error> 
     })
 }
 
+/// How a request identifies a volume, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeKey {
+    /// The pool holding it.
+    pub pool: PoolKey,
+    /// Its name within the pool.
+    pub name: String,
+}
+
 /// Finds a volume in a pool.
-pub fn lookup_volume(conn: &Connect, key: &PoolKey, name: &str) -> Result<StorageVol, Error> {
-    let p = lookup_pool(conn, key)?;
-    Ok(p.lookup_storage_vol_by_name(name)?)
+pub fn lookup_volume(conn: &Connect, key: &VolumeKey) -> Result<StorageVol, Error> {
+    let p = lookup_pool(conn, &key.pool)?;
+    Ok(p.lookup_storage_vol_by_name(&key.name)?)
 }
 
 fn pool_state(s: u32) -> v1::StoragePoolState {
@@ -439,7 +448,13 @@ pub fn download(
     tx: &mpsc::Sender<Result<v1::DownloadVolumeResponse, tonic::Status>>,
 ) -> Result<Option<()>, Error> {
     use v1::download_volume_response::Msg;
-    let vol = lookup_volume(conn, pool, name)?;
+    let vol = lookup_volume(
+        conn,
+        &VolumeKey {
+            pool: pool.clone(),
+            name: name.to_owned(),
+        },
+    )?;
     let info = volume_info(&vol, host)?;
     let stream = Stream::new(conn, 0)?;
     vol.download(&stream, offset, length, 0)?;

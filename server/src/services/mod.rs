@@ -7,12 +7,13 @@ pub mod events;
 pub mod host;
 pub mod network;
 pub mod paging;
+pub mod resolve;
 pub mod snapshot;
 pub mod storage;
 
 use std::{sync::Arc, time::Duration};
 
-use libvirt_grpc::v1::{domain_ref::Key, DomainRef, ModifyScope};
+use libvirt_grpc::v1::{DomainRef, ModifyScope};
 use tokio::time::Instant;
 use tonic::Request;
 use virt::sys;
@@ -21,7 +22,6 @@ use crate::{
     error::Error,
     ops::domain::DomainKey,
     pool::{HostPool, Hosts},
-    validate,
 };
 
 /// Wraps a reply.
@@ -98,23 +98,8 @@ pub fn domain_target(
     hosts: &Hosts,
     r: Option<&DomainRef>,
 ) -> Result<(Arc<HostPool>, DomainKey), Error> {
-    let r = r.ok_or_else(|| Error::invalid("domain", "is required"))?;
-    let pool = Arc::clone(hosts.get(&r.host)?);
-    let key = match &r.key {
-        None => {
-            return Err(Error::invalid("domain", "set one of name, uuid or id"));
-        }
-        Some(Key::Name(n)) => {
-            validate::required_text("domain.name", n)?;
-            DomainKey::Name(n.clone())
-        }
-        Some(Key::Uuid(u)) => DomainKey::Uuid(validate::uuid("domain.uuid", u)?),
-        Some(Key::Id(id)) => DomainKey::Id(*id),
-    };
-    let span = tracing::Span::current();
-    span.record("host", pool.name());
-    span.record("target", tracing::field::debug(&key));
-    Ok((pool, key))
+    let t = resolve::Target::resolve(hosts, r, "domain")?;
+    Ok((t.pool, t.key))
 }
 
 /// Runs `f` with the domain a request names (and its host's name), through

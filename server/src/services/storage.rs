@@ -157,7 +157,7 @@ impl StorageApi {
         let host = pool.name().to_owned();
         let name = r.name.clone();
         pool.run(lane, deadline, move |c| {
-            let v = ops::lookup_volume(c, &key, &name)?;
+            let v = ops::lookup_volume(c, &ops::VolumeKey { pool: key, name })?;
             f(c, &v, &host)
         })
         .await
