@@ -1,0 +1,5 @@
+//! Conversions between the API's messages and libvirt's values, one module
+//! per subject, each table written once: services turn requests into `ops`
+//! inputs (`TryFrom`) and `ops` answers into messages (`From`) here.
+
+pub mod state;
