@@ -666,6 +666,33 @@ mod tests {
     }
 
     #[test]
+    fn every_violation_is_one_bad_request_row() {
+        let mut v = crate::validate::Violations::default();
+        v.check(crate::validate::required_text("name", ""));
+        v.check(Err::<(), _>(Error::UnknownHost("h".into())));
+        v.add("path", "must be absolute");
+        let e = v.finish().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid name: is required; invalid path: must be absolute"
+        );
+        let status = Status::from(e);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().expect("BadRequest");
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["name", "path"]);
+        // With no bad field, the other error is the answer.
+        let mut v = crate::validate::Violations::default();
+        v.check(Err::<(), _>(Error::UnknownHost("h".into())));
+        assert_eq!(v.finish().unwrap_err().code(), Code::NotFound);
+        assert!(crate::validate::Violations::default().finish().is_ok());
+    }
+
+    #[test]
     fn internal_errors_keep_their_source() {
         let cause = std::io::Error::other("disk on fire");
         let e = Error::internal_from("cannot render XML", cause);
