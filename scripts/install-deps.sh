@@ -28,8 +28,10 @@ esac
 [[ $# -le 1 ]] || usage
 
 # Always needed: the `virt` crate links against libvirt (pkg-config finds
-# it), tonic/prost build scripts need protoc, scripts use virsh.
-packages=(libvirt-dev pkg-config protobuf-compiler libvirt-clients)
+# it), tonic/prost build scripts need protoc and the well-known types
+# (google/protobuf/timestamp.proto, duration.proto: libprotobuf-dev), scripts
+# use virsh.
+packages=(libvirt-dev pkg-config protobuf-compiler libprotobuf-dev libvirt-clients)
 
 if [[ $real -eq 1 ]]; then
     # A real daemon + QEMU driver; qemu-utils for qcow2 volumes; iptables and
