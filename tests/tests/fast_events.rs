@@ -277,8 +277,6 @@ async fn a_stopped_domain_says_destroyed_in_detail_and_hint() {
     let _c = Cleanup::new(URI, &p);
     let name = format!("{p}st");
     let c = &s.client;
-    c.define_domain(small_spec(&name)).await.unwrap();
-    c.start_domain(&name).await.unwrap();
     let (_, mut st) = open(
         &s,
         v1::WatchEventsRequest {
@@ -287,6 +285,10 @@ async fn a_stopped_domain_says_destroyed_in_detail_and_hint() {
         },
     )
     .await;
+    c.define_domain(small_spec(&name)).await.unwrap();
+    c.start_domain(&name).await.unwrap();
+    assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Defined);
+    assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Started);
     c.destroy_domain(&name).await.unwrap();
     let e = next_event(&mut st).await;
     recent(&e);
@@ -328,8 +330,10 @@ async fn empty_filters_and_no_resume_are_live_and_accept_everything() {
     let _c = Cleanup::new(URI, &p);
     let (vm, net) = (format!("{p}dvm"), format!("{p}dnet"));
     let c = &s.client;
-    // Happened before the watch: never replayed.
+    // Happened (and reached the hub) before the watch: never replayed.
+    let (_, mut before) = open(&s, names(&vm)).await;
     c.define_domain(small_spec(&vm)).await.unwrap();
+    assert_eq!(lifecycle(&next_event(&mut before).await).0, L::Defined);
     let (started, mut all) = open(
         &s,
         v1::WatchEventsRequest {
@@ -828,4 +832,46 @@ async fn resume_after_zero_replays_the_whole_ring() {
         assert_eq!(e.sequence, seq + 1, "every event of the ring, in order");
         seq = e.sequence;
     }
+}
+
+/// No `hosts`: events of every configured host; `hosts` narrows to those
+/// named (two host names on the one in-process test driver here, so each
+/// change is reported once per host).
+#[tokio::test]
+async fn no_host_filter_means_every_host() {
+    let s = TestServer::start_with(Config {
+        hosts: vec![
+            HostConfig::new("default", URI),
+            HostConfig::new("other", URI),
+        ],
+        ..Config::default()
+    })
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}mh");
+    let (_, mut every) = open(&s, names(&name)).await;
+    let (_, mut other) = open(
+        &s,
+        v1::WatchEventsRequest {
+            hosts: vec!["other".into()],
+            ..names(&name)
+        },
+    )
+    .await;
+    s.client.define_domain(small_spec(&name)).await.unwrap();
+    let mut hosts = vec![
+        next_event(&mut every).await.host,
+        next_event(&mut every).await.host,
+    ];
+    hosts.sort();
+    assert_eq!(hosts, ["default", "other"]);
+    let e = next_event(&mut other).await;
+    assert_eq!((e.host.as_str(), lifecycle(&e).0), ("other", L::Defined));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), other.next())
+            .await
+            .is_err(),
+        "nothing of the default host"
+    );
 }
