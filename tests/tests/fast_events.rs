@@ -392,10 +392,12 @@ async fn uuid_filter_takes_any_form_and_names_match_exactly() {
     let _c = Cleanup::new(URI, &p);
     let name = format!("{p}uu");
     let c = &s.client;
-    c.define_domain(small_spec(&name)).await.unwrap();
     let (_, mut st) = open(&s, names(&name)).await;
+    c.define_domain(small_spec(&name)).await.unwrap();
     c.start_domain(&name).await.unwrap();
     let uuid = next_event(&mut st).await.uuid;
+    // Both changes reached the hub before the next subscriptions.
+    assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Started);
     let simple_upper = uuid.replace('-', "").to_uppercase();
     let (_, mut by_uuid) = open(
         &s,

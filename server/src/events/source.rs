@@ -209,7 +209,6 @@ pub async fn run_host(
             }
         };
         tracing::info!(host, "event connection open");
-        failures = 0;
         // Reconcile against what we knew before the loss.
         let now = blocking(&live.conn, list_states).await;
         let now = match now {
@@ -225,10 +224,13 @@ pub async fn run_host(
                     "cannot list domains after connecting; retrying"
                 );
                 retire(live);
-                tokio::time::sleep(retry_delay(1)).await;
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(retry_delay(failures)).await;
                 continue;
             }
         };
+        // Connected and listed: the next loss starts the backoff afresh.
+        failures = 0;
         if let Some(before) = snapshot.take() {
             let n = reconcile::publish_changes(&hub, &host, &before, &now);
             tracing::info!(host, reconciled = n, "event connection back");
