@@ -176,16 +176,14 @@ impl Client {
                 while let Some(item) = stream.next().await {
                     let Ok(msg) = item else { break };
                     delay = Duration::from_millis(50);
-                    match &msg.message {
-                        Some(v1::watch_events_response::Message::Started(s))
-                            if resume.is_none() =>
-                        {
+                    match &msg.item {
+                        Some(v1::watch_events_response::Item::Started(s)) if resume.is_none() => {
                             resume = Some((s.epoch.clone(), s.sequence));
                         }
-                        Some(v1::watch_events_response::Message::Event(e)) => {
+                        Some(v1::watch_events_response::Item::Event(e)) => {
                             resume = Some((e.epoch.clone(), e.sequence));
                         }
-                        Some(v1::watch_events_response::Message::EventsLost(l)) => {
+                        Some(v1::watch_events_response::Item::EventsLost(l)) => {
                             let last = match &resume {
                                 Some((epoch, seq)) if *epoch == l.epoch => {
                                     (*seq).max(l.to_sequence)

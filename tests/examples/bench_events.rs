@@ -16,6 +16,12 @@ use std::time::{Duration, SystemTime};
 use libvirt_grpc_tests::{prefix, small_spec, v1, Cleanup, TestServer};
 use tokio_stream::StreamExt;
 
+/// An event's time in microseconds since the Unix epoch.
+fn micros(e: &v1::Event) -> i64 {
+    e.event_time
+        .map_or(0, |t| t.seconds * 1_000_000 + i64::from(t.nanos / 1_000))
+}
+
 fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -73,11 +79,11 @@ async fn round(s: &TestServer, subscribers: usize, events: usize) {
                 else {
                     break;
                 };
-                match m.message {
-                    Some(v1::watch_events_response::Message::Event(e)) => {
-                        delays.push(now_micros() - e.time_unix_micros)
+                match m.item {
+                    Some(v1::watch_events_response::Item::Event(e)) => {
+                        delays.push(now_micros() - micros(&e))
                     }
-                    Some(v1::watch_events_response::Message::EventsLost(l)) => {
+                    Some(v1::watch_events_response::Item::EventsLost(l)) => {
                         lost += l.to_sequence - l.from_sequence + 1;
                         if delays.len() as u64 + lost >= events as u64 {
                             break;

@@ -6,10 +6,13 @@
 use std::time::Duration;
 
 use libvirt_grpc_server::config::{Config, HostConfig};
-use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tokio_stream::StreamExt;
 use tonic::{Code, Streaming};
-use v1::{watch_events_response::Message, DomainLifecycleEvent as L, EventKind};
+use v1::{
+    watch_events_response::Item as Message, DomainLifecycleDetail as D, DomainLifecycleEvent as L,
+    EventKind,
+};
 
 const URI: &str = "test:///default";
 
@@ -37,7 +40,7 @@ async fn next(st: &mut Streaming<v1::WatchEventsResponse>) -> Message {
         .expect("no message within 10 s")
         .expect("stream ended")
         .unwrap()
-        .message
+        .item
         .unwrap()
 }
 
@@ -48,9 +51,9 @@ async fn next_event(st: &mut Streaming<v1::WatchEventsResponse>) -> v1::Event {
     }
 }
 
-fn lifecycle(e: &v1::Event) -> (L, String) {
+fn lifecycle(e: &v1::Event) -> (L, D) {
     match &e.details {
-        Some(v1::event::Details::Lifecycle(l)) => (l.event(), l.detail_name.clone()),
+        Some(v1::event::Details::Lifecycle(l)) => (l.event(), l.detail()),
         other => panic!("not a lifecycle event: {other:?}"),
     }
 }
@@ -83,38 +86,28 @@ async fn cycle(s: &TestServer, name: &str) {
     c.undefine_domain(name).await.unwrap();
 }
 
-const EXPECTED: [(L, &str, v1::DomainState); 6] = [
-    (
-        L::Defined,
-        "VIR_DOMAIN_EVENT_DEFINED_ADDED",
-        v1::DomainState::Shutoff,
-    ),
-    (
-        L::Started,
-        "VIR_DOMAIN_EVENT_STARTED_BOOTED",
-        v1::DomainState::Running,
-    ),
-    (
-        L::Suspended,
-        "VIR_DOMAIN_EVENT_SUSPENDED_PAUSED",
-        v1::DomainState::Paused,
-    ),
-    (
-        L::Resumed,
-        "VIR_DOMAIN_EVENT_RESUMED_UNPAUSED",
-        v1::DomainState::Running,
-    ),
-    (
-        L::Stopped,
-        "VIR_DOMAIN_EVENT_STOPPED_DESTROYED",
-        v1::DomainState::Shutoff,
-    ),
-    (
-        L::Undefined,
-        "VIR_DOMAIN_EVENT_UNDEFINED_REMOVED",
-        v1::DomainState::Unspecified,
-    ),
+const EXPECTED: [(L, D, i32); 6] = [
+    (L::Defined, D::DefinedAdded, 0),
+    (L::Started, D::StartedBooted, 0),
+    (L::Suspended, D::SuspendedPaused, 0),
+    (L::Resumed, D::ResumedUnpaused, 0),
+    (L::Stopped, D::StoppedDestroyed, 1),
+    (L::Undefined, D::UndefinedRemoved, 0),
 ];
+
+/// Whether an event's time is within a few seconds of now.
+fn recent(e: &v1::Event) {
+    let t = e.event_time.expect("every event has a time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let at = t.seconds as f64 + f64::from(t.nanos) / 1e9;
+    assert!(
+        (now - at).abs() < 10.0,
+        "event_time {at} is not near now {now}"
+    );
+}
 
 #[tokio::test]
 async fn lifecycle_events_in_order_with_details_and_state() {
@@ -126,7 +119,7 @@ async fn lifecycle_events_in_order_with_details_and_state() {
     assert!(!started.epoch.is_empty());
     cycle(&s, &name).await;
     let mut last = started.sequence;
-    for (event, detail, state) in EXPECTED {
+    for (event, detail, code) in EXPECTED {
         let e = next_event(&mut st).await;
         assert!(e.sequence > last, "sequences strictly increase");
         last = e.sequence;
@@ -139,8 +132,12 @@ async fn lifecycle_events_in_order_with_details_and_state() {
         assert_eq!(e.kind(), EventKind::Lifecycle);
         assert_eq!(e.object_type(), v1::ObjectType::Domain);
         assert!(!e.reconciled);
-        assert!(e.time_unix_micros > 0);
-        assert_eq!(lifecycle(&e), (event, detail.to_owned()));
+        recent(&e);
+        assert_eq!(lifecycle(&e), (event, detail));
+        let Some(v1::event::Details::Lifecycle(l)) = &e.details else {
+            unreachable!()
+        };
+        assert_eq!(l.detail_code, code, "libvirt's number travels beside it");
         let hint = e.state.unwrap();
         // The hint is read right after the event; the next change may
         // already have happened, so only the final undefine is exact.
@@ -148,8 +145,11 @@ async fn lifecycle_events_in_order_with_details_and_state() {
             assert!(!hint.exists);
         } else if hint.exists {
             assert_ne!(hint.domain_state(), v1::DomainState::Unspecified);
+            assert_ne!(
+                hint.domain_state_reason(),
+                v1::DomainStateReason::Unspecified
+            );
         }
-        let _ = state;
     }
 }
 
@@ -205,30 +205,53 @@ async fn filters_by_name_kind_host_and_type() {
 async fn bad_requests_are_invalid_argument() {
     let s = TestServer::test_driver().await;
     let mut ev = s.client.events();
-    let bad = [
-        v1::WatchEventsRequest {
+    // Every bad field in one BadRequest.
+    let st = ev
+        .watch_events(v1::WatchEventsRequest {
+            hosts: vec!["nope".into()],
+            names: vec![String::new()],
+            uuids: vec!["not-a-uuid".into()],
+            kinds: vec![999, EventKind::Unspecified as i32],
+            object_types: vec![v1::ObjectType::Unspecified as i32],
+            resume_after: Some(1),
+            epoch: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    let mut fields = bad_fields(&st);
+    fields.sort();
+    fields.dedup();
+    assert_eq!(
+        fields,
+        ["epoch", "kinds", "names", "object_types", "uuids"],
+        "{st:?}"
+    );
+    // An unknown host alone is NOT_FOUND.
+    let st = ev
+        .watch_events(v1::WatchEventsRequest {
             hosts: vec!["nope".into()],
             ..Default::default()
-        },
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+    for req in [
         v1::WatchEventsRequest {
-            uuids: vec!["not-a-uuid".into()],
+            kinds: vec![999],
             ..Default::default()
         },
         v1::WatchEventsRequest {
-            kinds: vec![999],
+            object_types: vec![99],
             ..Default::default()
         },
         v1::WatchEventsRequest {
             resume_after: Some(1),
             ..Default::default()
         },
-    ];
-    for req in bad {
+    ] {
         let code = code_of(ev.watch_events(req).await.map(|_| ()));
-        assert!(
-            matches!(code, Code::InvalidArgument | Code::NotFound),
-            "{code:?}"
-        );
+        assert_eq!(code, Code::InvalidArgument);
     }
     let pos = ev
         .get_event_position(v1::GetEventPositionRequest {})
@@ -240,9 +263,162 @@ async fn bad_requests_are_invalid_argument() {
         epoch: pos.epoch,
         ..Default::default()
     };
+    let st = ev.watch_events(future).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&st), ["resume_after"]);
+}
+
+/// A domain stopped at once: STOPPED with detail STOPPED_DESTROYED, and a
+/// state hint of SHUTOFF / SHUTOFF_DESTROYED read right after it.
+#[tokio::test]
+async fn a_stopped_domain_says_destroyed_in_detail_and_hint() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}st");
+    let c = &s.client;
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            kinds: vec![EventKind::Lifecycle as i32],
+            ..names(&name)
+        },
+    )
+    .await;
+    c.define_domain(small_spec(&name)).await.unwrap();
+    c.start_domain(&name).await.unwrap();
+    assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Defined);
+    assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Started);
+    c.destroy_domain(&name).await.unwrap();
+    let e = next_event(&mut st).await;
+    recent(&e);
+    assert_eq!(lifecycle(&e), (L::Stopped, D::StoppedDestroyed));
+    let hint = e.state.unwrap();
+    assert!(hint.exists && !hint.active);
+    assert_eq!(hint.domain_state(), v1::DomainState::Shutoff);
     assert_eq!(
-        code_of(ev.watch_events(future).await.map(|_| ())),
-        Code::InvalidArgument
+        hint.domain_state_reason(),
+        v1::DomainStateReason::ShutoffDestroyed
+    );
+    assert_eq!(
+        hint.domain_state_reason_code, 2,
+        "VIR_DOMAIN_SHUTOFF_DESTROYED"
+    );
+    c.start_domain(&name).await.unwrap();
+    let e = next_event(&mut st).await;
+    assert_eq!(lifecycle(&e), (L::Started, D::StartedBooted));
+    let hint = e.state.unwrap();
+    assert!(hint.exists && hint.active);
+    assert_eq!(
+        (hint.domain_state(), hint.domain_state_reason()),
+        (
+            v1::DomainState::Running,
+            v1::DomainStateReason::RunningBooted
+        )
+    );
+    c.destroy_domain(&name).await.unwrap();
+}
+
+/// The defaults WatchEventsRequest's comments promise: empty filters accept
+/// every kind and object type, no `resume_after` means live without
+/// replay, an epoch without `resume_after` is ignored, an empty host name
+/// is the default host.
+#[tokio::test]
+async fn empty_filters_and_no_resume_are_live_and_accept_everything() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let (vm, net) = (format!("{p}dvm"), format!("{p}dnet"));
+    let c = &s.client;
+    // Happened (and reached the hub) before the watch: never replayed.
+    let (_, mut before) = open(&s, names(&vm)).await;
+    c.define_domain(small_spec(&vm)).await.unwrap();
+    assert_eq!(lifecycle(&next_event(&mut before).await).0, L::Defined);
+    let (started, mut all) = open(
+        &s,
+        v1::WatchEventsRequest {
+            epoch: "ignored-without-resume_after".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, mut default_host) = open(
+        &s,
+        v1::WatchEventsRequest {
+            hosts: vec![String::new()],
+            ..names(&vm)
+        },
+    )
+    .await;
+    c.start_domain(&vm).await.unwrap();
+    let n2 = net.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = virt::connect::Connect::open(Some(URI)).unwrap();
+        let n = conn
+            .define_network_xml(&format!("<network><name>{n2}</name></network>"))
+            .unwrap();
+        n.undefine().unwrap();
+    })
+    .await
+    .unwrap();
+    let mut seen_types = Vec::new();
+    let mut first = true;
+    while seen_types.len() < 2 {
+        let e = match next(&mut all).await {
+            Message::Event(e) => e,
+            other => panic!("no replay, no loss expected: {other:?}"),
+        };
+        assert!(e.sequence > started.sequence, "nothing replayed");
+        if e.name == vm && first {
+            assert_eq!(lifecycle(&e).0, L::Started, "the define is not replayed");
+            first = false;
+        }
+        if (e.name == vm || e.name == net) && !seen_types.contains(&e.object_type()) {
+            seen_types.push(e.object_type());
+        }
+    }
+    assert!(seen_types.contains(&v1::ObjectType::Domain));
+    assert!(seen_types.contains(&v1::ObjectType::Network));
+    let e = next_event(&mut default_host).await;
+    assert_eq!((e.host.as_str(), lifecycle(&e).0), ("default", L::Started));
+    c.destroy_domain(&vm).await.unwrap();
+}
+
+/// `uuids` matches in any case and form; `names` matches exactly.
+#[tokio::test]
+async fn uuid_filter_takes_any_form_and_names_match_exactly() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}uu");
+    let c = &s.client;
+    let (_, mut st) = open(&s, names(&name)).await;
+    c.define_domain(small_spec(&name)).await.unwrap();
+    c.start_domain(&name).await.unwrap();
+    let uuid = next_event(&mut st).await.uuid;
+    // Both changes reached the hub before the next subscriptions.
+    assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Started);
+    let simple_upper = uuid.replace('-', "").to_uppercase();
+    let (_, mut by_uuid) = open(
+        &s,
+        v1::WatchEventsRequest {
+            uuids: vec![simple_upper],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, mut by_other_case) = open(&s, names(&name.to_uppercase())).await;
+    c.destroy_domain(&name).await.unwrap();
+    let e = next_event(&mut by_uuid).await;
+    assert_eq!(
+        (e.uuid.as_str(), lifecycle(&e).0),
+        (uuid.as_str(), L::Stopped)
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), by_other_case.next())
+            .await
+            .is_err(),
+        "a name filter is case-sensitive"
     );
 }
 
@@ -292,6 +468,9 @@ async fn resume_replays_exactly_what_was_missed() {
         Message::EventsLost(l) => {
             assert_eq!(l.reason(), v1::LossReason::EpochChanged);
             assert_eq!(l.epoch, started.epoch);
+            // Every sequence of the current epoch so far.
+            assert_eq!(l.from_sequence, 1);
+            assert!(l.to_sequence > first.sequence);
         }
         other => panic!("expected events_lost, got {other:?}"),
     }
@@ -420,13 +599,13 @@ async fn client_watch_helper_delivers_and_resumes() {
     let _c = Cleanup::new(URI, &p);
     let name = format!("{p}vm");
     let mut w = s.client.watch(names(&name));
-    match w.next().await.unwrap().unwrap().message.unwrap() {
+    match w.next().await.unwrap().unwrap().item.unwrap() {
         Message::Started(_) => {}
         other => panic!("{other:?}"),
     }
     cycle(&s, &name).await;
     for (event, ..) in EXPECTED {
-        match w.next().await.unwrap().unwrap().message.unwrap() {
+        match w.next().await.unwrap().unwrap().item.unwrap() {
             Message::Event(e) => assert_eq!(lifecycle(&e).0, event),
             other => panic!("{other:?}"),
         }
@@ -472,34 +651,43 @@ async fn network_and_pool_lifecycle_events() {
     .await
     .unwrap();
     // libvirt dispatches each object type in order, but not across types.
+    use v1::{NetworkLifecycleEvent as N, StoragePoolLifecycleEvent as P};
     let want = [
         (
             EventKind::NetworkLifecycle,
-            "VIR_NETWORK_EVENT_DEFINED".to_owned(),
+            N::Defined as i32,
+            0,
             net.clone(),
         ),
         (
             EventKind::NetworkLifecycle,
-            "VIR_NETWORK_EVENT_UNDEFINED".to_owned(),
+            N::Undefined as i32,
+            1,
             net.clone(),
         ),
         (
             EventKind::StoragePoolLifecycle,
-            "VIR_STORAGE_POOL_EVENT_DEFINED".to_owned(),
+            P::Defined as i32,
+            0,
             pool.clone(),
         ),
         (
             EventKind::StoragePoolLifecycle,
-            "VIR_STORAGE_POOL_EVENT_UNDEFINED".to_owned(),
+            P::Undefined as i32,
+            1,
             pool.clone(),
         ),
     ];
     let mut got = Vec::new();
     for _ in 0..4 {
         let e = next_event(&mut st).await;
+        recent(&e);
         match &e.details {
-            Some(v1::event::Details::ObjectLifecycle(d)) => {
-                got.push((e.kind(), d.event_name.clone(), e.name.clone()))
+            Some(v1::event::Details::NetworkLifecycle(d)) => {
+                got.push((e.kind(), d.event, d.event_code, e.name.clone()))
+            }
+            Some(v1::event::Details::StoragePoolLifecycle(d)) => {
+                got.push((e.kind(), d.event, d.event_code, e.name.clone()))
             }
             other => panic!("{other:?}"),
         }
@@ -524,12 +712,12 @@ async fn client_watch_resumes_across_a_server_restart() {
     let name = format!("{p}rs");
     let client = s.client.clone();
     let mut w = client.watch(names(&name));
-    match w.next().await.unwrap().unwrap().message.unwrap() {
+    match w.next().await.unwrap().unwrap().item.unwrap() {
         Message::Started(_) => {}
         other => panic!("{other:?}"),
     }
     client.define_domain(small_spec(&name)).await.unwrap();
-    match w.next().await.unwrap().unwrap().message.unwrap() {
+    match w.next().await.unwrap().unwrap().item.unwrap() {
         Message::Event(e) => assert_eq!(lifecycle(&e).0, L::Defined),
         other => panic!("{other:?}"),
     }
@@ -545,7 +733,7 @@ async fn client_watch_resumes_across_a_server_restart() {
             .expect("the helper did not reconnect within 10 s")
             .unwrap()
             .unwrap()
-            .message
+            .item
             .unwrap();
         match msg {
             Message::Started(_) => started_again = true,
@@ -558,7 +746,7 @@ async fn client_watch_resumes_across_a_server_restart() {
     s2.client.start_domain(&name).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            match w.next().await.unwrap().unwrap().message.unwrap() {
+            match w.next().await.unwrap().unwrap().item.unwrap() {
                 Message::Event(e) if lifecycle(&e).0 == L::Started => break,
                 Message::Event(_) => {}
                 other => panic!("{other:?}"),
@@ -606,9 +794,86 @@ async fn metadata_change_events_carry_typed_details() {
     assert_eq!(e.name, name);
     match e.details {
         Some(v1::event::Details::MetadataChange(m)) => {
-            assert_eq!(m.metadata_type, 2, "element metadata");
+            assert_eq!(m.kind(), v1::MetadataKind::Element);
             assert_eq!(m.namespace_uri, uri);
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// `resume_after: 0` replays the whole ring, oldest first.
+#[tokio::test]
+async fn resume_after_zero_replays_the_whole_ring() {
+    let s = TestServer::start_with(Config {
+        hosts: vec![HostConfig::new("default", URI)],
+        ..Config::default()
+    })
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}z");
+    let (started, mut st) = open(&s, names(&name)).await;
+    s.client.define_domain(small_spec(&name)).await.unwrap();
+    let defined = next_event(&mut st).await;
+    let (resumed, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            resume_after: Some(0),
+            epoch: started.epoch.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        resumed.oldest_sequence, 1,
+        "a fresh server's ring starts at 1"
+    );
+    let mut seq = 0;
+    while seq < defined.sequence {
+        let e = next_event(&mut st).await;
+        assert_eq!(e.sequence, seq + 1, "every event of the ring, in order");
+        seq = e.sequence;
+    }
+}
+
+/// No `hosts`: events of every configured host; `hosts` narrows to those
+/// named (two host names on the one in-process test driver here, so each
+/// change is reported once per host).
+#[tokio::test]
+async fn no_host_filter_means_every_host() {
+    let s = TestServer::start_with(Config {
+        hosts: vec![
+            HostConfig::new("default", URI),
+            HostConfig::new("other", URI),
+        ],
+        ..Config::default()
+    })
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}mh");
+    let (_, mut every) = open(&s, names(&name)).await;
+    let (_, mut other) = open(
+        &s,
+        v1::WatchEventsRequest {
+            hosts: vec!["other".into()],
+            ..names(&name)
+        },
+    )
+    .await;
+    s.client.define_domain(small_spec(&name)).await.unwrap();
+    let mut hosts = vec![
+        next_event(&mut every).await.host,
+        next_event(&mut every).await.host,
+    ];
+    hosts.sort();
+    assert_eq!(hosts, ["default", "other"]);
+    let e = next_event(&mut other).await;
+    assert_eq!((e.host.as_str(), lifecycle(&e).0), ("other", L::Defined));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), other.next())
+            .await
+            .is_err(),
+        "nothing of the default host"
+    );
 }

@@ -47,8 +47,8 @@ async fn reading_subscriber(
         .await
         .unwrap()
         .into_inner();
-    match reading.next().await.unwrap().unwrap().message {
-        Some(v1::watch_events_response::Message::Started(_)) => {}
+    match reading.next().await.unwrap().unwrap().item {
+        Some(v1::watch_events_response::Item::Started(_)) => {}
         other => panic!("{other:?}"),
     }
     let seen_bytes = Arc::new(AtomicUsize::new(0));

@@ -231,8 +231,8 @@ async fn connections_without_a_preface_are_closed_after_the_handshake_timeout() 
         .expect("no event within 10 s")
         .unwrap()
         .unwrap();
-    match msg.message {
-        Some(v1::watch_events_response::Message::Event(e)) => assert_eq!(e.name, name),
+    match msg.item {
+        Some(v1::watch_events_response::Item::Event(e)) => assert_eq!(e.name, name),
         other => panic!("{other:?}"),
     }
 }
@@ -480,8 +480,8 @@ async fn malformed_and_oversized_requests_get_the_right_codes() {
     prost::encoding::bytes::encode(1000, &vec![0u8; 5 << 20], &mut padded);
     let mut stream = raw_watch(&ch, Bytes::from(padded)).await.unwrap();
     let first = stream.message().await.unwrap().unwrap();
-    match v1::WatchEventsResponse::decode(first).unwrap().message {
-        Some(v1::watch_events_response::Message::Started(_)) => {}
+    match v1::WatchEventsResponse::decode(first).unwrap().item {
+        Some(v1::watch_events_response::Item::Started(_)) => {}
         other => panic!("{other:?}"),
     }
     drop(stream);

@@ -807,11 +807,11 @@ async fn agent_connect_shows_on_the_event_stream() {
     boot_guest(&s, &mut c, &name).await;
     let connected = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(msg) = events.next().await {
-            if let Some(v1::watch_events_response::Message::Event(e)) = msg.unwrap().message {
+            if let Some(v1::watch_events_response::Item::Event(e)) = msg.unwrap().item {
                 assert_eq!(e.kind(), v1::EventKind::AgentLifecycle);
                 assert_eq!(e.name, name);
                 if let Some(v1::event::Details::AgentLifecycle(a)) = e.details {
-                    if a.connected {
+                    if a.state() == v1::AgentState::Connected {
                         return a;
                     }
                 }
@@ -821,7 +821,7 @@ async fn agent_connect_shows_on_the_event_stream() {
     })
     .await
     .expect("no AGENT_LIFECYCLE connected event within 60 s");
-    assert!(!connected.reason_name.is_empty());
+    assert_ne!(connected.reason(), v1::AgentStateReason::Unspecified);
 }
 
 /// A file write whose client stops sending is cut off with ABORTED at the

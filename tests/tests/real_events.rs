@@ -6,7 +6,9 @@ use std::{process::Command, time::Duration};
 
 use libvirt_grpc_tests::{prefix, real_enabled, v1, Cleanup, TestServer, REAL_URI};
 use tokio_stream::StreamExt;
-use v1::{watch_events_response::Message, DomainLifecycleEvent as L};
+use v1::{
+    watch_events_response::Item as Message, DomainLifecycleDetail as D, DomainLifecycleEvent as L,
+};
 
 pub fn diskless_xml(name: &str) -> String {
     format!(
@@ -50,7 +52,7 @@ async fn virsh_changes_appear_on_the_stream() {
         .unwrap()
         .into_inner();
     assert!(matches!(
-        st.next().await.unwrap().unwrap().message,
+        st.next().await.unwrap().unwrap().item,
         Some(Message::Started(_))
     ));
     let xml = std::env::temp_dir().join(format!("{name}.xml"));
@@ -77,12 +79,40 @@ async fn virsh_changes_appear_on_the_stream() {
             .expect("event within 20 s")
             .unwrap()
             .unwrap();
-        if let Some(Message::Event(e)) = m.message {
+        if let Some(Message::Event(e)) = m.item {
             assert_eq!(e.host, "real");
+            let t = e.event_time.expect("every event has a time");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            assert!(
+                (now - t.seconds).abs() < 30,
+                "event_time {t:?} is not near now"
+            );
             if let Some(v1::event::Details::Lifecycle(l)) = &e.details {
                 got.push(l.event());
-                if l.event() == L::Started {
-                    assert_eq!(l.detail_name, "VIR_DOMAIN_EVENT_STARTED_BOOTED");
+                match l.event() {
+                    L::Started => assert_eq!(l.detail(), D::StartedBooted),
+                    L::Suspended => assert_eq!(l.detail(), D::SuspendedPaused),
+                    L::Stopped => {
+                        assert_eq!(l.detail(), D::StoppedDestroyed);
+                        assert_eq!(l.detail_code, 1, "VIR_DOMAIN_EVENT_STOPPED_DESTROYED");
+                        // Read right after the event: the undefine may
+                        // already have happened, but not another state.
+                        let hint = e.state.unwrap();
+                        if hint.exists {
+                            assert_eq!(
+                                (hint.domain_state(), hint.domain_state_reason()),
+                                (
+                                    v1::DomainState::Shutoff,
+                                    v1::DomainStateReason::ShutoffDestroyed
+                                )
+                            );
+                        }
+                    }
+                    L::Undefined => assert_eq!(l.detail(), D::UndefinedRemoved),
+                    _ => {}
                 }
             }
         }
@@ -149,7 +179,7 @@ async fn hotplug_and_reset_events() {
             .expect("event within 30 s")
             .unwrap()
             .unwrap();
-        if let Some(Message::Event(e)) = msg.message {
+        if let Some(Message::Event(e)) = msg.item {
             if let Some(v1::event::Details::Device(d)) = &e.details {
                 alias = d.alias.clone();
             }

@@ -9,7 +9,7 @@ use std::{path::Path, process::Command, time::Duration};
 use libvirt_grpc_tests::{prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI};
 use tokio_stream::StreamExt;
 use tonic::Code;
-use v1::{watch_events_response::Message, DomainLifecycleEvent as L, EventKind};
+use v1::{watch_events_response::Item as Message, DomainLifecycleEvent as L, EventKind};
 
 const STATE_FILE: &str = "/tmp/libvirt-grpc-libvirtd.pid";
 
@@ -82,7 +82,7 @@ async fn libvirtd_restart_is_reported_and_reconciled() {
             .expect("message within 60 s")
             .unwrap()
             .unwrap()
-            .message
+            .item
             .unwrap()
     };
     assert!(matches!(next().await, Message::Started(_)));
@@ -140,8 +140,9 @@ async fn libvirtd_restart_is_reported_and_reconciled() {
                                 v1::DomainState::Shutoff
                             );
                             eprintln!(
-                                "stopped event: reconciled={} detail={}",
-                                e.reconciled, l.detail_name
+                                "stopped event: reconciled={} detail={:?}",
+                                e.reconciled,
+                                l.detail()
                             );
                             stopped = Some(e.reconciled);
                         }

@@ -1,48 +1,90 @@
-//! Conversion of what libvirt reports (callback values, observed states,
-//! reconciled changes) into protobuf events: every name table and enum
-//! mapping of the event stream, once. Each value goes from libvirt's raw
-//! form to the proto form exactly once, here.
+//! Every conversion of the event stream, once: what libvirt reports
+//! (callback values, observed states, reconciled changes) into
+//! `v1::Event`s with proto enums, and a `WatchEventsRequest` into the
+//! validated [`Watch`] the subscriber runs. Each libvirt number goes to its
+//! proto enum exactly once, here (domain states and reasons through
+//! [`crate::convert::state`], the one table for them).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use libvirt_grpc::v1::{self, EventKind, ObjectType};
 use virt::sys;
 
 use super::{
+    hub::Position,
     reconcile::{Change, Reconciled},
-    source::Observed,
+    source::{Lost, Observed},
+    subscriber::Filter,
 };
 use crate::{
-    libvirt_sys::{Object, RawEvent, RawKind},
-    ops::domain::{reason_name, state_enum},
+    convert::state::{domain_state, domain_state_reason},
+    error::Error,
+    libvirt_sys::{Object, RawEvent, RawKind, TypedValue},
+    pool::Hosts,
+    validate::{self, Violations},
 };
 
-fn micros(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// A point in time as a protobuf Timestamp (the Unix epoch for a clock set
+/// before it).
+fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let d = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    prost_types::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
 }
 
-/// A host connectivity event (disconnected, reconnected).
-pub fn host_event(host: &str, kind: EventKind, details: v1::HostDetails) -> v1::Event {
+/// A host connectivity event (disconnected, reconnected), stamped now.
+fn host_event(host: &str, kind: EventKind, details: v1::HostDetails) -> v1::Event {
     v1::Event {
         host: host.to_owned(),
         object_type: ObjectType::Host as i32,
-        time_unix_micros: micros(SystemTime::now()),
+        event_time: Some(timestamp(SystemTime::now())),
         kind: kind as i32,
         details: Some(v1::event::Details::HostDetails(details)),
         ..Default::default()
     }
 }
 
-/// libvirt's virConnectCloseReason as the text of `HostDetails.reason`.
-pub fn close_reason(reason: i32) -> &'static str {
-    match reason as u32 {
-        sys::VIR_CONNECT_CLOSE_REASON_ERROR => "error",
-        sys::VIR_CONNECT_CLOSE_REASON_EOF => "eof",
-        sys::VIR_CONNECT_CLOSE_REASON_KEEPALIVE => "keepalive",
-        sys::VIR_CONNECT_CLOSE_REASON_CLIENT => "client",
-        _ => "unknown",
+/// `HOST_DISCONNECTED` for a connection lost for `why`.
+pub fn disconnected(host: &str, why: Lost) -> v1::Event {
+    host_event(
+        host,
+        EventKind::HostDisconnected,
+        v1::HostDetails {
+            disconnect_reason: disconnect_reason(why) as i32,
+            reconciled_events: 0,
+        },
+    )
+}
+
+/// `HOST_RECONNECTED`, after `reconciled` reconciled events.
+pub fn reconnected(host: &str, reconciled: u32) -> v1::Event {
+    host_event(
+        host,
+        EventKind::HostReconnected,
+        v1::HostDetails {
+            disconnect_reason: v1::HostDisconnectReason::Unspecified as i32,
+            reconciled_events: reconciled,
+        },
+    )
+}
+
+/// Why a connection was lost, as the API says it.
+pub fn disconnect_reason(why: Lost) -> v1::HostDisconnectReason {
+    use v1::HostDisconnectReason as R;
+    match why {
+        Lost::Closed(reason) => match u32::try_from(reason).unwrap_or(u32::MAX) {
+            sys::VIR_CONNECT_CLOSE_REASON_ERROR => R::Error,
+            sys::VIR_CONNECT_CLOSE_REASON_EOF => R::Eof,
+            sys::VIR_CONNECT_CLOSE_REASON_KEEPALIVE => R::Keepalive,
+            sys::VIR_CONNECT_CLOSE_REASON_CLIENT => R::Client,
+            _ => R::Unknown,
+        },
+        Lost::NotAlive => R::NotAlive,
+        Lost::ChannelClosed => R::Unknown,
     }
 }
 
@@ -57,9 +99,9 @@ impl From<Observed> for v1::ObjectState {
                 active,
             } => v1::ObjectState {
                 exists: true,
-                domain_state: state_enum(state) as i32,
-                domain_state_reason: reason,
-                domain_state_reason_name: reason_name(state, reason).to_owned(),
+                domain_state: domain_state(state) as i32,
+                domain_state_reason: domain_state_reason(state, reason) as i32,
+                domain_state_reason_code: reason,
                 active,
             },
             Observed::Other { active } => v1::ObjectState {
@@ -77,7 +119,7 @@ fn reconciled_lifecycle(change: Change) -> v1::DomainLifecycleEvent {
     match change {
         Change::Vanished => E::Undefined,
         Change::Appeared { .. } => E::Defined,
-        Change::Changed { from, state, .. } => match state as u32 {
+        Change::Changed { from, state, .. } => match u32::try_from(state).unwrap_or(u32::MAX) {
             sys::VIR_DOMAIN_SHUTOFF => E::Stopped,
             sys::VIR_DOMAIN_PAUSED => E::Suspended,
             sys::VIR_DOMAIN_RUNNING if from as u32 == sys::VIR_DOMAIN_PAUSED => E::Resumed,
@@ -85,7 +127,7 @@ fn reconciled_lifecycle(change: Change) -> v1::DomainLifecycleEvent {
             sys::VIR_DOMAIN_CRASHED => E::Crashed,
             sys::VIR_DOMAIN_PMSUSPENDED => E::Pmsuspended,
             sys::VIR_DOMAIN_SHUTDOWN => E::Shutdown,
-            _ => E::Unspecified,
+            _ => E::Unknown,
         },
     }
 }
@@ -109,22 +151,24 @@ pub fn reconciled_event(host: &str, r: &Reconciled<'_>) -> v1::Event {
         object_type: ObjectType::Domain as i32,
         name: r.name.to_owned(),
         uuid: r.uuid.to_owned(),
-        time_unix_micros: micros(SystemTime::now()),
+        event_time: Some(timestamp(SystemTime::now())),
         kind: EventKind::Lifecycle as i32,
         reconciled: true,
         state: Some(state.into()),
         details: Some(v1::event::Details::Lifecycle(v1::LifecycleDetails {
             event: reconciled_lifecycle(r.change) as i32,
-            detail: 0,
-            detail_name: "RECONCILED".into(),
+            event_code: 0,
+            detail: v1::DomainLifecycleDetail::Reconciled as i32,
+            detail_code: 0,
         })),
         ..Default::default()
     }
 }
 
-fn lifecycle_event(event: i32) -> v1::DomainLifecycleEvent {
+/// libvirt's virDomainEventType.
+fn lifecycle_event(event: u32) -> v1::DomainLifecycleEvent {
     use v1::DomainLifecycleEvent as E;
-    match event as u32 {
+    match event {
         sys::VIR_DOMAIN_EVENT_DEFINED => E::Defined,
         sys::VIR_DOMAIN_EVENT_UNDEFINED => E::Undefined,
         sys::VIR_DOMAIN_EVENT_STARTED => E::Started,
@@ -134,129 +178,249 @@ fn lifecycle_event(event: i32) -> v1::DomainLifecycleEvent {
         sys::VIR_DOMAIN_EVENT_SHUTDOWN => E::Shutdown,
         sys::VIR_DOMAIN_EVENT_PMSUSPENDED => E::Pmsuspended,
         sys::VIR_DOMAIN_EVENT_CRASHED => E::Crashed,
-        _ => E::Unspecified,
+        _ => E::Unknown,
     }
 }
 
-/// libvirt's constant name for a lifecycle detail.
-pub fn lifecycle_detail_name(event: i32, detail: i32) -> String {
-    const DEFINED: &[&str] = &["ADDED", "UPDATED", "RENAMED", "FROM_SNAPSHOT"];
-    const UNDEFINED: &[&str] = &["REMOVED", "RENAMED"];
-    const STARTED: &[&str] = &[
-        "BOOTED",
-        "MIGRATED",
-        "RESTORED",
-        "FROM_SNAPSHOT",
-        "WAKEUP",
-        "RECREATED",
+/// libvirt's detail number `detail` of lifecycle event `event`
+/// (virDomainEvent*DetailType, numbered from 0 per event).
+fn lifecycle_detail(event: u32, detail: u32) -> v1::DomainLifecycleDetail {
+    use v1::DomainLifecycleDetail as D;
+    const DEFINED: &[D] = &[
+        D::DefinedAdded,
+        D::DefinedUpdated,
+        D::DefinedRenamed,
+        D::DefinedFromSnapshot,
     ];
-    const SUSPENDED: &[&str] = &[
-        "PAUSED",
-        "MIGRATED",
-        "IOERROR",
-        "WATCHDOG",
-        "RESTORED",
-        "FROM_SNAPSHOT",
-        "API_ERROR",
-        "POSTCOPY",
-        "POSTCOPY_FAILED",
+    const UNDEFINED: &[D] = &[D::UndefinedRemoved, D::UndefinedRenamed];
+    const STARTED: &[D] = &[
+        D::StartedBooted,
+        D::StartedMigrated,
+        D::StartedRestored,
+        D::StartedFromSnapshot,
+        D::StartedWakeup,
+        D::StartedRecreated,
     ];
-    const RESUMED: &[&str] = &[
-        "UNPAUSED",
-        "MIGRATED",
-        "FROM_SNAPSHOT",
-        "POSTCOPY",
-        "POSTCOPY_FAILED",
+    const SUSPENDED: &[D] = &[
+        D::SuspendedPaused,
+        D::SuspendedMigrated,
+        D::SuspendedIoerror,
+        D::SuspendedWatchdog,
+        D::SuspendedRestored,
+        D::SuspendedFromSnapshot,
+        D::SuspendedApiError,
+        D::SuspendedPostcopy,
+        D::SuspendedPostcopyFailed,
     ];
-    const STOPPED: &[&str] = &[
-        "SHUTDOWN",
-        "DESTROYED",
-        "CRASHED",
-        "MIGRATED",
-        "SAVED",
-        "FAILED",
-        "FROM_SNAPSHOT",
+    const RESUMED: &[D] = &[
+        D::ResumedUnpaused,
+        D::ResumedMigrated,
+        D::ResumedFromSnapshot,
+        D::ResumedPostcopy,
+        D::ResumedPostcopyFailed,
     ];
-    const SHUTDOWN: &[&str] = &["FINISHED", "GUEST", "HOST"];
-    const PMSUSPENDED: &[&str] = &["MEMORY", "DISK"];
-    const CRASHED: &[&str] = &["PANICKED", "CRASHLOADED"];
-    let (prefix, table) = match event as u32 {
-        sys::VIR_DOMAIN_EVENT_DEFINED => ("DEFINED", DEFINED),
-        sys::VIR_DOMAIN_EVENT_UNDEFINED => ("UNDEFINED", UNDEFINED),
-        sys::VIR_DOMAIN_EVENT_STARTED => ("STARTED", STARTED),
-        sys::VIR_DOMAIN_EVENT_SUSPENDED => ("SUSPENDED", SUSPENDED),
-        sys::VIR_DOMAIN_EVENT_RESUMED => ("RESUMED", RESUMED),
-        sys::VIR_DOMAIN_EVENT_STOPPED => ("STOPPED", STOPPED),
-        sys::VIR_DOMAIN_EVENT_SHUTDOWN => ("SHUTDOWN", SHUTDOWN),
-        sys::VIR_DOMAIN_EVENT_PMSUSPENDED => ("PMSUSPENDED", PMSUSPENDED),
-        sys::VIR_DOMAIN_EVENT_CRASHED => ("CRASHED", CRASHED),
-        _ => return format!("UNKNOWN_{detail}"),
+    const STOPPED: &[D] = &[
+        D::StoppedShutdown,
+        D::StoppedDestroyed,
+        D::StoppedCrashed,
+        D::StoppedMigrated,
+        D::StoppedSaved,
+        D::StoppedFailed,
+        D::StoppedFromSnapshot,
+    ];
+    const SHUTDOWN: &[D] = &[D::ShutdownFinished, D::ShutdownGuest, D::ShutdownHost];
+    const PMSUSPENDED: &[D] = &[D::PmsuspendedMemory, D::PmsuspendedDisk];
+    const CRASHED: &[D] = &[D::CrashedPanicked, D::CrashedCrashloaded];
+    let table = match event {
+        sys::VIR_DOMAIN_EVENT_DEFINED => DEFINED,
+        sys::VIR_DOMAIN_EVENT_UNDEFINED => UNDEFINED,
+        sys::VIR_DOMAIN_EVENT_STARTED => STARTED,
+        sys::VIR_DOMAIN_EVENT_SUSPENDED => SUSPENDED,
+        sys::VIR_DOMAIN_EVENT_RESUMED => RESUMED,
+        sys::VIR_DOMAIN_EVENT_STOPPED => STOPPED,
+        sys::VIR_DOMAIN_EVENT_SHUTDOWN => SHUTDOWN,
+        sys::VIR_DOMAIN_EVENT_PMSUSPENDED => PMSUSPENDED,
+        sys::VIR_DOMAIN_EVENT_CRASHED => CRASHED,
+        _ => return D::Unknown,
     };
-    match usize::try_from(detail).ok().and_then(|d| table.get(d)) {
-        Some(name) => format!("VIR_DOMAIN_EVENT_{prefix}_{name}"),
-        None => format!("VIR_DOMAIN_EVENT_{prefix}_{detail}"),
+    usize::try_from(detail)
+        .ok()
+        .and_then(|d| table.get(d))
+        .copied()
+        .unwrap_or(D::Unknown)
+}
+
+/// A libvirt number as the `u32` its constants are (negative: none of them).
+fn raw(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn pool_lifecycle(event: i32) -> v1::StoragePoolLifecycleEvent {
+    use v1::StoragePoolLifecycleEvent as E;
+    match raw(event) {
+        sys::VIR_STORAGE_POOL_EVENT_DEFINED => E::Defined,
+        sys::VIR_STORAGE_POOL_EVENT_UNDEFINED => E::Undefined,
+        sys::VIR_STORAGE_POOL_EVENT_STARTED => E::Started,
+        sys::VIR_STORAGE_POOL_EVENT_STOPPED => E::Stopped,
+        sys::VIR_STORAGE_POOL_EVENT_CREATED => E::Created,
+        sys::VIR_STORAGE_POOL_EVENT_DELETED => E::Deleted,
+        _ => E::Unknown,
     }
 }
 
-fn object_lifecycle_name(prefix: &str, event: i32) -> String {
-    const NAMES: &[&str] = &[
-        "DEFINED",
-        "UNDEFINED",
-        "STARTED",
-        "STOPPED",
-        "CREATED",
-        "DELETED",
-    ];
-    match usize::try_from(event).ok().and_then(|e| NAMES.get(e)) {
-        Some(n) => format!("{prefix}_{n}"),
-        None => format!("{prefix}_{event}"),
+fn network_lifecycle(event: i32) -> v1::NetworkLifecycleEvent {
+    use v1::NetworkLifecycleEvent as E;
+    match raw(event) {
+        sys::VIR_NETWORK_EVENT_DEFINED => E::Defined,
+        sys::VIR_NETWORK_EVENT_UNDEFINED => E::Undefined,
+        sys::VIR_NETWORK_EVENT_STARTED => E::Started,
+        sys::VIR_NETWORK_EVENT_STOPPED => E::Stopped,
+        _ => E::Unknown,
     }
 }
 
-/// The details of a pool or network lifecycle event (`prefix` names the
-/// libvirt constants: both enums number their events alike).
-fn object_lifecycle(prefix: &str, event: i32, detail: i32) -> v1::event::Details {
-    v1::event::Details::ObjectLifecycle(v1::ObjectLifecycleDetails {
-        event,
-        event_name: object_lifecycle_name(prefix, event),
-        detail,
-    })
-}
-
-fn block_job_status_name(status: i32) -> &'static str {
-    match status {
-        0 => "VIR_DOMAIN_BLOCK_JOB_COMPLETED",
-        1 => "VIR_DOMAIN_BLOCK_JOB_FAILED",
-        2 => "VIR_DOMAIN_BLOCK_JOB_CANCELED",
-        3 => "VIR_DOMAIN_BLOCK_JOB_READY",
-        _ => "UNKNOWN",
+fn agent_state(state: i32) -> v1::AgentState {
+    match raw(state) {
+        sys::VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED => v1::AgentState::Connected,
+        sys::VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_DISCONNECTED => {
+            v1::AgentState::Disconnected
+        }
+        _ => v1::AgentState::Unknown,
     }
 }
 
-fn watchdog_name(action: i32) -> &'static str {
-    match action {
-        0 => "VIR_DOMAIN_EVENT_WATCHDOG_NONE",
-        1 => "VIR_DOMAIN_EVENT_WATCHDOG_PAUSE",
-        2 => "VIR_DOMAIN_EVENT_WATCHDOG_RESET",
-        3 => "VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF",
-        4 => "VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN",
-        5 => "VIR_DOMAIN_EVENT_WATCHDOG_DEBUG",
-        6 => "VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI",
-        _ => "UNKNOWN",
+fn agent_reason(reason: i32) -> v1::AgentStateReason {
+    use v1::AgentStateReason as R;
+    match raw(reason) {
+        sys::VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED => R::DomainStarted,
+        sys::VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL => R::Channel,
+        _ => R::Unknown,
+    }
+}
+
+fn block_job_type(t: i32) -> v1::BlockJobType {
+    use v1::BlockJobType as T;
+    match raw(t) {
+        sys::VIR_DOMAIN_BLOCK_JOB_TYPE_PULL => T::Pull,
+        sys::VIR_DOMAIN_BLOCK_JOB_TYPE_COPY => T::Copy,
+        sys::VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT => T::Commit,
+        sys::VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT => T::ActiveCommit,
+        sys::VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP => T::Backup,
+        _ => T::Unknown,
+    }
+}
+
+fn block_job_status(status: i32) -> v1::BlockJobStatus {
+    use v1::BlockJobStatus as S;
+    match raw(status) {
+        sys::VIR_DOMAIN_BLOCK_JOB_COMPLETED => S::Completed,
+        sys::VIR_DOMAIN_BLOCK_JOB_FAILED => S::Failed,
+        sys::VIR_DOMAIN_BLOCK_JOB_CANCELED => S::Canceled,
+        sys::VIR_DOMAIN_BLOCK_JOB_READY => S::Ready,
+        _ => S::Unknown,
+    }
+}
+
+fn watchdog_action(action: i32) -> v1::WatchdogAction {
+    use v1::WatchdogAction as A;
+    match raw(action) {
+        sys::VIR_DOMAIN_EVENT_WATCHDOG_NONE => A::None,
+        sys::VIR_DOMAIN_EVENT_WATCHDOG_PAUSE => A::Pause,
+        sys::VIR_DOMAIN_EVENT_WATCHDOG_RESET => A::Reset,
+        sys::VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF => A::Poweroff,
+        sys::VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN => A::Shutdown,
+        sys::VIR_DOMAIN_EVENT_WATCHDOG_DEBUG => A::Debug,
+        sys::VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI => A::Injectnmi,
+        _ => A::Unknown,
+    }
+}
+
+fn io_error_action(action: i32) -> v1::IoErrorAction {
+    use v1::IoErrorAction as A;
+    match raw(action) {
+        sys::VIR_DOMAIN_EVENT_IO_ERROR_NONE => A::None,
+        sys::VIR_DOMAIN_EVENT_IO_ERROR_PAUSE => A::Pause,
+        sys::VIR_DOMAIN_EVENT_IO_ERROR_REPORT => A::Report,
+        _ => A::Unknown,
+    }
+}
+
+/// libvirt's virDomainMetadataType in the numbering of the metadata RPCs
+/// (UNSPECIFIED for a type newer than this server: `MetadataKind` has no
+/// UNKNOWN).
+fn metadata_kind(kind: i32) -> v1::MetadataKind {
+    use v1::MetadataKind as K;
+    match raw(kind) {
+        sys::VIR_DOMAIN_METADATA_DESCRIPTION => K::Description,
+        sys::VIR_DOMAIN_METADATA_TITLE => K::Title,
+        sys::VIR_DOMAIN_METADATA_ELEMENT => K::Element,
+        _ => K::Unspecified,
+    }
+}
+
+fn tray_reason(reason: i32) -> v1::TrayChangeReason {
+    use v1::TrayChangeReason as R;
+    match raw(reason) {
+        sys::VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN => R::Open,
+        sys::VIR_DOMAIN_EVENT_TRAY_CHANGE_CLOSE => R::Close,
+        _ => R::Unknown,
+    }
+}
+
+fn job_operation(op: Option<i64>) -> v1::DomainJobOperation {
+    use v1::DomainJobOperation as O;
+    let Some(op) = op.and_then(|o| u32::try_from(o).ok()) else {
+        return O::Unknown;
+    };
+    match op {
+        sys::VIR_DOMAIN_JOB_OPERATION_START => O::Start,
+        sys::VIR_DOMAIN_JOB_OPERATION_SAVE => O::Save,
+        sys::VIR_DOMAIN_JOB_OPERATION_RESTORE => O::Restore,
+        sys::VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN => O::MigrationIn,
+        sys::VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT => O::MigrationOut,
+        sys::VIR_DOMAIN_JOB_OPERATION_SNAPSHOT => O::Snapshot,
+        sys::VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_REVERT => O::SnapshotRevert,
+        sys::VIR_DOMAIN_JOB_OPERATION_DUMP => O::Dump,
+        sys::VIR_DOMAIN_JOB_OPERATION_BACKUP => O::Backup,
+        sys::VIR_DOMAIN_JOB_OPERATION_SNAPSHOT_DELETE => O::SnapshotDelete,
+        _ => O::Unknown,
+    }
+}
+
+/// A completed job's typed statistics as its details.
+fn job_completed(stats: Vec<(String, TypedValue)>) -> v1::JobCompletedDetails {
+    let get = |name: &str| stats.iter().find(|(f, _)| f == name).map(|(_, v)| v);
+    v1::JobCompletedDetails {
+        operation: job_operation(get("operation").and_then(TypedValue::as_i64)) as i32,
+        elapsed: get("time_elapsed")
+            .and_then(TypedValue::as_u64)
+            .map(|ms| duration(Duration::from_millis(ms))),
+        stats: stats
+            .iter()
+            .map(|(field, value)| (field.clone(), value.to_string()))
+            .collect(),
+    }
+}
+
+fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 
 /// Turns a raw callback report, and the object's state observed right
 /// after it, into a protobuf event (without sequence).
-pub fn event(host: &str, raw: RawEvent, observed: Option<Observed>) -> v1::Event {
+pub fn event(host: &str, raw_event: RawEvent, observed: Option<Observed>) -> v1::Event {
     use v1::event::Details as D;
-    let (kind, details) = match raw.kind {
+    let (kind, details) = match raw_event.kind {
         RawKind::Lifecycle { event, detail } => (
             EventKind::Lifecycle,
             Some(D::Lifecycle(v1::LifecycleDetails {
-                event: lifecycle_event(event) as i32,
-                detail,
-                detail_name: lifecycle_detail_name(event, detail),
+                event: lifecycle_event(raw(event)) as i32,
+                event_code: event,
+                detail: lifecycle_detail(raw(event), raw(detail)) as i32,
+                detail_code: detail,
             })),
         ),
         RawKind::Reboot => (EventKind::Reboot, None),
@@ -275,16 +439,8 @@ pub fn event(host: &str, raw: RawEvent, observed: Option<Observed>) -> v1::Event
         RawKind::AgentLifecycle { state, reason } => (
             EventKind::AgentLifecycle,
             Some(D::AgentLifecycle(v1::AgentLifecycleDetails {
-                connected: state as u32
-                    == sys::VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_CONNECTED,
-                state,
-                reason,
-                reason_name: match reason {
-                    1 => "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_DOMAIN_STARTED",
-                    2 => "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_CHANNEL",
-                    _ => "VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_UNKNOWN",
-                }
-                .to_owned(),
+                state: agent_state(state) as i32,
+                reason: agent_reason(reason) as i32,
             })),
         ),
         RawKind::BlockJob {
@@ -295,16 +451,14 @@ pub fn event(host: &str, raw: RawEvent, observed: Option<Observed>) -> v1::Event
             EventKind::BlockJob,
             Some(D::BlockJob(v1::BlockJobDetails {
                 disk,
-                job_type,
-                status,
-                status_name: block_job_status_name(status).to_owned(),
+                job_type: block_job_type(job_type) as i32,
+                status: block_job_status(status) as i32,
             })),
         ),
         RawKind::Watchdog(action) => (
             EventKind::Watchdog,
             Some(D::Watchdog(v1::WatchdogDetails {
-                action,
-                action_name: watchdog_name(action).to_owned(),
+                action: watchdog_action(action) as i32,
             })),
         ),
         RawKind::IoError {
@@ -317,64 +471,68 @@ pub fn event(host: &str, raw: RawEvent, observed: Option<Observed>) -> v1::Event
             Some(D::IoError(v1::IoErrorDetails {
                 source_path: src,
                 device_alias: alias,
-                action,
+                action: io_error_action(action) as i32,
                 reason,
             })),
         ),
         RawKind::Metadata { kind, nsuri } => (
             EventKind::MetadataChange,
             Some(D::MetadataChange(v1::MetadataChangeDetails {
-                metadata_type: kind,
+                kind: metadata_kind(kind) as i32,
                 namespace_uri: nsuri,
             })),
         ),
-        RawKind::RtcChange(off) => (
+        RawKind::RtcChange(offset) => (
             EventKind::RtcChange,
             Some(D::RtcChange(v1::RtcChangeDetails {
-                utc_offset_seconds: off,
+                utc_offset: Some(prost_types::Duration {
+                    seconds: offset,
+                    nanos: 0,
+                }),
             })),
         ),
         RawKind::BalloonChange(kib) => (
             EventKind::BalloonChange,
             Some(D::BalloonChange(v1::BalloonChangeDetails {
-                actual_kib: kib,
+                actual_bytes: kib.saturating_mul(1024),
             })),
         ),
-        RawKind::PmSuspend(reason) => (EventKind::PmSuspend, Some(D::Pm(v1::PmDetails { reason }))),
-        RawKind::PmWakeup(reason) => (EventKind::PmWakeup, Some(D::Pm(v1::PmDetails { reason }))),
+        RawKind::PmSuspend(_) => (EventKind::PmSuspend, None),
+        RawKind::PmWakeup(_) => (EventKind::PmWakeup, None),
         RawKind::TrayChange { alias, reason } => (
             EventKind::TrayChange,
             Some(D::TrayChange(v1::TrayChangeDetails {
                 device_alias: alias,
-                opened: reason as u32 == sys::VIR_DOMAIN_EVENT_TRAY_CHANGE_OPEN,
+                reason: tray_reason(reason) as i32,
             })),
         ),
         RawKind::JobCompleted(stats) => (
             EventKind::JobCompleted,
-            Some(D::JobCompleted(v1::JobCompletedDetails {
-                stats: stats
-                    .into_iter()
-                    .map(|(field, value)| (field, value.to_string()))
-                    .collect(),
+            Some(D::JobCompleted(job_completed(stats))),
+        ),
+        RawKind::PoolLifecycle { event, .. } => (
+            EventKind::StoragePoolLifecycle,
+            Some(D::StoragePoolLifecycle(v1::StoragePoolLifecycleDetails {
+                event: pool_lifecycle(event) as i32,
+                event_code: event,
             })),
         ),
-        RawKind::PoolLifecycle { event, detail } => (
-            EventKind::StoragePoolLifecycle,
-            Some(object_lifecycle("VIR_STORAGE_POOL_EVENT", event, detail)),
-        ),
-        RawKind::NetworkLifecycle { event, detail } => (
+        RawKind::NetworkLifecycle { event, .. } => (
             EventKind::NetworkLifecycle,
-            Some(object_lifecycle("VIR_NETWORK_EVENT", event, detail)),
+            Some(D::NetworkLifecycle(v1::NetworkLifecycleDetails {
+                event: network_lifecycle(event) as i32,
+                event_code: event,
+            })),
         ),
         RawKind::Closed(r) => (
             EventKind::HostDisconnected,
             Some(D::HostDetails(v1::HostDetails {
-                reason: close_reason(r).to_owned(),
+                disconnect_reason: disconnect_reason(Lost::Closed(r)) as i32,
                 reconciled_events: 0,
             })),
         ),
     };
-    let object_type = match raw.object {
+    let object_type = match raw_event.object {
         Object::Domain => ObjectType::Domain,
         Object::StoragePool => ObjectType::StoragePool,
         Object::Network => ObjectType::Network,
@@ -383,9 +541,9 @@ pub fn event(host: &str, raw: RawEvent, observed: Option<Observed>) -> v1::Event
     v1::Event {
         host: host.to_owned(),
         object_type: object_type as i32,
-        name: raw.name,
-        uuid: raw.uuid,
-        time_unix_micros: micros(raw.at),
+        name: raw_event.name,
+        uuid: raw_event.uuid,
+        event_time: Some(timestamp(raw_event.at)),
         kind: kind as i32,
         state: observed.map(v1::ObjectState::from),
         details,
@@ -393,19 +551,291 @@ pub fn event(host: &str, raw: RawEvent, observed: Option<Observed>) -> v1::Event
     }
 }
 
+/// A validated `WatchEventsRequest`: the filter, and where to resume.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Which events pass.
+    pub filter: Filter,
+    /// `(epoch, sequence)` to resume after; `None`: live only.
+    pub resume: Option<(String, u64)>,
+}
+
+/// Every value of a repeated enum field, each checked against `known`
+/// (UNSPECIFIED and numbers this server does not know are bad).
+fn enums(v: &mut Violations, field: &str, values: &[i32], known: impl Fn(i32) -> bool) -> Vec<i32> {
+    for n in values {
+        if !known(*n) {
+            v.add(field, format!("{n} is not a known value"));
+        }
+    }
+    values.to_vec()
+}
+
+/// Checks every field of a `WatchEventsRequest` (all bad fields in one
+/// `INVALID_ARGUMENT`); an empty host name stands for the default host.
+pub fn watch_request(hosts: &Hosts, r: v1::WatchEventsRequest) -> Result<Watch, Error> {
+    let mut v = Violations::default();
+    let host_names = r
+        .hosts
+        .iter()
+        .filter_map(|h| v.check(hosts.get(h)).map(|p| p.name().to_owned()))
+        .collect();
+    for n in &r.names {
+        v.check(validate::required_text("names", n));
+    }
+    let uuids = r
+        .uuids
+        .iter()
+        .filter_map(|u| v.check(validate::uuid("uuids", u)))
+        .collect();
+    let kinds = enums(&mut v, "kinds", &r.kinds, |k| {
+        !matches!(EventKind::try_from(k), Ok(EventKind::Unspecified) | Err(_))
+    });
+    let object_types = enums(&mut v, "object_types", &r.object_types, |t| {
+        !matches!(
+            ObjectType::try_from(t),
+            Ok(ObjectType::Unspecified) | Err(_)
+        )
+    });
+    let resume = match r.resume_after {
+        None => None,
+        Some(_) if r.epoch.is_empty() => {
+            v.add("epoch", "is required with resume_after");
+            None
+        }
+        Some(seq) => Some((r.epoch, seq)),
+    };
+    v.finish()?;
+    Ok(Watch {
+        filter: Filter {
+            hosts: host_names,
+            names: r.names,
+            uuids,
+            kinds,
+            object_types,
+        },
+        resume,
+    })
+}
+
+impl From<Position> for v1::GetEventPositionResponse {
+    fn from(p: Position) -> Self {
+        v1::GetEventPositionResponse {
+            epoch: p.epoch,
+            sequence: p.sequence,
+            oldest_sequence: p.oldest,
+        }
+    }
+}
+
+impl From<&Position> for v1::WatchStarted {
+    fn from(p: &Position) -> Self {
+        v1::WatchStarted {
+            epoch: p.epoch.clone(),
+            sequence: p.sequence,
+            oldest_sequence: p.oldest,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn raw_event(kind: RawKind) -> RawEvent {
+        RawEvent {
+            generation: 1,
+            object: Object::Domain,
+            name: "n".into(),
+            uuid: "u".into(),
+            at: SystemTime::UNIX_EPOCH + Duration::from_micros(1_500_000),
+            kind,
+        }
+    }
+
     #[test]
-    fn detail_names_follow_libvirt() {
+    fn lifecycle_details_follow_libvirt() {
+        use v1::DomainLifecycleDetail as D;
+        let stopped = sys::VIR_DOMAIN_EVENT_STOPPED;
         assert_eq!(
-            lifecycle_detail_name(sys::VIR_DOMAIN_EVENT_STOPPED as i32, 1),
-            "VIR_DOMAIN_EVENT_STOPPED_DESTROYED"
+            lifecycle_detail(stopped, sys::VIR_DOMAIN_EVENT_STOPPED_DESTROYED),
+            D::StoppedDestroyed
         );
         assert_eq!(
-            object_lifecycle_name("VIR_NETWORK_EVENT", 2),
-            "VIR_NETWORK_EVENT_STARTED"
+            lifecycle_detail(sys::VIR_DOMAIN_EVENT_DEFINED, 0),
+            D::DefinedAdded
+        );
+        assert_eq!(
+            lifecycle_detail(sys::VIR_DOMAIN_EVENT_SUSPENDED, 8),
+            D::SuspendedPostcopyFailed
+        );
+        assert_eq!(
+            lifecycle_detail(sys::VIR_DOMAIN_EVENT_CRASHED, 1),
+            D::CrashedCrashloaded
+        );
+        assert_eq!(lifecycle_detail(stopped, 99), D::Unknown);
+        assert_eq!(lifecycle_detail(99, 0), D::Unknown);
+        let e = event(
+            "h",
+            raw_event(RawKind::Lifecycle {
+                event: 99,
+                detail: 7,
+            }),
+            None,
+        );
+        let Some(v1::event::Details::Lifecycle(l)) = e.details else {
+            panic!("lifecycle details expected");
+        };
+        assert_eq!(
+            (l.event(), l.event_code, l.detail(), l.detail_code),
+            (v1::DomainLifecycleEvent::Unknown, 99, D::Unknown, 7)
+        );
+        assert_eq!(
+            e.event_time,
+            Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn details_carry_enums_and_units() {
+        use v1::event::Details as D;
+        let details = |k| event("h", raw_event(k), None).details.unwrap();
+        assert_eq!(
+            details(RawKind::BalloonChange(3)),
+            D::BalloonChange(v1::BalloonChangeDetails { actual_bytes: 3072 })
+        );
+        assert_eq!(
+            details(RawKind::RtcChange(-3600)),
+            D::RtcChange(v1::RtcChangeDetails {
+                utc_offset: Some(prost_types::Duration {
+                    seconds: -3600,
+                    nanos: 0
+                })
+            })
+        );
+        assert_eq!(
+            details(RawKind::Metadata {
+                kind: sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+                nsuri: "x".into()
+            }),
+            D::MetadataChange(v1::MetadataChangeDetails {
+                kind: v1::MetadataKind::Element as i32,
+                namespace_uri: "x".into()
+            })
+        );
+        assert_eq!(
+            details(RawKind::Watchdog(0)),
+            D::Watchdog(v1::WatchdogDetails {
+                action: v1::WatchdogAction::None as i32
+            })
+        );
+        assert_eq!(
+            details(RawKind::TrayChange {
+                alias: "cd".into(),
+                reason: 1
+            }),
+            D::TrayChange(v1::TrayChangeDetails {
+                device_alias: "cd".into(),
+                reason: v1::TrayChangeReason::Close as i32
+            })
+        );
+        assert_eq!(
+            details(RawKind::AgentLifecycle {
+                state: 1,
+                reason: 0
+            }),
+            D::AgentLifecycle(v1::AgentLifecycleDetails {
+                state: v1::AgentState::Connected as i32,
+                reason: v1::AgentStateReason::Unknown as i32
+            })
+        );
+        assert_eq!(
+            details(RawKind::BlockJob {
+                disk: "vda".into(),
+                job_type: 2,
+                status: 3
+            }),
+            D::BlockJob(v1::BlockJobDetails {
+                disk: "vda".into(),
+                job_type: v1::BlockJobType::Copy as i32,
+                status: v1::BlockJobStatus::Ready as i32
+            })
+        );
+        let D::JobCompleted(j) = details(RawKind::JobCompleted(vec![
+            ("operation".into(), TypedValue::Int(2)),
+            ("time_elapsed".into(), TypedValue::UInt(1500)),
+        ])) else {
+            panic!("job details expected");
+        };
+        assert_eq!(j.operation(), v1::DomainJobOperation::Save);
+        assert_eq!(
+            j.elapsed,
+            Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 500_000_000
+            })
+        );
+        assert_eq!(
+            j.stats.get("time_elapsed").map(String::as_str),
+            Some("1500")
+        );
+        assert!(event("h", raw_event(RawKind::PmWakeup(0)), None)
+            .details
+            .is_none());
+    }
+
+    #[test]
+    fn pool_network_and_host_events_carry_enums() {
+        use v1::event::Details as D;
+        let mut raw = raw_event(RawKind::NetworkLifecycle {
+            event: 2,
+            detail: 0,
+        });
+        raw.object = Object::Network;
+        assert_eq!(
+            event("h", raw, None).details,
+            Some(D::NetworkLifecycle(v1::NetworkLifecycleDetails {
+                event: v1::NetworkLifecycleEvent::Started as i32,
+                event_code: 2
+            }))
+        );
+        assert_eq!(
+            pool_lifecycle(sys::VIR_STORAGE_POOL_EVENT_DELETED as i32),
+            v1::StoragePoolLifecycleEvent::Deleted
+        );
+        assert_eq!(
+            disconnect_reason(Lost::Closed(sys::VIR_CONNECT_CLOSE_REASON_EOF as i32)),
+            v1::HostDisconnectReason::Eof
+        );
+        assert_eq!(
+            disconnect_reason(Lost::NotAlive),
+            v1::HostDisconnectReason::NotAlive
+        );
+        let back = reconnected("h", 3);
+        assert_eq!(back.kind(), EventKind::HostReconnected);
+        assert!(back.event_time.is_some());
+    }
+
+    #[test]
+    fn state_hints_are_converted_once_from_libvirt_numbers() {
+        let hint = v1::ObjectState::from(Observed::Domain {
+            state: sys::VIR_DOMAIN_SHUTOFF as i32,
+            reason: sys::VIR_DOMAIN_SHUTOFF_DESTROYED as i32,
+            active: false,
+        });
+        assert!(hint.exists && !hint.active);
+        assert_eq!(hint.domain_state(), v1::DomainState::Shutoff);
+        assert_eq!(
+            hint.domain_state_reason(),
+            v1::DomainStateReason::ShutoffDestroyed
+        );
+        assert_eq!(
+            hint.domain_state_reason_code,
+            sys::VIR_DOMAIN_SHUTOFF_DESTROYED as i32
         );
     }
 
@@ -431,11 +861,15 @@ mod tests {
         let state = e.state.unwrap_or_default();
         assert!(state.exists && state.active);
         assert_eq!(state.domain_state(), v1::DomainState::Running);
-        assert_eq!(state.domain_state_reason_name, "unpaused");
+        assert_eq!(
+            state.domain_state_reason(),
+            v1::DomainStateReason::RunningUnpaused
+        );
         let Some(v1::event::Details::Lifecycle(l)) = e.details else {
             panic!("lifecycle details expected");
         };
         assert_eq!(l.event(), v1::DomainLifecycleEvent::Resumed);
+        assert_eq!(l.detail(), v1::DomainLifecycleDetail::Reconciled);
         let gone = reconciled_event(
             "h",
             &Reconciled {

@@ -192,6 +192,20 @@ mod tests {
         }
     }
 
+    /// Another epoch before any event: a loss of "0 to 0", as documented.
+    #[test]
+    fn another_epoch_on_an_empty_hub_loses_nothing_numbered() {
+        let hub = Hub::new(3);
+        let lost = hub.subscribe(Some(("other", 5))).unwrap().lost.unwrap();
+        assert_eq!(
+            (lost.from_sequence, lost.to_sequence, lost.reason()),
+            (0, 0, v1::LossReason::EpochChanged)
+        );
+        hub.publish(ev("a"));
+        let lost = hub.subscribe(Some(("other", 5))).unwrap().lost.unwrap();
+        assert_eq!((lost.from_sequence, lost.to_sequence), (1, 1));
+    }
+
     #[test]
     fn sequences_ring_and_resume() {
         let hub = Hub::new(3);

@@ -4,9 +4,15 @@
 //! | --- | --- |
 //! | [`source`] | per host: the event connection, callback registration, reconnect |
 //! | [`reconcile`] | after a reconnect: what changed while the connection was away |
-//! | [`convert`] | libvirt's callback values and states -> `v1::Event`, every table once |
+//! | [`convert`] | libvirt's callback values and states -> `v1::Event` (proto enums, `Timestamp`), and `WatchEventsRequest` -> [`convert::Watch`]: every table once |
 //! | [`hub`] | sequence numbers, the ring of recent events, the broadcast |
 //! | [`subscriber`] | one `WatchEvents` stream: replay, filter, gaps, shutdown |
+//!
+//! Only [`source`] talks to libvirt (through its event connection and
+//! [`crate::libvirt_sys`]); [`convert`] reads libvirt's constants, nothing
+//! more. Only [`subscriber`] names tonic: its stream item and the status
+//! that ends a stream at shutdown are what tonic sends.
+//! `services::events` is the thin gRPC face: validate, subscribe, stream.
 //!
 //! # Threads and ownership
 //!

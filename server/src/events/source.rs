@@ -5,7 +5,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use libvirt_grpc::v1::{self, EventKind};
 use tokio::sync::{mpsc, oneshot, watch};
 use virt::connect::Connect;
 
@@ -71,6 +70,17 @@ pub enum Observed {
         /// Whether the object is active.
         active: bool,
     },
+}
+
+/// Why an event connection was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// libvirt's close callback ran, with this virConnectCloseReason.
+    Closed(i32),
+    /// `virConnectIsAlive` said no (or could not run).
+    NotAlive,
+    /// The callbacks' channel closed (cannot happen while the task runs).
+    ChannelClosed,
 }
 
 struct Live {
@@ -199,7 +209,6 @@ pub async fn run_host(
             }
         };
         tracing::info!(host, "event connection open");
-        failures = 0;
         // Reconcile against what we knew before the loss.
         let now = blocking(&live.conn, list_states).await;
         let now = match now {
@@ -215,35 +224,25 @@ pub async fn run_host(
                     "cannot list domains after connecting; retrying"
                 );
                 retire(live);
-                tokio::time::sleep(retry_delay(1)).await;
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(retry_delay(failures)).await;
                 continue;
             }
         };
+        // Connected and listed: the next loss starts the backoff afresh.
+        failures = 0;
         if let Some(before) = snapshot.take() {
             let n = reconcile::publish_changes(&hub, &host, &before, &now);
             tracing::info!(host, reconciled = n, "event connection back");
-            hub.publish(convert::host_event(
-                &host,
-                EventKind::HostReconnected,
-                v1::HostDetails {
-                    reason: String::new(),
-                    reconciled_events: n,
-                },
-            ));
+            hub.publish(convert::reconnected(&host, n));
             pool.record_success();
         }
         let mut states = now;
-        let reason = watch(&host, &hub, &live, generation, &mut rx, &mut states).await;
+        let why = watch(&host, &hub, &live, generation, &mut rx, &mut states).await;
         snapshot = Some(states);
+        let reason = convert::disconnect_reason(why).as_str_name();
         tracing::warn!(host, reason, "event connection lost");
-        hub.publish(convert::host_event(
-            &host,
-            EventKind::HostDisconnected,
-            v1::HostDetails {
-                reason: reason.to_owned(),
-                reconciled_events: 0,
-            },
-        ));
+        hub.publish(convert::disconnected(&host, why));
         pool.reset_connections();
         pool.record_failure(format!("connection to libvirt lost ({reason})"));
         retire(live);
@@ -259,18 +258,18 @@ async fn watch(
     generation: u64,
     rx: &mut mpsc::UnboundedReceiver<RawEvent>,
     states: &mut Snapshot,
-) -> &'static str {
+) -> Lost {
     let mut tick = tokio::time::interval(ALIVE_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             raw = rx.recv() => {
-                let Some(raw) = raw else { return "channel closed" };
+                let Some(raw) = raw else { return Lost::ChannelClosed };
                 if raw.generation != generation {
                     continue;
                 }
                 if let RawKind::Closed(r) = raw.kind {
-                    return convert::close_reason(r);
+                    return Lost::Closed(r);
                 }
                 let (object, uuid) = (raw.object, raw.uuid.clone());
                 let observed = blocking(&live.conn, move |c| observe(c, object, &uuid))
@@ -292,7 +291,7 @@ async fn watch(
             _ = tick.tick() => {
                 let alive = blocking(&live.conn, |c| c.is_alive().unwrap_or(false)).await;
                 if alive != Some(true) {
-                    return "not alive";
+                    return Lost::NotAlive;
                 }
             }
         }

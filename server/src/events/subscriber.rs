@@ -9,7 +9,11 @@ use std::sync::Arc;
 use libvirt_grpc::v1::{self, ObjectType};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::hub::{self, Hub};
+use super::{
+    convert::Watch,
+    hub::{self, Hub},
+};
+use crate::error::Error;
 
 /// Messages buffered per stream between its task and the transport.
 const STREAM_BUFFER: usize = 64;
@@ -48,13 +52,13 @@ impl Filter {
 
 fn event_msg(e: &v1::Event) -> v1::WatchEventsResponse {
     v1::WatchEventsResponse {
-        message: Some(v1::watch_events_response::Message::Event(e.clone())),
+        item: Some(v1::watch_events_response::Item::Event(e.clone())),
     }
 }
 
 fn lost_msg(l: v1::EventsLost) -> v1::WatchEventsResponse {
     v1::WatchEventsResponse {
-        message: Some(v1::watch_events_response::Message::EventsLost(l)),
+        item: Some(v1::watch_events_response::Item::EventsLost(l)),
     }
 }
 
@@ -67,6 +71,20 @@ pub fn shutting_down() -> tonic::Status {
 
 /// The item type of a watch stream.
 pub type StreamItem = Result<v1::WatchEventsResponse, tonic::Status>;
+
+/// Subscribes `watch` to the hub and starts its stream; `INVALID_ARGUMENT`
+/// (`resume_after`) for a resume point after the newest event of its epoch.
+pub fn open(
+    hub: &Arc<Hub>,
+    request: Watch,
+    shutdown: watch::Receiver<bool>,
+) -> Result<mpsc::Receiver<StreamItem>, Error> {
+    let resume = request.resume.as_ref().map(|(e, s)| (e.as_str(), *s));
+    let sub = hub
+        .subscribe(resume)
+        .ok_or_else(|| Error::invalid("resume_after", "is after the newest event of this epoch"))?;
+    Ok(stream(hub, sub, request.filter, shutdown))
+}
 
 /// Starts a subscriber's task; the receiver is the gRPC response stream.
 pub fn stream(
@@ -85,12 +103,8 @@ pub fn stream(
             mut rx,
         } = sub;
         let started = v1::WatchEventsResponse {
-            message: Some(v1::watch_events_response::Message::Started(
-                v1::WatchStarted {
-                    epoch: position.epoch.clone(),
-                    sequence: position.sequence,
-                    oldest_sequence: position.oldest,
-                },
+            item: Some(v1::watch_events_response::Item::Started(
+                v1::WatchStarted::from(&position),
             )),
         };
         if tx.send(Ok(started)).await.is_err() {
@@ -162,6 +176,41 @@ mod tests {
 
     use super::*;
 
+    /// Host connectivity events pass every axis but `hosts`; other events
+    /// must pass every non-empty axis.
+    #[test]
+    fn host_events_pass_all_but_the_host_filter() {
+        let host_event = v1::Event {
+            host: "a".into(),
+            object_type: ObjectType::Host as i32,
+            kind: v1::EventKind::HostDisconnected as i32,
+            ..Default::default()
+        };
+        let narrow = Filter {
+            names: vec!["vm".into()],
+            uuids: vec!["u".into()],
+            kinds: vec![v1::EventKind::Lifecycle as i32],
+            object_types: vec![ObjectType::Domain as i32],
+            ..Default::default()
+        };
+        assert!(narrow.accepts(&host_event));
+        let other_host = Filter {
+            hosts: vec!["b".into()],
+            ..Default::default()
+        };
+        assert!(!other_host.accepts(&host_event));
+        let domain_event = v1::Event {
+            host: "a".into(),
+            name: "vm".into(),
+            uuid: "u".into(),
+            object_type: ObjectType::Domain as i32,
+            kind: v1::EventKind::Reboot as i32,
+            ..Default::default()
+        };
+        assert!(!narrow.accepts(&domain_event), "kind filtered out");
+        assert!(Filter::default().accepts(&domain_event));
+    }
+
     /// A subscriber that does not read is told exactly which range it lost,
     /// and every sequence is either delivered or inside a reported range.
     #[tokio::test]
@@ -182,13 +231,13 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .unwrap();
-            match msg.message.unwrap() {
-                v1::watch_events_response::Message::Started(s) => assert_eq!(s.sequence, 0),
-                v1::watch_events_response::Message::Event(e) => {
+            match msg.item.unwrap() {
+                v1::watch_events_response::Item::Started(s) => assert_eq!(s.sequence, 0),
+                v1::watch_events_response::Item::Event(e) => {
                     assert_eq!(e.sequence, covered + 1);
                     covered = e.sequence;
                 }
-                v1::watch_events_response::Message::EventsLost(l) => {
+                v1::watch_events_response::Item::EventsLost(l) => {
                     assert_eq!(l.reason(), v1::LossReason::SubscriberTooSlow);
                     assert_eq!(l.from_sequence, covered + 1);
                     covered = l.to_sequence;
@@ -209,8 +258,8 @@ mod tests {
         let mut rx = stream(&hub, sub, Filter::default(), shutdown);
         let first = rx.recv().await.unwrap().unwrap();
         assert!(matches!(
-            first.message,
-            Some(v1::watch_events_response::Message::Started(_))
+            first.item,
+            Some(v1::watch_events_response::Item::Started(_))
         ));
         stop.send(true).unwrap();
         let end = tokio::time::timeout(Duration::from_secs(5), rx.recv())

@@ -1,4 +1,7 @@
-//! `EventService`: subscriptions to the event hub.
+//! `EventService`: each handler validates its request
+//! ([`events::convert::watch_request`]), subscribes to the event hub and
+//! hands its stream to tonic. Everything else (sources, reconciliation,
+//! conversion, filtering) lives in [`crate::events`].
 
 use std::sync::Arc;
 
@@ -7,10 +10,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    error::Error,
-    events::{self, hub::Hub, Filter, StreamItem},
+    events::{self, convert, hub::Hub, StreamItem},
     pool::Hosts,
-    validate,
 };
 
 /// The EventService implementation.
@@ -42,42 +43,6 @@ impl EventApi {
     }
 }
 
-fn filter(hosts: &Hosts, r: &v1::WatchEventsRequest) -> Result<Filter, Error> {
-    for h in &r.hosts {
-        hosts.get(h)?;
-    }
-    for n in &r.names {
-        validate::required_text("names", n)?;
-    }
-    let mut uuids = Vec::new();
-    for u in &r.uuids {
-        uuids.push(validate::uuid("uuids", u)?);
-    }
-    for k in &r.kinds {
-        match v1::EventKind::try_from(*k) {
-            Ok(v1::EventKind::Unspecified) | Err(_) => {
-                return Err(Error::invalid("kinds", format!("unknown kind {k}")))
-            }
-            Ok(_) => {}
-        }
-    }
-    for t in &r.object_types {
-        match v1::ObjectType::try_from(*t) {
-            Ok(v1::ObjectType::Unspecified) | Err(_) => {
-                return Err(Error::invalid("object_types", format!("unknown type {t}")))
-            }
-            Ok(_) => {}
-        }
-    }
-    Ok(Filter {
-        hosts: r.hosts.clone(),
-        names: r.names.clone(),
-        uuids,
-        kinds: r.kinds.clone(),
-        object_types: r.object_types.clone(),
-    })
-}
-
 #[tonic::async_trait]
 impl EventService for EventApi {
     type WatchEventsStream = ReceiverStream<StreamItem>;
@@ -90,38 +55,18 @@ impl EventService for EventApi {
         if *self.shutdown.borrow() {
             return Err(events::shutting_down());
         }
-        let r = req.into_inner();
-        let f = filter(&self.hosts, &r)?;
-        let resume = match r.resume_after {
-            None => None,
-            Some(_) if r.epoch.is_empty() => {
-                return Err(Error::invalid("epoch", "is required with resume_after").into())
-            }
-            Some(seq) => Some((r.epoch.as_str(), seq)),
-        };
-        let mut ready = self.ready.clone();
+        let watch = convert::watch_request(&self.hosts, req.into_inner())?;
         // Bounded: a host that hangs on connect must not hold streams back.
+        let mut ready = self.ready.clone();
         let _ = tokio::time::timeout(events::STARTUP_WAIT, ready.wait_for(|r| *r)).await;
-        let sub = self.hub.subscribe(resume).ok_or_else(|| {
-            Error::invalid("resume_after", "is after the newest event of this epoch")
-        })?;
-        Ok(Response::new(ReceiverStream::new(events::stream(
-            &self.hub,
-            sub,
-            f,
-            self.shutdown.clone(),
-        ))))
+        let rx = events::subscriber::open(&self.hub, watch, self.shutdown.clone())?;
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn get_event_position(
         &self,
         _req: Request<v1::GetEventPositionRequest>,
     ) -> Result<Response<v1::GetEventPositionResponse>, Status> {
-        let p = self.hub.position();
-        Ok(Response::new(v1::GetEventPositionResponse {
-            epoch: p.epoch,
-            sequence: p.sequence,
-            oldest_sequence: p.oldest,
-        }))
+        Ok(Response::new(self.hub.position().into()))
     }
 }
