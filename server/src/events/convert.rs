@@ -24,17 +24,7 @@ use crate::{
     validate::{self, Violations},
 };
 
-/// A point in time as a protobuf Timestamp (the Unix epoch for a clock set
-/// before it).
-fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    prost_types::Timestamp {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-    }
-}
+use crate::convert::time::timestamp;
 
 /// A host connectivity event (disconnected, reconnected), stamped now.
 fn host_event(host: &str, kind: EventKind, details: v1::HostDetails) -> v1::Event {
