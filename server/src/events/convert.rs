@@ -24,7 +24,7 @@ use crate::{
     validate::{self, Violations},
 };
 
-use crate::convert::time::timestamp;
+use crate::convert::time::{duration, timestamp};
 
 /// A host connectivity event (disconnected, reconnected), stamped now.
 fn host_event(host: &str, kind: EventKind, details: v1::HostDetails) -> v1::Event {
@@ -389,13 +389,6 @@ fn job_completed(stats: Vec<(String, TypedValue)>) -> v1::JobCompletedDetails {
             .iter()
             .map(|(field, value)| (field.clone(), value.to_string()))
             .collect(),
-    }
-}
-
-fn duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 
