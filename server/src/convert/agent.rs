@@ -287,12 +287,26 @@ pub fn key_user(u: &str) -> Result<(), Error> {
     v.finish()
 }
 
-/// A key change: user and keys.
-pub fn key_change(u: &str, ks: &[String]) -> Result<(), Error> {
+/// Which way a key change goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Append the keys.
+    Add,
+    /// Remove the keys.
+    Remove,
+}
+
+/// A key change: checks the user and keys; virDomainAuthorizedSSHKeysSet's
+/// flags for it.
+pub fn key_change(u: &str, ks: &[String], change: KeyChange) -> Result<u32, Error> {
     let mut v = Violations::default();
     user(&mut v, u);
     keys(&mut v, ks);
-    v.finish()
+    v.finish()?;
+    Ok(match change {
+        KeyChange::Add => sys::VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_APPEND,
+        KeyChange::Remove => sys::VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_REMOVE,
+    })
 }
 
 /// The cpu list (`1,3`) and the online flag of a SetGuestVcpus.
@@ -378,7 +392,7 @@ pub fn interfaces(list: Vec<virt::domain::Interface>) -> Vec<v1::GuestInterface>
                 .addrs
                 .into_iter()
                 .map(|a| v1::GuestIpAddress {
-                    r#type: ip_type_code(i64::from(a.typed)) as i32,
+                    r#type: ip_type_code(a.typed) as i32,
                     address: a.addr,
                     prefix: a.prefix as u32,
                 })
@@ -668,9 +682,16 @@ mod tests {
         assert_eq!(set_vcpus(&r).unwrap(), ("1,3".to_owned(), false));
         let r = v1::SetGuestVcpusRequest::default();
         assert_eq!(fields(set_vcpus(&r).unwrap_err()), ["vcpus", "state"]);
-        assert!(key_change("u", &["ssh-ed25519 AAAA a".into()]).is_ok());
-        assert_eq!(fields(key_change("", &[]).unwrap_err()), ["user", "keys"]);
-        assert!(key_change("u", &["a\nb".into()]).is_err());
+        let add = KeyChange::Add;
+        assert_eq!(
+            key_change("u", &["ssh-ed25519 AAAA a".into()], add).unwrap(),
+            sys::VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_APPEND
+        );
+        assert_eq!(
+            fields(key_change("", &[], add).unwrap_err()),
+            ["user", "keys"]
+        );
+        assert!(key_change("u", &["a\nb".into()], KeyChange::Remove).is_err());
         assert!(mountpoints(&["/".into()]).is_ok());
         assert!(mountpoints(&["rel".into()]).is_err());
         assert_eq!(guest_info_types(&[]).unwrap(), 0);

@@ -14,7 +14,6 @@ use std::{pin::Pin, time::Duration};
 use futures::{Stream, StreamExt};
 use libvirt_grpc::v1::{self, guest_agent_service_server::GuestAgentService};
 use tonic::{Request, Response, Status, Streaming};
-use virt::sys;
 
 use super::{deadline, next_message, ok, resolve::Target, DEFAULT_STREAM_IDLE};
 use crate::{
@@ -414,12 +413,12 @@ impl GuestAgentService for GuestAgentApi {
     ) -> Result<Response<v1::AddGuestAuthorizedKeysResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let (t, ()) = resolve(
+        let change = convert::KeyChange::Add;
+        let (t, flags) = resolve(
             &self.hosts,
             r.domain.as_ref(),
-            convert::key_change(&r.user, &r.keys),
+            convert::key_change(&r.user, &r.keys, change),
         )?;
-        let flags = sys::VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_APPEND;
         t.run(Lane::Slow, dl, move |c, k, _| {
             ops::set_authorized_keys(c, k, &r.user, &r.keys, flags)
         })
@@ -434,12 +433,12 @@ impl GuestAgentService for GuestAgentApi {
     ) -> Result<Response<v1::RemoveGuestAuthorizedKeysResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let (t, ()) = resolve(
+        let change = convert::KeyChange::Remove;
+        let (t, flags) = resolve(
             &self.hosts,
             r.domain.as_ref(),
-            convert::key_change(&r.user, &r.keys),
+            convert::key_change(&r.user, &r.keys, change),
         )?;
-        let flags = sys::VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_REMOVE;
         t.run(Lane::Slow, dl, move |c, k, _| {
             ops::set_authorized_keys(c, k, &r.user, &r.keys, flags)
         })
