@@ -164,11 +164,11 @@ agent "{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":$h}}" >/dev/n
 check "guest-file-read round trip" test "$read_back" == "$payload"
 
 # --- the libvirt APIs built on the agent (what libvirt-grpc will call) ----------
-check "GetHostname (domhostname agent)" virsh_ domhostname "$NAME" --source agent
+check "GetGuestHostname (domhostname agent)" virsh_ domhostname "$NAME" --source agent
 check "GetGuestInfo (guestinfo)" virsh_ guestinfo "$NAME"
-check "GetTime (domtime)" virsh_ domtime "$NAME"
+check "GetGuestTime (domtime)" virsh_ domtime "$NAME"
 check "SetTime (domtime --now)" virsh_ domtime "$NAME" --now
-check "InterfaceAddresses(agent)" virsh_ domifaddr "$NAME" --source agent
+check "GetGuestInterfaceAddresses (agent)" virsh_ domifaddr "$NAME" --source agent
 check "GetGuestVcpus (guestvcpus)" virsh_ guestvcpus "$NAME"
 check "GetFSInfo (domfsinfo)" virsh_ domfsinfo "$NAME"
 check "FSFreeze (domfsfreeze)" virsh_ domfsfreeze "$NAME"

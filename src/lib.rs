@@ -12,6 +12,10 @@ pub mod v1 {
     tonic::include_proto!("libvirt_grpc.v1");
 }
 
+/// The well-known types (`Timestamp`, `Duration`) the API's messages use,
+/// so that callers can build them without their own `prost-types`.
+pub use prost_types;
+
 /// The encoded `FileDescriptorSet` of every `.proto` file in the API, for
 /// server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -74,7 +74,7 @@ TRANSPORT_PATTERNS = ("failed to connect", "Socket closed", "Connection reset", 
 HONEST_INTERNAL = [
     # libvirt's ARP-table reader cannot parse this kernel's netlink answer
     # inside the sandbox ("wrong nlmsg len"): a host failure.
-    ("GuestAgentService.GetInterfaceAddresses", "wrong nlmsg len"),
+    ("GuestAgentService.GetGuestInterfaceAddresses", "wrong nlmsg len"),
 ]
 
 

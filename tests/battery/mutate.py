@@ -34,6 +34,8 @@ MANY_MESSAGES = 1000
 
 # Which member of a oneof the base request sets (by oneof name).
 ONEOF_PREFERENCE = {"key": "name", "source": "spec", "item": "xml", "msg": "target"}
+# Where one message's oneof wants another field than its name's preference.
+ONEOF_BY_MESSAGE = {("WriteGuestFileRequest", "item"): "target"}
 
 
 @dataclass
@@ -86,9 +88,9 @@ class Bases:
             ("NetworkSpec", "prefix"): lambda: 24 if c.driver == "test" else 0,
             ("SaveDomainRequest", "path"): lambda: f"{files}/save.img",
             ("RestoreDomainRequest", "path"): lambda: f"{files}/missing-save.img",
-            ("ExecRequest", "path"): lambda: "/bin/true",
-            ("ReadFileRequest", "path"): lambda: "/etc/hostname",
-            ("WriteFileRequest", "path"): lambda: "/tmp/lgb-battery",
+            ("ExecGuestCommandRequest", "path"): lambda: "/bin/true",
+            ("ReadGuestFileRequest", "path"): lambda: "/etc/hostname",
+            ("WriteGuestFileTarget", "path"): lambda: "/tmp/lgb-battery",
             ("DiskSpec", "source_path"): lambda: f"{files}/disk.img",
             ("DiskSpec", "target_dev"): lambda: "vdb",
             ("NicSpec", "network"): lambda: (c.names["net"] if c.driver == "test" else f"{c.prefix}-nonet"),
@@ -102,6 +104,8 @@ class Bases:
             ("GetDomainCapabilitiesRequest", "virt_type"): lambda: "" if c.driver == "test" else "qemu",
             ("GetDomainCapabilitiesRequest", "arch"): lambda: "" if c.driver == "test" else "x86_64",
             ("ListDomainsRequest", "name_prefix"): lambda: c.prefix,
+            # The agent's raw command timeout (a Duration): 5 s.
+            ("Duration", "seconds"): lambda: 5,
         }
         if (msg, n) in specific:
             return specific[(msg, n)]()
@@ -113,7 +117,6 @@ class Bases:
             "count": 1,
             "capacity_bytes": V.MIB,
             "command_json": '{"execute":"guest-ping"}',
-            "timeout_seconds": 5,
             "args": ["-x"],
             "env": ["A=b"],
             "data": b"battery",
@@ -157,6 +160,7 @@ class Bases:
             ("UpdateNetworkRequest", "section"): "NETWORK_SECTION_IP_DHCP_HOST",
             ("SendKeyRequest", "codeset"): "KEY_CODE_SET_LINUX",
             ("GetGuestInfoRequest", "kinds"): "GUEST_INFO_KIND_OS",
+            ("SetGuestVcpusRequest", "state"): "GUEST_VCPU_STATE_ONLINE",
         }
         name = specific.get((msg, f.name))
         if name is None:
@@ -197,7 +201,8 @@ class Bases:
         for f in d.fields:
             oneof = f.containing_oneof
             if oneof is not None and not oneof.name.startswith("_"):
-                if ONEOF_PREFERENCE.get(oneof.name) != f.name:
+                pref = ONEOF_BY_MESSAGE.get((d.name, oneof.name), ONEOF_PREFERENCE.get(oneof.name))
+                if pref != f.name:
                     continue
             elif oneof is not None:
                 continue  # proto3 `optional`: left unset

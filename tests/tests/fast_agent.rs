@@ -4,7 +4,8 @@
 //! INVALID_ARGUMENT naming the field.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use libvirt_grpc::prost_types::{Duration, Timestamp};
+use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use v1::{domain_ref::Key, DomainRef};
@@ -16,6 +17,24 @@ fn dref(name: &str) -> Option<DomainRef> {
         host: String::new(),
         key: Some(Key::Name(name.to_owned())),
     })
+}
+
+fn write_target(domain: Option<DomainRef>, path: &str) -> v1::WriteGuestFileRequest {
+    v1::WriteGuestFileRequest {
+        item: Some(v1::write_guest_file_request::Item::Target(
+            v1::WriteGuestFileTarget {
+                domain,
+                path: path.into(),
+                append: false,
+            },
+        )),
+    }
+}
+
+fn write_data(data: &[u8]) -> v1::WriteGuestFileRequest {
+    v1::WriteGuestFileRequest {
+        item: Some(v1::write_guest_file_request::Item::Data(data.to_vec())),
+    }
 }
 
 /// A running domain of our own (never the shared built-in `test`).
@@ -49,9 +68,9 @@ async fn supported_calls_answer() {
     let mut a = s.client.agent();
 
     let h = a
-        .get_hostname(v1::GetHostnameRequest {
+        .get_guest_hostname(v1::GetGuestHostnameRequest {
             domain: dref(&name),
-            source: v1::HostnameSource::Unspecified as i32,
+            source: v1::GuestHostnameSource::Unspecified as i32,
         })
         .await
         .unwrap()
@@ -59,25 +78,28 @@ async fn supported_calls_answer() {
     assert!(!h.hostname.is_empty());
     // The test driver takes no source flag: an explicit one is a driver gap.
     let explicit = a
-        .get_hostname(v1::GetHostnameRequest {
+        .get_guest_hostname(v1::GetGuestHostnameRequest {
             domain: dref(&name),
-            source: v1::HostnameSource::Agent as i32,
+            source: v1::GuestHostnameSource::Agent as i32,
         })
         .await;
     assert_eq!(code_of(explicit), Code::Unimplemented);
 
     let t = a
-        .get_time(v1::GetTimeRequest {
+        .get_guest_time(v1::GetGuestTimeRequest {
             domain: dref(&name),
         })
         .await
         .unwrap()
         .into_inner();
-    assert!(t.seconds > 0 && t.nanos < 1_000_000_000);
-    a.set_time(v1::SetTimeRequest {
+    let t = t.time.unwrap();
+    assert!(t.seconds > 0 && (0..1_000_000_000).contains(&t.nanos));
+    a.set_guest_time(v1::SetGuestTimeRequest {
         domain: dref(&name),
-        seconds: 1_700_000_000,
-        nanos: 5,
+        time: Some(Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        }),
         sync: false,
     })
     .await
@@ -86,7 +108,7 @@ async fn supported_calls_answer() {
     // The driver makes up file systems only for its built-in `test`
     // domain (read here, never changed).
     let fs = a
-        .get_filesystems(v1::GetFilesystemsRequest {
+        .get_guest_filesystems(v1::GetGuestFilesystemsRequest {
             domain: dref("test"),
         })
         .await
@@ -96,7 +118,7 @@ async fn supported_calls_answer() {
     assert_eq!((root.name.as_str(), root.fstype.as_str()), ("vda1", "ext4"));
     assert_eq!(root.disk_aliases, vec!["vda".to_owned()]);
     let mine = a
-        .get_filesystems(v1::GetFilesystemsRequest {
+        .get_guest_filesystems(v1::GetGuestFilesystemsRequest {
             domain: dref(&name),
         })
         .await
@@ -106,21 +128,21 @@ async fn supported_calls_answer() {
 
     // Likewise addresses come from the domain's NICs: read `test`'s.
     let ifs = a
-        .get_interface_addresses(v1::GetInterfaceAddressesRequest {
+        .get_guest_interface_addresses(v1::GetGuestInterfaceAddressesRequest {
             domain: dref("test"),
-            source: v1::InterfaceAddressSource::Agent as i32,
+            source: v1::GuestInterfaceAddressSource::Agent as i32,
         })
         .await
         .unwrap()
         .into_inner();
     let nic = &ifs.interfaces[0];
     assert!(!nic.name.is_empty() && !nic.hwaddr.is_empty());
-    assert_eq!(nic.addresses[0].r#type(), v1::IpAddressType::Ipv4);
+    assert_eq!(nic.addresses[0].r#type(), v1::GuestIpAddressType::Ipv4);
     assert!(nic.addresses[0].prefix > 0);
     let none = a
-        .get_interface_addresses(v1::GetInterfaceAddressesRequest {
+        .get_guest_interface_addresses(v1::GetGuestInterfaceAddressesRequest {
             domain: dref(&name),
-            source: v1::InterfaceAddressSource::Unspecified as i32,
+            source: v1::GuestInterfaceAddressSource::Unspecified as i32,
         })
         .await
         .unwrap()
@@ -128,25 +150,25 @@ async fn supported_calls_answer() {
     assert!(none.interfaces.is_empty(), "a domain without NICs has none");
 
     let f = a
-        .freeze_filesystems(v1::FreezeFilesystemsRequest {
+        .freeze_guest_filesystems(v1::FreezeGuestFilesystemsRequest {
             domain: dref(&name),
             mountpoints: vec![],
         })
         .await
         .unwrap()
         .into_inner();
-    assert!(f.frozen > 0);
+    assert!(f.frozen_count > 0);
     let t = a
-        .thaw_filesystems(v1::ThawFilesystemsRequest {
+        .thaw_guest_filesystems(v1::ThawGuestFilesystemsRequest {
             domain: dref(&name),
             mountpoints: vec![],
         })
         .await
         .unwrap()
         .into_inner();
-    assert!(t.thawed > 0);
+    assert!(t.thawed_count > 0);
 
-    a.trim_filesystems(v1::TrimFilesystemsRequest {
+    a.trim_guest_filesystems(v1::TrimGuestFilesystemsRequest {
         domain: dref(&name),
         mountpoint: String::new(),
         minimum_bytes: 0,
@@ -154,7 +176,7 @@ async fn supported_calls_answer() {
     .await
     .unwrap();
 
-    a.set_user_password(v1::SetUserPasswordRequest {
+    a.set_guest_user_password(v1::SetGuestUserPasswordRequest {
         domain: dref(&name),
         user: "root".into(),
         password: "s3cret".into(),
@@ -174,23 +196,23 @@ async fn unsupported_calls_are_unimplemented() {
     const AGENT: &str = "virDomainQemuAgentCommand";
 
     unimplemented(
-        a.ping(v1::PingRequest {
+        a.ping_guest_agent(v1::PingGuestAgentRequest {
             domain: dref(&name),
         })
         .await,
         AGENT,
     );
     unimplemented(
-        a.run_agent_command(v1::RunAgentCommandRequest {
+        a.run_guest_agent_command(v1::RunGuestAgentCommandRequest {
             domain: dref(&name),
             command_json: r#"{"execute":"guest-info"}"#.into(),
-            timeout_seconds: 0,
+            timeout: None,
         })
         .await,
         AGENT,
     );
     unimplemented(
-        a.exec(v1::ExecRequest {
+        a.exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "/bin/true".into(),
             ..Default::default()
@@ -199,7 +221,7 @@ async fn unsupported_calls_are_unimplemented() {
         AGENT,
     );
     unimplemented(
-        a.read_file(v1::ReadFileRequest {
+        a.read_guest_file(v1::ReadGuestFileRequest {
             domain: dref(&name),
             path: "/etc/hostname".into(),
             ..Default::default()
@@ -208,17 +230,15 @@ async fn unsupported_calls_are_unimplemented() {
         AGENT,
     );
     unimplemented(
-        a.write_file(tokio_stream::iter(vec![v1::WriteFileRequest {
-            domain: dref(&name),
-            path: "/tmp/x".into(),
-            append: false,
-            data: b"x".to_vec(),
-        }]))
+        a.write_guest_file(tokio_stream::iter(vec![
+            write_target(dref(&name), "/tmp/x"),
+            write_data(b"x"),
+        ]))
         .await,
         AGENT,
     );
     unimplemented(
-        a.get_freeze_status(v1::GetFreezeStatusRequest {
+        a.get_guest_freeze_status(v1::GetGuestFreezeStatusRequest {
             domain: dref(&name),
         })
         .await,
@@ -243,13 +263,13 @@ async fn unsupported_calls_are_unimplemented() {
         a.set_guest_vcpus(v1::SetGuestVcpusRequest {
             domain: dref(&name),
             vcpus: vec![0],
-            online: true,
+            state: v1::GuestVcpuState::Online as i32,
         })
         .await,
         "virDomainSetGuestVcpus",
     );
     unimplemented(
-        a.get_authorized_keys(v1::GetAuthorizedKeysRequest {
+        a.get_guest_authorized_keys(v1::GetGuestAuthorizedKeysRequest {
             domain: dref(&name),
             user: "root".into(),
         })
@@ -257,7 +277,7 @@ async fn unsupported_calls_are_unimplemented() {
         "virDomainAuthorizedSSHKeysGet",
     );
     unimplemented(
-        a.add_authorized_keys(v1::AddAuthorizedKeysRequest {
+        a.add_guest_authorized_keys(v1::AddGuestAuthorizedKeysRequest {
             domain: dref(&name),
             user: "root".into(),
             keys: vec!["ssh-ed25519 AAAA k".into()],
@@ -275,27 +295,31 @@ async fn bad_requests_name_the_field() {
     let name = running(&s, &p).await;
     let mut a = s.client.agent();
 
-    bad_field(a.ping(v1::PingRequest { domain: None }).await, "domain");
     bad_field(
-        a.run_agent_command(v1::RunAgentCommandRequest {
+        a.ping_guest_agent(v1::PingGuestAgentRequest { domain: None })
+            .await,
+        "domain",
+    );
+    bad_field(
+        a.run_guest_agent_command(v1::RunGuestAgentCommandRequest {
             domain: dref(&name),
             command_json: "{nope".into(),
-            timeout_seconds: 0,
+            timeout: None,
         })
         .await,
         "command_json",
     );
     bad_field(
-        a.run_agent_command(v1::RunAgentCommandRequest {
+        a.run_guest_agent_command(v1::RunGuestAgentCommandRequest {
             domain: dref(&name),
             command_json: r#"{"arguments":{}}"#.into(),
-            timeout_seconds: 0,
+            timeout: None,
         })
         .await,
         "command_json",
     );
     bad_field(
-        a.exec(v1::ExecRequest {
+        a.exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "true".into(),
             ..Default::default()
@@ -304,7 +328,7 @@ async fn bad_requests_name_the_field() {
         "path",
     );
     bad_field(
-        a.exec(v1::ExecRequest {
+        a.exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "/bin/true".into(),
             args: vec!["a\0b".into()],
@@ -314,7 +338,7 @@ async fn bad_requests_name_the_field() {
         "args[0]",
     );
     bad_field(
-        a.exec(v1::ExecRequest {
+        a.exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "/bin/true".into(),
             env: vec!["NOEQUALS".into()],
@@ -324,32 +348,41 @@ async fn bad_requests_name_the_field() {
         "env[0]",
     );
     bad_field(
-        a.read_file(v1::ReadFileRequest {
+        a.read_guest_file(v1::ReadGuestFileRequest {
             domain: dref(&name),
             path: "/x".into(),
-            offset: 0,
-            length: 65 << 20,
+            offset_bytes: 0,
+            length_bytes: 65 << 20,
         })
         .await,
-        "length",
+        "length_bytes",
     );
     bad_field(
-        a.write_file(tokio_stream::iter(Vec::<v1::WriteFileRequest>::new()))
+        a.write_guest_file(tokio_stream::iter(Vec::<v1::WriteGuestFileRequest>::new()))
             .await,
-        "domain",
+        "target",
+    );
+    // Data before the target.
+    bad_field(
+        a.write_guest_file(tokio_stream::iter(vec![write_data(b"x")]))
+            .await,
+        "target",
     );
     bad_field(
-        a.write_file(tokio_stream::iter(vec![v1::WriteFileRequest {
-            domain: dref(&name),
-            path: "relative".into(),
-            append: false,
-            data: vec![],
-        }]))
+        a.write_guest_file(tokio_stream::iter(vec![write_target(
+            dref(&name),
+            "relative",
+        )]))
         .await,
-        "path",
+        "target.path",
     );
     bad_field(
-        a.freeze_filesystems(v1::FreezeFilesystemsRequest {
+        a.write_guest_file(tokio_stream::iter(vec![write_target(None, "/tmp/x")]))
+            .await,
+        "target.domain",
+    );
+    bad_field(
+        a.freeze_guest_filesystems(v1::FreezeGuestFilesystemsRequest {
             domain: dref(&name),
             mountpoints: vec!["/".into(), "data".into()],
         })
@@ -365,17 +398,19 @@ async fn bad_requests_name_the_field() {
         "kinds[0]",
     );
     bad_field(
-        a.set_time(v1::SetTimeRequest {
+        a.set_guest_time(v1::SetGuestTimeRequest {
             domain: dref(&name),
-            seconds: 0,
-            nanos: 1_000_000_000,
+            time: Some(Timestamp {
+                seconds: 0,
+                nanos: 1_000_000_000,
+            }),
             sync: false,
         })
         .await,
-        "nanos",
+        "time",
     );
     bad_field(
-        a.set_user_password(v1::SetUserPasswordRequest {
+        a.set_guest_user_password(v1::SetGuestUserPasswordRequest {
             domain: dref(&name),
             user: String::new(),
             password: "x".into(),
@@ -385,7 +420,7 @@ async fn bad_requests_name_the_field() {
         "user",
     );
     bad_field(
-        a.add_authorized_keys(v1::AddAuthorizedKeysRequest {
+        a.add_guest_authorized_keys(v1::AddGuestAuthorizedKeysRequest {
             domain: dref(&name),
             user: "root".into(),
             keys: vec![],
@@ -394,7 +429,7 @@ async fn bad_requests_name_the_field() {
         "keys",
     );
     bad_field(
-        a.remove_authorized_keys(v1::RemoveAuthorizedKeysRequest {
+        a.remove_guest_authorized_keys(v1::RemoveGuestAuthorizedKeysRequest {
             domain: dref(&name),
             user: "root".into(),
             keys: vec!["a\nb".into()],
@@ -406,10 +441,30 @@ async fn bad_requests_name_the_field() {
         a.set_guest_vcpus(v1::SetGuestVcpusRequest {
             domain: dref(&name),
             vcpus: vec![],
-            online: true,
+            state: v1::GuestVcpuState::Online as i32,
         })
         .await,
         "vcpus",
+    );
+    // The state has no default.
+    bad_field(
+        a.set_guest_vcpus(v1::SetGuestVcpusRequest {
+            domain: dref(&name),
+            vcpus: vec![0],
+            state: v1::GuestVcpuState::Unspecified as i32,
+        })
+        .await,
+        "state",
+    );
+    // Neither a time nor sync.
+    bad_field(
+        a.set_guest_time(v1::SetGuestTimeRequest {
+            domain: dref(&name),
+            time: None,
+            sync: false,
+        })
+        .await,
+        "time",
     );
 }
 
@@ -420,14 +475,14 @@ async fn missing_or_stopped_domains() {
     let _c = Cleanup::new(URI, &p);
     let mut a = s.client.agent();
     let missing = a
-        .get_hostname(v1::GetHostnameRequest {
+        .get_guest_hostname(v1::GetGuestHostnameRequest {
             domain: dref(&format!("{p}nope")),
             source: 0,
         })
         .await;
     assert_eq!(code_of(missing), Code::NotFound);
     let stream = a
-        .exec(v1::ExecRequest {
+        .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&format!("{p}nope")),
             path: "/bin/true".into(),
             ..Default::default()
@@ -438,9 +493,126 @@ async fn missing_or_stopped_domains() {
     let name = format!("{p}off");
     s.client.define_domain(small_spec(&name)).await.unwrap();
     let off = a
-        .get_time(v1::GetTimeRequest {
+        .get_guest_time(v1::GetGuestTimeRequest {
             domain: dref(&name),
         })
         .await;
     assert_eq!(code_of(off), Code::FailedPrecondition);
+}
+
+/// The raw command's `timeout`: unset is accepted (the default, 30 s or
+/// the deadline's), more than 0 and at most 300 s is accepted, anything
+/// else is INVALID_ARGUMENT. Accepted requests reach libvirt, whose test
+/// driver answers UNIMPLEMENTED.
+#[tokio::test]
+async fn raw_command_timeout_default_and_bounds() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = running(&s, &p).await;
+    let mut a = s.client.agent();
+    let cmd = |timeout| v1::RunGuestAgentCommandRequest {
+        domain: dref(&name),
+        command_json: r#"{"execute":"guest-ping"}"#.into(),
+        timeout,
+    };
+    let d = |seconds, nanos| Some(Duration { seconds, nanos });
+    for ok in [None, d(300, 0), d(0, 1_000_000)] {
+        unimplemented(
+            a.run_guest_agent_command(cmd(ok)).await,
+            "virDomainQemuAgentCommand",
+        );
+    }
+    for bad in [d(300, 1), d(0, 0), d(-1, 0), d(1, -5)] {
+        bad_field(a.run_guest_agent_command(cmd(bad)).await, "timeout");
+    }
+}
+
+/// UNSPECIFIED sources are the defaults the comments name: the driver's
+/// own host name source, and the agent for interface addresses.
+#[tokio::test]
+async fn unspecified_sources_are_the_defaults() {
+    let s = TestServer::test_driver().await;
+    let mut a = s.client.agent();
+    let addrs = |source: v1::GuestInterfaceAddressSource| v1::GetGuestInterfaceAddressesRequest {
+        domain: dref("test"),
+        source: source as i32,
+    };
+    let default = a
+        .get_guest_interface_addresses(addrs(v1::GuestInterfaceAddressSource::Unspecified))
+        .await
+        .unwrap()
+        .into_inner();
+    let agent = a
+        .get_guest_interface_addresses(addrs(v1::GuestInterfaceAddressSource::Agent))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!default.interfaces.is_empty());
+    assert_eq!(default, agent);
+    // The test driver takes no host name flag: UNSPECIFIED sends none
+    // (it answers), AGENT sends one (it refuses).
+    let h = a
+        .get_guest_hostname(v1::GetGuestHostnameRequest {
+            domain: dref("test"),
+            source: v1::GuestHostnameSource::Unspecified as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!h.hostname.is_empty());
+    // An empty `kinds` asks for every group; the test driver has none.
+    unimplemented(
+        a.get_guest_info(v1::GetGuestInfoRequest {
+            domain: dref("test"),
+            kinds: vec![],
+        })
+        .await,
+        "virDomainGetGuestInfo",
+    );
+}
+
+/// One request with several bad fields gets one BadRequest naming all of
+/// them, the domain reference's included.
+#[tokio::test]
+async fn one_bad_request_names_every_field() {
+    let s = TestServer::test_driver().await;
+    let mut a = s.client.agent();
+    let e = a
+        .exec_guest_command(v1::ExecGuestCommandRequest {
+            domain: dref(""),
+            path: "relative".into(),
+            args: vec!["a\0".into()],
+            env: vec!["NOEQUALS".into()],
+            stdin: vec![0; (1 << 20) + 1],
+            discard_output: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(
+        bad_fields(&e),
+        ["domain.name", "path", "args[0]", "env[0]", "stdin"]
+    );
+    let e = a
+        .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
+            domain: None,
+            command_json: "{nope".into(),
+            timeout: Some(Duration {
+                seconds: 301,
+                nanos: 0,
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&e), ["domain", "command_json", "timeout"]);
+    let e = a
+        .set_guest_vcpus(v1::SetGuestVcpusRequest {
+            domain: dref(""),
+            vcpus: vec![],
+            state: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&e), ["domain.name", "vcpus", "state"]);
 }

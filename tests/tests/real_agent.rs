@@ -5,12 +5,14 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use libvirt_grpc::prost_types::Timestamp;
 use libvirt_grpc_tests::{
     code_of, prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI,
 };
 use tonic::{Code, Request};
 use v1::{
-    create_domain_request::Source, domain_ref::Key, exec_exited, exec_response::Item, DomainRef,
+    create_domain_request::Source, domain_ref::Key, exec_guest_command_response::Item,
+    guest_exec_exited, read_guest_file_response::Item as ReadItem, DomainRef,
 };
 
 const KEY: &str =
@@ -21,6 +23,28 @@ fn dref(name: &str) -> Option<DomainRef> {
         host: "real".into(),
         key: Some(Key::Name(name.to_owned())),
     })
+}
+
+fn secs(seconds: i64) -> libvirt_grpc::prost_types::Duration {
+    libvirt_grpc::prost_types::Duration { seconds, nanos: 0 }
+}
+
+fn write_target(name: &str, path: &str, append: bool) -> v1::WriteGuestFileRequest {
+    v1::WriteGuestFileRequest {
+        item: Some(v1::write_guest_file_request::Item::Target(
+            v1::WriteGuestFileTarget {
+                domain: dref(name),
+                path: path.into(),
+                append,
+            },
+        )),
+    }
+}
+
+fn write_data(data: &[u8]) -> v1::WriteGuestFileRequest {
+    v1::WriteGuestFileRequest {
+        item: Some(v1::write_guest_file_request::Item::Data(data.to_vec())),
+    }
 }
 
 fn repo_root() -> std::path::PathBuf {
@@ -85,7 +109,9 @@ async fn boot_guest(s: &TestServer, c: &mut Cleanup, name: &str) {
     wait_until(Duration::from_secs(90), "the guest agent to answer", || {
         let mut agent = agent.clone();
         async move {
-            let r = agent.ping(v1::PingRequest { domain: dref(name) }).await;
+            let r = agent
+                .ping_guest_agent(v1::PingGuestAgentRequest { domain: dref(name) })
+                .await;
             match r {
                 Ok(_) => Some(()),
                 Err(e) => {
@@ -101,7 +127,7 @@ async fn boot_guest(s: &TestServer, c: &mut Cleanup, name: &str) {
     })
     .await;
     agent
-        .ping(v1::PingRequest { domain: dref(name) })
+        .ping_guest_agent(v1::PingGuestAgentRequest { domain: dref(name) })
         .await
         .unwrap();
 }
@@ -112,11 +138,11 @@ async fn exec(
     name: &str,
     path: &str,
     args: &[&str],
-) -> (String, String, Option<exec_exited::Status>) {
+) -> (String, String, Option<guest_exec_exited::Status>) {
     let mut stream = s
         .client
         .agent()
-        .exec(v1::ExecRequest {
+        .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(name),
             path: path.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -166,28 +192,49 @@ async fn every_agent_call_on_a_real_guest() {
 
     // Raw escape hatch.
     let r = a
-        .run_agent_command(v1::RunAgentCommandRequest {
+        .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
             domain: dref(&name),
             command_json: r#"{"execute":"guest-info"}"#.into(),
-            timeout_seconds: 10,
+            timeout: Some(secs(10)),
         })
         .await
         .unwrap()
         .into_inner();
     assert!(r.result_json.contains("\"version\""), "{}", r.result_json);
+    // Without a timeout (the default: 30 s here, no deadline) it answers too.
+    let r = a
+        .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
+            domain: dref(&name),
+            command_json: r#"{"execute":"guest-ping"}"#.into(),
+            timeout: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.result_json.contains("\"return\""), "{}", r.result_json);
+    // Over the 300 s bound: refused before anything is sent.
+    let long = a
+        .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
+            domain: dref(&name),
+            command_json: r#"{"execute":"guest-ping"}"#.into(),
+            timeout: Some(secs(301)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(libvirt_grpc_tests::bad_fields(&long), ["timeout"]);
     let bad = a
-        .run_agent_command(v1::RunAgentCommandRequest {
+        .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
             domain: dref(&name),
             command_json: "{not json".into(),
-            timeout_seconds: 0,
+            timeout: None,
         })
         .await;
     assert_eq!(code_of(bad), Code::InvalidArgument);
     let refused = a
-        .run_agent_command(v1::RunAgentCommandRequest {
+        .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
             domain: dref(&name),
             command_json: r#"{"execute":"guest-no-such-command"}"#.into(),
-            timeout_seconds: 0,
+            timeout: None,
         })
         .await
         .unwrap_err();
@@ -200,7 +247,7 @@ async fn every_agent_call_on_a_real_guest() {
     // Exec: output and exit codes.
     let (out, _, exit) = exec(&s, &name, "/bin/uname", &["-a"]).await;
     assert!(out.starts_with("Linux "), "{out}");
-    assert_eq!(exit, Some(exec_exited::Status::ExitCode(0)));
+    assert_eq!(exit, Some(guest_exec_exited::Status::ExitCode(0)));
     let (out, err, exit) = exec(
         &s,
         &name,
@@ -209,9 +256,9 @@ async fn every_agent_call_on_a_real_guest() {
     )
     .await;
     assert_eq!((out.as_str(), err.as_str()), ("out\n", "oops\n"));
-    assert_eq!(exit, Some(exec_exited::Status::ExitCode(3)));
+    assert_eq!(exit, Some(guest_exec_exited::Status::ExitCode(3)));
     let missing = a
-        .exec(v1::ExecRequest {
+        .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "/no/such/program".into(),
             ..Default::default()
@@ -219,7 +266,7 @@ async fn every_agent_call_on_a_real_guest() {
         .await;
     assert_eq!(code_of(missing), Code::FailedPrecondition);
     let relative = a
-        .exec(v1::ExecRequest {
+        .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "uname".into(),
             ..Default::default()
@@ -229,7 +276,7 @@ async fn every_agent_call_on_a_real_guest() {
 
     // A deadline shorter than the command ends the stream with
     // DEADLINE_EXCEEDED, on time.
-    let mut req = Request::new(v1::ExecRequest {
+    let mut req = Request::new(v1::ExecGuestCommandRequest {
         domain: dref(&name),
         path: "/bin/sleep".into(),
         args: vec!["5".into()],
@@ -237,7 +284,7 @@ async fn every_agent_call_on_a_real_guest() {
     });
     req.set_timeout(Duration::from_secs(1));
     let t0 = Instant::now();
-    let mut stream = a.exec(req).await.unwrap().into_inner();
+    let mut stream = a.exec_guest_command(req).await.unwrap().into_inner();
     let first = stream.next().await.unwrap().unwrap();
     assert!(matches!(first.item, Some(Item::Started(_))));
     let last = stream.next().await.unwrap();
@@ -247,7 +294,7 @@ async fn every_agent_call_on_a_real_guest() {
 
     // Host name, guest info, file systems, interfaces, vCPUs.
     let h = a
-        .get_hostname(v1::GetHostnameRequest {
+        .get_guest_hostname(v1::GetGuestHostnameRequest {
             domain: dref(&name),
             source: 0,
         })
@@ -265,7 +312,20 @@ async fn every_agent_call_on_a_real_guest() {
         .into_inner();
     assert_eq!(info.hostname, "lvg-guest");
     assert_eq!(info.os.as_ref().unwrap().id, "lvg-guest");
-    assert!(info.timezone.is_some());
+    // The test guest runs in UTC: the offset is a Duration of zero.
+    let tz = info.timezone.as_ref().unwrap();
+    assert_eq!(
+        tz.utc_offset.map(|d| (d.seconds, d.nanos)),
+        Some((0, 0)),
+        "{tz:?}"
+    );
+    let lo = info.interfaces.iter().find(|i| i.name == "lo").unwrap();
+    assert!(
+        lo.addresses
+            .iter()
+            .any(|x| x.r#type() == v1::GuestIpAddressType::Ipv4 && x.address == "127.0.0.1"),
+        "{lo:?}"
+    );
     assert!(info.interfaces.iter().any(|i| i.name == "lo"), "{info:?}");
     let only_os = a
         .get_guest_info(v1::GetGuestInfoRequest {
@@ -277,7 +337,7 @@ async fn every_agent_call_on_a_real_guest() {
         .into_inner();
     assert!(only_os.os.is_some() && only_os.hostname.is_empty());
     let fs = a
-        .get_filesystems(v1::GetFilesystemsRequest {
+        .get_guest_filesystems(v1::GetGuestFilesystemsRequest {
             domain: dref(&name),
         })
         .await
@@ -288,7 +348,7 @@ async fn every_agent_call_on_a_real_guest() {
         "{fs:?}"
     );
     let ifs = a
-        .get_interface_addresses(v1::GetInterfaceAddressesRequest {
+        .get_guest_interface_addresses(v1::GetGuestInterfaceAddressesRequest {
             domain: dref(&name),
             source: 0,
         })
@@ -296,10 +356,9 @@ async fn every_agent_call_on_a_real_guest() {
         .unwrap()
         .into_inner();
     let lo = ifs.interfaces.iter().find(|i| i.name == "lo").unwrap();
-    assert!(lo
-        .addresses
-        .iter()
-        .any(|x| x.address == "127.0.0.1" && x.prefix == 8));
+    assert!(lo.addresses.iter().any(|x| x.address == "127.0.0.1"
+        && x.prefix == 8
+        && x.r#type() == v1::GuestIpAddressType::Ipv4));
     let vcpus = a
         .get_guest_vcpus(v1::GetGuestVcpusRequest {
             domain: dref(&name),
@@ -317,7 +376,11 @@ async fn every_agent_call_on_a_real_guest() {
             a.set_guest_vcpus(v1::SetGuestVcpusRequest {
                 domain: dref(&name),
                 vcpus: vec![1],
-                online,
+                state: if online {
+                    v1::GuestVcpuState::Online
+                } else {
+                    v1::GuestVcpuState::Offline
+                } as i32,
             })
             .await
             .unwrap();
@@ -335,21 +398,25 @@ async fn every_agent_call_on_a_real_guest() {
 
     // Time: set it an hour ahead, read it back, sync it from the RTC.
     let ahead = now_secs() + 3600;
-    a.set_time(v1::SetTimeRequest {
+    a.set_guest_time(v1::SetGuestTimeRequest {
         domain: dref(&name),
-        seconds: ahead,
-        nanos: 0,
+        time: Some(Timestamp {
+            seconds: ahead,
+            nanos: 0,
+        }),
         sync: false,
     })
     .await
     .unwrap();
     let t = a
-        .get_time(v1::GetTimeRequest {
+        .get_guest_time(v1::GetGuestTimeRequest {
             domain: dref(&name),
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .time
+        .unwrap();
     assert!(
         (t.seconds - ahead).abs() < 60,
         "guest time {} vs {ahead}",
@@ -357,38 +424,44 @@ async fn every_agent_call_on_a_real_guest() {
     );
     // Sync from the RTC is accepted (qemu-ga runs `hwclock -s`; whether
     // this minimal guest's RTC device is usable is the guest's business).
-    a.set_time(v1::SetTimeRequest {
+    a.set_guest_time(v1::SetGuestTimeRequest {
         domain: dref(&name),
         sync: true,
         ..Default::default()
     })
     .await
     .unwrap();
-    a.set_time(v1::SetTimeRequest {
+    a.set_guest_time(v1::SetGuestTimeRequest {
         domain: dref(&name),
-        seconds: now_secs(),
-        nanos: 500_000_000,
+        time: Some(Timestamp {
+            seconds: now_secs(),
+            nanos: 500_000_000,
+        }),
         sync: false,
     })
     .await
     .unwrap();
     let t = a
-        .get_time(v1::GetTimeRequest {
+        .get_guest_time(v1::GetGuestTimeRequest {
             domain: dref(&name),
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .time
+        .unwrap();
     assert!(
         (t.seconds - now_secs()).abs() < 60,
         "guest time {}",
         t.seconds
     );
     let bad = a
-        .set_time(v1::SetTimeRequest {
+        .set_guest_time(v1::SetGuestTimeRequest {
             domain: dref(&name),
-            seconds: 1,
-            nanos: 2_000_000_000,
+            time: Some(Timestamp {
+                seconds: 1,
+                nanos: 2_000_000_000,
+            }),
             sync: false,
         })
         .await;
@@ -397,44 +470,36 @@ async fn every_agent_call_on_a_real_guest() {
     // Files: write in several messages (across agent chunks), read back.
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let path = "/tmp/lvgtest-file";
-    let msgs: Vec<v1::WriteFileRequest> = data
-        .chunks(30_000)
-        .enumerate()
-        .map(|(i, chunk)| v1::WriteFileRequest {
-            domain: if i == 0 { dref(&name) } else { None },
-            path: if i == 0 { path.into() } else { String::new() },
-            append: false,
-            data: chunk.to_vec(),
-        })
+    let msgs: Vec<v1::WriteGuestFileRequest> = std::iter::once(write_target(&name, path, false))
+        .chain(data.chunks(30_000).map(write_data))
         .collect();
     let w = a
-        .write_file(tokio_stream::iter(msgs))
+        .write_guest_file(tokio_stream::iter(msgs))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(w.bytes_written, data.len() as u64);
+    assert_eq!(w.written_bytes, data.len() as u64);
     let reader = a.clone();
     let read = |offset: u64, length: u64| {
         let mut a = reader.clone();
         let name = name.clone();
         async move {
             let mut st = a
-                .read_file(v1::ReadFileRequest {
+                .read_guest_file(v1::ReadGuestFileRequest {
                     domain: dref(&name),
                     path: path.into(),
-                    offset,
-                    length,
+                    offset_bytes: offset,
+                    length_bytes: length,
                 })
                 .await?
                 .into_inner();
             let mut got = Vec::new();
             let mut size = 0;
             while let Some(m) = st.next().await {
-                let m = m?;
-                if size == 0 {
-                    size = m.file_size;
+                match m?.item.unwrap() {
+                    ReadItem::Started(st) => size = st.file_size_bytes,
+                    ReadItem::Data(d) => got.extend(d),
                 }
-                got.extend(m.data);
             }
             Ok::<_, tonic::Status>((got, size))
         }
@@ -445,20 +510,18 @@ async fn every_agent_call_on_a_real_guest() {
     let (part, _) = read(50_000, 10).await.unwrap();
     assert_eq!(part, &data[50_000..50_010]);
     let append = a
-        .write_file(tokio_stream::iter(vec![v1::WriteFileRequest {
-            domain: dref(&name),
-            path: path.into(),
-            append: true,
-            data: b"tail".to_vec(),
-        }]))
+        .write_guest_file(tokio_stream::iter(vec![
+            write_target(&name, path, true),
+            write_data(b"tail"),
+        ]))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(append.bytes_written, 4);
+    assert_eq!(append.written_bytes, 4);
     let (end, size) = read(100_000, 0).await.unwrap();
     assert_eq!((end.as_slice(), size), (&b"tail"[..], 100_004));
     let missing = a
-        .read_file(v1::ReadFileRequest {
+        .read_guest_file(v1::ReadGuestFileRequest {
             domain: dref(&name),
             path: "/no/such/file".into(),
             ..Default::default()
@@ -480,7 +543,7 @@ async fn every_agent_call_on_a_real_guest() {
     };
     let baseline = fds().await;
     let mut abandoned = a
-        .read_file(v1::ReadFileRequest {
+        .read_guest_file(v1::ReadGuestFileRequest {
             domain: dref(&name),
             path: path.into(),
             ..Default::default()
@@ -488,7 +551,10 @@ async fn every_agent_call_on_a_real_guest() {
         .await
         .unwrap()
         .into_inner();
-    assert!(!abandoned.next().await.unwrap().unwrap().data.is_empty());
+    let started = abandoned.next().await.unwrap().unwrap().item.unwrap();
+    assert!(matches!(started, ReadItem::Started(_)), "{started:?}");
+    let chunk = abandoned.next().await.unwrap().unwrap().item.unwrap();
+    assert!(matches!(chunk, ReadItem::Data(d) if !d.is_empty()));
     drop(abandoned);
     // A file beyond the 64 MiB cap (sparse, so it costs the guest nothing)
     // is refused up front, naming the field, and read in ranges instead.
@@ -502,9 +568,9 @@ async fn every_agent_call_on_a_real_guest() {
         ],
     )
     .await;
-    assert_eq!(exit, Some(exec_exited::Status::ExitCode(0)));
+    assert_eq!(exit, Some(guest_exec_exited::Status::ExitCode(0)));
     let big = a
-        .read_file(v1::ReadFileRequest {
+        .read_guest_file(v1::ReadGuestFileRequest {
             domain: dref(&name),
             path: "/tmp/lvgtest-big".into(),
             ..Default::default()
@@ -512,17 +578,25 @@ async fn every_agent_call_on_a_real_guest() {
         .await;
     assert_eq!(code_of(big), Code::InvalidArgument);
     let mut tail = a
-        .read_file(v1::ReadFileRequest {
+        .read_guest_file(v1::ReadGuestFileRequest {
             domain: dref(&name),
             path: "/tmp/lvgtest-big".into(),
-            offset: 70 << 20,
-            length: 0,
+            offset_bytes: 70 << 20,
+            length_bytes: 0,
         })
         .await
         .unwrap()
         .into_inner();
-    let first = tail.next().await.unwrap().unwrap();
-    assert_eq!((first.data, first.file_size), (vec![0u8], (70 << 20) + 1));
+    let first = tail.next().await.unwrap().unwrap().item.unwrap();
+    let ReadItem::Started(started) = first else {
+        panic!("not started first: {first:?}")
+    };
+    assert_eq!(
+        (started.file_size_bytes, started.expected_bytes),
+        ((70 << 20) + 1, 1)
+    );
+    let data = tail.next().await.unwrap().unwrap().item.unwrap();
+    assert_eq!(data, ReadItem::Data(vec![0u8]));
     assert!(tail.next().await.is_none());
     wait_until(
         Duration::from_secs(10),
@@ -533,7 +607,7 @@ async fn every_agent_call_on_a_real_guest() {
 
     // Exec: stdin, environment, output larger than one stream chunk.
     let mut st = a
-        .exec(v1::ExecRequest {
+        .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "/bin/sh".into(),
             args: vec![
@@ -558,7 +632,7 @@ async fn every_agent_call_on_a_real_guest() {
             _ => {}
         }
     }
-    assert_eq!(exit, Some(exec_exited::Status::ExitCode(0)));
+    assert_eq!(exit, Some(guest_exec_exited::Status::ExitCode(0)));
     let head = b"from stdin\nhi there\n";
     assert_eq!(&out[..head.len()], head);
     assert_eq!(out.len(), head.len() + 100_000);
@@ -566,43 +640,43 @@ async fn every_agent_call_on_a_real_guest() {
 
     // Freeze, status, thaw.
     let f = a
-        .freeze_filesystems(v1::FreezeFilesystemsRequest {
+        .freeze_guest_filesystems(v1::FreezeGuestFilesystemsRequest {
             domain: dref(&name),
             mountpoints: vec![],
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(f.frozen, 1);
+    assert_eq!(f.frozen_count, 1);
     let st = a
-        .get_freeze_status(v1::GetFreezeStatusRequest {
+        .get_guest_freeze_status(v1::GetGuestFreezeStatusRequest {
             domain: dref(&name),
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(st.status(), v1::FreezeStatus::Frozen);
+    assert_eq!(st.status(), v1::GuestFreezeStatus::Frozen);
     let t = a
-        .thaw_filesystems(v1::ThawFilesystemsRequest {
+        .thaw_guest_filesystems(v1::ThawGuestFilesystemsRequest {
             domain: dref(&name),
             mountpoints: vec![],
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(t.thawed, 1);
+    assert_eq!(t.thawed_count, 1);
     let st = a
-        .get_freeze_status(v1::GetFreezeStatusRequest {
+        .get_guest_freeze_status(v1::GetGuestFreezeStatusRequest {
             domain: dref(&name),
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(st.status(), v1::FreezeStatus::Thawed);
+    assert_eq!(st.status(), v1::GuestFreezeStatus::Thawed);
 
     // Password: /etc/shadow really changes; an unknown user is refused.
     let (before, _, _) = exec(&s, &name, "/bin/grep", &["^tester:", "/etc/shadow"]).await;
-    a.set_user_password(v1::SetUserPasswordRequest {
+    a.set_guest_user_password(v1::SetGuestUserPasswordRequest {
         domain: dref(&name),
         user: "tester".into(),
         password: "s3cret-1".into(),
@@ -614,7 +688,7 @@ async fn every_agent_call_on_a_real_guest() {
     assert_ne!(before, after);
     assert!(after.starts_with("tester:$6$"), "{after}");
     let unknown = a
-        .set_user_password(v1::SetUserPasswordRequest {
+        .set_guest_user_password(v1::SetGuestUserPasswordRequest {
             domain: dref(&name),
             user: "nosuchuser".into(),
             password: "x".into(),
@@ -628,7 +702,7 @@ async fn every_agent_call_on_a_real_guest() {
         let mut a = a.clone();
         let name = name.clone();
         async move {
-            a.get_authorized_keys(v1::GetAuthorizedKeysRequest {
+            a.get_guest_authorized_keys(v1::GetGuestAuthorizedKeysRequest {
                 domain: dref(&name),
                 user: "tester".into(),
             })
@@ -638,7 +712,7 @@ async fn every_agent_call_on_a_real_guest() {
             .keys
         }
     };
-    a.add_authorized_keys(v1::AddAuthorizedKeysRequest {
+    a.add_guest_authorized_keys(v1::AddGuestAuthorizedKeysRequest {
         domain: dref(&name),
         user: "tester".into(),
         keys: vec![KEY.into()],
@@ -646,7 +720,7 @@ async fn every_agent_call_on_a_real_guest() {
     .await
     .unwrap();
     assert!(keys(&mut a).await.iter().any(|k| k == KEY));
-    a.remove_authorized_keys(v1::RemoveAuthorizedKeysRequest {
+    a.remove_guest_authorized_keys(v1::RemoveGuestAuthorizedKeysRequest {
         domain: dref(&name),
         user: "tester".into(),
         keys: vec![KEY.into()],
@@ -663,7 +737,7 @@ async fn every_agent_call_on_a_real_guest() {
     .await
     .unwrap();
     let paused = a
-        .ping(v1::PingRequest {
+        .ping_guest_agent(v1::PingGuestAgentRequest {
             domain: dref(&name),
         })
         .await;
@@ -677,7 +751,7 @@ async fn every_agent_call_on_a_real_guest() {
     // Last (it wedges the agent): stop qemu-ga, so that it accepts a
     // command but never answers.
     let stop = a
-        .exec(v1::ExecRequest {
+        .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(&name),
             path: "/bin/sh".into(),
             args: vec!["-c".into(), "sleep 0.5; kill -STOP $(pidof qemu-ga)".into()],
@@ -692,10 +766,10 @@ async fn every_agent_call_on_a_real_guest() {
         let name = name.clone();
         async move {
             let r = a
-                .run_agent_command(v1::RunAgentCommandRequest {
+                .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
                     domain: dref(&name),
                     command_json: r#"{"execute":"guest-ping"}"#.into(),
-                    timeout_seconds: 1,
+                    timeout: Some(secs(1)),
                 })
                 .await;
             r.is_err().then_some(())
@@ -704,10 +778,10 @@ async fn every_agent_call_on_a_real_guest() {
     .await;
     let t0 = Instant::now();
     let slow = a
-        .run_agent_command(v1::RunAgentCommandRequest {
+        .run_guest_agent_command(v1::RunGuestAgentCommandRequest {
             domain: dref(&name),
             command_json: r#"{"execute":"guest-info"}"#.into(),
-            timeout_seconds: 2,
+            timeout: Some(secs(2)),
         })
         .await
         .unwrap_err();
@@ -717,13 +791,13 @@ async fn every_agent_call_on_a_real_guest() {
     assert!(slow.message().contains("not responding"), "{slow:?}");
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
     // A request deadline shorter than that ends the call on time.
-    let mut req = Request::new(v1::GetHostnameRequest {
+    let mut req = Request::new(v1::GetGuestHostnameRequest {
         domain: dref(&name),
         source: 0,
     });
     req.set_timeout(Duration::from_secs(1));
     let t0 = Instant::now();
-    let late = a.get_hostname(req).await;
+    let late = a.get_guest_hostname(req).await;
     assert_eq!(code_of(late), Code::DeadlineExceeded);
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 }
@@ -757,14 +831,14 @@ async fn agent_not_up_or_not_configured() {
     create(&s, xml(&without, false)).await;
     let mut a = s.client.agent();
     let e = a
-        .ping(v1::PingRequest {
+        .ping_guest_agent(v1::PingGuestAgentRequest {
             domain: dref(&with_channel),
         })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     let e = a
-        .get_hostname(v1::GetHostnameRequest {
+        .get_guest_hostname(v1::GetGuestHostnameRequest {
             domain: dref(&with_channel),
             source: 0,
         })
@@ -772,7 +846,7 @@ async fn agent_not_up_or_not_configured() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     let e = a
-        .ping(v1::PingRequest {
+        .ping_guest_agent(v1::PingGuestAgentRequest {
             domain: dref(&without),
         })
         .await
@@ -858,18 +932,13 @@ async fn a_stalled_file_write_ends_aborted_and_closes_its_handle() {
     };
     let baseline = fds().await;
     let path = "/tmp/lvgtest-stalled";
-    let first = v1::WriteFileRequest {
-        domain: dref(&name),
-        path: path.into(),
-        append: false,
-        data: b"head".to_vec(),
-    };
+    let first = vec![write_target(&name, path, false), write_data(b"head")];
     let stalled =
-        tokio_stream::StreamExt::chain(tokio_stream::iter(vec![first]), tokio_stream::pending());
+        tokio_stream::StreamExt::chain(tokio_stream::iter(first), tokio_stream::pending());
     let asked = Instant::now();
     let r = tokio::time::timeout(
         Duration::from_secs(IDLE_SECS + 20),
-        s.client.agent().write_file(s.client.request(stalled)),
+        s.client.agent().write_guest_file(s.client.request(stalled)),
     )
     .await
     .expect("the stalled write outlived its idle timeout");
@@ -887,14 +956,12 @@ async fn a_stalled_file_write_ends_aborted_and_closes_its_handle() {
     let w = s
         .client
         .agent()
-        .write_file(tokio_stream::iter(vec![v1::WriteFileRequest {
-            domain: dref(&name),
-            path: path.into(),
-            append: true,
-            data: b"tail".to_vec(),
-        }]))
+        .write_guest_file(tokio_stream::iter(vec![
+            write_target(&name, path, true),
+            write_data(b"tail"),
+        ]))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(w.bytes_written, 4);
+    assert_eq!(w.written_bytes, 4);
 }

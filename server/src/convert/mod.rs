@@ -2,5 +2,6 @@
 //! per subject, each table written once: services turn requests into `ops`
 //! inputs (`TryFrom`) and `ops` answers into messages (`From`) here.
 
+pub mod agent;
 pub mod state;
 pub mod time;

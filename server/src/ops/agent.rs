@@ -1,31 +1,71 @@
-//! Guest agent operations: libvirt's typed agent calls, and the raw
-//! `guest-exec` / `guest-file-*` JSON commands behind Exec and the file
-//! calls. Every function blocks; services run them on `Lane::Slow`.
+//! Guest agent operations: every libvirt call behind `GuestAgentService`.
+//! libvirt's typed agent calls (file systems, guest info, host name,
+//! addresses, time, users, keys, vCPUs) and the raw agent JSON commands
+//! (`guest-ping`, `guest-exec*`, `guest-file-*`, `guest-fsfreeze-status`),
+//! built and parsed here. Every function blocks; services run them on
+//! `Lane::Slow`. The streamed transfers live in [`super::guest_file`] and
+//! [`super::guest_exec`]; they use the `file_*` and `exec_status` helpers
+//! below on a domain they looked up once.
+//!
+//! Agent timeouts: the JSON commands get [`agent_timeout`] (the time left to
+//! the request's deadline, 1 s to 300 s, or 30 s without one).
+
+use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use libvirt_grpc::v1;
 use serde_json::{json, Value};
-use virt::{domain::Domain, sys};
+use tokio::time::Instant;
+use virt::{connect::Connect, domain::Domain};
 
-use crate::{
-    error::Error,
-    libvirt_sys::{self, TypedValue},
-};
+use super::domain::{lookup, DomainKey};
+use crate::{convert::agent as convert, error::Error, libvirt_sys};
 
 /// Agent timeout (seconds) when the request carries no deadline.
 pub const DEFAULT_AGENT_TIMEOUT_SECS: i32 = 30;
+/// Longest agent timeout the server hands libvirt (seconds).
+pub const MAX_AGENT_TIMEOUT_SECS: i32 = 300;
+
+/// Whole seconds, rounded up.
+fn ceil_secs(d: Duration) -> i64 {
+    i64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(i64::MAX)
+}
+
+/// The agent timeout (seconds) for a call that must finish by `deadline`:
+/// the time left, rounded up to a second, at least 1 s and at most 300 s;
+/// 30 s without a deadline.
+pub fn agent_timeout(deadline: Option<Instant>) -> i32 {
+    match deadline {
+        None => DEFAULT_AGENT_TIMEOUT_SECS,
+        Some(d) => {
+            let left = ceil_secs(d.saturating_duration_since(Instant::now()));
+            left.clamp(1, i64::from(MAX_AGENT_TIMEOUT_SECS)) as i32
+        }
+    }
+}
+
+/// The agent timeout for a raw command: the caller's own (already checked
+/// to be in (0, 300 s]), rounded up and never past the request's deadline;
+/// without one, [`agent_timeout`].
+pub fn command_timeout(requested: Option<Duration>, deadline: Option<Instant>) -> i32 {
+    match requested {
+        None => agent_timeout(deadline),
+        Some(r) => {
+            let r = ceil_secs(r).clamp(1, i64::from(MAX_AGENT_TIMEOUT_SECS)) as i32;
+            match deadline {
+                None => r,
+                Some(_) => r.min(agent_timeout(deadline)),
+            }
+        }
+    }
+}
 
 /// Sends one agent command and returns the `return` member of its answer.
-pub fn command(dom: &Domain, cmd: &Value, timeout_secs: i32) -> Result<Value, Error> {
+fn command(dom: &Domain, cmd: &Value, timeout_secs: i32) -> Result<Value, Error> {
     let raw = dom.qemu_agent_command(&cmd.to_string(), timeout_secs, 0)?;
     let answer: Value = serde_json::from_str(&raw)
         .map_err(|e| Error::internal_from("agent answered with invalid JSON", e))?;
     Ok(answer.get("return").cloned().unwrap_or(Value::Null))
-}
-
-/// Sends a raw command (already validated JSON) and returns the raw answer.
-pub fn raw_command(dom: &Domain, cmd: &str, timeout_secs: i32) -> Result<String, Error> {
-    Ok(dom.qemu_agent_command(cmd, timeout_secs, 0)?)
 }
 
 fn unexpected(what: &str, v: &Value) -> Error {
@@ -41,27 +81,71 @@ fn decode_b64(what: &str, v: Option<&Value>) -> Result<Vec<u8>, Error> {
     }
 }
 
-/// Starts `path args` in the guest (`guest-exec`); returns its pid.
-pub fn exec_start(dom: &Domain, req: &v1::ExecRequest, timeout_secs: i32) -> Result<i64, Error> {
+/// `guest-ping`.
+pub fn ping(c: &Connect, key: &DomainKey, timeout_secs: i32) -> Result<(), Error> {
+    let d = lookup(c, key)?;
+    command(&d, &json!({"execute": "guest-ping"}), timeout_secs)?;
+    Ok(())
+}
+
+/// Sends a raw command (already validated, re-serialised JSON) and returns
+/// the agent's raw answer.
+pub fn raw_command(
+    c: &Connect,
+    key: &DomainKey,
+    cmd: &str,
+    timeout_secs: i32,
+) -> Result<String, Error> {
+    let d = lookup(c, key)?;
+    Ok(d.qemu_agent_command(cmd, timeout_secs, 0)?)
+}
+
+/// A program to run in the guest (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSpec {
+    /// Absolute path of the program.
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// `NAME=value` entries; empty: the agent's environment.
+    pub env: Vec<String>,
+    /// Bytes for its standard input.
+    pub stdin: Vec<u8>,
+    /// Capture standard output and error.
+    pub capture_output: bool,
+}
+
+/// The `guest-exec` command for `spec`.
+fn exec_command(spec: &ExecSpec) -> Value {
     let mut args = json!({
-        "path": req.path,
-        "arg": req.args,
-        "capture-output": !req.discard_output,
+        "path": spec.path,
+        "arg": spec.args,
+        "capture-output": spec.capture_output,
     });
-    if !req.env.is_empty() {
-        args["env"] = json!(req.env);
+    if !spec.env.is_empty() {
+        args["env"] = json!(spec.env);
     }
-    if !req.stdin.is_empty() {
-        args["input-data"] = json!(B64.encode(&req.stdin));
+    if !spec.stdin.is_empty() {
+        args["input-data"] = json!(B64.encode(&spec.stdin));
     }
-    let ret = command(
-        dom,
-        &json!({"execute": "guest-exec", "arguments": args}),
-        timeout_secs,
-    )?;
-    ret.get("pid")
+    json!({"execute": "guest-exec", "arguments": args})
+}
+
+/// Starts `spec` in the guest (`guest-exec`); returns the domain (for the
+/// polls, which do not look it up again) and the guest pid.
+pub fn exec_start(
+    c: &Connect,
+    key: &DomainKey,
+    spec: &ExecSpec,
+    timeout_secs: i32,
+) -> Result<(Domain, i64), Error> {
+    let d = lookup(c, key)?;
+    let ret = command(&d, &exec_command(spec), timeout_secs)?;
+    let pid = ret
+        .get("pid")
         .and_then(Value::as_i64)
-        .ok_or_else(|| unexpected("guest-exec", &ret))
+        .ok_or_else(|| unexpected("guest-exec", &ret))?;
+    Ok((d, pid))
 }
 
 /// One `guest-exec-status` answer.
@@ -116,15 +200,25 @@ fn parse_exec_status(ret: &Value) -> Result<ExecStatus, Error> {
     })
 }
 
-/// Opens a guest file (`guest-file-open`); returns its handle.
-pub fn file_open(dom: &Domain, path: &str, mode: &str, timeout_secs: i32) -> Result<i64, Error> {
+/// Looks the domain up and opens a guest file (`guest-file-open`, mode `r`,
+/// `w` or `a`); returns the domain and the handle.
+pub fn file_open(
+    c: &Connect,
+    key: &DomainKey,
+    path: &str,
+    mode: &str,
+    timeout_secs: i32,
+) -> Result<(Domain, i64), Error> {
+    let d = lookup(c, key)?;
     let ret = command(
-        dom,
+        &d,
         &json!({"execute": "guest-file-open", "arguments": {"path": path, "mode": mode}}),
         timeout_secs,
     )?;
-    ret.as_i64()
-        .ok_or_else(|| unexpected("guest-file-open", &ret))
+    let h = ret
+        .as_i64()
+        .ok_or_else(|| unexpected("guest-file-open", &ret))?;
+    Ok((d, h))
 }
 
 /// Closes a guest file handle (`guest-file-close`).
@@ -189,214 +283,139 @@ pub fn file_write(dom: &Domain, handle: i64, data: &[u8], timeout_secs: i32) -> 
 }
 
 /// Whether the guest's file systems are frozen (`guest-fsfreeze-status`).
-pub fn freeze_status(dom: &Domain, timeout_secs: i32) -> Result<v1::FreezeStatus, Error> {
+pub fn freeze_status(
+    c: &Connect,
+    key: &DomainKey,
+    timeout_secs: i32,
+) -> Result<v1::GuestFreezeStatus, Error> {
+    let d = lookup(c, key)?;
     let ret = command(
-        dom,
+        &d,
         &json!({"execute": "guest-fsfreeze-status"}),
         timeout_secs,
     )?;
-    match ret.as_str() {
-        Some("thawed") => Ok(v1::FreezeStatus::Thawed),
-        Some("frozen") => Ok(v1::FreezeStatus::Frozen),
-        _ => Err(unexpected("guest-fsfreeze-status", &ret)),
-    }
+    ret.as_str()
+        .map(convert::freeze_status)
+        .ok_or_else(|| unexpected("guest-fsfreeze-status", &ret))
 }
 
-/// Converts libvirt's interface list.
-pub fn interfaces(list: Vec<virt::domain::Interface>) -> Vec<v1::GuestInterface> {
-    list.into_iter()
-        .map(|i| v1::GuestInterface {
-            name: i.name,
-            hwaddr: i.hwaddr.unwrap_or_default(),
-            addresses: i
-                .addrs
-                .into_iter()
-                .map(|a| v1::IpAddress {
-                    r#type: match a.typed as u32 {
-                        sys::VIR_IP_ADDR_TYPE_IPV4 => v1::IpAddressType::Ipv4,
-                        sys::VIR_IP_ADDR_TYPE_IPV6 => v1::IpAddressType::Ipv6,
-                        _ => v1::IpAddressType::Unspecified,
-                    } as i32,
-                    address: a.addr,
-                    prefix: a.prefix as u32,
-                })
-                .collect(),
-        })
-        .collect()
+/// `virDomainFSFreeze`: freezes `mountpoints` (all when empty); returns
+/// how many were frozen.
+pub fn fs_freeze(c: &Connect, key: &DomainKey, mountpoints: &[String]) -> Result<u32, Error> {
+    libvirt_sys::fs_freeze(&lookup(c, key)?, mountpoints)
 }
 
-/// Typed parameters looked up by name.
-struct Params(std::collections::HashMap<String, TypedValue>);
-
-impl Params {
-    fn str(&self, k: &str) -> String {
-        self.0
-            .get(k)
-            .and_then(TypedValue::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    }
-    fn u64(&self, k: &str) -> u64 {
-        self.0.get(k).and_then(TypedValue::as_u64).unwrap_or(0)
-    }
-    fn i64(&self, k: &str) -> i64 {
-        self.0.get(k).and_then(TypedValue::as_i64).unwrap_or(0)
-    }
-    fn bool(&self, k: &str) -> bool {
-        matches!(self.0.get(k), Some(TypedValue::Bool(true)))
-    }
-    fn has(&self, k: &str) -> bool {
-        self.0.contains_key(k)
-    }
-    fn count(&self, k: &str) -> u64 {
-        // Bounded so that a corrupt count cannot make us loop for long.
-        self.u64(k).min(4096)
-    }
+/// `virDomainFSThaw`: thaws `mountpoints` (all when empty); returns how
+/// many were thawed.
+pub fn fs_thaw(c: &Connect, key: &DomainKey, mountpoints: &[String]) -> Result<u32, Error> {
+    libvirt_sys::fs_thaw(&lookup(c, key)?, mountpoints)
 }
 
-/// libvirt's VIR_DOMAIN_GUEST_INFO_* bit for a kind.
-pub fn guest_info_type(kind: v1::GuestInfoKind) -> u32 {
-    use v1::GuestInfoKind as K;
-    match kind {
-        K::Unspecified => 0,
-        K::Users => sys::VIR_DOMAIN_GUEST_INFO_USERS,
-        K::Os => sys::VIR_DOMAIN_GUEST_INFO_OS,
-        K::Timezone => sys::VIR_DOMAIN_GUEST_INFO_TIMEZONE,
-        K::Hostname => sys::VIR_DOMAIN_GUEST_INFO_HOSTNAME,
-        K::Filesystems => sys::VIR_DOMAIN_GUEST_INFO_FILESYSTEM,
-        K::Disks => sys::VIR_DOMAIN_GUEST_INFO_DISKS,
-        K::Interfaces => sys::VIR_DOMAIN_GUEST_INFO_INTERFACES,
-    }
+/// `virDomainFSTrim` of `mountpoint` (all when `None`).
+pub fn fs_trim(
+    c: &Connect,
+    key: &DomainKey,
+    mountpoint: Option<&str>,
+    minimum_bytes: u64,
+) -> Result<(), Error> {
+    libvirt_sys::fs_trim(&lookup(c, key)?, mountpoint, minimum_bytes)
 }
 
-/// `virDomainGetGuestInfo`, parsed into typed messages.
-pub fn guest_info(dom: &Domain, types: u32) -> Result<v1::GetGuestInfoResponse, Error> {
-    let params = libvirt_sys::guest_info(dom, types)?;
-    Ok(parse_guest_info(params))
+/// `virDomainGetFSInfo`.
+pub fn filesystems(c: &Connect, key: &DomainKey) -> Result<Vec<v1::GuestFilesystemMount>, Error> {
+    let list = libvirt_sys::fs_info(&lookup(c, key)?)?;
+    Ok(list.into_iter().map(convert::filesystem_mount).collect())
 }
 
-fn parse_guest_info(params: Vec<(String, TypedValue)>) -> v1::GetGuestInfoResponse {
-    let p = Params(params.into_iter().collect());
-    let os =
-        p.0.keys()
-            .any(|k| k.starts_with("os."))
-            .then(|| v1::GuestOs {
-                id: p.str("os.id"),
-                name: p.str("os.name"),
-                pretty_name: p.str("os.pretty-name"),
-                version: p.str("os.version"),
-                version_id: p.str("os.version-id"),
-                kernel_release: p.str("os.kernel-release"),
-                kernel_version: p.str("os.kernel-version"),
-                machine: p.str("os.machine"),
-                variant: p.str("os.variant"),
-                variant_id: p.str("os.variant-id"),
-            });
-    let users = (0..p.count("user.count"))
-        .map(|i| v1::GuestUser {
-            name: p.str(&format!("user.{i}.name")),
-            domain: p.str(&format!("user.{i}.domain")),
-            login_time_ms: p.u64(&format!("user.{i}.login-time")),
-        })
-        .collect();
-    let timezone =
-        (p.has("timezone.name") || p.has("timezone.offset")).then(|| v1::GuestTimezone {
-            name: p.str("timezone.name"),
-            offset_seconds: p.i64("timezone.offset") as i32,
-        });
-    let filesystems = (0..p.count("fs.count"))
-        .map(|i| {
-            let f = |k: &str| format!("fs.{i}.{k}");
-            v1::GuestFilesystem {
-                mountpoint: p.str(&f("mountpoint")),
-                name: p.str(&f("name")),
-                fstype: p.str(&f("fstype")),
-                total_bytes: p.u64(&f("total-bytes")),
-                used_bytes: p.u64(&f("used-bytes")),
-                disks: (0..p.count(&f("disk.count")))
-                    .map(|j| v1::GuestFilesystemDisk {
-                        alias: p.str(&f(&format!("disk.{j}.alias"))),
-                        serial: p.str(&f(&format!("disk.{j}.serial"))),
-                        device: p.str(&f(&format!("disk.{j}.device"))),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    let disks = (0..p.count("disk.count"))
-        .map(|i| {
-            let f = |k: &str| format!("disk.{i}.{k}");
-            v1::GuestDisk {
-                name: p.str(&f("name")),
-                partition: p.bool(&f("partition")),
-                dependencies: (0..p.count(&f("dependency.count")))
-                    .map(|j| p.str(&f(&format!("dependency.{j}.name"))))
-                    .collect(),
-                serial: p.str(&f("serial")),
-                alias: p.str(&f("alias")),
-                guest_alias: p.str(&f("guest_alias")),
-            }
-        })
-        .collect();
-    let interfaces = (0..p.count("if.count"))
-        .map(|i| {
-            let f = |k: &str| format!("if.{i}.{k}");
-            v1::GuestInterface {
-                name: p.str(&f("name")),
-                hwaddr: p.str(&f("hwaddr")),
-                addresses: (0..p.count(&f("addr.count")))
-                    .map(|j| v1::IpAddress {
-                        r#type: match p.str(&f(&format!("addr.{j}.type"))).as_str() {
-                            "ipv4" => v1::IpAddressType::Ipv4,
-                            "ipv6" => v1::IpAddressType::Ipv6,
-                            _ => v1::IpAddressType::Unspecified,
-                        } as i32,
-                        address: p.str(&f(&format!("addr.{j}.addr"))),
-                        prefix: p.u64(&f(&format!("addr.{j}.prefix"))) as u32,
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    v1::GetGuestInfoResponse {
-        os,
-        users,
-        timezone,
-        hostname: p.str("hostname"),
-        filesystems,
-        disks,
-        interfaces,
-    }
+/// `virDomainGetGuestInfo` for the `types` groups (0: all), parsed.
+pub fn guest_info(
+    c: &Connect,
+    key: &DomainKey,
+    types: u32,
+) -> Result<v1::GetGuestInfoResponse, Error> {
+    let params = libvirt_sys::guest_info(&lookup(c, key)?, types)?;
+    Ok(convert::guest_info(params))
 }
 
-/// Parses a libvirt cpu list (`0-3,5`) into numbers.
-pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>, Error> {
-    let bad = || Error::internal(format!("libvirt sent an invalid cpu list '{s}'"));
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let a: u32 = a.parse().map_err(|_| bad())?;
-                let b: u32 = b.parse().map_err(|_| bad())?;
-                if b < a || b - a > 65536 {
-                    return Err(bad());
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().map_err(|_| bad())?),
-        }
-    }
-    Ok(out)
+/// `virDomainGetHostname` with `flags` (the source).
+pub fn hostname(c: &Connect, key: &DomainKey, flags: u32) -> Result<String, Error> {
+    Ok(lookup(c, key)?.hostname(flags)?)
+}
+
+/// `virDomainInterfaceAddresses` from `source`.
+pub fn interface_addresses(
+    c: &Connect,
+    key: &DomainKey,
+    source: u32,
+) -> Result<Vec<v1::GuestInterface>, Error> {
+    let list = lookup(c, key)?.interface_addresses(source, 0)?;
+    Ok(convert::interfaces(list))
+}
+
+/// `virDomainGetTime`: seconds and nanoseconds since the Unix epoch.
+pub fn time(c: &Connect, key: &DomainKey) -> Result<(i64, i32), Error> {
+    Ok(lookup(c, key)?.time(0)?)
+}
+
+/// How to set the guest's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetTime {
+    /// To this many seconds and nanoseconds since the Unix epoch.
+    At(i64, i32),
+    /// From the domain's RTC.
+    Sync,
+}
+
+/// `virDomainSetTime`.
+pub fn set_time(c: &Connect, key: &DomainKey, to: SetTime) -> Result<(), Error> {
+    let (secs, nanos, flags) = match to {
+        SetTime::At(s, n) => (s, n, 0),
+        SetTime::Sync => (0, 0, virt::sys::VIR_DOMAIN_TIME_SYNC),
+    };
+    Ok(lookup(c, key)?.set_time(secs, nanos, flags)?)
+}
+
+/// `virDomainSetUserPassword` (`flags`: ENCRYPTED or 0).
+pub fn set_user_password(
+    c: &Connect,
+    key: &DomainKey,
+    user: &str,
+    password: &str,
+    flags: u32,
+) -> Result<(), Error> {
+    lookup(c, key)?.set_user_password(user, password, flags)?;
+    Ok(())
+}
+
+/// `virDomainAuthorizedSSHKeysGet`.
+pub fn authorized_keys(c: &Connect, key: &DomainKey, user: &str) -> Result<Vec<String>, Error> {
+    libvirt_sys::ssh_keys_get(&lookup(c, key)?, user)
+}
+
+/// `virDomainAuthorizedSSHKeysSet` (`flags`: APPEND or REMOVE).
+pub fn set_authorized_keys(
+    c: &Connect,
+    key: &DomainKey,
+    user: &str,
+    keys: &[String],
+    flags: u32,
+) -> Result<(), Error> {
+    libvirt_sys::ssh_keys_set(&lookup(c, key)?, user, keys, flags)
 }
 
 /// `virDomainGetGuestVcpus`, parsed.
-pub fn guest_vcpus(dom: &Domain) -> Result<v1::GetGuestVcpusResponse, Error> {
-    let p = Params(libvirt_sys::guest_vcpus(dom)?.into_iter().collect());
-    Ok(v1::GetGuestVcpusResponse {
-        vcpus: parse_cpu_list(&p.str("vcpus"))?,
-        online: parse_cpu_list(&p.str("online"))?,
-        offlinable: parse_cpu_list(&p.str("offlinable"))?,
-    })
+pub fn guest_vcpus(c: &Connect, key: &DomainKey) -> Result<v1::GetGuestVcpusResponse, Error> {
+    convert::guest_vcpus(libvirt_sys::guest_vcpus(&lookup(c, key)?)?)
+}
+
+/// `virDomainSetGuestVcpus`: `cpumap` is a cpu list like `1,3`.
+pub fn set_guest_vcpus(
+    c: &Connect,
+    key: &DomainKey,
+    cpumap: &str,
+    online: bool,
+) -> Result<(), Error> {
+    libvirt_sys::set_guest_vcpus(&lookup(c, key)?, cpumap, online)
 }
 
 #[cfg(test)]
@@ -405,11 +424,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
-        assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
-        assert!(parse_cpu_list("3-1").is_err());
-        assert!(parse_cpu_list("x").is_err());
+    fn agent_timeouts_follow_the_deadline() {
+        assert_eq!(agent_timeout(None), DEFAULT_AGENT_TIMEOUT_SECS);
+        let soon = Instant::now() + Duration::from_millis(1500);
+        assert_eq!(agent_timeout(Some(soon)), 2);
+        assert_eq!(agent_timeout(Some(Instant::now())), 1);
+        let far = Instant::now() + Duration::from_secs(10_000);
+        assert_eq!(agent_timeout(Some(far)), MAX_AGENT_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn command_timeouts() {
+        // Unset: as every agent call.
+        assert_eq!(command_timeout(None, None), DEFAULT_AGENT_TIMEOUT_SECS);
+        // Rounded up to whole seconds.
+        assert_eq!(command_timeout(Some(Duration::from_millis(1200)), None), 2);
+        assert_eq!(command_timeout(Some(Duration::from_secs(300)), None), 300);
+        // Never past the deadline.
+        let soon = Instant::now() + Duration::from_millis(2500);
+        assert_eq!(
+            command_timeout(Some(Duration::from_secs(60)), Some(soon)),
+            3
+        );
+        assert_eq!(command_timeout(Some(Duration::from_secs(1)), Some(soon)), 1);
+    }
+
+    #[test]
+    fn exec_commands() {
+        let spec = ExecSpec {
+            path: "/bin/cat".into(),
+            args: vec!["-".into()],
+            env: vec![],
+            stdin: b"hi".to_vec(),
+            capture_output: true,
+        };
+        let c = exec_command(&spec);
+        assert_eq!(c["execute"], "guest-exec");
+        assert_eq!(c["arguments"]["input-data"], "aGk=");
+        assert!(c["arguments"].get("env").is_none());
     }
 
     #[test]
@@ -421,31 +473,5 @@ mod tests {
         assert_eq!(s.stdout, b"hi");
         assert!(s.stderr_truncated);
         assert!(parse_exec_status(&json!({})).is_err());
-    }
-
-    #[test]
-    fn guest_info_parses() {
-        let params = vec![
-            ("os.id".to_owned(), TypedValue::String("debian".into())),
-            ("hostname".to_owned(), TypedValue::String("h".into())),
-            ("if.count".to_owned(), TypedValue::UInt(1)),
-            ("if.0.name".to_owned(), TypedValue::String("lo".into())),
-            ("if.0.addr.count".to_owned(), TypedValue::UInt(1)),
-            (
-                "if.0.addr.0.type".to_owned(),
-                TypedValue::String("ipv4".into()),
-            ),
-            (
-                "if.0.addr.0.addr".to_owned(),
-                TypedValue::String("127.0.0.1".into()),
-            ),
-            ("if.0.addr.0.prefix".to_owned(), TypedValue::UInt(8)),
-        ];
-        let r = parse_guest_info(params);
-        assert_eq!(r.os.unwrap().id, "debian");
-        assert_eq!(r.hostname, "h");
-        assert!(r.timezone.is_none());
-        assert_eq!(r.interfaces[0].addresses[0].address, "127.0.0.1");
-        assert_eq!(r.interfaces[0].addresses[0].prefix, 8);
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod agent;
 pub mod domain;
+pub mod guest_exec;
+pub mod guest_file;
 pub mod host;
 pub mod network;
 pub mod screenshot;
