@@ -34,25 +34,13 @@ pub struct RawCommand {
     pub timeout: Option<Duration>,
 }
 
-/// A `google.protobuf.Duration` as a std duration: negative or
-/// out-of-range nanos is an error.
-fn duration(field: &str, d: &prost_types::Duration) -> Result<Duration, Error> {
-    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
-        return Err(Error::invalid(
-            field,
-            "must be a non-negative duration with nanos in [0, 1e9)",
-        ));
-    }
-    Ok(Duration::new(d.seconds as u64, d.nanos as u32))
-}
-
 /// The agent timeout field: unset, or more than 0 and at most 300 s.
 pub fn agent_timeout_field(
     field: &str,
     d: Option<&prost_types::Duration>,
 ) -> Result<Option<Duration>, Error> {
     let Some(d) = d else { return Ok(None) };
-    let d = duration(field, d)?;
+    let d = super::time::span(field, d)?;
     let max = Duration::from_secs(MAX_AGENT_TIMEOUT_SECS as u64);
     if d.is_zero() || d > max {
         return Err(Error::invalid(
