@@ -3,3 +3,4 @@
 //! inputs (`TryFrom`) and `ops` answers into messages (`From`) here.
 
 pub mod state;
+pub mod storage;
