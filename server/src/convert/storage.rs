@@ -548,7 +548,7 @@ impl From<UploadOutcome> for v1::UploadStorageVolumeResponse {
     fn from(o: UploadOutcome) -> Self {
         v1::UploadStorageVolumeResponse {
             volume: Some(o.volume.into()),
-            written_bytes: o.written,
+            bytes_written: o.written,
             sha256: o.sha256,
             created: o.created,
         }
