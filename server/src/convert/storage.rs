@@ -648,6 +648,24 @@ mod tests {
     }
 
     #[test]
+    fn facts_never_convert_to_unspecified() {
+        let p = v1::StoragePool::from(PoolFacts {
+            type_name: "brand-new".into(),
+            state: sys::VIR_STORAGE_POOL_RUNNING,
+            ..Default::default()
+        });
+        assert_eq!(p.r#type(), StoragePoolType::Unknown);
+        assert_eq!(p.state(), StoragePoolState::Running);
+        let v = v1::StorageVolume::from(VolumeFacts {
+            kind: 99,
+            format: None,
+            ..Default::default()
+        });
+        assert_eq!(v.r#type(), StorageVolumeType::Unknown);
+        assert_eq!(v.format(), StorageVolumeFormat::None);
+    }
+
+    #[test]
     fn build_modes() {
         assert_eq!(build_flags("mode", 0).unwrap(), 0);
         assert_eq!(
