@@ -120,7 +120,7 @@ class Client(threading.Thread):
                 vref = {"pool": self.ctx.pool_ref(), "name": self.name()}
                 _ = (self.call("StorageService.CreateStorageVolume",
                                {"pool": self.ctx.pool_ref(),
-                                "spec": {"name": vref["name"], "format": "VOLUME_FORMAT_RAW",
+                                "spec": {"name": vref["name"], "format": "STORAGE_VOLUME_FORMAT_RAW",
                                          "capacity_bytes": 1024 * 1024}})
                      and self.call("StorageService.DeleteStorageVolume", {"volume": vref}))
         self.caller.close()

@@ -33,9 +33,8 @@ MANY = 10000
 MANY_MESSAGES = 1000
 
 # Which member of a oneof the base request sets (by oneof name).
-ONEOF_PREFERENCE = {"key": "name", "source": "spec", "item": "xml", "msg": "target"}
-# Where one message's oneof wants another field than its name's preference.
-ONEOF_BY_MESSAGE = {("WriteGuestFileRequest", "item"): "target"}
+# A oneof name may serve several messages: the members any of them prefers.
+ONEOF_PREFERENCE = {"key": ("name",), "source": ("spec",), "item": ("xml", "target"), "msg": ("target",)}
 
 
 @dataclass
@@ -77,9 +76,6 @@ class Bases:
                 f"<host mac='52:54:00:00:00:02' name='{c.prefix}-h2' ip='192.168.250.12'/>"),
             ("CreateSnapshotRequest", "xml"): lambda: c.snapshot_xml(self.new),
             ("FindStoragePoolSourcesRequest", "source_xml"): lambda: "<source/>",
-            # On a real host: "dir" (no discovery, no external tool such as
-            # LVM's pvs, no NFS probe to another machine).
-            ("FindStoragePoolSourcesRequest", "type"): lambda: "logical" if c.driver == "test" else "dir",
             ("SetMetadataRequest", "value"): lambda: "<info>battery</info>",
             ("SetMetadataRequest", "key"): lambda: "lgb",
             ("DhcpHost", "name"): lambda: f"{c.prefix}-h1",
@@ -136,7 +132,6 @@ class Bases:
             "ip": "192.168.250.11",
             "start": "192.168.250.10" if msg == "DhcpRange" else None,
             "end": "192.168.250.20",
-            "types": ["dir"],
             "bus": "virtio",
             "format": "raw" if f.type == FD.TYPE_STRING else None,
             "device": "disk",
@@ -153,7 +148,12 @@ class Bases:
     def enum(self, msg: str, f) -> int | None:
         specific = {
             ("StoragePoolSpec", "type"): "STORAGE_POOL_TYPE_DIR",
-            ("StorageVolumeSpec", "format"): "VOLUME_FORMAT_RAW",
+            ("StorageVolumeSpec", "format"): "STORAGE_VOLUME_FORMAT_RAW",
+            ("ListStoragePoolsRequest", "types"): "STORAGE_POOL_TYPE_DIR",
+            # On a real host: DIR (no discovery, no external tool such as
+            # LVM's pvs, no NFS probe to another machine).
+            ("FindStoragePoolSourcesRequest", "type"): (
+                "STORAGE_POOL_TYPE_LOGICAL" if self.ctx.driver == "test" else "STORAGE_POOL_TYPE_DIR"),
             ("SetMetadataRequest", "kind"): "METADATA_KIND_ELEMENT",
             ("GetMetadataRequest", "kind"): "METADATA_KIND_ELEMENT",
             ("UpdateNetworkRequest", "command"): "NETWORK_UPDATE_COMMAND_ADD_LAST",
@@ -201,8 +201,7 @@ class Bases:
         for f in d.fields:
             oneof = f.containing_oneof
             if oneof is not None and not oneof.name.startswith("_"):
-                pref = ONEOF_BY_MESSAGE.get((d.name, oneof.name), ONEOF_PREFERENCE.get(oneof.name))
-                if pref != f.name:
+                if f.name not in ONEOF_PREFERENCE.get(oneof.name, ()):
                     continue
             elif oneof is not None:
                 continue  # proto3 `optional`: left unset

@@ -539,8 +539,8 @@ async fn battery_findings_answer_caller_mistake_codes() {
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 v1::StorageVolumeSpec {
                     name: format!("{p}huge"),
-                    capacity_bytes: i64::MAX,
-                    allocation_bytes: i64::MAX,
+                    capacity_bytes: i64::MAX as u64,
+                    allocation_bytes: i64::MAX as u64,
                     ..Default::default()
                 },
             )),
@@ -550,10 +550,10 @@ async fn battery_findings_answer_caller_mistake_codes() {
 
     // Transfer offsets past what a file offset holds.
     let r = st
-        .download_volume(v1::DownloadVolumeRequest {
+        .download_storage_volume(v1::DownloadStorageVolumeRequest {
             volume: vol_ref("default-pool", &format!("{p}v")),
-            offset: 1 << 63,
-            length: 0,
+            offset_bytes: 1 << 63,
+            length_bytes: 0,
         })
         .await;
     assert_invalid(r, "offset");

@@ -13,7 +13,7 @@ use tonic::Code;
 use v1::{
     define_network_request::Source as NetSource, define_storage_pool_request::Source as PoolSource,
     domain_ref::Key as DomKey, network_ref::Key as NetKey, storage_pool_ref::Key as PoolKey,
-    upload_volume_request::Msg, DomainRef, DomainState, NetworkRef, StoragePoolRef,
+    upload_storage_volume_request::Item, DomainRef, DomainState, NetworkRef, StoragePoolRef,
     StoragePoolState, StorageVolumeRef, StorageVolumeSpec,
 };
 
@@ -302,9 +302,9 @@ async fn restoring_from_a_missing_path_or_a_directory_is_a_caller_mistake() {
 fn stalled_upload(
     pool: &str,
     name: &str,
-) -> impl tokio_stream::Stream<Item = v1::UploadVolumeRequest> {
-    let target = v1::UploadVolumeRequest {
-        msg: Some(Msg::Target(v1::UploadTarget {
+) -> impl tokio_stream::Stream<Item = v1::UploadStorageVolumeRequest> {
+    let target = v1::UploadStorageVolumeRequest {
+        item: Some(Item::Target(v1::UploadTarget {
             volume: Some(StorageVolumeRef {
                 pool: pool_ref(pool),
                 name: name.to_owned(),
@@ -348,7 +348,7 @@ async fn stalled_client_streams_hold_nothing_and_end_aborted() {
         let vol = format!("{p}up{i}");
         stalled.push(tokio::spawn(async move {
             let mut st = client.storage();
-            st.upload_volume(client.request(stalled_upload("default-pool", &vol)))
+            st.upload_storage_volume(client.request(stalled_upload("default-pool", &vol)))
                 .await
         }));
     }

@@ -3,12 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use libvirt_grpc_server::config::{Config, HostConfig};
-use libvirt_grpc_tests::{code_of, prefix, v1, Cleanup, TestServer};
+use libvirt_grpc_tests::{bad_fields, code_of, prefix, v1, Cleanup, TestServer};
 use tonic::Code;
 use v1::{
     define_storage_pool_request::Source as PoolSource, storage_pool_ref::Key,
-    upload_volume_request::Msg, StoragePoolRef, StoragePoolSpec, StoragePoolState, StoragePoolType,
-    StorageVolumeRef, StorageVolumeSpec, VolumeFormat,
+    upload_storage_volume_request::Item, StoragePoolRef, StoragePoolSpec, StoragePoolState,
+    StoragePoolType, StorageVolumeFormat, StorageVolumeRef, StorageVolumeSpec,
 };
 
 const URI: &str = "test:///default";
@@ -71,16 +71,15 @@ async fn pool_lifecycle_and_filters() {
         .pool
         .unwrap();
     assert_eq!(pool.state(), StoragePoolState::Inactive);
-    assert_eq!(pool.r#type, "dir");
+    assert_eq!(pool.r#type(), StoragePoolType::Dir);
     assert!(pool.persistent && !pool.autostart);
     assert_eq!(pool.target_path, format!("/tmp/{name}"));
 
-    let listed = |active: bool, inactive: bool| {
+    let listed = |run: v1::RunFilter| {
         let mut st = s.client.storage();
         let req = s.client.request(v1::ListStoragePoolsRequest {
-            active,
-            inactive,
-            types: vec!["dir".into()],
+            run: run as i32,
+            types: vec![StoragePoolType::Dir as i32],
             ..Default::default()
         });
         let name = name.clone();
@@ -94,14 +93,24 @@ async fn pool_lifecycle_and_filters() {
                 .any(|p| p.name == name)
         }
     };
-    assert!(listed(false, true).await && !listed(true, false).await);
+    use v1::RunFilter as Run;
+    assert!(listed(Run::Inactive).await && !listed(Run::Active).await);
+    // UNSPECIFIED: no filter.
+    assert!(listed(Run::Unspecified).await);
 
-    st.build_storage_pool(s.client.request(v1::BuildStoragePoolRequest {
-        pool: pool_ref(&name),
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
+    // UNSPECIFIED build mode: the backend's default, which for a dir pool
+    // makes the directory; the answer is the pool.
+    let built = st
+        .build_storage_pool(s.client.request(v1::BuildStoragePoolRequest {
+            pool: pool_ref(&name),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .pool
+        .unwrap();
+    assert_eq!(built.name, name);
     let started = st
         .start_storage_pool(s.client.request(v1::StartStoragePoolRequest {
             pool: pool_ref(&name),
@@ -114,7 +123,8 @@ async fn pool_lifecycle_and_filters() {
         .unwrap();
     assert_eq!(started.state(), StoragePoolState::Running);
     assert!(started.capacity_bytes > 0);
-    assert!(listed(true, false).await && !listed(false, true).await);
+    assert!(listed(Run::Active).await && !listed(Run::Inactive).await);
+    assert!(listed(Run::Unspecified).await);
 
     let auto = st
         .set_storage_pool_autostart(s.client.request(v1::SetStoragePoolAutostartRequest {
@@ -127,11 +137,16 @@ async fn pool_lifecycle_and_filters() {
         .pool
         .unwrap();
     assert!(auto.autostart);
-    st.refresh_storage_pool(s.client.request(v1::RefreshStoragePoolRequest {
-        pool: pool_ref(&name),
-    }))
-    .await
-    .unwrap();
+    let refreshed = st
+        .refresh_storage_pool(s.client.request(v1::RefreshStoragePoolRequest {
+            pool: pool_ref(&name),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .pool
+        .unwrap();
+    assert_eq!(refreshed.state(), StoragePoolState::Running);
     // The test driver has no inactive-XML flag: an honest UNIMPLEMENTED.
     let inactive = st
         .get_storage_pool_xml(s.client.request(v1::GetStoragePoolXmlRequest {
@@ -169,11 +184,20 @@ async fn pool_lifecycle_and_filters() {
         .pool
         .unwrap();
     assert_eq!(stopped.state(), StoragePoolState::Inactive);
-    st.delete_storage_pool(s.client.request(v1::DeleteStoragePoolRequest {
-        pool: pool_ref(&name),
-    }))
-    .await
-    .unwrap();
+    // The pool's storage is gone, its definition stays and is returned.
+    let deleted = st
+        .delete_storage_pool(s.client.request(v1::DeleteStoragePoolRequest {
+            pool: pool_ref(&name),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .pool
+        .unwrap();
+    assert_eq!(
+        (deleted.name.as_str(), deleted.state(), deleted.persistent),
+        (name.as_str(), StoragePoolState::Inactive, true)
+    );
     st.undefine_storage_pool(s.client.request(v1::UndefineStoragePoolRequest {
         pool: pool_ref(&name),
     }))
@@ -221,18 +245,38 @@ async fn pool_paging_and_find_sources() {
     sorted.sort();
     assert_eq!(seen, sorted);
 
+    // Every bad filter in one BadRequest.
     let bad = st
         .list_storage_pools(s.client.request(v1::ListStoragePoolsRequest {
-            types: vec!["floppy".into()],
+            run: 9,
+            autostart: 7,
+            types: vec![
+                StoragePoolType::Dir as i32,
+                StoragePoolType::Unknown as i32,
+                99,
+            ],
             ..Default::default()
         }))
-        .await;
-    assert_eq!(code_of(bad), Code::InvalidArgument);
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        bad_fields(&bad),
+        ["run", "autostart", "types[1]", "types[2]"]
+    );
+    let untyped = st
+        .find_storage_pool_sources(
+            s.client
+                .request(v1::FindStoragePoolSourcesRequest::default()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&untyped), ["type"]);
     // The test driver answers source discovery for logical pools with a
     // canned list.
     let found = st
         .find_storage_pool_sources(s.client.request(v1::FindStoragePoolSourcesRequest {
-            r#type: "logical".into(),
+            r#type: StoragePoolType::Logical as i32,
             ..Default::default()
         }))
         .await
@@ -256,7 +300,7 @@ async fn volumes_create_clone_resize_wipe_delete() {
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 StorageVolumeSpec {
                     name: "a.img".into(),
-                    format: VolumeFormat::Raw as i32,
+                    format: StorageVolumeFormat::Raw as i32,
                     capacity_bytes: 8 << 20,
                     ..Default::default()
                 },
@@ -271,6 +315,9 @@ async fn volumes_create_clone_resize_wipe_delete() {
     assert_eq!(v.pool, pool);
     assert_eq!(v.capacity_bytes, 8 << 20);
     assert_eq!(v.r#type(), v1::StorageVolumeType::File);
+    // The server never sends UNSPECIFIED: a volume without a format reads
+    // as NONE, one with a format as that format.
+    assert_ne!(v.format(), StorageVolumeFormat::Unspecified);
 
     let dup = st
         .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
@@ -380,7 +427,7 @@ async fn bad_input_is_rejected_and_nothing_is_left() {
         .await;
     assert_eq!(code_of(malformed), Code::InvalidArgument);
 
-    let vol = |name: &str, cap: i64, alloc: i64| {
+    let vol = |name: &str, cap: u64, alloc: u64| {
         s.client.request(v1::CreateStorageVolumeRequest {
             pool: pool_ref(&pool),
             source: Some(v1::create_storage_volume_request::Source::Spec(
@@ -397,8 +444,7 @@ async fn bad_input_is_rejected_and_nothing_is_left() {
         (vol("a/b", 1, 0), "spec.name"),
         (vol("..", 1, 0), "spec.name"),
         (vol("nul\0", 1, 0), "spec.name"),
-        (vol("ok", -1, 0), "spec.capacity_bytes"),
-        (vol("ok", 1, -1), "spec.allocation_bytes"),
+        (vol("ok", 0, 0), "spec.capacity_bytes"),
     ] {
         let e = st.create_storage_volume(req).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -407,11 +453,61 @@ async fn bad_input_is_rejected_and_nothing_is_left() {
     let resize = st
         .resize_storage_volume(s.client.request(v1::ResizeStorageVolumeRequest {
             volume: vol_ref(&pool, "whatever"),
-            capacity_bytes: -5,
+            capacity_bytes: 0,
             ..Default::default()
         }))
         .await;
     assert_eq!(code_of(resize), Code::InvalidArgument);
+    // A spec with several bad fields gets one BadRequest naming them all.
+    let many = st
+        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
+            pool: Some(StoragePoolRef {
+                host: String::new(),
+                key: Some(Key::Uuid("not-a-uuid".into())),
+            }),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                StorageVolumeSpec {
+                    name: "a/b".into(),
+                    format: StorageVolumeFormat::Unknown as i32,
+                    capacity_bytes: 0,
+                    backing_store_path: "relative".into(),
+                    ..Default::default()
+                },
+            )),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&many),
+        [
+            "spec.name",
+            "spec.capacity_bytes",
+            "spec.format",
+            "spec.backing_store_path",
+            "spec.backing_store_path",
+            "pool.uuid"
+        ]
+    );
+    let resize_many = st
+        .resize_storage_volume(s.client.request(v1::ResizeStorageVolumeRequest {
+            volume: vol_ref("", ".."),
+            capacity_bytes: 0,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&resize_many),
+        ["capacity_bytes", "volume.pool.name", "volume.name"]
+    );
+    let build_many = st
+        .build_storage_pool(s.client.request(v1::BuildStoragePoolRequest {
+            pool: Some(StoragePoolRef::default()),
+            mode: 7,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&build_many), ["mode", "pool"]);
     let no_pool = st
         .list_storage_volumes(s.client.request(v1::ListStorageVolumesRequest {
             pool: Some(StoragePoolRef::default()),
@@ -449,10 +545,10 @@ async fn transfers_are_unimplemented_and_leave_nothing() {
     define_started_pool(&s, &pool).await;
     let mut st = s.client.storage();
     let msgs = vec![
-        v1::UploadVolumeRequest {
-            msg: Some(Msg::Target(v1::UploadTarget {
+        v1::UploadStorageVolumeRequest {
+            item: Some(Item::Target(v1::UploadTarget {
                 volume: vol_ref(&pool, "up.img"),
-                length: 4,
+                length_bytes: 4,
                 create: Some(StorageVolumeSpec {
                     capacity_bytes: 4096,
                     ..Default::default()
@@ -460,12 +556,12 @@ async fn transfers_are_unimplemented_and_leave_nothing() {
                 ..Default::default()
             })),
         },
-        v1::UploadVolumeRequest {
-            msg: Some(Msg::Chunk(b"abcd".to_vec())),
+        v1::UploadStorageVolumeRequest {
+            item: Some(Item::Chunk(b"abcd".to_vec())),
         },
     ];
     let up = st
-        .upload_volume(s.client.request(tokio_stream::iter(msgs)))
+        .upload_storage_volume(s.client.request(tokio_stream::iter(msgs)))
         .await;
     assert_eq!(code_of(up), Code::Unimplemented);
     // The volume the upload created was deleted again.
@@ -489,7 +585,7 @@ async fn transfers_are_unimplemented_and_leave_nothing() {
     .await
     .unwrap();
     let down = st
-        .download_volume(s.client.request(v1::DownloadVolumeRequest {
+        .download_storage_volume(s.client.request(v1::DownloadStorageVolumeRequest {
             volume: vol_ref(&pool, "down.img"),
             ..Default::default()
         }))
@@ -498,12 +594,11 @@ async fn transfers_are_unimplemented_and_leave_nothing() {
 
     // An upload whose first message is not a target is refused.
     let bad = st
-        .upload_volume(
-            s.client
-                .request(tokio_stream::iter(vec![v1::UploadVolumeRequest {
-                    msg: Some(Msg::Chunk(vec![1])),
-                }])),
-        )
+        .upload_storage_volume(s.client.request(tokio_stream::iter(vec![
+            v1::UploadStorageVolumeRequest {
+                item: Some(Item::Chunk(vec![1])),
+            },
+        ])))
         .await;
     assert_eq!(code_of(bad), Code::InvalidArgument);
 }

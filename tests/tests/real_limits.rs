@@ -121,7 +121,7 @@ async fn a_volume_larger_than_the_disk_is_resource_exhausted() {
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 v1::StorageVolumeSpec {
                     name: "huge.img".into(),
-                    format: v1::VolumeFormat::Raw as i32,
+                    format: v1::StorageVolumeFormat::Raw as i32,
                     capacity_bytes: 1 << 50,
                     allocation_bytes: 1 << 50,
                     ..Default::default()

@@ -19,7 +19,7 @@ use tonic::Code;
 use v1::{
     define_network_request::Source as NetSource, define_storage_pool_request::Source as PoolSource,
     domain_ref::Key as DomKey, network_ref::Key as NetKey, storage_pool_ref::Key as PoolKey,
-    upload_volume_request::Msg, DomainRef, DomainState, NetworkRef, StoragePoolRef,
+    upload_storage_volume_request::Item, DomainRef, DomainState, NetworkRef, StoragePoolRef,
     StoragePoolSpec, StoragePoolState, StoragePoolType, StorageVolumeRef, StorageVolumeSpec,
 };
 
@@ -502,14 +502,14 @@ async fn resume_and_restore_mistakes_on_qemu() {
 
 /// An upload stream that sends its first messages, then nothing, forever.
 fn stalling(
-    msgs: Vec<v1::UploadVolumeRequest>,
-) -> impl tokio_stream::Stream<Item = v1::UploadVolumeRequest> {
+    msgs: Vec<v1::UploadStorageVolumeRequest>,
+) -> impl tokio_stream::Stream<Item = v1::UploadStorageVolumeRequest> {
     tokio_stream::StreamExt::chain(tokio_stream::iter(msgs), tokio_stream::pending())
 }
 
-fn target(pool: &str, name: &str) -> v1::UploadVolumeRequest {
-    v1::UploadVolumeRequest {
-        msg: Some(Msg::Target(v1::UploadTarget {
+fn target(pool: &str, name: &str) -> v1::UploadStorageVolumeRequest {
+    v1::UploadStorageVolumeRequest {
+        item: Some(Item::Target(v1::UploadTarget {
             volume: vol_ref(pool, name),
             create: Some(StorageVolumeSpec {
                 capacity_bytes: 1 << 20,
@@ -567,13 +567,14 @@ async fn stalled_uploads_release_the_slow_lane_at_the_idle_timeout() {
         let client = s.client.clone();
         let msgs = vec![
             target(&pool, &format!("up{i}.raw")),
-            v1::UploadVolumeRequest {
-                msg: Some(Msg::Chunk(vec![0x5a; 64 * 1024])),
+            v1::UploadStorageVolumeRequest {
+                item: Some(Item::Chunk(vec![0x5a; 64 * 1024])),
             },
         ];
         stalled.push(tokio::spawn(async move {
             let mut st = client.storage();
-            st.upload_volume(client.request(stalling(msgs))).await
+            st.upload_storage_volume(client.request(stalling(msgs)))
+                .await
         }));
     }
     // One more that only names its target: it never takes a slot.
@@ -581,7 +582,7 @@ async fn stalled_uploads_release_the_slow_lane_at_the_idle_timeout() {
     let pool2 = pool.clone();
     stalled.push(tokio::spawn(async move {
         let mut st = client.storage();
-        st.upload_volume(client.request(stalling(vec![target(&pool2, "idle.raw")])))
+        st.upload_storage_volume(client.request(stalling(vec![target(&pool2, "idle.raw")])))
             .await
     }));
     for i in 0..SLOTS {

@@ -61,7 +61,7 @@ async fn internal_snapshot_tree_of_a_qcow2_guest() {
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 v1::StorageVolumeSpec {
                     name: "disk.qcow2".into(),
-                    format: v1::VolumeFormat::Qcow2 as i32,
+                    format: v1::StorageVolumeFormat::Qcow2 as i32,
                     capacity_bytes: 32 << 20,
                     ..Default::default()
                 },

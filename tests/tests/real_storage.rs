@@ -11,12 +11,12 @@ use libvirt_grpc_tests::{
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use v1::{
-    download_volume_response::Msg as Down, storage_pool_ref::Key, upload_volume_request::Msg,
-    StoragePoolRef, StoragePoolSpec, StoragePoolState, StoragePoolType, StorageVolumeRef,
-    StorageVolumeSpec, VolumeFormat,
+    download_storage_volume_response::Item as Down, storage_pool_ref::Key,
+    upload_storage_volume_request::Item, StoragePoolRef, StoragePoolSpec, StoragePoolState,
+    StoragePoolType, StorageVolumeFormat, StorageVolumeRef, StorageVolumeSpec,
 };
 
-const MIB: i64 = 1 << 20;
+const MIB: u64 = 1 << 20;
 
 fn pool_ref(name: &str) -> Option<StoragePoolRef> {
     Some(StoragePoolRef {
@@ -49,13 +49,17 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn upload_msgs(target: v1::UploadTarget, bytes: &[u8]) -> Vec<v1::UploadVolumeRequest> {
-    let mut m = vec![v1::UploadVolumeRequest {
-        msg: Some(Msg::Target(target)),
+fn upload_msgs(target: v1::UploadTarget, bytes: &[u8]) -> Vec<v1::UploadStorageVolumeRequest> {
+    let mut m = vec![v1::UploadStorageVolumeRequest {
+        item: Some(Item::Target(target)),
     }];
-    m.extend(bytes.chunks(1 << 20).map(|c| v1::UploadVolumeRequest {
-        msg: Some(Msg::Chunk(c.to_vec())),
-    }));
+    m.extend(
+        bytes
+            .chunks(1 << 20)
+            .map(|c| v1::UploadStorageVolumeRequest {
+                item: Some(Item::Chunk(c.to_vec())),
+            }),
+    );
     m
 }
 
@@ -110,6 +114,45 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
     assert_eq!(made.state(), StoragePoolState::Running);
     assert!(dir.is_dir(), "build did not create {dir:?}");
     assert!(made.capacity_bytes > 0 && made.available_bytes > 0);
+    assert_eq!(made.r#type(), StoragePoolType::Dir);
+    // A listing filtered by type and run state finds it.
+    let listed = st
+        .list_storage_pools(s.client.request(v1::ListStoragePoolsRequest {
+            host: "real".into(),
+            run: v1::RunFilter::Active as i32,
+            persistence: v1::PersistenceFilter::Persistent as i32,
+            types: vec![StoragePoolType::Dir as i32],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .pools;
+    assert!(listed.iter().any(|x| x.name == pool), "{listed:?}");
+    // UNSPECIFIED format: the pool's default, raw for a dir pool.
+    let plain = st
+        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
+            pool: pool_ref(&pool),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                StorageVolumeSpec {
+                    name: "plain.img".into(),
+                    capacity_bytes: MIB,
+                    ..Default::default()
+                },
+            )),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(plain.format(), StorageVolumeFormat::Raw);
+    assert_eq!(plain.r#type(), v1::StorageVolumeType::File);
+    st.delete_storage_volume(s.client.request(v1::DeleteStorageVolumeRequest {
+        volume: vol_ref(&pool, "plain.img"),
+    }))
+    .await
+    .unwrap();
 
     // A pool whose build fails is not left defined.
     let doomed = format!("{p}doomed");
@@ -144,7 +187,7 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 StorageVolumeSpec {
                     name: "base.qcow2".into(),
-                    format: VolumeFormat::Qcow2 as i32,
+                    format: StorageVolumeFormat::Qcow2 as i32,
                     capacity_bytes: 64 * MIB,
                     ..Default::default()
                 },
@@ -155,7 +198,7 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         .into_inner()
         .volume
         .unwrap();
-    assert_eq!(q.format, "qcow2");
+    assert_eq!(q.format(), StorageVolumeFormat::Qcow2);
     assert_eq!(q.capacity_bytes, 64 << 20);
     assert!(q.allocation_bytes < 64 << 20, "qcow2 should be sparse");
     assert_eq!(q.path, dir.join("base.qcow2").to_str().unwrap());
@@ -168,10 +211,10 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
             source: Some(v1::create_storage_volume_request::Source::Spec(
                 StorageVolumeSpec {
                     name: "overlay.qcow2".into(),
-                    format: VolumeFormat::Qcow2 as i32,
+                    format: StorageVolumeFormat::Qcow2 as i32,
                     capacity_bytes: 64 * MIB,
                     backing_store_path: q.path.clone(),
-                    backing_store_format: VolumeFormat::Qcow2 as i32,
+                    backing_store_format: StorageVolumeFormat::Qcow2 as i32,
                     ..Default::default()
                 },
             )),
@@ -194,7 +237,7 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         .into_inner()
         .volume
         .unwrap();
-    assert_eq!(clone.format, "qcow2");
+    assert_eq!(clone.format(), StorageVolumeFormat::Qcow2);
     assert_eq!(clone.capacity_bytes, 64 << 20);
 
     let resized = st
@@ -222,13 +265,13 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
     let bytes = data(64 << 20);
     let sha = hex(&Sha256::digest(&bytes));
     let up = st
-        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+        .upload_storage_volume(s.client.request(tokio_stream::iter(upload_msgs(
             v1::UploadTarget {
                 volume: vol_ref(&pool, "blob.raw"),
-                length: bytes.len() as u64,
+                length_bytes: bytes.len() as u64,
                 sha256: sha.clone(),
                 create: Some(StorageVolumeSpec {
-                    format: VolumeFormat::Raw as i32,
+                    format: StorageVolumeFormat::Raw as i32,
                     capacity_bytes: 64 * MIB,
                     ..Default::default()
                 }),
@@ -240,12 +283,12 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         .unwrap()
         .into_inner();
     assert!(up.created);
-    assert_eq!(up.bytes_written, 64 << 20);
+    assert_eq!(up.written_bytes, 64 << 20);
     assert_eq!(up.sha256, sha);
 
     // ... and back down, byte-identical, with offsets and a final checksum.
     let mut down = st
-        .download_volume(s.client.request(v1::DownloadVolumeRequest {
+        .download_storage_volume(s.client.request(v1::DownloadStorageVolumeRequest {
             volume: vol_ref(&pool, "blob.raw"),
             ..Default::default()
         }))
@@ -257,13 +300,13 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
     let mut finished = None;
     let mut chunks = 0;
     while let Some(m) = down.message().await.unwrap() {
-        match m.msg.unwrap() {
+        match m.item.unwrap() {
             Down::Started(s) => {
                 assert!(got.is_empty());
                 expected = s.expected_bytes;
             }
             Down::Chunk(c) => {
-                assert_eq!(c.offset, got.len() as u64);
+                assert_eq!(c.offset_bytes, got.len() as u64);
                 got.extend_from_slice(&c.data);
                 chunks += 1;
             }
@@ -279,17 +322,17 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
 
     // A range download.
     let mut part = st
-        .download_volume(s.client.request(v1::DownloadVolumeRequest {
+        .download_storage_volume(s.client.request(v1::DownloadStorageVolumeRequest {
             volume: vol_ref(&pool, "blob.raw"),
-            offset: 1000,
-            length: 5000,
+            offset_bytes: 1000,
+            length_bytes: 5000,
         }))
         .await
         .unwrap()
         .into_inner();
     let mut got = Vec::new();
     while let Some(m) = part.message().await.unwrap() {
-        if let Some(Down::Chunk(c)) = m.msg {
+        if let Some(Down::Chunk(c)) = m.item {
             got.extend_from_slice(&c.data);
         }
     }
@@ -297,7 +340,7 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
 
     // A checksum mismatch fails and leaves no half volume.
     let bad = st
-        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+        .upload_storage_volume(s.client.request(tokio_stream::iter(upload_msgs(
             v1::UploadTarget {
                 volume: vol_ref(&pool, "bad.raw"),
                 sha256: "0".repeat(64),
@@ -315,10 +358,10 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
 
     // Fewer bytes than announced: refused, nothing left.
     let short = st
-        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+        .upload_storage_volume(s.client.request(tokio_stream::iter(upload_msgs(
             v1::UploadTarget {
                 volume: vol_ref(&pool, "short.raw"),
-                length: 4 << 20,
+                length_bytes: 4 << 20,
                 create: Some(StorageVolumeSpec {
                     capacity_bytes: 4 * MIB,
                     ..Default::default()
@@ -349,7 +392,8 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         tokio_stream::StreamExt::chain(tokio_stream::iter(first), tokio_stream::pending());
     let impatient = s.client.clone().with_timeout(Duration::from_secs(3));
     let mut st2 = impatient.storage();
-    let call = tokio::spawn(async move { st2.upload_volume(impatient.request(hanging)).await });
+    let call =
+        tokio::spawn(async move { st2.upload_storage_volume(impatient.request(hanging)).await });
     wait_until(
         Duration::from_secs(20),
         "the upload to create its volume",
@@ -378,11 +422,11 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
     // download.
     let patch = data(3 << 20)[..(1 << 20) + 7].to_vec();
     let up = st
-        .upload_volume(s.client.request(tokio_stream::iter(upload_msgs(
+        .upload_storage_volume(s.client.request(tokio_stream::iter(upload_msgs(
             v1::UploadTarget {
                 volume: vol_ref(&pool, "blob.raw"),
-                offset: 5 << 20,
-                length: patch.len() as u64,
+                offset_bytes: 5 << 20,
+                length_bytes: patch.len() as u64,
                 sha256: hex(&Sha256::digest(&patch)),
                 create: None,
             },
@@ -392,19 +436,19 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         .unwrap()
         .into_inner();
     assert!(!up.created);
-    assert_eq!(up.bytes_written, patch.len() as u64);
+    assert_eq!(up.written_bytes, patch.len() as u64);
     let mut part = st
-        .download_volume(s.client.request(v1::DownloadVolumeRequest {
+        .download_storage_volume(s.client.request(v1::DownloadStorageVolumeRequest {
             volume: vol_ref(&pool, "blob.raw"),
-            offset: (5 << 20) - 1,
-            length: patch.len() as u64 + 2,
+            offset_bytes: (5 << 20) - 1,
+            length_bytes: patch.len() as u64 + 2,
         }))
         .await
         .unwrap()
         .into_inner();
     let mut got = Vec::new();
     while let Some(m) = part.message().await.unwrap() {
-        if let Some(Down::Chunk(c)) = m.msg {
+        if let Some(Down::Chunk(c)) = m.item {
             got.extend_from_slice(&c.data);
         }
     }

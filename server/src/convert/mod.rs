@@ -4,4 +4,5 @@
 
 pub mod agent;
 pub mod state;
+pub mod storage;
 pub mod time;

@@ -11,6 +11,7 @@ pub mod network;
 pub mod screenshot;
 pub mod snapshot;
 pub mod storage;
+pub mod volume_transfer;
 
 use crate::error::Error;
 

@@ -1,17 +1,16 @@
-//! Storage pool and volume operations, including the blocking halves of
-//! volume upload and download.
+//! Storage pool and volume operations: every libvirt call of
+//! `StorageService` except the volume transfers (`ops::volume_transfer`),
+//! and the rollback of a half-done pool define. Each function takes a
+//! validated key, looks its object up itself and answers with the plain
+//! facts it read ([`PoolFacts`], [`VolumeFacts`]), which `convert::storage`
+//! turns into messages.
 
 use std::collections::HashSet;
 
-use libvirt_grpc::v1;
-use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
-use virt::{
-    connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, stream::Stream, sys,
-};
+use virt::{connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, sys};
 
 use super::PriorDefinition;
-use crate::{error::Error, xml_query};
+use crate::{error::Error, render::storage as render, xml_query};
 
 /// How a request identifies a pool, already validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,68 +44,280 @@ pub fn lookup_volume(conn: &Connect, key: &VolumeKey) -> Result<StorageVol, Erro
     Ok(p.lookup_storage_vol_by_name(&key.name)?)
 }
 
-fn pool_state(s: u32) -> v1::StoragePoolState {
-    use v1::StoragePoolState as S;
-    match s {
-        sys::VIR_STORAGE_POOL_INACTIVE => S::Inactive,
-        sys::VIR_STORAGE_POOL_BUILDING => S::Building,
-        sys::VIR_STORAGE_POOL_RUNNING => S::Running,
-        sys::VIR_STORAGE_POOL_DEGRADED => S::Degraded,
-        sys::VIR_STORAGE_POOL_INACCESSIBLE => S::Inaccessible,
-        _ => S::Unspecified,
-    }
+/// What the server reads of a pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolFacts {
+    /// The configured host's name.
+    pub host: String,
+    /// The pool's name.
+    pub name: String,
+    /// Its UUID.
+    pub uuid: String,
+    /// libvirt's virStoragePoolState.
+    pub state: u32,
+    /// libvirt's type name (`<pool type=...>`).
+    pub type_name: String,
+    /// Has a persistent definition.
+    pub persistent: bool,
+    /// Starts with the daemon.
+    pub autostart: bool,
+    /// Bytes in total.
+    pub capacity: u64,
+    /// Bytes allocated.
+    pub allocation: u64,
+    /// Bytes free.
+    pub available: u64,
+    /// `<target><path>`, or empty.
+    pub target_path: String,
 }
 
-/// The proto view of a pool.
-pub fn pool_info(p: &StoragePool, host: &str) -> Result<v1::StoragePool, Error> {
+/// Reads a pool's facts.
+pub fn pool_facts(p: &StoragePool, host: &str) -> Result<PoolFacts, Error> {
     let info = p.info()?;
     let xml = p.xml_desc(0)?;
-    Ok(v1::StoragePool {
+    Ok(PoolFacts {
         host: host.to_owned(),
         name: p.name()?,
         uuid: p.uuid_string()?,
-        state: pool_state(info.state) as i32,
-        r#type: xml_query::attr(&xml, &["pool"], "type").unwrap_or_default(),
+        state: info.state,
+        type_name: xml_query::attr(&xml, &["pool"], "type").unwrap_or_default(),
         persistent: p.is_persistent()?,
         autostart: p.autostart()?,
-        capacity_bytes: info.capacity,
-        allocation_bytes: info.allocation,
-        available_bytes: info.available,
+        capacity: info.capacity,
+        allocation: info.allocation,
+        available: info.available,
         target_path: xml_query::text(&xml, &["pool", "target", "path"]).unwrap_or_default(),
     })
 }
 
-fn vol_type(t: u32) -> v1::StorageVolumeType {
-    use v1::StorageVolumeType as T;
-    match t {
-        sys::VIR_STORAGE_VOL_FILE => T::File,
-        sys::VIR_STORAGE_VOL_BLOCK => T::Block,
-        sys::VIR_STORAGE_VOL_DIR => T::Dir,
-        sys::VIR_STORAGE_VOL_NETWORK => T::Network,
-        sys::VIR_STORAGE_VOL_NETDIR => T::Netdir,
-        sys::VIR_STORAGE_VOL_PLOOP => T::Ploop,
-        _ => T::Unspecified,
-    }
+/// What the server reads of a volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeFacts {
+    /// The configured host's name.
+    pub host: String,
+    /// The pool's name.
+    pub pool: String,
+    /// The volume's name.
+    pub name: String,
+    /// libvirt's key.
+    pub key: String,
+    /// The path on the host.
+    pub path: String,
+    /// libvirt's virStorageVolType.
+    pub kind: u32,
+    /// libvirt's format name (`<target><format type=...>`), if any.
+    pub format: Option<String>,
+    /// Virtual size in bytes.
+    pub capacity: u64,
+    /// Allocated bytes.
+    pub allocation: u64,
+    /// `<backingStore><path>`, or empty.
+    pub backing_store_path: String,
 }
 
-/// The proto view of a volume.
-pub fn volume_info(v: &StorageVol, host: &str) -> Result<v1::StorageVolume, Error> {
+/// Reads a volume's facts.
+pub fn volume_facts(v: &StorageVol, host: &str) -> Result<VolumeFacts, Error> {
     let info = v.info()?;
     let xml = v.xml_desc(0)?;
     let pool = v.lookup_storage_pool()?.name()?;
-    Ok(v1::StorageVolume {
+    Ok(VolumeFacts {
         host: host.to_owned(),
         pool,
         name: v.name()?,
         key: v.key()?,
         path: v.path()?,
-        r#type: vol_type(info.kind) as i32,
-        format: xml_query::attr(&xml, &["volume", "target", "format"], "type").unwrap_or_default(),
-        capacity_bytes: info.capacity,
-        allocation_bytes: info.allocation,
+        kind: info.kind,
+        format: xml_query::attr(&xml, &["volume", "target", "format"], "type"),
+        capacity: info.capacity,
+        allocation: info.allocation,
         backing_store_path: xml_query::text(&xml, &["volume", "backingStore", "path"])
             .unwrap_or_default(),
     })
+}
+
+/// The pools of a host that match libvirt's list `flags`; pools that
+/// vanish while they are read are left out.
+pub fn list_pools(conn: &Connect, host: &str, flags: u32) -> Result<Vec<PoolFacts>, Error> {
+    conn.list_all_storage_pools(flags)?
+        .iter()
+        .map(|p| super::unless_vanished(pool_facts(p, host)))
+        .filter_map(Result::transpose)
+        .collect()
+}
+
+/// A pool's facts.
+pub fn get_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts, Error> {
+    pool_facts(&lookup_pool(conn, key)?, host)
+}
+
+/// A pool's XML with libvirt's XML `flags`.
+pub fn pool_xml(conn: &Connect, key: &PoolKey, flags: u32) -> Result<String, Error> {
+    Ok(lookup_pool(conn, key)?.xml_desc(flags)?)
+}
+
+/// Builds a pool's storage with libvirt's build `flags`.
+pub fn build_pool(
+    conn: &Connect,
+    key: &PoolKey,
+    host: &str,
+    flags: u32,
+) -> Result<PoolFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    p.build(flags)?;
+    pool_facts(&p, host)
+}
+
+/// Starts a pool with libvirt's create `flags`.
+pub fn start_pool(
+    conn: &Connect,
+    key: &PoolKey,
+    host: &str,
+    flags: u32,
+) -> Result<PoolFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    p.create(flags)?;
+    pool_facts(&p, host)
+}
+
+/// Stops a pool (virStoragePoolDestroy). A transient pool is gone once
+/// stopped: its facts are then what was read before, inactive and not
+/// persistent.
+pub fn stop_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    let before = pool_facts(&p, host)?;
+    p.destroy()?;
+    match conn.lookup_storage_pool_by_uuid_string(&before.uuid) {
+        Ok(p) => pool_facts(&p, host),
+        Err(e) if crate::error::is_not_found(&e) => Ok(PoolFacts {
+            state: sys::VIR_STORAGE_POOL_INACTIVE,
+            persistent: false,
+            autostart: false,
+            capacity: 0,
+            allocation: 0,
+            available: 0,
+            ..before
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes a pool's storage; the definition stays.
+pub fn delete_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    p.delete(0)?;
+    pool_facts(&p, host)
+}
+
+/// Removes a pool's definition.
+pub fn undefine_pool(conn: &Connect, key: &PoolKey) -> Result<(), Error> {
+    Ok(lookup_pool(conn, key)?.undefine()?)
+}
+
+/// Rescans a pool's volumes.
+pub fn refresh_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    p.refresh(0)?;
+    pool_facts(&p, host)
+}
+
+/// Sets a pool's autostart.
+pub fn set_pool_autostart(
+    conn: &Connect,
+    key: &PoolKey,
+    host: &str,
+    on: bool,
+) -> Result<PoolFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    p.set_autostart(on)?;
+    pool_facts(&p, host)
+}
+
+/// libvirt's `<sources>` document for a pool type (its libvirt name).
+pub fn find_pool_sources(
+    conn: &Connect,
+    type_name: &str,
+    source_xml: Option<&str>,
+) -> Result<String, Error> {
+    Ok(conn.find_storage_pool_sources(type_name, source_xml, 0)?)
+}
+
+/// The volumes of a pool; volumes that vanish while they are read are left
+/// out.
+pub fn list_volumes(conn: &Connect, key: &PoolKey, host: &str) -> Result<Vec<VolumeFacts>, Error> {
+    lookup_pool(conn, key)?
+        .list_all_volumes(0)?
+        .iter()
+        .map(|v| super::unless_vanished(volume_facts(v, host)))
+        .filter_map(Result::transpose)
+        .collect()
+}
+
+/// A volume's facts.
+pub fn get_volume(conn: &Connect, key: &VolumeKey, host: &str) -> Result<VolumeFacts, Error> {
+    volume_facts(&lookup_volume(conn, key)?, host)
+}
+
+/// A volume's XML.
+pub fn volume_xml(conn: &Connect, key: &VolumeKey) -> Result<String, Error> {
+    Ok(lookup_volume(conn, key)?.xml_desc(0)?)
+}
+
+/// Creates a volume from XML in a pool.
+pub fn create_volume(
+    conn: &Connect,
+    key: &PoolKey,
+    host: &str,
+    xml: &str,
+) -> Result<VolumeFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    let v = StorageVol::create_xml(&p, xml, 0)?;
+    volume_facts(&v, host)
+}
+
+/// Copies a volume into a new one `name` in the same pool, with `format`
+/// (libvirt's name) or the source's.
+pub fn clone_volume(
+    conn: &Connect,
+    key: &VolumeKey,
+    host: &str,
+    name: &str,
+    format: Option<&str>,
+) -> Result<VolumeFacts, Error> {
+    let src = lookup_volume(conn, key)?;
+    let info = src.info()?;
+    let format = match format {
+        Some(f) => Some(f.to_owned()),
+        None => xml_query::attr(&src.xml_desc(0)?, &["volume", "target", "format"], "type"),
+    };
+    let xml = render::render_clone(name, info.capacity, format.as_deref())?;
+    let pool = src.lookup_storage_pool()?;
+    let v = StorageVol::create_xml_from(&pool, &xml, &src, 0)?;
+    volume_facts(&v, host)
+}
+
+/// Deletes a volume and its data.
+pub fn delete_volume(conn: &Connect, key: &VolumeKey) -> Result<(), Error> {
+    Ok(lookup_volume(conn, key)?.delete(0)?)
+}
+
+/// Overwrites a volume with zeros.
+pub fn wipe_volume(conn: &Connect, key: &VolumeKey, host: &str) -> Result<VolumeFacts, Error> {
+    let v = lookup_volume(conn, key)?;
+    v.wipe(0)?;
+    volume_facts(&v, host)
+}
+
+/// Resizes a volume with libvirt's resize `flags`.
+pub fn resize_volume(
+    conn: &Connect,
+    key: &VolumeKey,
+    host: &str,
+    capacity: u64,
+    flags: u32,
+) -> Result<VolumeFacts, Error> {
+    let v = lookup_volume(conn, key)?;
+    v.resize(capacity, flags)?;
+    volume_facts(&v, host)
 }
 
 /// What `DefineStoragePool` asks for beyond the definition itself.
@@ -151,7 +362,7 @@ pub fn define_pool(
     host: &str,
     xml: &str,
     steps: PoolSteps,
-) -> Result<v1::StoragePool, Error> {
+) -> Result<PoolFacts, Error> {
     // Which pools exist, by UUID: whatever the XML says, a define that
     // lands on one of these changed an existing pool, and the undo must
     // never remove it. (Another client defining the same pool between this
@@ -207,7 +418,7 @@ fn pool_steps(
     host: &str,
     steps: PoolSteps,
     done: &mut PoolDone,
-) -> Result<v1::StoragePool, Error> {
+) -> Result<PoolFacts, Error> {
     // Before any start, so that a pool this call creates and starts is
     // never left running without its autostart.
     if steps.autostart && !p.autostart()? {
@@ -233,7 +444,7 @@ fn pool_steps(
             (false, false) => {}
         }
     }
-    pool_info(p, host)
+    pool_facts(p, host)
 }
 
 /// Best effort: takes back what `done` records. Failures are logged; the
@@ -275,245 +486,4 @@ fn undo_pool(
             "undoing a failed pool define: the previous definition of an existing pool is unknown"
         ),
     }
-}
-
-/// libvirt's list flag for a pool type name.
-pub fn pool_type_flag(t: &str) -> Option<u32> {
-    Some(match t {
-        "dir" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_DIR,
-        "fs" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_FS,
-        "netfs" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_NETFS,
-        "logical" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_LOGICAL,
-        "disk" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_DISK,
-        "iscsi" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI,
-        "scsi" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_SCSI,
-        "mpath" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_MPATH,
-        "rbd" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_RBD,
-        "sheepdog" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_SHEEPDOG,
-        "gluster" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_GLUSTER,
-        "zfs" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_ZFS,
-        "vstorage" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_VSTORAGE,
-        "iscsi-direct" => sys::VIR_CONNECT_LIST_STORAGE_POOLS_ISCSI_DIRECT,
-        _ => return None,
-    })
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What the async side of an upload hands the blocking side.
-#[derive(Debug)]
-pub enum UploadItem {
-    /// The next bytes.
-    Chunk(Vec<u8>),
-    /// The client finished sending.
-    End,
-}
-
-/// What an upload asks for, validated.
-#[derive(Debug, Clone)]
-pub struct UploadPlan {
-    /// The pool.
-    pub pool: PoolKey,
-    /// The volume's name.
-    pub name: String,
-    /// Where to start writing.
-    pub offset: u64,
-    /// The exact byte count, or 0 for any.
-    pub length: u64,
-    /// The expected SHA-256 (lowercase hex), if any.
-    pub sha256: Option<String>,
-    /// Volume XML to create first, if asked.
-    pub create_xml: Option<String>,
-}
-
-/// Blocking: runs an upload fed by `rx`. A closed channel without `End`
-/// means the client stream broke. On any failure the libvirt stream is
-/// aborted, and a volume this call created is deleted again.
-pub fn upload(
-    conn: &Connect,
-    host: &str,
-    plan: &UploadPlan,
-    rx: &mut mpsc::Receiver<UploadItem>,
-) -> Result<v1::UploadVolumeResponse, Error> {
-    let pool = lookup_pool(conn, &plan.pool)?;
-    let (vol, created) = match &plan.create_xml {
-        Some(xml) => (StorageVol::create_xml(&pool, xml, 0)?, true),
-        None => (pool.lookup_storage_vol_by_name(&plan.name)?, false),
-    };
-    match upload_into(conn, &vol, plan, rx) {
-        Ok((written, sha)) => Ok(v1::UploadVolumeResponse {
-            volume: Some(volume_info(&vol, host)?),
-            bytes_written: written,
-            sha256: sha,
-            created,
-        }),
-        Err(e) => {
-            if created {
-                if let Err(de) = vol.delete(0) {
-                    tracing::warn!(error = %de, "cannot delete the volume of a failed upload");
-                }
-            }
-            Err(e)
-        }
-    }
-}
-
-fn upload_into(
-    conn: &Connect,
-    vol: &StorageVol,
-    plan: &UploadPlan,
-    rx: &mut mpsc::Receiver<UploadItem>,
-) -> Result<(u64, String), Error> {
-    let stream = Stream::new(conn, 0)?;
-    vol.upload(&stream, plan.offset, plan.length, 0)?;
-    let mut hasher = Sha256::new();
-    let mut written: u64 = 0;
-    let outcome: Result<(), Error> = loop {
-        match rx.blocking_recv() {
-            Some(UploadItem::Chunk(data)) => {
-                written += data.len() as u64;
-                if plan.length > 0 && written > plan.length {
-                    break Err(Error::invalid(
-                        "chunk",
-                        format!("more bytes than the announced length {}", plan.length),
-                    ));
-                }
-                hasher.update(&data);
-                if let Err(e) = send_all(&stream, &data) {
-                    break Err(e);
-                }
-            }
-            Some(UploadItem::End) => break Ok(()),
-            None => {
-                break Err(Error::FailedPrecondition(
-                    "the upload stream ended before it was complete".into(),
-                ))
-            }
-        }
-    };
-    let sha = hex(&hasher.finalize());
-    let outcome = outcome.and_then(|()| {
-        if plan.length > 0 && written != plan.length {
-            return Err(Error::invalid(
-                "length",
-                format!("announced {} bytes but received {written}", plan.length),
-            ));
-        }
-        match &plan.sha256 {
-            Some(want) if *want != sha => Err(Error::invalid(
-                "sha256",
-                format!("expected {want} but the received bytes hash to {sha}"),
-            )),
-            _ => Ok(()),
-        }
-    });
-    match outcome {
-        Ok(()) => {
-            stream.finish()?;
-            Ok((written, sha))
-        }
-        Err(e) => {
-            let _ = stream.abort();
-            Err(e)
-        }
-    }
-}
-
-fn send_all(stream: &Stream, mut data: &[u8]) -> Result<(), Error> {
-    while !data.is_empty() {
-        let n = stream.send(data)?;
-        if n <= 0 {
-            return Err(Error::internal("the libvirt stream accepted no bytes"));
-        }
-        data = data.get(n as usize..).unwrap_or_default();
-    }
-    Ok(())
-}
-
-/// Size of a download chunk.
-pub const DOWNLOAD_CHUNK: usize = 256 * 1024;
-
-/// Blocking: streams a volume's bytes into `tx`. Returns `Ok(None)` when the
-/// receiver went away (the client left), after aborting the libvirt stream.
-pub fn download(
-    conn: &Connect,
-    host: &str,
-    pool: &PoolKey,
-    name: &str,
-    offset: u64,
-    length: u64,
-    tx: &mpsc::Sender<Result<v1::DownloadVolumeResponse, tonic::Status>>,
-) -> Result<Option<()>, Error> {
-    use v1::download_volume_response::Msg;
-    let vol = lookup_volume(
-        conn,
-        &VolumeKey {
-            pool: pool.clone(),
-            name: name.to_owned(),
-        },
-    )?;
-    let info = volume_info(&vol, host)?;
-    let stream = Stream::new(conn, 0)?;
-    vol.download(&stream, offset, length, 0)?;
-    // The physical size (a file volume's file size) is what a download of
-    // the whole volume returns; drivers without it fall back to capacity.
-    let size = vol
-        .info_flags(sys::VIR_STORAGE_VOL_GET_PHYSICAL)
-        .map(|i| i.allocation)
-        .unwrap_or(info.capacity_bytes);
-    let expected = if length > 0 {
-        length
-    } else {
-        size.saturating_sub(offset)
-    };
-    let started = v1::DownloadVolumeResponse {
-        msg: Some(Msg::Started(v1::DownloadStarted {
-            volume: Some(info),
-            expected_bytes: expected,
-        })),
-    };
-    if tx.blocking_send(Ok(started)).is_err() {
-        let _ = stream.abort();
-        return Ok(None);
-    }
-    let mut hasher = Sha256::new();
-    let mut total: u64 = 0;
-    let mut buf = vec![0u8; DOWNLOAD_CHUNK];
-    loop {
-        let n = match stream.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = stream.abort();
-                return Err(e.into());
-            }
-        };
-        if n <= 0 {
-            break;
-        }
-        let data = buf.get(..n as usize).unwrap_or_default().to_vec();
-        hasher.update(&data);
-        let msg = v1::DownloadVolumeResponse {
-            msg: Some(Msg::Chunk(v1::DownloadChunk {
-                offset: total,
-                data,
-            })),
-        };
-        total += n as u64;
-        if tx.blocking_send(Ok(msg)).is_err() {
-            let _ = stream.abort();
-            return Ok(None);
-        }
-    }
-    stream.finish()?;
-    let done = v1::DownloadVolumeResponse {
-        msg: Some(Msg::Finished(v1::DownloadFinished {
-            total_bytes: total,
-            sha256: hex(&hasher.finalize()),
-        })),
-    };
-    let _ = tx.blocking_send(Ok(done));
-    Ok(Some(()))
 }

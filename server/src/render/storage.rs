@@ -1,9 +1,9 @@
 //! Storage pool and volume specs rendered to libvirt XML.
 
-use libvirt_grpc::v1::{StoragePoolSpec, StoragePoolType, StorageVolumeSpec, VolumeFormat};
+use libvirt_grpc::v1::{StoragePoolSpec, StoragePoolType, StorageVolumeSpec};
 
 use super::{finish, io_error, quantity, text_element, writer, XmlWriter};
-use crate::{error::Error, validate};
+use crate::{convert::storage::volume_format_in_request, error::Error, validate};
 
 /// A volume name: non-empty, no `/`, no NUL, not `.` or `..` (libvirt joins
 /// it to the pool's directory, so these are what could escape it).
@@ -38,68 +38,85 @@ pub fn transfer_range(offset: u64, length: u64) -> Result<(), Error> {
 }
 
 /// A size field that must be positive.
-pub fn positive_size(field: &str, v: i64) -> Result<u64, Error> {
-    if v <= 0 {
-        return Err(Error::invalid(field, format!("must be positive, got {v}")));
+pub fn positive_size(field: &str, v: u64) -> Result<u64, Error> {
+    if v == 0 {
+        return Err(Error::invalid(field, "must be positive"));
     }
-    Ok(v as u64)
+    Ok(v)
 }
 
-/// A size field that must not be negative.
-pub fn size(field: &str, v: i64) -> Result<u64, Error> {
-    if v < 0 {
-        return Err(Error::invalid(
-            field,
-            format!("must not be negative, got {v}"),
-        ));
-    }
-    Ok(v as u64)
-}
-
-/// libvirt's name of a format; `None` when unspecified.
-pub fn format_name(f: i32, field: &str) -> Result<Option<&'static str>, Error> {
-    match VolumeFormat::try_from(f) {
-        Ok(VolumeFormat::Unspecified) => Ok(None),
-        Ok(VolumeFormat::Raw) => Ok(Some("raw")),
-        Ok(VolumeFormat::Qcow2) => Ok(Some("qcow2")),
-        Err(_) => Err(Error::invalid(field, format!("unknown format {f}"))),
-    }
-}
-
-/// Checks a pool spec.
+/// Checks a pool spec: every bad field in one `INVALID_ARGUMENT`.
 pub fn validate_pool(spec: &StoragePoolSpec) -> Result<StoragePoolType, Error> {
-    validate::object_name("spec.name", &spec.name)?;
-    let ty = StoragePoolType::try_from(spec.r#type)
-        .map_err(|_| Error::invalid("spec.type", "unknown pool type"))?;
-    for (f, v) in [
+    let mut v = validate::Violations::default();
+    v.check(validate::object_name("spec.name", &spec.name));
+    let ty = match StoragePoolType::try_from(spec.r#type) {
+        Ok(StoragePoolType::Unspecified) => {
+            v.add("spec.type", "is required");
+            None
+        }
+        Ok(
+            t @ (StoragePoolType::Dir
+            | StoragePoolType::Fs
+            | StoragePoolType::Netfs
+            | StoragePoolType::Logical),
+        ) => Some(t),
+        Ok(t) => {
+            v.add(
+                "spec.type",
+                format!(
+                    "a spec renders DIR, FS, NETFS or LOGICAL pools; define a {} pool from raw XML",
+                    t.as_str_name()
+                ),
+            );
+            None
+        }
+        Err(_) => {
+            v.add("spec.type", format!("unknown pool type {}", spec.r#type));
+            None
+        }
+    };
+    for (f, val) in [
         ("spec.source_host", &spec.source_host),
         ("spec.source_name", &spec.source_name),
         ("spec.source_format", &spec.source_format),
     ] {
-        validate::text(f, v)?;
+        v.check(validate::text(f, val));
     }
-    let need_target = !matches!(ty, StoragePoolType::Logical);
+    let need_target = !matches!(ty, Some(StoragePoolType::Logical));
     if need_target || !spec.target_path.is_empty() {
-        validate::absolute_path("spec.target_path", &spec.target_path)?;
+        v.check(validate::absolute_path(
+            "spec.target_path",
+            &spec.target_path,
+        ));
     }
     match ty {
-        StoragePoolType::Unspecified => return Err(Error::invalid("spec.type", "is required")),
-        StoragePoolType::Dir => {}
-        StoragePoolType::Fs => validate::absolute_path("spec.source_device", &spec.source_device)?,
-        StoragePoolType::Netfs => {
-            validate::required_text("spec.source_host", &spec.source_host)?;
-            validate::absolute_path("spec.source_dir", &spec.source_dir)?;
+        Some(StoragePoolType::Fs) => {
+            v.check(validate::absolute_path(
+                "spec.source_device",
+                &spec.source_device,
+            ));
         }
-        StoragePoolType::Logical => {
+        Some(StoragePoolType::Netfs) => {
+            v.check(validate::required_text(
+                "spec.source_host",
+                &spec.source_host,
+            ));
+            v.check(validate::absolute_path("spec.source_dir", &spec.source_dir));
+        }
+        Some(StoragePoolType::Logical) => {
             if !spec.source_device.is_empty() {
-                validate::absolute_path("spec.source_device", &spec.source_device)?;
+                v.check(validate::absolute_path(
+                    "spec.source_device",
+                    &spec.source_device,
+                ));
             }
             if !spec.source_name.is_empty() {
-                validate::object_name("spec.source_name", &spec.source_name)?;
+                v.check(validate::object_name("spec.source_name", &spec.source_name));
             }
         }
+        _ => {}
     }
-    Ok(ty)
+    v.done(ty)
 }
 
 /// Renders a pool spec.
@@ -167,22 +184,36 @@ fn write_pool(w: &mut XmlWriter, s: &StoragePoolSpec, ty: StoragePoolType) -> st
     Ok(())
 }
 
-/// Renders a volume spec.
-pub fn render_volume(spec: &StorageVolumeSpec) -> Result<String, Error> {
-    volume_name("spec.name", &spec.name)?;
-    let capacity = positive_size("spec.capacity_bytes", spec.capacity_bytes)?;
-    let allocation = size("spec.allocation_bytes", spec.allocation_bytes)?;
-    let format = format_name(spec.format, "spec.format")?;
-    let backing_format = format_name(spec.backing_store_format, "spec.backing_store_format")?;
+/// Renders a volume spec; `at` is the request field holding it (for the
+/// names of bad fields, all reported at once).
+pub fn render_volume(spec: &StorageVolumeSpec, at: &str) -> Result<String, Error> {
+    let mut v = validate::Violations::default();
+    v.check(volume_name(&format!("{at}.name"), &spec.name));
+    let capacity = v.check(positive_size(
+        &format!("{at}.capacity_bytes"),
+        spec.capacity_bytes,
+    ));
+    let allocation = spec.allocation_bytes;
+    let format = v
+        .check(volume_format_in_request(
+            &format!("{at}.format"),
+            spec.format,
+        ))
+        .flatten();
+    let backing_format = v
+        .check(volume_format_in_request(
+            &format!("{at}.backing_store_format"),
+            spec.backing_store_format,
+        ))
+        .flatten();
     if !spec.backing_store_path.is_empty() {
-        validate::absolute_path("spec.backing_store_path", &spec.backing_store_path)?;
+        let field = format!("{at}.backing_store_path");
+        v.check(validate::absolute_path(&field, &spec.backing_store_path));
         if format != Some("qcow2") {
-            return Err(Error::invalid(
-                "spec.backing_store_path",
-                "a backing store needs format QCOW2",
-            ));
+            v.add(field, "a backing store needs format QCOW2");
         }
     }
+    let capacity = v.done(capacity)?;
     let mut w = writer();
     w.create_element("volume")
         .write_inner_content(|w| {
@@ -275,20 +306,22 @@ mod tests {
     fn volume_checks() {
         let mut v = StorageVolumeSpec {
             name: "a.qcow2".into(),
-            format: VolumeFormat::Qcow2 as i32,
+            format: libvirt_grpc::v1::StorageVolumeFormat::Qcow2 as i32,
             capacity_bytes: 1 << 20,
             ..Default::default()
         };
-        assert!(render_volume(&v)
+        assert!(render_volume(&v, "spec")
             .unwrap()
             .contains("<format type=\"qcow2\"/>"));
         v.name = "a/b".into();
-        assert!(render_volume(&v).is_err());
+        assert!(render_volume(&v, "spec").is_err());
         v.name = "ok".into();
-        v.capacity_bytes = -1;
-        assert!(render_volume(&v).is_err());
-        v.capacity_bytes = 1;
-        v.allocation_bytes = -5;
-        assert!(render_volume(&v).is_err());
+        v.capacity_bytes = 0;
+        v.format = 1;
+        let Err(Error::InvalidArgument(bad)) = render_volume(&v, "spec") else {
+            panic!("bad spec accepted");
+        };
+        let fields: Vec<_> = bad.into_iter().map(|b| b.field).collect();
+        assert_eq!(fields, ["spec.capacity_bytes", "spec.format"]);
     }
 }
