@@ -2,4 +2,7 @@
 //! per subject, each table written once: services turn requests into `ops`
 //! inputs (`TryFrom`) and `ops` answers into messages (`From`) here.
 
+pub mod host;
+pub mod network;
+pub mod snapshot;
 pub mod state;
