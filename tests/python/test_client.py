@@ -114,6 +114,8 @@ def test_host_info(channel):
     info = hosts.GetHostInfo(host_pb2.GetHostInfoRequest(), timeout=10)
     assert info.hypervisor_type == "TEST"
     assert info.node.cpus == 16
+    # Node memory is in bytes (libvirt's KiB times 1024).
+    assert info.node.memory_bytes > 0 and info.node.memory_bytes % 1024 == 0
 
 
 def test_long_libvirt_error_is_cut_below_header_limits(domains):

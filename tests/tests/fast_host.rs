@@ -44,11 +44,19 @@ async fn host_info_and_capabilities() {
         node.sockets * node.cores * node.threads * node.numa_nodes,
         16
     );
+    // Node memory is bytes: libvirt's KiB times 1024.
+    let nodeinfo = libvirt_grpc_tests::virsh_on("test:///default", &["nodeinfo"]);
+    let kib: u64 = nodeinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Memory size:"))
+        .and_then(|v| v.trim().trim_end_matches("KiB").trim().parse().ok())
+        .unwrap();
+    assert_eq!(node.memory_bytes, kib * 1024);
     assert_eq!(info.free_memory_per_cell_bytes.len(), 2);
     assert!(info.max_vcpus > 0);
 
     let caps = h
-        .get_capabilities(v1::GetCapabilitiesRequest {
+        .get_host_capabilities(v1::GetHostCapabilitiesRequest {
             host: String::new(),
         })
         .await
@@ -68,6 +76,23 @@ async fn host_info_and_capabilities() {
         })
         .await;
     assert_eq!(code_of(r), Code::NotFound);
+
+    // Several bad fields: one BadRequest names them all.
+    let e = h
+        .get_domain_capabilities(v1::GetDomainCapabilitiesRequest {
+            host: "nope".into(),
+            emulator: "qemu-system-x86_64".into(),
+            arch: "x86\0".into(),
+            machine: "q35\0".into(),
+            virt_type: "kvm\0".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(
+        libvirt_grpc_tests::bad_fields(&e),
+        ["emulator", "arch", "machine", "virt_type"]
+    );
 }
 
 #[tokio::test]
@@ -111,6 +136,9 @@ async fn health_is_reported_per_host() {
         .unwrap()
         .into_inner()
         .hosts;
+    let up = hosts.iter().find(|h| h.name == "default").unwrap();
+    assert_eq!(up.health(), v1::HostHealth::Serving);
+    assert!(up.last_error.is_empty());
     let down = hosts.iter().find(|h| h.name == "down").unwrap();
     assert_eq!(down.health(), v1::HostHealth::NotServing);
     assert!(!down.last_error.is_empty());

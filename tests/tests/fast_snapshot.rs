@@ -2,7 +2,7 @@
 //! every listing filter the driver honours, revert and delete.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
 use v1::{create_snapshot_request::Source, domain_ref::Key, DomainRef, SnapshotRef, SnapshotSpec};
 
@@ -66,17 +66,40 @@ async fn tree_list_revert_delete() {
     let s1 = create(&s, &d, "s1").await;
     assert_eq!(s1.domain, d);
     assert_eq!(s1.description, "snapshot s1 <&>");
-    assert_eq!(s1.state, "shutoff");
+    assert_eq!(s1.host, "default");
+    assert_eq!(s1.state(), v1::DomainState::Shutoff);
+    assert!(!s1.disk_only);
     assert!(s1.parent.is_empty() && s1.current && s1.has_metadata);
-    assert!(s1.creation_time > 0);
+    assert_eq!(s1.child_count, 0);
+    let created = s1.create_time.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now - 3600..=now + 60).contains(&created.seconds),
+        "{created:?}"
+    );
     let s2 = create(&s, &d, "s2").await;
     assert_eq!(s2.parent, "s1");
-    sn.revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
-        snapshot: snap(&d, "s1"),
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
+    // A revert answers the domain and the snapshot as they are afterwards;
+    // state UNSPECIFIED keeps the captured state (shut off).
+    let reverted = sn
+        .revert_snapshot(s.client.request(v1::RevertSnapshotRequest {
+            snapshot: snap(&d, "s1"),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let rd = reverted.domain.unwrap();
+    assert_eq!(rd.name, d);
+    assert_eq!(rd.state(), v1::DomainState::Shutoff);
+    let rs = reverted.snapshot.unwrap();
+    assert!(
+        rs.name == "s1" && rs.current && rs.child_count == 1,
+        "{rs:?}"
+    );
     let cur = sn
         .get_current_snapshot(
             s.client
@@ -119,7 +142,7 @@ async fn tree_list_revert_delete() {
     let roots = list(
         &s,
         v1::ListSnapshotsRequest {
-            roots_only: true,
+            parent: v1::SnapshotParentFilter::Roots as i32,
             ..base.clone()
         },
     )
@@ -128,7 +151,7 @@ async fn tree_list_revert_delete() {
     let leaves = list(
         &s,
         v1::ListSnapshotsRequest {
-            leaves: true,
+            leaf: v1::SnapshotLeafFilter::Leaves as i32,
             ..base.clone()
         },
     )
@@ -137,7 +160,7 @@ async fn tree_list_revert_delete() {
     let inner = list(
         &s,
         v1::ListSnapshotsRequest {
-            no_leaves: true,
+            leaf: v1::SnapshotLeafFilter::NonLeaves as i32,
             ..base.clone()
         },
     )
@@ -146,7 +169,7 @@ async fn tree_list_revert_delete() {
     let inactive = list(
         &s,
         v1::ListSnapshotsRequest {
-            inactive: true,
+            state: v1::SnapshotStateFilter::Inactive as i32,
             ..base.clone()
         },
     )
@@ -155,7 +178,7 @@ async fn tree_list_revert_delete() {
     let active = list(
         &s,
         v1::ListSnapshotsRequest {
-            active: true,
+            state: v1::SnapshotStateFilter::Active as i32,
             ..base.clone()
         },
     )
@@ -170,6 +193,26 @@ async fn tree_list_revert_delete() {
     )
     .await;
     assert_eq!(topo[0].name, "s1");
+    // Non-roots (the server's own filter) and AND across axes.
+    let children = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            parent: v1::SnapshotParentFilter::Children as i32,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert_eq!(names(&children), ["s2", "s3"]);
+    let root_leaves = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            parent: v1::SnapshotParentFilter::Roots as i32,
+            leaf: v1::SnapshotLeafFilter::Leaves as i32,
+            ..base.clone()
+        },
+    )
+    .await;
+    assert!(root_leaves.is_empty(), "{root_leaves:?}");
 
     // Paging by one, in both orders.
     for topological in [false, true] {
@@ -235,7 +278,7 @@ async fn tree_list_revert_delete() {
     // Delete the children only: s1 stays, alone.
     sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
         snapshot: snap(&d, "s1"),
-        children_only: true,
+        extent: v1::SnapshotDeleteExtent::DescendantsOnly as i32,
         ..Default::default()
     }))
     .await
@@ -290,15 +333,14 @@ async fn snapshot_bad_input() {
         }))
         .await;
     assert_eq!(code_of(missing), Code::NotFound);
-    let both = sn
-        .revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
+    let bad_state = sn
+        .revert_snapshot(s.client.request(v1::RevertSnapshotRequest {
             snapshot: snap(&d, "nope"),
-            running: true,
-            paused: true,
+            state: 9,
             force: false,
         }))
         .await;
-    assert_eq!(code_of(both), Code::InvalidArgument);
+    assert_eq!(code_of(bad_state), Code::InvalidArgument);
     let no_dom = sn
         .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
             domain: dom(&format!("{p}absent")),
@@ -342,7 +384,7 @@ async fn halt_and_revert_to_running_or_paused() {
         .into_inner()
         .snapshot
         .unwrap();
-    assert_eq!(taken.state, "running");
+    assert_eq!(taken.state(), v1::DomainState::Running);
     assert_eq!(
         s.client.get_domain(&d).await.unwrap().state(),
         v1::DomainState::Shutoff,
@@ -351,7 +393,7 @@ async fn halt_and_revert_to_running_or_paused() {
     let active = sn
         .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
             domain: dom(&d),
-            active: true,
+            state: v1::SnapshotStateFilter::Active as i32,
             ..Default::default()
         }))
         .await
@@ -359,18 +401,20 @@ async fn halt_and_revert_to_running_or_paused() {
         .into_inner()
         .snapshots;
     assert_eq!(names(&active), ["live"]);
-    for (running, paused, want) in [
-        (false, true, v1::DomainState::Paused),
-        (true, false, v1::DomainState::Running),
+    for (state, want) in [
+        (v1::SnapshotRevertState::Paused, v1::DomainState::Paused),
+        (v1::SnapshotRevertState::Running, v1::DomainState::Running),
     ] {
-        sn.revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
-            snapshot: snap(&d, "live"),
-            running,
-            paused,
-            force: false,
-        }))
-        .await
-        .unwrap();
+        let r = sn
+            .revert_snapshot(s.client.request(v1::RevertSnapshotRequest {
+                snapshot: snap(&d, "live"),
+                state: state as i32,
+                force: false,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.domain.unwrap().state(), want);
         assert_eq!(s.client.get_domain(&d).await.unwrap().state(), want);
     }
     // The test driver has no metadata-only delete: an honest UNIMPLEMENTED,
@@ -395,4 +439,136 @@ async fn halt_and_revert_to_running_or_paused() {
         }))
         .await;
     assert_eq!(code_of(gone), Code::NotFound);
+}
+
+#[tokio::test]
+async fn snapshot_defaults() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let d = format!("{p}vm");
+    s.client.define_domain(small_spec(&d)).await.unwrap();
+    let mut sn = s.client.snapshots();
+    // An empty spec name lets libvirt choose (the creation time).
+    let auto = sn
+        .create_snapshot(s.client.request(v1::CreateSnapshotRequest {
+            domain: dom(&d),
+            source: Some(Source::Spec(SnapshotSpec::default())),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    assert!(!auto.name.is_empty());
+    assert!(auto.description.is_empty() && auto.current);
+    let kid = create(&s, &d, "kid").await;
+    assert_eq!(kid.parent, auto.name);
+    // extent UNSPECIFIED deletes the snapshot alone: its child moves up.
+    sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+        snapshot: snap(&d, &auto.name),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let left = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            domain: dom(&d),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(names(&left), ["kid"]);
+    assert!(left[0].parent.is_empty(), "{left:?}");
+    // descendants false (the default) lists direct children only.
+    create(&s, &d, "grandkid").await;
+    sn.revert_snapshot(s.client.request(v1::RevertSnapshotRequest {
+        snapshot: snap(&d, "kid"),
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let kids = sn
+        .list_snapshot_children(s.client.request(v1::ListSnapshotChildrenRequest {
+            snapshot: snap(&d, "kid"),
+            descendants: false,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshots;
+    assert_eq!(names(&kids), ["grandkid"]);
+    // WITH_DESCENDANTS removes the whole subtree.
+    sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+        snapshot: snap(&d, "kid"),
+        extent: v1::SnapshotDeleteExtent::WithDescendants as i32,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let none = list(
+        &s,
+        v1::ListSnapshotsRequest {
+            domain: dom(&d),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(none.is_empty(), "{none:?}");
+}
+
+#[tokio::test]
+async fn one_bad_request_names_every_bad_field() {
+    let s = TestServer::test_driver().await;
+    let mut sn = s.client.snapshots();
+    let e = sn
+        .create_snapshot(s.client.request(v1::CreateSnapshotRequest {
+            domain: Some(DomainRef {
+                host: String::new(),
+                key: None,
+            }),
+            source: Some(Source::Spec(SnapshotSpec {
+                name: "a/b".into(),
+                description: String::new(),
+            })),
+            redefine: true,
+            redefine_current: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&e), ["domain", "redefine", "spec.name"]);
+    let e = sn
+        .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
+            domain: dom(""),
+            parent: 5,
+            leaf: 5,
+            location: 5,
+            state: 5,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&e),
+        ["domain.name", "parent", "leaf", "location", "state"]
+    );
+    let e = sn
+        .delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
+            snapshot: Some(SnapshotRef {
+                domain: None,
+                name: String::new(),
+            }),
+            extent: 7,
+            metadata_only: false,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&e),
+        ["snapshot.domain", "snapshot.name", "extent"]
+    );
 }

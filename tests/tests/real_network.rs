@@ -9,7 +9,7 @@ use libvirt_grpc_tests::{code_of, prefix, real_enabled, v1, Cleanup, TestServer,
 use tonic::Code;
 use v1::{
     define_network_request::Source, network_ref::Key, update_network_request::Item, DhcpHost,
-    DhcpRange, ForwardMode, NetworkRef, NetworkSpec,
+    DhcpRange, NetworkForwardMode, NetworkRef, NetworkSpec,
 };
 
 fn net(name: &str) -> Option<NetworkRef> {
@@ -38,7 +38,7 @@ async fn nat_network_lifecycle_with_dhcp_update() {
             source: Some(Source::Spec(NetworkSpec {
                 name: name.clone(),
                 bridge: bridge.clone(),
-                forward_mode: ForwardMode::Nat as i32,
+                forward_mode: NetworkForwardMode::Nat as i32,
                 ip_address: format!("10.231.{octet}.1"),
                 prefix: 24,
                 dhcp_range: Some(DhcpRange {
@@ -61,30 +61,65 @@ async fn nat_network_lifecycle_with_dhcp_update() {
         .unwrap();
     assert!(n.active && n.persistent);
     assert_eq!(n.bridge, bridge);
-    assert_eq!(n.forward_mode, "nat");
+    assert_eq!(n.forward_mode(), NetworkForwardMode::Nat);
     let sys_bridge = format!("/sys/class/net/{bridge}");
     assert!(
         Path::new(&sys_bridge).exists(),
         "no bridge {bridge} on the host"
     );
 
+    let updated = nw
+        .update_network(s.client.request(v1::UpdateNetworkRequest {
+            network: net(&name),
+            command: v1::NetworkUpdateCommand::AddLast as i32,
+            section: v1::NetworkSection::IpDhcpHost as i32,
+            parent_index: -1,
+            item: Some(Item::DhcpHost(DhcpHost {
+                mac: "52:54:00:bb:00:02".into(),
+                name: "second".into(),
+                ip: format!("10.231.{octet}.11"),
+            })),
+            scope: Some(v1::ModifyScope {
+                live: true,
+                config: true,
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .network
+        .unwrap();
+    assert!(updated.active && updated.name == name);
+    // No scope: the current definition, which of a running network is the
+    // live one only.
     nw.update_network(s.client.request(v1::UpdateNetworkRequest {
         network: net(&name),
         command: v1::NetworkUpdateCommand::AddLast as i32,
-        section: v1::NetworkSection::IpDhcpHost as i32,
-        parent_index: -1,
         item: Some(Item::DhcpHost(DhcpHost {
-            mac: "52:54:00:bb:00:02".into(),
-            name: "second".into(),
-            ip: format!("10.231.{octet}.11"),
+            mac: "52:54:00:bb:00:03".into(),
+            name: "third".into(),
+            ip: format!("10.231.{octet}.12"),
         })),
-        scope: Some(v1::ModifyScope {
-            live: true,
-            config: true,
-        }),
+        ..Default::default()
     }))
     .await
     .unwrap();
+    for (inactive, want) in [(false, true), (true, false)] {
+        let xml = nw
+            .get_network_xml(s.client.request(v1::GetNetworkXmlRequest {
+                network: net(&name),
+                inactive,
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .xml;
+        assert_eq!(
+            xml.contains("52:54:00:bb:00:03"),
+            want,
+            "inactive={inactive}: {xml}"
+        );
+    }
     for inactive in [false, true] {
         let xml = nw
             .get_network_xml(s.client.request(v1::GetNetworkXmlRequest {
@@ -123,7 +158,7 @@ async fn nat_network_lifecycle_with_dhcp_update() {
 
     // No guest has asked for an address: an empty list, not an error.
     let leases = nw
-        .get_dhcp_leases(s.client.request(v1::GetDhcpLeasesRequest {
+        .get_network_dhcp_leases(s.client.request(v1::GetNetworkDhcpLeasesRequest {
             network: net(&name),
             mac: String::new(),
         }))
@@ -143,6 +178,13 @@ async fn nat_network_lifecycle_with_dhcp_update() {
         .network
         .unwrap();
     assert!(!stopped.active);
+    // Stopping it again is a state conflict.
+    let again = nw
+        .stop_network(s.client.request(v1::StopNetworkRequest {
+            network: net(&name),
+        }))
+        .await;
+    assert_eq!(code_of(again), Code::FailedPrecondition);
     assert!(
         !Path::new(&sys_bridge).exists(),
         "bridge {bridge} left behind"

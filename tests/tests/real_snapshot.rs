@@ -113,16 +113,20 @@ async fn internal_snapshot_tree_of_a_qcow2_guest() {
         }
     };
     let s1 = mk("s1").await;
-    assert_eq!(s1.state, "shutoff");
+    assert_eq!(s1.state(), v1::DomainState::Shutoff);
     assert!(s1.current);
     let s2 = mk("s2").await;
     assert_eq!(s2.parent, "s1");
-    sn.revert_to_snapshot(s.client.request(v1::RevertToSnapshotRequest {
-        snapshot: snap(&d, "s1"),
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
+    let reverted = sn
+        .revert_snapshot(s.client.request(v1::RevertSnapshotRequest {
+            snapshot: snap(&d, "s1"),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reverted.domain.unwrap().state(), v1::DomainState::Shutoff);
+    assert!(reverted.snapshot.unwrap().current);
     let s3 = mk("s3").await;
     assert_eq!(s3.parent, "s1");
 
@@ -130,7 +134,7 @@ async fn internal_snapshot_tree_of_a_qcow2_guest() {
     let internal = sn
         .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
             domain: dom(&d),
-            internal: true,
+            location: v1::SnapshotLocationFilter::Internal as i32,
             ..Default::default()
         }))
         .await
@@ -179,7 +183,7 @@ async fn internal_snapshot_tree_of_a_qcow2_guest() {
     // Delete s1 with its children: nothing is left, in libvirt or the file.
     sn.delete_snapshot(s.client.request(v1::DeleteSnapshotRequest {
         snapshot: snap(&d, "s1"),
-        children: true,
+        extent: v1::SnapshotDeleteExtent::WithDescendants as i32,
         ..Default::default()
     }))
     .await

@@ -3,6 +3,9 @@
 //! inputs (`TryFrom`) and `ops` answers into messages (`From`) here.
 
 pub mod agent;
+pub mod host;
+pub mod network;
+pub mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod time;

@@ -1,9 +1,13 @@
-//! Network operations.
+//! Network operations: every libvirt call `NetworkService` makes, and the
+//! rollback of a half-done define. Answers are plain values
+//! ([`NetworkInfo`], [`DhcpLease`]); `convert::network` makes messages of
+//! them.
 
 use std::collections::HashSet;
 
-use libvirt_grpc::v1;
 use virt::{connect::Connect, network::Network, sys};
+
+pub use crate::libvirt_sys::DhcpLease;
 
 use super::PriorDefinition;
 use crate::{error::Error, libvirt_sys, xml_query};
@@ -25,15 +29,37 @@ pub fn lookup(conn: &Connect, key: &NetworkKey) -> Result<Network, Error> {
     })
 }
 
-/// The proto view of a network.
-pub fn info(n: &Network, host: &str) -> Result<v1::Network, Error> {
+/// A network as read from libvirt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// The configured host.
+    pub host: String,
+    /// Its name.
+    pub name: String,
+    /// Its UUID.
+    pub uuid: String,
+    /// Its bridge device (from the XML where the driver has no call for it).
+    pub bridge: String,
+    /// Whether it runs.
+    pub active: bool,
+    /// Whether it has a persistent definition.
+    pub persistent: bool,
+    /// Whether it starts with the daemon.
+    pub autostart: bool,
+    /// Its `<forward mode>` as libvirt names it; `None` without `<forward>`.
+    pub forward_mode: Option<String>,
+}
+
+/// Reads a network.
+pub fn info(n: &Network, host: &str) -> Result<NetworkInfo, Error> {
     let xml = n.xml_desc(0)?;
     let bridge = n
         .bridge_name()
         .ok()
         .or_else(|| xml_query::attr(&xml, &["network", "bridge"], "name"))
         .unwrap_or_default();
-    Ok(v1::Network {
+    let forward_mode = xml_query::attr(&xml, &["network", "forward"], "mode");
+    Ok(NetworkInfo {
         host: host.to_owned(),
         name: n.name()?,
         uuid: n.uuid_string()?,
@@ -41,8 +67,111 @@ pub fn info(n: &Network, host: &str) -> Result<v1::Network, Error> {
         active: n.is_active()?,
         persistent: n.is_persistent()?,
         autostart: n.autostart()?,
-        forward_mode: xml_query::attr(&xml, &["network", "forward"], "mode").unwrap_or_default(),
+        forward_mode,
     })
+}
+
+/// The networks `flags` (VIR_CONNECT_LIST_NETWORKS_*) select; one that
+/// vanishes while being read is left out.
+pub fn list(conn: &Connect, host: &str, flags: u32) -> Result<Vec<NetworkInfo>, Error> {
+    conn.list_all_networks(flags)?
+        .iter()
+        .map(|n| super::unless_vanished(info(n, host)))
+        .filter_map(Result::transpose)
+        .collect()
+}
+
+/// Reads a network by key.
+pub fn get(conn: &Connect, key: &NetworkKey, host: &str) -> Result<NetworkInfo, Error> {
+    info(&lookup(conn, key)?, host)
+}
+
+/// A network's XML (`flags`: VIR_NETWORK_XML_*).
+pub fn xml(conn: &Connect, key: &NetworkKey, flags: u32) -> Result<String, Error> {
+    Ok(lookup(conn, key)?.xml_desc(flags)?)
+}
+
+/// Creates and starts a transient network.
+pub fn create(conn: &Connect, host: &str, xml: &str) -> Result<NetworkInfo, Error> {
+    let n = conn.create_network_xml(xml)?;
+    info(&n, host)
+}
+
+/// Starts a defined network.
+pub fn start(conn: &Connect, key: &NetworkKey, host: &str) -> Result<NetworkInfo, Error> {
+    let n = lookup(conn, key)?;
+    n.create()?;
+    info(&n, host)
+}
+
+/// Stops a network (virNetworkDestroy). A transient network is gone
+/// afterwards: it is described as it was before, inactive.
+pub fn stop(conn: &Connect, key: &NetworkKey, host: &str) -> Result<NetworkInfo, Error> {
+    let n = lookup(conn, key)?;
+    let before = info(&n, host)?;
+    n.destroy()?;
+    match conn.lookup_network_by_uuid_string(&before.uuid) {
+        Ok(n) => info(&n, host),
+        Err(e) if crate::error::is_not_found(&e) => Ok(NetworkInfo {
+            active: false,
+            ..before
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes a network's persistent definition.
+pub fn undefine(conn: &Connect, key: &NetworkKey) -> Result<(), Error> {
+    Ok(lookup(conn, key)?.undefine()?)
+}
+
+/// Sets autostart.
+pub fn set_autostart(
+    conn: &Connect,
+    key: &NetworkKey,
+    host: &str,
+    on: bool,
+) -> Result<NetworkInfo, Error> {
+    let n = lookup(conn, key)?;
+    n.set_autostart(on)?;
+    info(&n, host)
+}
+
+/// One `virNetworkUpdate` call, its numbers already libvirt's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkUpdate {
+    /// VIR_NETWORK_UPDATE_COMMAND_*.
+    pub command: u32,
+    /// VIR_NETWORK_SECTION_*.
+    pub section: u32,
+    /// The parent `<ip>` index; -1 for the first that fits.
+    pub parent_index: i32,
+    /// The item's XML.
+    pub xml: String,
+    /// VIR_NETWORK_UPDATE_AFFECT_*.
+    pub flags: u32,
+}
+
+/// Changes one section of a network.
+pub fn update(
+    conn: &Connect,
+    key: &NetworkKey,
+    host: &str,
+    u: &NetworkUpdate,
+) -> Result<NetworkInfo, Error> {
+    let n = lookup(conn, key)?;
+    n.update(u.command, u.section, u.parent_index, &u.xml, u.flags)?;
+    info(&n, host)
+}
+
+/// A network's DHCP leases, of one MAC address or (`None`) all.
+pub fn leases(
+    conn: &Connect,
+    key: &NetworkKey,
+    mac: Option<&str>,
+) -> Result<Vec<DhcpLease>, Error> {
+    let n = lookup(conn, key)?;
+    libvirt_sys::network_dhcp_leases(&n, mac)
 }
 
 /// What `DefineNetwork` asks for beyond the definition itself.
@@ -68,7 +197,7 @@ pub fn define(
     host: &str,
     xml: &str,
     steps: NetworkSteps,
-) -> Result<v1::Network, Error> {
+) -> Result<NetworkInfo, Error> {
     // As for pools: the UUIDs that exist decide what the undo may remove,
     // whatever the XML says.
     let before = conn
@@ -149,22 +278,4 @@ fn prior_network(conn: &Connect, xml: &str) -> Result<Option<(String, PriorDefin
         PriorDefinition::Transient
     };
     Ok(Some((n.uuid_string()?, prior)))
-}
-
-/// The network's DHCP leases.
-pub fn leases(n: &Network, mac: Option<&str>) -> Result<Vec<v1::DhcpLease>, Error> {
-    Ok(libvirt_sys::network_dhcp_leases(n, mac)?
-        .into_iter()
-        .map(|l| v1::DhcpLease {
-            interface: l.iface,
-            expiry_time: l.expiry_time,
-            ipv6: l.ipv6,
-            mac: l.mac,
-            ip_address: l.ip_address,
-            prefix: l.prefix,
-            hostname: l.hostname,
-            client_id: l.client_id,
-            iaid: l.iaid,
-        })
-        .collect())
 }

@@ -2,10 +2,13 @@
 
 use std::net::Ipv4Addr;
 
-use libvirt_grpc::v1::{DhcpHost, ForwardMode, NetworkSpec};
+use libvirt_grpc::v1::{DhcpHost, NetworkForwardMode, NetworkSpec};
 
 use super::{finish, io_error, text_element, writer, XmlWriter};
-use crate::{error::Error, validate};
+use crate::{
+    error::Error,
+    validate::{self, Violations},
+};
 
 /// Longest Linux interface name.
 const MAX_BRIDGE_LEN: usize = 15;
@@ -27,56 +30,82 @@ fn mac(field: &str, v: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks a DHCP reservation.
-pub fn validate_dhcp_host(field: &str, h: &DhcpHost) -> Result<(), Error> {
+/// Checks a DHCP reservation, recording every bad field.
+fn check_dhcp_host(v: &mut Violations, field: &str, h: &DhcpHost) {
     if h.mac.is_empty() && h.name.is_empty() {
-        return Err(Error::invalid(field, "set mac or name"));
+        v.add(field, "set mac or name");
     }
     if !h.mac.is_empty() {
-        mac(&format!("{field}.mac"), &h.mac)?;
+        v.check(mac(&format!("{field}.mac"), &h.mac));
     }
     if !h.name.is_empty() {
-        validate::object_name(&format!("{field}.name"), &h.name)?;
+        v.check(validate::object_name(&format!("{field}.name"), &h.name));
     }
-    ipv4(&format!("{field}.ip"), &h.ip)?;
-    Ok(())
+    v.check(ipv4(&format!("{field}.ip"), &h.ip));
 }
 
-/// Checks a network spec.
+/// Checks a DHCP reservation: every bad field in one error.
+pub fn validate_dhcp_host(field: &str, h: &DhcpHost) -> Result<(), Error> {
+    let mut v = Violations::default();
+    check_dhcp_host(&mut v, field, h);
+    v.finish()
+}
+
+/// The `<forward mode>` a spec's mode renders to (`None`: no `<forward>`),
+/// or the violation of a mode a spec cannot render.
+fn spec_forward_mode(mode: i32) -> Result<Option<&'static str>, Error> {
+    use NetworkForwardMode as M;
+    match M::try_from(mode) {
+        Ok(M::Unspecified | M::None) => Ok(None),
+        Ok(M::Nat) => Ok(Some("nat")),
+        Ok(M::Route) => Ok(Some("route")),
+        Ok(M::Open) => Ok(Some("open")),
+        Ok(_) => Err(Error::invalid(
+            "spec.forward_mode",
+            "a spec renders NONE, NAT, ROUTE or OPEN; use xml for the other modes",
+        )),
+        Err(_) => Err(Error::invalid(
+            "spec.forward_mode",
+            format!("{mode} is not a NetworkForwardMode"),
+        )),
+    }
+}
+
+/// Checks a network spec: every bad field in one error.
 pub fn validate_spec(s: &NetworkSpec) -> Result<(), Error> {
-    validate::object_name("spec.name", &s.name)?;
+    let mut v = Violations::default();
+    v.check(validate::object_name("spec.name", &s.name));
     if !s.bridge.is_empty() {
-        validate::object_name("spec.bridge", &s.bridge)?;
+        v.check(validate::object_name("spec.bridge", &s.bridge));
         if s.bridge.len() > MAX_BRIDGE_LEN {
-            return Err(Error::invalid(
+            v.add(
                 "spec.bridge",
                 format!("is longer than {MAX_BRIDGE_LEN} characters"),
-            ));
+            );
         }
     }
-    ForwardMode::try_from(s.forward_mode)
-        .map_err(|_| Error::invalid("spec.forward_mode", "unknown forward mode"))?;
+    v.check(spec_forward_mode(s.forward_mode));
     if s.ip_address.is_empty() {
         if s.dhcp_range.is_some() || !s.dhcp_hosts.is_empty() {
-            return Err(Error::invalid("spec.ip_address", "DHCP needs an address"));
+            v.add("spec.ip_address", "DHCP needs an address");
         }
-        return Ok(());
+        return v.finish();
     }
-    ipv4("spec.ip_address", &s.ip_address)?;
+    v.check(ipv4("spec.ip_address", &s.ip_address));
     if s.prefix == 0 || s.prefix > 32 {
-        return Err(Error::invalid("spec.prefix", "must be 1 to 32"));
+        v.add("spec.prefix", "must be 1 to 32");
     }
     if let Some(r) = &s.dhcp_range {
-        let a = ipv4("spec.dhcp_range.start", &r.start)?;
-        let b = ipv4("spec.dhcp_range.end", &r.end)?;
-        if a > b {
-            return Err(Error::invalid("spec.dhcp_range", "start is after end"));
+        let a = v.check(ipv4("spec.dhcp_range.start", &r.start));
+        let b = v.check(ipv4("spec.dhcp_range.end", &r.end));
+        if matches!((a, b), (Some(a), Some(b)) if a > b) {
+            v.add("spec.dhcp_range", "start is after end");
         }
     }
     for (i, h) in s.dhcp_hosts.iter().enumerate() {
-        validate_dhcp_host(&format!("spec.dhcp_hosts[{i}]"), h)?;
+        check_dhcp_host(&mut v, &format!("spec.dhcp_hosts[{i}]"), h);
     }
-    Ok(())
+    v.finish()
 }
 
 /// Renders a network spec.
@@ -111,13 +140,7 @@ fn write_host(w: &mut XmlWriter, h: &DhcpHost) -> std::io::Result<()> {
 
 fn write_network(w: &mut XmlWriter, s: &NetworkSpec) -> std::io::Result<()> {
     text_element(w, "name", &s.name)?;
-    let mode = match ForwardMode::try_from(s.forward_mode) {
-        Ok(ForwardMode::Nat) => Some("nat"),
-        Ok(ForwardMode::Route) => Some("route"),
-        Ok(ForwardMode::Open) => Some("open"),
-        _ => None,
-    };
-    if let Some(m) = mode {
+    if let Ok(Some(m)) = spec_forward_mode(s.forward_mode) {
         w.create_element("forward")
             .with_attribute(("mode", m))
             .write_empty()?;
@@ -165,7 +188,7 @@ mod tests {
         let s = NetworkSpec {
             name: "n1".into(),
             bridge: "br-n1".into(),
-            forward_mode: ForwardMode::Nat as i32,
+            forward_mode: NetworkForwardMode::Nat as i32,
             ip_address: "192.168.150.1".into(),
             prefix: 24,
             dhcp_range: Some(DhcpRange {
@@ -188,8 +211,40 @@ mod tests {
         let mut bad = s.clone();
         bad.dhcp_hosts[0].mac = "zz".into();
         assert!(render(&bad).is_err());
-        let mut bad = s;
+        let mut bad = s.clone();
         bad.ip_address.clear();
         assert!(render(&bad).is_err());
+        let mut bad = s;
+        bad.forward_mode = NetworkForwardMode::Hostdev as i32;
+        assert!(render(&bad).is_err());
+        bad.forward_mode = NetworkForwardMode::None as i32;
+        assert!(!render(&bad).unwrap().contains("<forward"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let s = NetworkSpec {
+            name: "a b".into(),
+            forward_mode: 99,
+            ip_address: "x".into(),
+            prefix: 0,
+            dhcp_hosts: vec![DhcpHost::default()],
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument(v)) = validate_spec(&s) else {
+            panic!("not INVALID_ARGUMENT");
+        };
+        let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.name",
+                "spec.forward_mode",
+                "spec.ip_address",
+                "spec.prefix",
+                "spec.dhcp_hosts[0]",
+                "spec.dhcp_hosts[0].ip"
+            ]
+        );
     }
 }

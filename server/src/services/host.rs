@@ -1,14 +1,16 @@
-//! `HostService`: the configured hosts and what each one is.
+//! `HostService`: the configured hosts and what each one is. Each handler
+//! checks its request (`convert::host`), runs one `ops::host` function
+//! through the host's pool and converts the answer.
 
 use libvirt_grpc::v1::{self, host_service_server::HostService};
 use tonic::{Request, Response, Status};
 
-use super::deadline;
+use super::{deadline, ok};
 use crate::{
-    error::Error,
-    ops::host as ops,
-    pool::{Health, Hosts, Lane},
-    validate,
+    convert::host as convert,
+    ops::host::{self as ops, DomainCapsQuery},
+    pool::{Hosts, Lane},
+    validate::Violations,
 };
 
 /// The `HostService` implementation.
@@ -22,11 +24,6 @@ impl HostApi {
     pub fn new(hosts: Hosts) -> Self {
         HostApi { hosts }
     }
-}
-
-fn opt(field: &str, s: String) -> Result<Option<String>, Error> {
-    validate::text(field, &s)?;
-    Ok((!s.is_empty()).then_some(s))
 }
 
 #[tonic::async_trait]
@@ -45,16 +42,12 @@ impl HostService for HostApi {
                     name: p.name().to_owned(),
                     uri: p.uri().to_owned(),
                     is_default: i == 0,
-                    health: match h.health {
-                        Health::Unknown => v1::HostHealth::Unspecified,
-                        Health::Serving => v1::HostHealth::Serving,
-                        Health::NotServing => v1::HostHealth::NotServing,
-                    } as i32,
+                    health: convert::health(h.health) as i32,
                     last_error: h.last_error,
                 }
             })
             .collect();
-        Ok(Response::new(v1::ListHostsResponse { hosts }))
+        ok(v1::ListHostsResponse { hosts })
     }
 
     #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
@@ -68,18 +61,18 @@ impl HostService for HostApi {
         let info = pool
             .run(Lane::Quick, dl, move |c| ops::info(c, &name))
             .await?;
-        Ok(Response::new(info))
+        ok(info.into())
     }
 
     #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
-    async fn get_capabilities(
+    async fn get_host_capabilities(
         &self,
-        req: Request<v1::GetCapabilitiesRequest>,
-    ) -> Result<Response<v1::GetCapabilitiesResponse>, Status> {
+        req: Request<v1::GetHostCapabilitiesRequest>,
+    ) -> Result<Response<v1::GetHostCapabilitiesResponse>, Status> {
         let dl = deadline(&req);
         let pool = self.hosts.get(&req.get_ref().host)?;
-        let xml = pool.run(Lane::Quick, dl, |c| Ok(c.capabilities()?)).await?;
-        Ok(Response::new(v1::GetCapabilitiesResponse { xml }))
+        let xml = pool.run(Lane::Quick, dl, ops::capabilities).await?;
+        ok(v1::GetHostCapabilitiesResponse { xml })
     }
 
     #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
@@ -88,26 +81,14 @@ impl HostService for HostApi {
         req: Request<v1::GetDomainCapabilitiesRequest>,
     ) -> Result<Response<v1::GetDomainCapabilitiesResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        let pool = self.hosts.get(&r.host)?;
-        if !r.emulator.is_empty() {
-            validate::absolute_path("emulator", &r.emulator)?;
-        }
-        let emulator = opt("emulator", r.emulator)?;
-        let arch = opt("arch", r.arch)?;
-        let machine = opt("machine", r.machine)?;
-        let virt_type = opt("virt_type", r.virt_type)?;
+        let r = req.get_ref();
+        let mut v = Violations::default();
+        let q = v.check(DomainCapsQuery::try_from(r));
+        let pool = v.check(self.hosts.get(&r.host).cloned());
+        let (q, pool) = v.done(q.zip(pool))?;
         let xml = pool
-            .run(Lane::Quick, dl, move |c| {
-                Ok(c.domain_capabilities(
-                    emulator.as_deref(),
-                    arch.as_deref(),
-                    machine.as_deref(),
-                    virt_type.as_deref(),
-                    0,
-                )?)
-            })
+            .run(Lane::Quick, dl, move |c| ops::domain_capabilities(c, &q))
             .await?;
-        Ok(Response::new(v1::GetDomainCapabilitiesResponse { xml }))
+        ok(v1::GetDomainCapabilitiesResponse { xml })
     }
 }

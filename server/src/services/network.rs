@@ -1,21 +1,17 @@
-//! `NetworkService`: validate, run the operation through the host's pool,
-//! convert.
+//! `NetworkService`: each handler checks its request (`convert::network`),
+//! resolves the `NetworkRef` (`resolve::Target`), runs one
+//! `ops::network` function through the host's pool and converts the answer.
 
-use std::sync::Arc;
-
-use libvirt_grpc::v1::{
-    self, network_ref::Key, network_service_server::NetworkService, NetworkRef,
-};
+use libvirt_grpc::v1::{self, network_service_server::NetworkService};
 use tonic::{Request, Response, Status};
-use virt::{connect::Connect, network::Network, sys};
 
-use super::{deadline, either_flag, ok, paging};
+use super::{deadline, ok, paging, resolve::Target};
 use crate::{
+    convert::network as convert,
     error::Error,
-    ops::network::{self as ops, NetworkKey, NetworkSteps},
-    pool::{HostPool, Hosts, Lane},
-    render::network as render,
-    validate,
+    ops::network::{self as ops, NetworkKey, NetworkUpdate},
+    pool::{Hosts, Lane},
+    validate::Violations,
 };
 
 /// The `NetworkService` implementation.
@@ -30,63 +26,8 @@ impl NetworkApi {
         NetworkApi { hosts }
     }
 
-    fn target(&self, r: Option<&NetworkRef>) -> Result<(Arc<HostPool>, NetworkKey), Error> {
-        let r = r.ok_or_else(|| Error::invalid("network", "is required"))?;
-        let pool = Arc::clone(self.hosts.get(&r.host)?);
-        let key = match &r.key {
-            None => return Err(Error::invalid("network", "set one of name or uuid")),
-            Some(Key::Name(n)) => {
-                validate::required_text("network.name", n)?;
-                NetworkKey::Name(n.clone())
-            }
-            Some(Key::Uuid(u)) => NetworkKey::Uuid(validate::uuid("network.uuid", u)?),
-        };
-        let span = tracing::Span::current();
-        span.record("host", pool.name());
-        span.record("target", tracing::field::debug(&key));
-        Ok((pool, key))
-    }
-
-    async fn on_network<T, F>(
-        &self,
-        deadline: Option<tokio::time::Instant>,
-        r: Option<&NetworkRef>,
-        f: F,
-    ) -> Result<T, Error>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connect, &Network, &str) -> Result<T, Error> + Send + 'static,
-    {
-        let (pool, key) = self.target(r)?;
-        let host = pool.name().to_owned();
-        pool.run(Lane::Quick, deadline, move |c| {
-            let n = ops::lookup(c, &key)?;
-            f(c, &n, &host)
-        })
-        .await
-    }
-}
-
-fn source_xml(xml: Option<&String>, spec: Option<&v1::NetworkSpec>) -> Result<String, Error> {
-    match (xml, spec) {
-        (Some(x), None) => {
-            validate::required_xml("xml", x)?;
-            Ok(x.clone())
-        }
-        (None, Some(s)) => render::render(s),
-        _ => Err(Error::invalid("source", "set one of xml or spec")),
-    }
-}
-
-/// Reads a network after a stop: a transient one is gone.
-fn after_stop(c: &Connect, uuid: String, host: &str) -> Result<v1::Network, Error> {
-    match c.lookup_network_by_uuid_string(&uuid) {
-        Ok(n) => ops::info(&n, host),
-        Err(_) => Ok(v1::Network {
-            host: host.to_owned(),
-            uuid,
-            ..Default::default()
-        }),
+    fn target(&self, r: Option<&v1::NetworkRef>) -> Result<Target<NetworkKey>, Error> {
+        Target::resolve(&self.hosts, r, "network")
     }
 }
 
@@ -99,37 +40,18 @@ impl NetworkService for NetworkApi {
     ) -> Result<Response<v1::ListNetworksResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let pool = self.hosts.get(&r.host)?;
-        let flags = either_flag(
-            r.active,
-            r.inactive,
-            sys::VIR_CONNECT_LIST_NETWORKS_ACTIVE,
-            sys::VIR_CONNECT_LIST_NETWORKS_INACTIVE,
-        ) | either_flag(
-            r.persistent,
-            r.transient,
-            sys::VIR_CONNECT_LIST_NETWORKS_PERSISTENT,
-            sys::VIR_CONNECT_LIST_NETWORKS_TRANSIENT,
-        ) | either_flag(
-            r.autostart,
-            r.no_autostart,
-            sys::VIR_CONNECT_LIST_NETWORKS_AUTOSTART,
-            sys::VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART,
-        );
+        let mut v = Violations::default();
+        let flags = v.check(convert::list_flags(&r));
+        let pool = v.check(self.hosts.get(&r.host).cloned());
+        let (flags, pool) = v.done(flags.zip(pool))?;
         let host = pool.name().to_owned();
         let all = pool
-            .run(Lane::Quick, dl, move |c| {
-                c.list_all_networks(flags)?
-                    .iter()
-                    .map(|n| crate::ops::unless_vanished(ops::info(n, &host)))
-                    .filter_map(Result::transpose)
-                    .collect::<Result<Vec<_>, Error>>()
-            })
+            .run(Lane::Quick, dl, move |c| ops::list(c, &host, flags))
             .await?;
         let (networks, next_page_token) =
             paging::page_by_name(all, |n| n.name.as_str(), r.page_size, &r.page_token)?;
         ok(v1::ListNetworksResponse {
-            networks,
+            networks: networks.into_iter().map(Into::into).collect(),
             next_page_token,
         })
     }
@@ -140,12 +62,11 @@ impl NetworkService for NetworkApi {
         req: Request<v1::GetNetworkRequest>,
     ) -> Result<Response<v1::GetNetworkResponse>, Status> {
         let dl = deadline(&req);
-        let n = self
-            .on_network(dl, req.get_ref().network.as_ref(), |_, n, h| {
-                ops::info(n, h)
-            })
-            .await?;
-        ok(v1::GetNetworkResponse { network: Some(n) })
+        let t = self.target(req.get_ref().network.as_ref())?;
+        let n = t.run(Lane::Quick, dl, ops::get).await?;
+        ok(v1::GetNetworkResponse {
+            network: Some(n.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -154,15 +75,10 @@ impl NetworkService for NetworkApi {
         req: Request<v1::GetNetworkXmlRequest>,
     ) -> Result<Response<v1::GetNetworkXmlResponse>, Status> {
         let dl = deadline(&req);
-        let flags = if req.get_ref().inactive {
-            sys::VIR_NETWORK_XML_INACTIVE
-        } else {
-            0
-        };
-        let xml = self
-            .on_network(dl, req.get_ref().network.as_ref(), move |_, n, _| {
-                Ok(n.xml_desc(flags)?)
-            })
+        let t = self.target(req.get_ref().network.as_ref())?;
+        let flags = convert::xml_flags(req.get_ref().inactive);
+        let xml = t
+            .run(Lane::Quick, dl, move |c, k, _| ops::xml(c, k, flags))
             .await?;
         ok(v1::GetNetworkXmlResponse { xml })
     }
@@ -172,24 +88,21 @@ impl NetworkService for NetworkApi {
         &self,
         req: Request<v1::DefineNetworkRequest>,
     ) -> Result<Response<v1::DefineNetworkResponse>, Status> {
-        use v1::define_network_request::Source;
         let dl = deadline(&req);
         let r = req.into_inner();
-        let xml = match &r.source {
-            Some(Source::Xml(x)) => source_xml(Some(x), None)?,
-            Some(Source::Spec(s)) => source_xml(None, Some(s))?,
-            None => return Err(Error::invalid("source", "set one of xml or spec").into()),
-        };
-        let pool = self.hosts.get(&r.host)?;
+        let mut v = Violations::default();
+        let def = v.check(convert::Define::try_from(&r));
+        let pool = v.check(self.hosts.get(&r.host).cloned());
+        let (def, pool) = v.done(def.zip(pool))?;
         let host = pool.name().to_owned();
-        let steps = NetworkSteps {
-            start: r.start,
-            autostart: r.autostart,
-        };
         let n = pool
-            .run(Lane::Slow, dl, move |c| ops::define(c, &host, &xml, steps))
+            .run(Lane::Slow, dl, move |c| {
+                ops::define(c, &host, &def.xml, def.steps)
+            })
             .await?;
-        ok(v1::DefineNetworkResponse { network: Some(n) })
+        ok(v1::DefineNetworkResponse {
+            network: Some(n.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -197,23 +110,19 @@ impl NetworkService for NetworkApi {
         &self,
         req: Request<v1::CreateNetworkRequest>,
     ) -> Result<Response<v1::CreateNetworkResponse>, Status> {
-        use v1::create_network_request::Source;
         let dl = deadline(&req);
         let r = req.into_inner();
-        let xml = match &r.source {
-            Some(Source::Xml(x)) => source_xml(Some(x), None)?,
-            Some(Source::Spec(s)) => source_xml(None, Some(s))?,
-            None => return Err(Error::invalid("source", "set one of xml or spec").into()),
-        };
-        let pool = self.hosts.get(&r.host)?;
+        let mut v = Violations::default();
+        let xml = v.check(convert::create_xml(&r));
+        let pool = v.check(self.hosts.get(&r.host).cloned());
+        let (xml, pool) = v.done(xml.zip(pool))?;
         let host = pool.name().to_owned();
         let n = pool
-            .run(Lane::Slow, dl, move |c| {
-                let n = c.create_network_xml(&xml)?;
-                ops::info(&n, &host)
-            })
+            .run(Lane::Slow, dl, move |c| ops::create(c, &host, &xml))
             .await?;
-        ok(v1::CreateNetworkResponse { network: Some(n) })
+        ok(v1::CreateNetworkResponse {
+            network: Some(n.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -222,13 +131,11 @@ impl NetworkService for NetworkApi {
         req: Request<v1::StartNetworkRequest>,
     ) -> Result<Response<v1::StartNetworkResponse>, Status> {
         let dl = deadline(&req);
-        let n = self
-            .on_network(dl, req.get_ref().network.as_ref(), |_, n, h| {
-                n.create()?;
-                ops::info(n, h)
-            })
-            .await?;
-        ok(v1::StartNetworkResponse { network: Some(n) })
+        let t = self.target(req.get_ref().network.as_ref())?;
+        let n = t.run(Lane::Quick, dl, ops::start).await?;
+        ok(v1::StartNetworkResponse {
+            network: Some(n.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -237,17 +144,11 @@ impl NetworkService for NetworkApi {
         req: Request<v1::StopNetworkRequest>,
     ) -> Result<Response<v1::StopNetworkResponse>, Status> {
         let dl = deadline(&req);
-        let n = self
-            .on_network(dl, req.get_ref().network.as_ref(), |c, n, h| {
-                let uuid = n.uuid_string()?;
-                let name = n.name()?;
-                n.destroy()?;
-                let mut out = after_stop(c, uuid, h)?;
-                out.name = name;
-                Ok(out)
-            })
-            .await?;
-        ok(v1::StopNetworkResponse { network: Some(n) })
+        let t = self.target(req.get_ref().network.as_ref())?;
+        let n = t.run(Lane::Quick, dl, ops::stop).await?;
+        ok(v1::StopNetworkResponse {
+            network: Some(n.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -256,10 +157,9 @@ impl NetworkService for NetworkApi {
         req: Request<v1::UndefineNetworkRequest>,
     ) -> Result<Response<v1::UndefineNetworkResponse>, Status> {
         let dl = deadline(&req);
-        self.on_network(dl, req.get_ref().network.as_ref(), |_, n, _| {
-            Ok(n.undefine()?)
-        })
-        .await?;
+        let t = self.target(req.get_ref().network.as_ref())?;
+        t.run(Lane::Quick, dl, |c, k, _| ops::undefine(c, k))
+            .await?;
         ok(v1::UndefineNetworkResponse {})
     }
 
@@ -269,14 +169,16 @@ impl NetworkService for NetworkApi {
         req: Request<v1::SetNetworkAutostartRequest>,
     ) -> Result<Response<v1::SetNetworkAutostartResponse>, Status> {
         let dl = deadline(&req);
+        let t = self.target(req.get_ref().network.as_ref())?;
         let on = req.get_ref().autostart;
-        let n = self
-            .on_network(dl, req.get_ref().network.as_ref(), move |_, n, h| {
-                n.set_autostart(on)?;
-                ops::info(n, h)
+        let n = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::set_autostart(c, k, h, on)
             })
             .await?;
-        ok(v1::SetNetworkAutostartResponse { network: Some(n) })
+        ok(v1::SetNetworkAutostartResponse {
+            network: Some(n.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -284,78 +186,38 @@ impl NetworkService for NetworkApi {
         &self,
         req: Request<v1::UpdateNetworkRequest>,
     ) -> Result<Response<v1::UpdateNetworkResponse>, Status> {
-        use v1::{update_network_request::Item, NetworkSection as S, NetworkUpdateCommand as C};
         let dl = deadline(&req);
         let r = req.get_ref();
-        let cmd = match C::try_from(r.command) {
-            Ok(C::Modify) => sys::VIR_NETWORK_UPDATE_COMMAND_MODIFY,
-            Ok(C::Delete) => sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
-            Ok(C::AddLast) => sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-            Ok(C::AddFirst) => sys::VIR_NETWORK_UPDATE_COMMAND_ADD_FIRST,
-            _ => {
-                return Err(Error::invalid(
-                    "command",
-                    "choose MODIFY, DELETE, ADD_LAST or ADD_FIRST",
-                )
-                .into())
-            }
-        };
-        let (xml, implied) = match &r.item {
-            Some(Item::Xml(x)) => {
-                validate::required_xml("xml", x)?;
-                (x.clone(), None)
-            }
-            Some(Item::DhcpHost(h)) => (render::render_dhcp_host(h)?, Some(S::IpDhcpHost)),
-            None => return Err(Error::invalid("item", "set one of xml or dhcp_host").into()),
-        };
-        let section = match (S::try_from(r.section), implied) {
-            (Ok(S::Unspecified), Some(s)) => s,
-            (Ok(s), Some(i)) if s != i => {
-                return Err(
-                    Error::invalid("section", "dhcp_host items belong to IP_DHCP_HOST").into(),
-                )
-            }
-            (Ok(S::Unspecified), None) | (Err(_), _) => {
-                return Err(Error::invalid("section", "is required").into())
-            }
-            (Ok(s), _) => s,
-        };
-        let section = section as u32;
-        if r.parent_index < -1 {
-            return Err(Error::invalid("parent_index", "must be -1 or an index").into());
-        }
-        let index = r.parent_index;
-        let mut flags = sys::VIR_NETWORK_UPDATE_AFFECT_CURRENT;
-        if let Some(s) = &r.scope {
-            if s.live {
-                flags |= sys::VIR_NETWORK_UPDATE_AFFECT_LIVE;
-            }
-            if s.config {
-                flags |= sys::VIR_NETWORK_UPDATE_AFFECT_CONFIG;
-            }
-        }
-        let n = self
-            .on_network(dl, r.network.as_ref(), move |_, n, h| {
-                n.update(cmd, section, index, &xml, flags)?;
-                ops::info(n, h)
-            })
+        let mut v = Violations::default();
+        let t = v.check(self.target(r.network.as_ref()));
+        let u = v.check(NetworkUpdate::try_from(r));
+        let (t, u) = v.done(t.zip(u))?;
+        let n = t
+            .run(Lane::Quick, dl, move |c, k, h| ops::update(c, k, h, &u))
             .await?;
-        ok(v1::UpdateNetworkResponse { network: Some(n) })
+        ok(v1::UpdateNetworkResponse {
+            network: Some(n.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn get_dhcp_leases(
+    async fn get_network_dhcp_leases(
         &self,
-        req: Request<v1::GetDhcpLeasesRequest>,
-    ) -> Result<Response<v1::GetDhcpLeasesResponse>, Status> {
+        req: Request<v1::GetNetworkDhcpLeasesRequest>,
+    ) -> Result<Response<v1::GetNetworkDhcpLeasesResponse>, Status> {
         let dl = deadline(&req);
-        let mac = req.get_ref().mac.clone();
-        validate::text("mac", &mac)?;
-        let leases = self
-            .on_network(dl, req.get_ref().network.as_ref(), move |_, n, _| {
-                ops::leases(n, (!mac.is_empty()).then_some(mac.as_str()))
+        let r = req.get_ref();
+        let mut v = Violations::default();
+        let t = v.check(self.target(r.network.as_ref()));
+        let mac = v.check(convert::lease_mac(&r.mac));
+        let (t, mac) = v.done(t.zip(mac))?;
+        let leases = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                ops::leases(c, k, mac.as_deref())
             })
             .await?;
-        ok(v1::GetDhcpLeasesResponse { leases })
+        ok(v1::GetNetworkDhcpLeasesResponse {
+            leases: leases.into_iter().map(Into::into).collect(),
+        })
     }
 }

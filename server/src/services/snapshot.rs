@@ -1,17 +1,21 @@
-//! `SnapshotService`: validate, run the operation through the host's pool,
-//! convert.
+//! `SnapshotService`: each handler checks its request
+//! (`convert::snapshot`), resolves the `DomainRef` or `SnapshotRef`
+//! (`resolve::Target`), runs one `ops::snapshot` function through the
+//! host's pool and converts the answer.
 
-use libvirt_grpc::v1::{self, snapshot_service_server::SnapshotService, DomainRef, SnapshotRef};
+use libvirt_grpc::v1::{self, snapshot_service_server::SnapshotService};
 use tonic::{Request, Response, Status};
-use virt::{connect::Connect, domain::Domain, domain_snapshot::DomainSnapshot, sys};
 
-use super::{deadline, either_flag, flags_of, ok, paging};
+use super::{deadline, ok, paging, resolve::Target};
 use crate::{
+    convert::snapshot as convert,
     error::Error,
-    ops::snapshot as ops,
+    ops::{
+        domain::DomainKey,
+        snapshot::{self as ops, ListFilter, NewSnapshot, SnapshotInfo, SnapshotKey},
+    },
     pool::{Hosts, Lane},
-    render::snapshot as render,
-    validate,
+    validate::Violations,
 };
 
 /// The `SnapshotService` implementation.
@@ -26,40 +30,48 @@ impl SnapshotApi {
         SnapshotApi { hosts }
     }
 
-    async fn on_domain<T, F>(
-        &self,
-        deadline: Option<tokio::time::Instant>,
-        r: Option<&DomainRef>,
-        lane: Lane,
-        f: F,
-    ) -> Result<T, Error>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connect, &Domain) -> Result<T, Error> + Send + 'static,
-    {
-        super::run_on_domain(&self.hosts, deadline, r, lane, move |c, d, _| f(c, d)).await
+    fn domain(&self, r: Option<&v1::DomainRef>) -> Result<Target<DomainKey>, Error> {
+        Target::resolve(&self.hosts, r, "domain")
     }
 
-    async fn on_snapshot<T, F>(
-        &self,
-        deadline: Option<tokio::time::Instant>,
-        r: Option<&SnapshotRef>,
-        lane: Lane,
-        f: F,
-    ) -> Result<T, Error>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Domain, &DomainSnapshot) -> Result<T, Error> + Send + 'static,
-    {
-        let r = r.ok_or_else(|| Error::invalid("snapshot", "is required"))?;
-        validate::required_text("snapshot.name", &r.name)?;
-        let name = r.name.clone();
-        self.on_domain(deadline, r.domain.as_ref(), lane, move |_, d| {
-            let s = ops::lookup(d, &name)?;
-            f(d, &s)
-        })
-        .await
+    fn snapshot(&self, r: Option<&v1::SnapshotRef>) -> Result<Target<SnapshotKey>, Error> {
+        Target::resolve(&self.hosts, r, "snapshot")
     }
+}
+
+/// One page of a listing: after the token's snapshot by name, or (in
+/// topological order) after its position.
+fn page(
+    all: Vec<SnapshotInfo>,
+    topological: bool,
+    page_size: u32,
+    token: &str,
+) -> Result<(Vec<SnapshotInfo>, String), Error> {
+    if !topological {
+        return paging::page_by_name(all, |s| s.name.as_str(), page_size, token);
+    }
+    let start = if token.is_empty() {
+        0
+    } else {
+        let after = paging::decode_token(token)?;
+        all.iter()
+            .position(|s| s.name == after)
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                Error::FailedPrecondition(
+                    "the page token's snapshot is gone; list again from the start".into(),
+                )
+            })?
+    };
+    let mut items: Vec<_> = all.into_iter().skip(start).collect();
+    let next = paging::next_token(&mut items, paging::page_size(page_size), |s| {
+        s.name.as_str()
+    });
+    Ok((items, next))
+}
+
+fn messages(v: Vec<SnapshotInfo>) -> Vec<v1::Snapshot> {
+    v.into_iter().map(Into::into).collect()
 }
 
 #[tonic::async_trait]
@@ -69,51 +81,18 @@ impl SnapshotService for SnapshotApi {
         &self,
         req: Request<v1::CreateSnapshotRequest>,
     ) -> Result<Response<v1::CreateSnapshotResponse>, Status> {
-        use v1::create_snapshot_request::Source;
         let dl = deadline(&req);
-        let r = req.into_inner();
-        let xml = match &r.source {
-            Some(Source::Xml(x)) => {
-                validate::required_xml("xml", x)?;
-                x.clone()
-            }
-            Some(Source::Spec(s)) => {
-                if r.redefine {
-                    return Err(Error::invalid("redefine", "needs the snapshot's xml").into());
-                }
-                render::render(s)?
-            }
-            None => return Err(Error::invalid("source", "set one of xml or spec").into()),
-        };
-        if r.redefine_current && !r.redefine {
-            return Err(Error::invalid("redefine_current", "needs redefine").into());
-        }
-        let flags = flags_of(&[
-            (r.disk_only, sys::VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY),
-            (r.quiesce, sys::VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE),
-            (r.atomic, sys::VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC),
-            (r.live, sys::VIR_DOMAIN_SNAPSHOT_CREATE_LIVE),
-            (r.halt, sys::VIR_DOMAIN_SNAPSHOT_CREATE_HALT),
-            (r.no_metadata, sys::VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA),
-            (r.redefine, sys::VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE),
-            (r.redefine_current, sys::VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT),
-        ]);
-        let no_metadata = r.no_metadata;
-        let s = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Slow, move |_, d| {
-                let s = d.create_snapshot_xml(&xml, flags)?;
-                if no_metadata {
-                    // Without metadata libvirt cannot describe it further.
-                    return Ok(v1::Snapshot {
-                        name: s.name()?,
-                        domain: d.name()?,
-                        ..Default::default()
-                    });
-                }
-                ops::info(&s)
-            })
+        let r = req.get_ref();
+        let mut v = Violations::default();
+        let t = v.check(self.domain(r.domain.as_ref()));
+        let new = v.check(NewSnapshot::try_from(r));
+        let (t, new) = v.done(t.zip(new))?;
+        let s = t
+            .run(Lane::Slow, dl, move |c, k, h| ops::create(c, k, h, &new))
             .await?;
-        ok(v1::CreateSnapshotResponse { snapshot: Some(s) })
+        ok(v1::CreateSnapshotResponse {
+            snapshot: Some(s.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -122,64 +101,17 @@ impl SnapshotService for SnapshotApi {
         req: Request<v1::ListSnapshotsRequest>,
     ) -> Result<Response<v1::ListSnapshotsResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        if r.leaves && r.no_leaves {
-            return Err(Error::invalid("leaves", "leaves and no_leaves exclude each other").into());
-        }
-        let mut flags = either_flag(
-            r.leaves,
-            r.no_leaves,
-            sys::VIR_DOMAIN_SNAPSHOT_LIST_LEAVES,
-            sys::VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES,
-        ) | either_flag(
-            r.internal,
-            r.external,
-            sys::VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL,
-            sys::VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL,
-        );
-        // The state filters combine as a union in libvirt.
-        flags |= flags_of(&[
-            (r.roots_only, sys::VIR_DOMAIN_SNAPSHOT_LIST_ROOTS),
-            (r.active, sys::VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE),
-            (r.inactive, sys::VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE),
-            (r.disk_only, sys::VIR_DOMAIN_SNAPSHOT_LIST_DISK_ONLY),
-            (r.topological, sys::VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL),
-        ]);
-        let mut all = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d| {
-                d.list_all_snapshots(flags)?
-                    .iter()
-                    .map(ops::info)
-                    .collect::<Result<Vec<_>, Error>>()
-            })
+        let r = req.get_ref();
+        let mut v = Violations::default();
+        let t = v.check(self.domain(r.domain.as_ref()));
+        let f = v.check(ListFilter::try_from(r));
+        let (t, f) = v.done(t.zip(f))?;
+        let all = t
+            .run(Lane::Quick, dl, move |c, k, h| ops::list(c, k, h, f))
             .await?;
-        if !r.topological {
-            all.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-        let start = if r.page_token.is_empty() {
-            0
-        } else {
-            let after = paging::decode_token(&r.page_token)?;
-            if r.topological {
-                all.iter()
-                    .position(|s| s.name == after)
-                    .map(|i| i + 1)
-                    .ok_or_else(|| {
-                        Error::FailedPrecondition(
-                            "the page token's snapshot is gone; list again from the start".into(),
-                        )
-                    })?
-            } else {
-                all.iter().take_while(|s| s.name <= after).count()
-            }
-        };
-        let mut snapshots: Vec<_> = all.into_iter().skip(start).collect();
-        let next_page_token =
-            paging::next_token(&mut snapshots, paging::page_size(r.page_size), |s| {
-                s.name.as_str()
-            });
+        let (snapshots, next_page_token) = page(all, r.topological, r.page_size, &r.page_token)?;
         ok(v1::ListSnapshotsResponse {
-            snapshots,
+            snapshots: messages(snapshots),
             next_page_token,
         })
     }
@@ -190,13 +122,10 @@ impl SnapshotService for SnapshotApi {
         req: Request<v1::GetSnapshotRequest>,
     ) -> Result<Response<v1::GetSnapshotResponse>, Status> {
         let dl = deadline(&req);
-        let (snapshot, xml) = self
-            .on_snapshot(dl, req.get_ref().snapshot.as_ref(), Lane::Quick, |_, s| {
-                Ok((ops::info(s)?, s.xml_desc(0)?))
-            })
-            .await?;
+        let t = self.snapshot(req.get_ref().snapshot.as_ref())?;
+        let (s, xml) = t.run(Lane::Quick, dl, ops::get).await?;
         ok(v1::GetSnapshotResponse {
-            snapshot: Some(snapshot),
+            snapshot: Some(s.into()),
             xml,
         })
     }
@@ -207,12 +136,11 @@ impl SnapshotService for SnapshotApi {
         req: Request<v1::GetCurrentSnapshotRequest>,
     ) -> Result<Response<v1::GetCurrentSnapshotResponse>, Status> {
         let dl = deadline(&req);
-        let s = self
-            .on_domain(dl, req.get_ref().domain.as_ref(), Lane::Quick, |_, d| {
-                ops::info(&d.current_snapshot(0)?)
-            })
-            .await?;
-        ok(v1::GetCurrentSnapshotResponse { snapshot: Some(s) })
+        let t = self.domain(req.get_ref().domain.as_ref())?;
+        let s = t.run(Lane::Quick, dl, ops::current).await?;
+        ok(v1::GetCurrentSnapshotResponse {
+            snapshot: Some(s.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -221,12 +149,11 @@ impl SnapshotService for SnapshotApi {
         req: Request<v1::GetSnapshotParentRequest>,
     ) -> Result<Response<v1::GetSnapshotParentResponse>, Status> {
         let dl = deadline(&req);
-        let s = self
-            .on_snapshot(dl, req.get_ref().snapshot.as_ref(), Lane::Quick, |_, s| {
-                ops::info(&s.parent(0)?)
-            })
-            .await?;
-        ok(v1::GetSnapshotParentResponse { parent: Some(s) })
+        let t = self.snapshot(req.get_ref().snapshot.as_ref())?;
+        let s = t.run(Lane::Quick, dl, ops::parent).await?;
+        ok(v1::GetSnapshotParentResponse {
+            parent: Some(s.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -235,26 +162,16 @@ impl SnapshotService for SnapshotApi {
         req: Request<v1::ListSnapshotChildrenRequest>,
     ) -> Result<Response<v1::ListSnapshotChildrenResponse>, Status> {
         let dl = deadline(&req);
-        let flags = if req.get_ref().descendants {
-            sys::VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS
-        } else {
-            0
-        };
-        let mut snapshots = self
-            .on_snapshot(
-                dl,
-                req.get_ref().snapshot.as_ref(),
-                Lane::Quick,
-                move |_, s| {
-                    s.list_all_children(flags)?
-                        .iter()
-                        .map(ops::info)
-                        .collect::<Result<Vec<_>, Error>>()
-                },
-            )
+        let t = self.snapshot(req.get_ref().snapshot.as_ref())?;
+        let flags = convert::children_flags(req.get_ref().descendants);
+        let kids = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::children(c, k, h, flags)
+            })
             .await?;
-        snapshots.sort_by(|a, b| a.name.cmp(&b.name));
-        ok(v1::ListSnapshotChildrenResponse { snapshots })
+        ok(v1::ListSnapshotChildrenResponse {
+            snapshots: messages(kids),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -263,34 +180,31 @@ impl SnapshotService for SnapshotApi {
         req: Request<v1::GetSnapshotTreeRequest>,
     ) -> Result<Response<v1::GetSnapshotTreeResponse>, Status> {
         let dl = deadline(&req);
-        let roots = self
-            .on_domain(dl, req.get_ref().domain.as_ref(), Lane::Quick, |_, d| {
-                ops::tree(d)
-            })
-            .await?;
-        ok(v1::GetSnapshotTreeResponse { roots })
+        let t = self.domain(req.get_ref().domain.as_ref())?;
+        let roots = t.run(Lane::Quick, dl, ops::tree).await?;
+        ok(v1::GetSnapshotTreeResponse {
+            roots: roots.into_iter().map(Into::into).collect(),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn revert_to_snapshot(
+    async fn revert_snapshot(
         &self,
-        req: Request<v1::RevertToSnapshotRequest>,
-    ) -> Result<Response<v1::RevertToSnapshotResponse>, Status> {
+        req: Request<v1::RevertSnapshotRequest>,
+    ) -> Result<Response<v1::RevertSnapshotResponse>, Status> {
         let dl = deadline(&req);
         let r = req.get_ref();
-        if r.running && r.paused {
-            return Err(Error::invalid("running", "running and paused exclude each other").into());
-        }
-        let flags = flags_of(&[
-            (r.running, sys::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING),
-            (r.paused, sys::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED),
-            (r.force, sys::VIR_DOMAIN_SNAPSHOT_REVERT_FORCE),
-        ]);
-        self.on_snapshot(dl, r.snapshot.as_ref(), Lane::Slow, move |_, s| {
-            Ok(s.revert(flags)?)
+        let mut v = Violations::default();
+        let t = v.check(self.snapshot(r.snapshot.as_ref()));
+        let flags = v.check(convert::revert_flags(r));
+        let (t, flags) = v.done(t.zip(flags))?;
+        let (domain, s) = t
+            .run(Lane::Slow, dl, move |c, k, h| ops::revert(c, k, h, flags))
+            .await?;
+        ok(v1::RevertSnapshotResponse {
+            domain: Some(domain),
+            snapshot: Some(s.into()),
         })
-        .await?;
-        ok(v1::RevertToSnapshotResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -300,28 +214,12 @@ impl SnapshotService for SnapshotApi {
     ) -> Result<Response<v1::DeleteSnapshotResponse>, Status> {
         let dl = deadline(&req);
         let r = req.get_ref();
-        if r.children && r.children_only {
-            return Err(Error::invalid(
-                "children",
-                "children and children_only exclude each other",
-            )
-            .into());
-        }
-        let flags = flags_of(&[
-            (r.children, sys::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN),
-            (
-                r.children_only,
-                sys::VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY,
-            ),
-            (
-                r.metadata_only,
-                sys::VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY,
-            ),
-        ]);
-        self.on_snapshot(dl, r.snapshot.as_ref(), Lane::Slow, move |_, s| {
-            Ok(s.delete(flags)?)
-        })
-        .await?;
+        let mut v = Violations::default();
+        let t = v.check(self.snapshot(r.snapshot.as_ref()));
+        let flags = v.check(convert::delete_flags(r));
+        let (t, flags) = v.done(t.zip(flags))?;
+        t.run(Lane::Slow, dl, move |c, k, _| ops::delete(c, k, flags))
+            .await?;
         ok(v1::DeleteSnapshotResponse {})
     }
 }
