@@ -79,7 +79,7 @@ async fn cycle(s: &TestServer, name: &str) {
         })
         .await
         .unwrap();
-    c.destroy_domain(name).await.unwrap();
+    c.stop_domain(name).await.unwrap();
     c.undefine_domain(name).await.unwrap();
 }
 
@@ -259,7 +259,7 @@ async fn resume_replays_exactly_what_was_missed() {
     drop(st);
     // Changes while nobody watches.
     c.start_domain(&name).await.unwrap();
-    c.destroy_domain(&name).await.unwrap();
+    c.stop_domain(&name).await.unwrap();
     let (_, mut st) = open(
         &s,
         v1::WatchEventsRequest {
@@ -588,7 +588,7 @@ async fn metadata_change_events_carry_typed_details() {
     let uri = "https://example.org/lvg/md";
     s.client
         .domains()
-        .set_metadata(v1::SetMetadataRequest {
+        .set_domain_metadata(v1::SetDomainMetadataRequest {
             domain: Some(s.client.domain_ref(&name)),
             kind: v1::MetadataKind::Element as i32,
             value: "<tag/>".into(),

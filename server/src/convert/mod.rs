@@ -2,4 +2,5 @@
 //! per subject, each table written once: services turn requests into `ops`
 //! inputs (`TryFrom`) and `ops` answers into messages (`From`) here.
 
+pub mod domain;
 pub mod state;

@@ -13,8 +13,9 @@ use super::{
     source::Observed,
 };
 use crate::{
+    convert::state::domain_state as state_enum,
     libvirt_sys::{Object, RawEvent, RawKind},
-    ops::domain::{reason_name, state_enum},
+    ops::domain::reason_name,
 };
 
 fn micros(t: SystemTime) -> i64 {
