@@ -994,3 +994,35 @@ async fn device_edits_unimplemented_on_test_driver() {
         .await;
     assert_eq!(code_of(r), Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn define_of_an_existing_name_updates_it() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}upd");
+    let first = s.client.define_domain(small_spec(&name)).await.unwrap();
+    // A spec without a UUID takes the existing domain's: an update.
+    let mut spec = small_spec(&name);
+    spec.memory_bytes = 256 << 20;
+    let second = s.client.define_domain(spec).await.unwrap();
+    assert_eq!(second.uuid, first.uuid);
+    assert_eq!(second.memory_bytes, 256 << 20);
+    let read = s.client.get_domain(&name).await.unwrap();
+    assert_eq!((read.uuid, read.memory_bytes), (first.uuid, 256 << 20));
+    // Raw XML keeps libvirt's rules: no <uuid> for an existing name is a
+    // new UUID, which libvirt refuses as a duplicate name.
+    let xml = format!(
+        "<domain type='test'><name>{name}</name><memory unit='KiB'>65536</memory>\
+         <os><type>hvm</type></os></domain>"
+    );
+    let r = s
+        .client
+        .domains()
+        .define_domain(v1::DefineDomainRequest {
+            source: Some(Source::Xml(xml)),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(r), Code::AlreadyExists);
+}
