@@ -51,7 +51,7 @@ check "grpcurl lists health" grep -qx 'grpc.health.v1.Health' <<<"$services"
 domains=$("$venv/grpcurl" -plaintext "$addr" libvirt_grpc.v1.DomainService/ListDomains)
 check "grpcurl ListDomains returns 'test'" grep -q '"name": "test"' <<<"$domains"
 described=$("$venv/grpcurl" -plaintext "$addr" describe libvirt_grpc.v1.DomainSpec)
-check "grpcurl describes DomainSpec" grep -q 'memory_kib' <<<"$described"
+check "grpcurl describes DomainSpec" grep -q 'memory_bytes' <<<"$described"
 bad=$("$venv/grpcurl" -plaintext -d '{"domain":{"uuid":"nope"}}' "$addr" \
     libvirt_grpc.v1.DomainService/GetDomain 2>&1 || true)
 check "grpcurl bad UUID -> InvalidArgument" grep -q 'Code: InvalidArgument' <<<"$bad"

@@ -124,7 +124,7 @@ impl Client {
 
     /// The generated `DomainService` stub.
     pub fn domains(&self) -> DomainServiceClient<Channel> {
-        DomainServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+        DomainServiceClient::new(self.channel.clone())
     }
 
     /// The generated `HostService` stub.
@@ -312,15 +312,47 @@ impl Client {
             .ok_or_else(|| Status::internal("server sent no domain").into())
     }
 
-    /// Stops a domain at once.
-    pub async fn destroy_domain(&self, name: &str) -> Result<(), ClientError> {
-        self.domains()
-            .destroy_domain(self.request(v1::DestroyDomainRequest {
+    /// Stops a domain at once (libvirt's destroy); the domain afterwards,
+    /// `None` when it was transient and so is gone.
+    pub async fn stop_domain(&self, name: &str) -> Result<Option<v1::Domain>, ClientError> {
+        let resp = self
+            .domains()
+            .stop_domain(self.request(v1::StopDomainRequest {
                 domain: Some(self.domain_ref(name)),
                 graceful: false,
             }))
-            .await?;
-        Ok(())
+            .await?
+            .into_inner();
+        Ok(resp.domain)
+    }
+
+    /// A PNG screenshot of a domain's screen `screen`, gathered from its
+    /// stream (the `info` message, then chunks of at most 1 MiB).
+    pub async fn screenshot_domain(
+        &self,
+        name: &str,
+        screen: u32,
+    ) -> Result<(v1::ScreenshotInfo, Vec<u8>), ClientError> {
+        use v1::screenshot_domain_response::Item;
+        let mut stream = self
+            .domains()
+            .screenshot_domain(self.request(v1::ScreenshotDomainRequest {
+                domain: Some(self.domain_ref(name)),
+                screen,
+            }))
+            .await?
+            .into_inner();
+        let mut info = None;
+        let mut png = Vec::new();
+        while let Some(msg) = stream.message().await? {
+            match msg.item {
+                Some(Item::Info(i)) => info = Some(i),
+                Some(Item::Chunk(c)) => png.extend_from_slice(&c),
+                None => {}
+            }
+        }
+        let info = info.ok_or_else(|| Status::internal("server sent no screenshot info"))?;
+        Ok((info, png))
     }
 
     /// Removes a domain's definition, with its managed save and snapshot

@@ -37,8 +37,8 @@ enum Command {
         /// Domain name.
         name: String,
     },
-    /// Stop a domain at once.
-    Destroy {
+    /// Stop a domain at once (libvirt's destroy).
+    Stop {
         /// Domain name.
         name: String,
     },
@@ -61,7 +61,9 @@ fn print_domain(d: &v1::Domain) {
         d.name,
         d.uuid,
         d.state().as_str_name().trim_start_matches("DOMAIN_STATE_"),
-        d.state_reason_name
+        d.state_reason()
+            .as_str_name()
+            .trim_start_matches("DOMAIN_STATE_REASON_")
     );
 }
 
@@ -84,7 +86,10 @@ async fn run(args: Args) -> Result<(), libvirt_grpc_client::ClientError> {
         Command::List => client.list_domains().await?.iter().for_each(print_domain),
         Command::Get { name } => print_domain(&client.get_domain(&name).await?),
         Command::Start { name } => print_domain(&client.start_domain(&name).await?),
-        Command::Destroy { name } => client.destroy_domain(&name).await?,
+        Command::Stop { name } => match client.stop_domain(&name).await? {
+            Some(d) => print_domain(&d),
+            None => println!("{name}: stopped and gone (it was transient)"),
+        },
     }
     Ok(())
 }

@@ -86,7 +86,7 @@ class HostCtx:
             "net": f"{p}-net",
         }
         self.uuids: dict[str, str] = {}
-        # (memory_kib, max_memory_kib, vcpus) of each domain fixture as
+        # (memory_bytes, max_memory_bytes, vcpus) of each domain fixture as
         # created: a request that changed them gets the fixture re-created.
         self.baseline: dict[str, tuple] = {}
         self.sentinels: list[Sentinel] = []
@@ -329,7 +329,7 @@ class HostCtx:
                 self.call("DomainService.StartDomain", {"domain": s.ref})
                 self.call("DomainService.ResumeDomain", {"domain": s.ref})
             elif want.get("state") == 6:
-                self.call("DomainService.DestroyDomain", {"domain": s.ref})
+                self.call("DomainService.StopDomain", {"domain": s.ref})
         elif s.kind == "pool":
             self.call("StorageService.DefineStoragePool", {"host": self.h, "xml": s.xml})
             if want.get("state") == 3:
@@ -368,8 +368,8 @@ class HostCtx:
             out = self.call("DomainService.GetDomain", {"domain": ref})
             d = out.response.domain if out.ok else None
             if d is not None and which in self.baseline and \
-                    (d.memory_kib, d.max_memory_kib, d.vcpus) != self.baseline[which]:
-                self.call("DomainService.DestroyDomain", {"domain": ref})
+                    (d.memory_bytes, d.max_memory_bytes, d.vcpus) != self.baseline[which]:
+                self.call("DomainService.StopDomain", {"domain": ref})
                 self.call("DomainService.UndefineDomain", {"domain": ref, "remove_managed_save": True,
                                                            "remove_snapshots_metadata": True})
                 d = None
@@ -387,28 +387,28 @@ class HostCtx:
                 self.must("DomainService.DefineDomain", {"host": self.h, "xml": self.fixture_xml(which, d.uuid)},
                           f"fixture {n}")
             if d.autostart:
-                self.call("DomainService.SetAutostart", {"domain": ref, "autostart": False})
+                self.call("DomainService.SetDomainAutostart", {"domain": ref, "autostart": False})
             state = d.state  # DomainState: 2 running, 3 blocked, 4 paused, 6 shut off
             if which == "dom_run":
                 if state == 4:
                     self.must("DomainService.ResumeDomain", {"domain": ref}, f"resume {n}")
                 elif state not in (2, 3):
                     if state != 6:
-                        self.call("DomainService.DestroyDomain", {"domain": ref})
+                        self.call("DomainService.StopDomain", {"domain": ref})
                     if d.has_managed_save:
-                        self.call("DomainService.RemoveManagedSave", {"domain": ref})
+                        self.call("DomainService.RemoveDomainManagedSave", {"domain": ref})
                     self.must("DomainService.StartDomain", {"domain": ref}, f"start {n}")
             else:
                 if state != 6:
-                    self.must("DomainService.DestroyDomain", {"domain": ref}, f"destroy {n}")
+                    self.must("DomainService.StopDomain", {"domain": ref}, f"destroy {n}")
                 if d.has_managed_save:
-                    self.call("DomainService.RemoveManagedSave", {"domain": ref})
+                    self.call("DomainService.RemoveDomainManagedSave", {"domain": ref})
             self.uuids[which] = d.uuid
             if which not in self.baseline:
                 out = self.call("DomainService.GetDomain", {"domain": ref})
                 if out.ok:
                     d = out.response.domain
-                    self.baseline[which] = (d.memory_kib, d.max_memory_kib, d.vcpus)
+                    self.baseline[which] = (d.memory_bytes, d.max_memory_bytes, d.vcpus)
         elif which == "snap":
             dref = self.dom_ref("dom_off")
             out = self.call("SnapshotService.GetSnapshot", {"snapshot": {"domain": dref, "name": n}})
@@ -535,7 +535,7 @@ class HostCtx:
         for d in sorted(now["domain"] - allowed["domain"]):
             found.append(f"domain {d}")
             ref = {"host": self.h, "name": d}
-            self.call("DomainService.DestroyDomain", {"domain": ref})
+            self.call("DomainService.StopDomain", {"domain": ref})
             out = self.call("DomainService.UndefineDomain", {"domain": ref, "remove_managed_save": True,
                                                              "remove_snapshots_metadata": True})
             if not out.ok and out.code != "NOT_FOUND":

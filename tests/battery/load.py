@@ -8,9 +8,9 @@ own seeded random generator) loops until the phase ends, choosing one of:
   40%  a read: ListDomains, GetHostInfo, ListStoragePools, ListNetworks of
        either host, GetDomain of the running fixture on `box`
   25%  DefineDomain (spec) -> GetDomain -> UndefineDomain      on boxtest
-  15%  DefineDomain -> StartDomain -> DestroyDomain -> UndefineDomain
+  15%  DefineDomain -> StartDomain -> StopDomain -> UndefineDomain
                                                                 on boxtest
-  10%  CreateDomain (transient, running) -> DestroyDomain      on boxtest
+  10%  CreateDomain (transient, running) -> StopDomain         on boxtest
   10%  CreateStorageVolume (1 MiB) -> DeleteStorageVolume in the fixture
        pool of `box` (real files)
 With --load-qemu-guests the lifecycle operations run on `box` instead:
@@ -77,7 +77,7 @@ class Client(threading.Thread):
 
     def spec(self, name: str) -> dict:
         # domain_type empty: the host's driver ("test" or "qemu").
-        return {"name": name, "memory_kib": 65536, "vcpus": 1}
+        return {"name": name, "memory_bytes": 64 << 20, "vcpus": 1}
 
     def run(self):
         # Where the domain lifecycle runs: the box's test driver, or with
@@ -108,13 +108,13 @@ class Client(threading.Thread):
                 ref = {"host": h, "name": self.name()}
                 _ = (self.call("DomainService.DefineDomain", {"host": h, "spec": self.spec(ref["name"])})
                      and self.call("DomainService.StartDomain", {"domain": ref})
-                     and self.call("DomainService.DestroyDomain", {"domain": ref})
+                     and self.call("DomainService.StopDomain", {"domain": ref})
                      and self.call("DomainService.UndefineDomain", {"domain": ref}))
             elif r < 0.90:
                 self.ops["create/destroy"] += 1
                 ref = {"host": h, "name": self.name()}
                 _ = (self.call("DomainService.CreateDomain", {"host": h, "spec": self.spec(ref["name"])})
-                     and self.call("DomainService.DestroyDomain", {"domain": ref}))
+                     and self.call("DomainService.StopDomain", {"domain": ref}))
             else:
                 self.ops["volume create/delete"] += 1
                 vref = {"pool": self.ctx.pool_ref(), "name": self.name()}

@@ -65,9 +65,9 @@ class Bases:
         specific = {
             ("DefineDomainRequest", "xml"): lambda: c.domain_xml(self.new),
             ("CreateDomainRequest", "xml"): lambda: c.domain_xml(self.new),
-            ("AttachDeviceRequest", "xml"): lambda: device_xml(files),
-            ("DetachDeviceRequest", "xml"): lambda: device_xml(files),
-            ("UpdateDeviceRequest", "xml"): lambda: device_xml(files),
+            ("AttachDomainDeviceRequest", "xml"): lambda: device_xml(files),
+            ("DetachDomainDeviceRequest", "xml"): lambda: device_xml(files),
+            ("UpdateDomainDeviceRequest", "xml"): lambda: device_xml(files),
             ("DefineStoragePoolRequest", "xml"): lambda: c.pool_xml(self.new),
             ("CreateStorageVolumeRequest", "xml"): lambda: c.vol_xml(self.new),
             ("DefineNetworkRequest", "xml"): lambda: c.net_xml(self.new, c.bridge_name()),
@@ -76,8 +76,8 @@ class Bases:
                 f"<host mac='52:54:00:00:00:02' name='{c.prefix}-h2' ip='192.168.250.12'/>"),
             ("CreateSnapshotRequest", "xml"): lambda: c.snapshot_xml(self.new),
             ("FindStoragePoolSourcesRequest", "source_xml"): lambda: "<source/>",
-            ("SetMetadataRequest", "value"): lambda: "<info>battery</info>",
-            ("SetMetadataRequest", "key"): lambda: "lgb",
+            ("SetDomainMetadataRequest", "value"): lambda: "<info>battery</info>",
+            ("SetDomainMetadataRequest", "key"): lambda: "lgb",
             ("DhcpHost", "name"): lambda: f"{c.prefix}-h1",
             ("NetworkSpec", "bridge"): lambda: c.bridge_name(),
             ("NetworkSpec", "ip_address"): lambda: "192.168.250.1" if c.driver == "test" else "",
@@ -90,10 +90,10 @@ class Bases:
             ("DiskSpec", "source_path"): lambda: f"{files}/disk.img",
             ("DiskSpec", "target_dev"): lambda: "vdb",
             ("NicSpec", "network"): lambda: (c.names["net"] if c.driver == "test" else f"{c.prefix}-nonet"),
-            ("GraphicsSpec", "kind"): lambda: "vnc",
+            ("GraphicsSpec", "type"): lambda: "GRAPHICS_TYPE_VNC",
             ("GraphicsSpec", "listen"): lambda: "127.0.0.1",
             ("GraphicsSpec", "autoport"): lambda: True,
-            ("LifecycleActions", "on_poweroff"): lambda: "destroy",
+            ("LifecycleActions", "on_poweroff"): lambda: "LIFECYCLE_ACTION_DESTROY",
             ("ResizeStorageVolumeRequest", "capacity_bytes"): lambda: 2 * V.MIB,
             ("UploadTarget", "length"): lambda: 4,
             ("UpdateNetworkRequest", "parent_index"): lambda: -1,
@@ -108,7 +108,7 @@ class Bases:
         by_name = {
             "host": c.h,
             "name": self.new,
-            "memory_kib": 65536,
+            "memory_bytes": 64 << 20,
             "vcpus": 1 if not f.is_repeated else [0],
             "count": 1,
             "capacity_bytes": V.MIB,
@@ -132,10 +132,11 @@ class Bases:
             "ip": "192.168.250.11",
             "start": "192.168.250.10" if msg == "DhcpRange" else None,
             "end": "192.168.250.20",
-            "bus": "virtio",
-            "format": "raw" if f.type == FD.TYPE_STRING else None,
-            "device": "disk",
-            "model": "virtio",
+            "bus": "virtio" if f.type == FD.TYPE_STRING else "DISK_BUS_VIRTIO",
+            "format": "raw" if f.type == FD.TYPE_STRING else (
+                "DISK_FORMAT_RAW" if msg == "DiskSpec" else None),
+            "device": "disk" if f.type == FD.TYPE_STRING else "DISK_DEVICE_DISK",
+            "model": "virtio" if f.type == FD.TYPE_STRING else "NIC_MODEL_VIRTIO",
             "description": "battery",
             "title": "battery",
             "machine": "" if c.driver == "test" else "pc",
@@ -154,11 +155,11 @@ class Bases:
             # LVM's pvs, no NFS probe to another machine).
             ("FindStoragePoolSourcesRequest", "type"): (
                 "STORAGE_POOL_TYPE_LOGICAL" if self.ctx.driver == "test" else "STORAGE_POOL_TYPE_DIR"),
-            ("SetMetadataRequest", "kind"): "METADATA_KIND_ELEMENT",
-            ("GetMetadataRequest", "kind"): "METADATA_KIND_ELEMENT",
+            ("SetDomainMetadataRequest", "kind"): "METADATA_KIND_ELEMENT",
+            ("GetDomainMetadataRequest", "kind"): "METADATA_KIND_ELEMENT",
             ("UpdateNetworkRequest", "command"): "NETWORK_UPDATE_COMMAND_ADD_LAST",
             ("UpdateNetworkRequest", "section"): "NETWORK_SECTION_IP_DHCP_HOST",
-            ("SendKeyRequest", "codeset"): "KEY_CODE_SET_LINUX",
+            ("SendDomainKeyRequest", "codeset"): "KEY_CODE_SET_LINUX",
             ("GetGuestInfoRequest", "kinds"): "GUEST_INFO_KIND_OS",
             ("SetGuestVcpusRequest", "state"): "GUEST_VCPU_STATE_ONLINE",
         }
@@ -253,7 +254,7 @@ class Bases:
 USES_DOM_OFF_METHODS = {"StartDomain"}
 
 def device_xml(files: str) -> str:
-    """The device of Attach/Detach/UpdateDevice: a USB disk on a 1 MiB
+    """The device of Attach/Detach/UpdateDomainDevice: a USB disk on a 1 MiB
     file of the run. USB hot-plug and unplug need no help from the guest
     (a PCI device such as virtio-rng makes every detach wait 5 s for a
     guest that never answers)."""

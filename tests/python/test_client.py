@@ -30,7 +30,7 @@ def domains(channel):
     for d in stub.ListDomains(domain_pb2.ListDomainsRequest(name_prefix=PREFIX), timeout=10).domains:
         ref = common_pb2.DomainRef(name=d.name)
         if d.state == domain_pb2.DOMAIN_STATE_RUNNING:
-            stub.DestroyDomain(domain_pb2.DestroyDomainRequest(domain=ref), timeout=10)
+            stub.StopDomain(domain_pb2.StopDomainRequest(domain=ref), timeout=10)
         stub.UndefineDomain(domain_pb2.UndefineDomainRequest(domain=ref), timeout=10)
 
 
@@ -41,17 +41,17 @@ def test_lists_builtin_domain(domains):
 
 def test_define_start_destroy(domains):
     name = PREFIX + uuid.uuid4().hex[:8]
-    spec = domain_pb2.DomainSpec(name=name, memory_kib=131072, vcpus=1, description="<py & 'quotes'>")
+    spec = domain_pb2.DomainSpec(name=name, memory_bytes=128 << 20, vcpus=1, description="<py & 'quotes'>")
     d = domains.DefineDomain(domain_pb2.DefineDomainRequest(spec=spec), timeout=10).domain
     assert d.name == name and d.state == domain_pb2.DOMAIN_STATE_SHUTOFF
     ref = common_pb2.DomainRef(name=name)
     d = domains.StartDomain(domain_pb2.StartDomainRequest(domain=ref), timeout=10).domain
     assert d.state == domain_pb2.DOMAIN_STATE_RUNNING
-    md = domains.GetMetadata(
-        domain_pb2.GetMetadataRequest(domain=ref, kind=domain_pb2.METADATA_KIND_DESCRIPTION), timeout=10
+    md = domains.GetDomainMetadata(
+        domain_pb2.GetDomainMetadataRequest(domain=ref, kind=domain_pb2.METADATA_KIND_DESCRIPTION), timeout=10
     )
     assert md.value == "<py & 'quotes'>"
-    d = domains.DestroyDomain(domain_pb2.DestroyDomainRequest(domain=ref), timeout=10).domain
+    d = domains.StopDomain(domain_pb2.StopDomainRequest(domain=ref), timeout=10).domain
     assert d.state == domain_pb2.DOMAIN_STATE_SHUTOFF
 
 

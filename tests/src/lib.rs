@@ -283,7 +283,7 @@ where
 pub fn small_spec(name: &str) -> v1::DomainSpec {
     v1::DomainSpec {
         name: name.to_owned(),
-        memory_kib: 128 * 1024,
+        memory_bytes: 128 << 20,
         vcpus: 1,
         ..Default::default()
     }

@@ -4,7 +4,9 @@
 
 use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
-use v1::{define_domain_request::Source, domain_ref::Key, DomainRef, DomainState};
+use v1::{
+    define_domain_request::Source, domain_ref::Key, DomainRef, DomainState, DomainStateReason,
+};
 
 const URI: &str = "test:///default";
 
@@ -39,7 +41,13 @@ async fn lists_builtin_test_domain() {
     assert_eq!(t.host, "default");
     assert!(uuid::Uuid::parse_str(&t.uuid).is_ok());
     assert_eq!(t.os_type, "linux");
-    assert!(t.vcpus >= 1 && t.memory_kib > 0 && t.max_memory_kib >= t.memory_kib);
+    assert!(t.vcpus >= 1 && t.memory_bytes > 0 && t.max_memory_bytes >= t.memory_bytes);
+    // Sizes are bytes: whole KiB, since libvirt counts KiB.
+    assert_eq!(t.memory_bytes % 1024, 0);
+    // The built-in domain reports no reason: UNKNOWN, raw code 0.
+    assert_eq!(t.state_reason(), DomainStateReason::Unknown);
+    assert_eq!(t.state_reason_code, 0);
+    assert!(t.cpu_time.is_some());
 }
 
 #[tokio::test]
@@ -52,12 +60,12 @@ async fn lifecycle_through_every_state() {
     let d = c.define_domain(small_spec(&name)).await.unwrap();
     assert_eq!(d.state(), DomainState::Shutoff);
     assert!(d.persistent);
-    assert_eq!(d.memory_kib, 128 * 1024);
+    assert_eq!(d.memory_bytes, 128 << 20);
 
     let mut dom = c.domains();
     let d = c.start_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Running);
-    assert_eq!(d.state_reason_name, "booted");
+    assert_eq!(d.state_reason(), DomainStateReason::RunningBooted);
     assert!(d.id > 0);
 
     // Starting a running domain is a precondition failure, not an internal error.
@@ -102,30 +110,47 @@ async fn lifecycle_through_every_state() {
         assert_eq!(r.domain.unwrap().name, name);
     }
 
-    dom.reboot_domain(v1::RebootDomainRequest {
-        domain: by_name(&name),
-        mode: 0,
-    })
-    .await
-    .unwrap();
-    dom.reset_domain(v1::ResetDomainRequest {
-        domain: by_name(&name),
-    })
-    .await
-    .unwrap();
-    dom.shutdown_domain(v1::ShutdownDomainRequest {
-        domain: by_name(&name),
-        mode: 0,
-    })
-    .await
-    .unwrap();
+    // Reboot, reset and shutdown return the domain as read right after.
+    let d = dom
+        .reboot_domain(v1::RebootDomainRequest {
+            domain: by_name(&name),
+            mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.name, name);
+    let d = dom
+        .reset_domain(v1::ResetDomainRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.state(), DomainState::Running);
+    let d = dom
+        .shutdown_domain(v1::ShutdownDomainRequest {
+            domain: by_name(&name),
+            mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    // The test driver shuts down at once.
+    assert_eq!(d.state(), DomainState::Shutoff);
     let d = c.get_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Shutoff);
-    assert_eq!(d.state_reason_name, "shutdown");
+    assert_eq!(d.state_reason(), DomainStateReason::ShutoffShutdown);
 
     c.start_domain(&name).await.unwrap();
     let r = dom
-        .destroy_domain(v1::DestroyDomainRequest {
+        .stop_domain(v1::StopDomainRequest {
             domain: by_name(&name),
             graceful: false,
         })
@@ -134,7 +159,8 @@ async fn lifecycle_through_every_state() {
         .into_inner();
     let d = r.domain.unwrap();
     assert_eq!(d.state(), DomainState::Shutoff);
-    assert_eq!(d.state_reason_name, "destroyed");
+    assert_eq!(d.state_reason(), DomainStateReason::ShutoffDestroyed);
+    assert_eq!(d.state_reason_code, 2);
 
     c.undefine_domain(&name).await.unwrap();
     assert_eq!(
@@ -277,7 +303,7 @@ async fn spec_text_is_escaped_and_round_trips() {
     s.client.define_domain(spec).await.unwrap();
     let mut dom = s.client.domains();
     let desc = dom
-        .get_metadata(v1::GetMetadataRequest {
+        .get_domain_metadata(v1::GetDomainMetadataRequest {
             domain: by_name(&name),
             kind: v1::MetadataKind::Description as i32,
             ..Default::default()
@@ -485,7 +511,7 @@ async fn transient_create_vanishes_on_destroy() {
         Code::NotFound
     );
     let r = dom
-        .destroy_domain(v1::DestroyDomainRequest {
+        .stop_domain(v1::StopDomainRequest {
             domain: by_name(&name),
             graceful: false,
         })
@@ -522,23 +548,43 @@ async fn save_restore_and_managed_save() {
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 
-    dom.save_domain(v1::SaveDomainRequest {
-        domain: by_name(&name),
-        path: path.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let d = s.client.get_domain(&name).await.unwrap();
+    // An unknown restore state is refused before anything is saved.
+    let r = dom
+        .save_domain(v1::SaveDomainRequest {
+            domain: by_name(&name),
+            path: path.clone(),
+            restore_state: 9,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(r), Code::InvalidArgument);
+    let d = dom
+        .save_domain(v1::SaveDomainRequest {
+            domain: by_name(&name),
+            path: path.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
     assert_eq!(d.state(), DomainState::Shutoff);
-    assert_eq!(d.state_reason_name, "saved");
+    assert_eq!(d.state_reason(), DomainStateReason::ShutoffSaved);
     assert!(std::path::Path::new(&path).exists());
-    dom.restore_domain(v1::RestoreDomainRequest {
-        path: path.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    // Unspecified restore state: as saved (running).
+    let d = dom
+        .restore_domain(v1::RestoreDomainRequest {
+            path: path.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.name, name);
+    assert_eq!(d.state(), DomainState::Running);
     assert_eq!(
         s.client.get_domain(&name).await.unwrap().state(),
         DomainState::Running
@@ -556,11 +602,16 @@ async fn save_restore_and_managed_save() {
         .unwrap();
     assert!(d.has_managed_save);
     assert_eq!(d.state(), DomainState::Shutoff);
-    dom.remove_managed_save(v1::RemoveManagedSaveRequest {
-        domain: by_name(&name),
-    })
-    .await
-    .unwrap();
+    let d = dom
+        .remove_domain_managed_save(v1::RemoveDomainManagedSaveRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert!(!d.has_managed_save);
     assert!(!s.client.get_domain(&name).await.unwrap().has_managed_save);
 }
 
@@ -572,7 +623,7 @@ async fn resources_devices_metadata_and_pinning() {
     let name = format!("{p}res");
     let mut spec = small_spec(&name);
     spec.vcpus = 2;
-    spec.max_memory_kib = 256 * 1024;
+    spec.max_memory_bytes = 256 << 20;
     s.client.define_domain(spec).await.unwrap();
     let mut dom = s.client.domains();
     let config = Some(v1::ModifyScope {
@@ -580,51 +631,89 @@ async fn resources_devices_metadata_and_pinning() {
         config: true,
     });
 
-    dom.set_autostart(v1::SetAutostartRequest {
-        domain: by_name(&name),
-        autostart: true,
-    })
-    .await
-    .unwrap();
+    // Every change returns the domain as read right after it.
+    let d = dom
+        .set_domain_autostart(v1::SetDomainAutostartRequest {
+            domain: by_name(&name),
+            autostart: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert!(d.autostart);
     assert!(s.client.get_domain(&name).await.unwrap().autostart);
+    // The autostart filter: this domain is listed with AUTOSTART only.
+    for (filter, listed) in [
+        (v1::AutostartFilter::Autostart, true),
+        (v1::AutostartFilter::NoAutostart, false),
+        (v1::AutostartFilter::Unspecified, true),
+    ] {
+        let names: Vec<String> = dom
+            .list_domains(v1::ListDomainsRequest {
+                name_prefix: name.clone(),
+                autostart_filter: filter as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .domains
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names.contains(&name), listed, "{filter:?}: {names:?}");
+    }
 
-    dom.set_vcpus(v1::SetVcpusRequest {
-        domain: by_name(&name),
-        count: 1,
-        scope: config,
-        maximum: false,
-    })
-    .await
-    .unwrap();
+    let d = dom
+        .set_domain_vcpus(v1::SetDomainVcpusRequest {
+            domain: by_name(&name),
+            vcpus: 1,
+            scope: config,
+            maximum: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.vcpus, 1);
     assert_eq!(s.client.get_domain(&name).await.unwrap().vcpus, 1);
     let r = dom
-        .set_vcpus(v1::SetVcpusRequest {
+        .set_domain_vcpus(v1::SetDomainVcpusRequest {
             domain: by_name(&name),
-            count: 0,
+            vcpus: 0,
             scope: config,
             maximum: false,
         })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
 
-    dom.set_memory(v1::SetMemoryRequest {
-        domain: by_name(&name),
-        memory_kib: 200 * 1024,
-        scope: config,
-        maximum: false,
-    })
-    .await
-    .unwrap();
+    // A byte count that is not whole KiB is rounded up to the next KiB.
+    let d = dom
+        .set_domain_memory(v1::SetDomainMemoryRequest {
+            domain: by_name(&name),
+            memory_bytes: (200 << 20) - 1023,
+            scope: config,
+            maximum: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.memory_bytes, 200 << 20);
     assert_eq!(
-        s.client.get_domain(&name).await.unwrap().memory_kib,
-        200 * 1024
+        s.client.get_domain(&name).await.unwrap().memory_bytes,
+        200 << 20
     );
 
     // Live changes of a stopped domain are a precondition failure.
     let r = dom
-        .set_memory(v1::SetMemoryRequest {
+        .set_domain_memory(v1::SetDomainMemoryRequest {
             domain: by_name(&name),
-            memory_kib: 100 * 1024,
+            memory_bytes: 100 << 20,
             scope: Some(v1::ModifyScope {
                 live: true,
                 config: false,
@@ -639,7 +728,7 @@ async fn resources_devices_metadata_and_pinning() {
     // attaches and detaches for real).
     let disk = "<disk type='file' device='disk'><source file='/var/lib/x.img'/><target dev='vdb' bus='virtio'/></disk>";
     let r = dom
-        .attach_device(v1::AttachDeviceRequest {
+        .attach_domain_device(v1::AttachDomainDeviceRequest {
             domain: by_name(&name),
             xml: disk.into(),
             scope: config,
@@ -653,7 +742,7 @@ async fn resources_devices_metadata_and_pinning() {
         st.message()
     );
     let r = dom
-        .attach_device(v1::AttachDeviceRequest {
+        .attach_domain_device(v1::AttachDomainDeviceRequest {
             domain: by_name(&name),
             xml: String::new(),
             scope: config,
@@ -663,18 +752,23 @@ async fn resources_devices_metadata_and_pinning() {
 
     // Custom metadata element set, read, removed.
     let uri = "https://example.org/lvg/1";
-    dom.set_metadata(v1::SetMetadataRequest {
-        domain: by_name(&name),
-        kind: v1::MetadataKind::Element as i32,
-        value: "<owner team=\"infra\"/>".into(),
-        key: "lvg".into(),
-        uri: uri.into(),
-        scope: config,
-    })
-    .await
-    .unwrap();
+    let d = dom
+        .set_domain_metadata(v1::SetDomainMetadataRequest {
+            domain: by_name(&name),
+            kind: v1::MetadataKind::Element as i32,
+            value: "<owner team=\"infra\"/>".into(),
+            key: "lvg".into(),
+            uri: uri.into(),
+            scope: config,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.name, name);
     let v = dom
-        .get_metadata(v1::GetMetadataRequest {
+        .get_domain_metadata(v1::GetDomainMetadataRequest {
             domain: by_name(&name),
             kind: v1::MetadataKind::Element as i32,
             uri: uri.into(),
@@ -685,7 +779,7 @@ async fn resources_devices_metadata_and_pinning() {
         .into_inner()
         .value;
     assert!(v.contains("team=\"infra\""), "{v}");
-    dom.set_metadata(v1::SetMetadataRequest {
+    dom.set_domain_metadata(v1::SetDomainMetadataRequest {
         domain: by_name(&name),
         kind: v1::MetadataKind::Element as i32,
         key: "lvg".into(),
@@ -696,7 +790,7 @@ async fn resources_devices_metadata_and_pinning() {
     .await
     .unwrap();
     let r = dom
-        .get_metadata(v1::GetMetadataRequest {
+        .get_domain_metadata(v1::GetDomainMetadataRequest {
             domain: by_name(&name),
             kind: v1::MetadataKind::Element as i32,
             uri: uri.into(),
@@ -707,16 +801,21 @@ async fn resources_devices_metadata_and_pinning() {
 
     // Pinning on the running domain.
     s.client.start_domain(&name).await.unwrap();
-    dom.pin_vcpu(v1::PinVcpuRequest {
-        domain: by_name(&name),
-        vcpu: 0,
-        cpus: vec![1, 3],
-        scope: None,
-    })
-    .await
-    .unwrap();
+    let d = dom
+        .pin_domain_vcpu(v1::PinDomainVcpuRequest {
+            domain: by_name(&name),
+            vcpu: 0,
+            cpus: vec![1, 3],
+            scope: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.state(), DomainState::Running);
     let pins = dom
-        .get_vcpu_pinning(v1::GetVcpuPinningRequest {
+        .get_domain_vcpu_pinning(v1::GetDomainVcpuPinningRequest {
             domain: by_name(&name),
             config: false,
         })
@@ -726,7 +825,7 @@ async fn resources_devices_metadata_and_pinning() {
         .vcpus;
     assert_eq!(pins[0].cpus, vec![1, 3]);
     let r = dom
-        .pin_vcpu(v1::PinVcpuRequest {
+        .pin_domain_vcpu(v1::PinDomainVcpuRequest {
             domain: by_name(&name),
             vcpu: 0,
             cpus: vec![4096],
@@ -748,8 +847,10 @@ async fn stats_screenshot_and_keys() {
     let stats = dom
         .get_domain_stats(v1::GetDomainStatsRequest {
             domains: vec![by_name(&name).unwrap()],
-            cpu: true,
-            vcpu: true,
+            groups: vec![
+                v1::DomainStatsGroup::Cpu as i32,
+                v1::DomainStatsGroup::Vcpu as i32,
+            ],
             ..Default::default()
         })
         .await
@@ -758,37 +859,79 @@ async fn stats_screenshot_and_keys() {
         .stats;
     assert_eq!(stats.len(), 1);
     assert_eq!(stats[0].name, name);
+    assert_eq!(stats[0].host, "default");
     assert_eq!(stats[0].state(), DomainState::Running);
+    assert_eq!(stats[0].state_reason(), DomainStateReason::RunningBooted);
+    // Groups not asked for are absent.
+    assert!(stats[0].balloon.is_none() && stats[0].blocks.is_empty());
 
-    let shot = dom
-        .screenshot_domain(v1::ScreenshotDomainRequest {
-            domain: by_name(&name),
-            screen: 0,
+    // No group named asks for every group: the test driver reports only
+    // the state group (the real suite sees CPU, vCPU and balloon figures).
+    let all = dom
+        .get_domain_stats(v1::GetDomainStatsRequest {
+            domains: vec![by_name("test").unwrap()],
+            ..Default::default()
         })
         .await
         .unwrap()
-        .into_inner();
-    let decoder = png::Decoder::new(std::io::Cursor::new(shot.png));
+        .into_inner()
+        .stats;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state(), DomainState::Running, "{:?}", all[0]);
+    let r = dom
+        .get_domain_stats(v1::GetDomainStatsRequest {
+            groups: vec![v1::DomainStatsGroup::Unspecified as i32],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(r), Code::InvalidArgument);
+
+    // The screenshot streams as info, then chunks of at most 1 MiB.
+    let (info, png) = s.client.screenshot_domain(&name, 0).await.unwrap();
+    assert_eq!(info.size_bytes, png.len() as u64);
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
     let reader = decoder.read_info().expect("a valid PNG");
     assert!(reader.info().width > 0 && reader.info().height > 0);
 
     let r = dom
-        .send_key(v1::SendKeyRequest {
+        .send_domain_key(v1::SendDomainKeyRequest {
             domain: by_name(&name),
             codeset: 0,
-            hold_time_ms: 10,
+            hold_duration: None,
             keycodes: vec![],
         })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
-    dom.send_key(v1::SendKeyRequest {
+    // Unspecified code set (Linux) and no hold duration (libvirt's default).
+    dom.send_domain_key(v1::SendDomainKeyRequest {
         domain: by_name(&name),
         codeset: 0,
-        hold_time_ms: 10,
+        hold_duration: None,
         keycodes: vec![30],
     })
     .await
     .unwrap();
+    // Several bad fields: one BadRequest names them all.
+    let st = dom
+        .send_domain_key(v1::SendDomainKeyRequest {
+            domain: by_name(&name),
+            codeset: 99,
+            hold_duration: {
+                let mut d = v1::SendDomainKeyRequest::default()
+                    .hold_duration
+                    .unwrap_or_default();
+                d.seconds = -1;
+                Some(d)
+            },
+            keycodes: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert_eq!(
+        libvirt_grpc_tests::bad_fields(&st),
+        ["codeset", "hold_duration", "keycodes"]
+    );
 }
 
 #[tokio::test]
@@ -834,7 +977,7 @@ async fn device_edits_unimplemented_on_test_driver() {
     let mut dom = s.client.domains();
     let cdrom = "<disk type='file' device='cdrom'><target dev='hdc' bus='ide'/></disk>";
     let r = dom
-        .update_device(v1::UpdateDeviceRequest {
+        .update_domain_device(v1::UpdateDomainDeviceRequest {
             domain: by_name(&name),
             xml: cdrom.into(),
             scope: None,
@@ -843,11 +986,43 @@ async fn device_edits_unimplemented_on_test_driver() {
         .await;
     assert_eq!(code_of(r), Code::Unimplemented);
     let r = dom
-        .detach_device(v1::DetachDeviceRequest {
+        .detach_domain_device(v1::DetachDomainDeviceRequest {
             domain: by_name(&name),
             xml: cdrom.into(),
             scope: None,
         })
         .await;
     assert_eq!(code_of(r), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn define_of_an_existing_name_updates_it() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}upd");
+    let first = s.client.define_domain(small_spec(&name)).await.unwrap();
+    // A spec without a UUID takes the existing domain's: an update.
+    let mut spec = small_spec(&name);
+    spec.memory_bytes = 256 << 20;
+    let second = s.client.define_domain(spec).await.unwrap();
+    assert_eq!(second.uuid, first.uuid);
+    assert_eq!(second.memory_bytes, 256 << 20);
+    let read = s.client.get_domain(&name).await.unwrap();
+    assert_eq!((read.uuid, read.memory_bytes), (first.uuid, 256 << 20));
+    // Raw XML keeps libvirt's rules: no <uuid> for an existing name is a
+    // new UUID, which libvirt refuses as a duplicate name.
+    let xml = format!(
+        "<domain type='test'><name>{name}</name><memory unit='KiB'>65536</memory>\
+         <os><type>hvm</type></os></domain>"
+    );
+    let r = s
+        .client
+        .domains()
+        .define_domain(v1::DefineDomainRequest {
+            source: Some(Source::Xml(xml)),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(r), Code::AlreadyExists);
 }

@@ -82,7 +82,7 @@ async fn cycle(s: &TestServer, name: &str) {
         })
         .await
         .unwrap();
-    c.destroy_domain(name).await.unwrap();
+    c.stop_domain(name).await.unwrap();
     c.undefine_domain(name).await.unwrap();
 }
 
@@ -289,7 +289,7 @@ async fn a_stopped_domain_says_destroyed_in_detail_and_hint() {
     c.start_domain(&name).await.unwrap();
     assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Defined);
     assert_eq!(lifecycle(&next_event(&mut st).await).0, L::Started);
-    c.destroy_domain(&name).await.unwrap();
+    c.stop_domain(&name).await.unwrap();
     let e = next_event(&mut st).await;
     recent(&e);
     assert_eq!(lifecycle(&e), (L::Stopped, D::StoppedDestroyed));
@@ -316,7 +316,7 @@ async fn a_stopped_domain_says_destroyed_in_detail_and_hint() {
             v1::DomainStateReason::RunningBooted
         )
     );
-    c.destroy_domain(&name).await.unwrap();
+    c.stop_domain(&name).await.unwrap();
 }
 
 /// The defaults WatchEventsRequest's comments promise: empty filters accept
@@ -381,7 +381,7 @@ async fn empty_filters_and_no_resume_are_live_and_accept_everything() {
     assert!(seen_types.contains(&v1::ObjectType::Network));
     let e = next_event(&mut default_host).await;
     assert_eq!((e.host.as_str(), lifecycle(&e).0), ("default", L::Started));
-    c.destroy_domain(&vm).await.unwrap();
+    c.stop_domain(&vm).await.unwrap();
 }
 
 /// `uuids` matches in any case and form; `names` matches exactly.
@@ -408,7 +408,7 @@ async fn uuid_filter_takes_any_form_and_names_match_exactly() {
     )
     .await;
     let (_, mut by_other_case) = open(&s, names(&name.to_uppercase())).await;
-    c.destroy_domain(&name).await.unwrap();
+    c.stop_domain(&name).await.unwrap();
     let e = next_event(&mut by_uuid).await;
     assert_eq!(
         (e.uuid.as_str(), lifecycle(&e).0),
@@ -435,7 +435,7 @@ async fn resume_replays_exactly_what_was_missed() {
     drop(st);
     // Changes while nobody watches.
     c.start_domain(&name).await.unwrap();
-    c.destroy_domain(&name).await.unwrap();
+    c.stop_domain(&name).await.unwrap();
     let (_, mut st) = open(
         &s,
         v1::WatchEventsRequest {
@@ -776,7 +776,7 @@ async fn metadata_change_events_carry_typed_details() {
     let uri = "https://example.org/lvg/md";
     s.client
         .domains()
-        .set_metadata(v1::SetMetadataRequest {
+        .set_domain_metadata(v1::SetDomainMetadataRequest {
             domain: Some(s.client.domain_ref(&name)),
             kind: v1::MetadataKind::Element as i32,
             value: "<tag/>".into(),

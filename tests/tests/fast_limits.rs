@@ -141,20 +141,25 @@ async fn memory_sizes_past_libvirts_types_are_invalid_argument() {
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
     let mut dom = s.client.domains();
-    // The largest KiB count whose bytes fit a signed 64-bit integer.
+    // The largest KiB count whose bytes fit a signed 64-bit integer; byte
+    // counts round up to KiB, so one byte more is already too large.
     let max_kib = (i64::MAX as u64) / 1024;
-    for kib in [max_kib + 1, 1 << 63, u64::MAX] {
+    let too_many_bytes = [max_kib * 1024 + 1, 1 << 63, u64::MAX];
+    for (bytes, kib) in too_many_bytes
+        .into_iter()
+        .zip([max_kib + 1, 1 << 63, u64::MAX])
+    {
         let mut spec = small_spec(&format!("{p}mem"));
-        spec.memory_kib = kib;
+        spec.memory_bytes = bytes;
         assert_invalid(
             dom.define_domain(define_spec(spec)).await,
-            "spec.memory_kib",
+            "spec.memory_bytes",
         );
         let mut spec = small_spec(&format!("{p}mem"));
-        spec.max_memory_kib = kib;
+        spec.max_memory_bytes = bytes;
         assert_invalid(
             dom.define_domain(define_spec(spec)).await,
-            "spec.max_memory_kib",
+            "spec.max_memory_bytes",
         );
         // Raw XML: libvirt's own overflow check, reported as a caller mistake.
         let xml = format!(
@@ -168,16 +173,16 @@ async fn memory_sizes_past_libvirts_types_are_invalid_argument() {
         .define_domain(small_spec(&format!("{p}ok")))
         .await
         .unwrap();
-    for kib in [max_kib + 1, u64::MAX] {
+    for bytes in [max_kib * 1024 + 1, u64::MAX] {
         let r = dom
-            .set_memory(v1::SetMemoryRequest {
+            .set_domain_memory(v1::SetDomainMemoryRequest {
                 domain: by_name(&format!("{p}ok")),
-                memory_kib: kib,
+                memory_bytes: bytes,
                 scope: None,
                 maximum: true,
             })
             .await;
-        assert_invalid(r, "memory_kib");
+        assert_invalid(r, "memory_bytes");
     }
     let d = s
         .client
@@ -190,7 +195,7 @@ async fn memory_sizes_past_libvirts_types_are_invalid_argument() {
         .into_inner()
         .domain
         .unwrap();
-    assert_eq!(d.max_memory_kib, 128 * 1024, "memory changed: {d:?}");
+    assert_eq!(d.max_memory_bytes, 128 << 20, "memory changed: {d:?}");
     let r = dom
         .get_domain(v1::GetDomainRequest {
             domain: by_name(&format!("{p}mem")),
@@ -277,7 +282,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
     }
     for xml in [doctype("disk", &entities), oversize("disk")] {
         let r = dom
-            .attach_device(v1::AttachDeviceRequest {
+            .attach_domain_device(v1::AttachDomainDeviceRequest {
                 domain: dref(),
                 xml: xml.clone(),
                 scope: None,
@@ -285,7 +290,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
             .await;
         assert_invalid(r, "xml");
         let r = dom
-            .detach_device(v1::DetachDeviceRequest {
+            .detach_domain_device(v1::DetachDomainDeviceRequest {
                 domain: dref(),
                 xml: xml.clone(),
                 scope: None,
@@ -293,7 +298,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
             .await;
         assert_invalid(r, "xml");
         let r = dom
-            .update_device(v1::UpdateDeviceRequest {
+            .update_domain_device(v1::UpdateDomainDeviceRequest {
                 domain: dref(),
                 xml,
                 ..Default::default()
@@ -303,7 +308,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
     }
     for value in [doctype("m", &entities), oversize("m")] {
         let r = dom
-            .set_metadata(v1::SetMetadataRequest {
+            .set_domain_metadata(v1::SetDomainMetadataRequest {
                 domain: dref(),
                 kind: v1::MetadataKind::Element as i32,
                 value,
@@ -447,10 +452,10 @@ async fn invalid_key_codes_are_invalid_argument() {
     let r = s
         .client
         .domains()
-        .send_key(v1::SendKeyRequest {
+        .send_domain_key(v1::SendDomainKeyRequest {
             domain: by_name(&format!("{p}k")),
             codeset: v1::KeyCodeSet::Linux as i32,
-            hold_time_ms: 0,
+            hold_duration: None,
             keycodes: vec![99_999],
         })
         .await;
@@ -462,14 +467,21 @@ async fn key_hold_times_and_stats_lists_are_bounded() {
     let s = TestServer::test_driver().await;
     let mut dom = s.client.domains();
     let r = dom
-        .send_key(v1::SendKeyRequest {
+        .send_domain_key(v1::SendDomainKeyRequest {
             domain: by_name("test"),
             codeset: v1::KeyCodeSet::Linux as i32,
-            hold_time_ms: 60_001,
+            // 60 s and 1 ns (tests have no prost-types: fill the default).
+            hold_duration: {
+                let mut d = v1::SendDomainKeyRequest::default()
+                    .hold_duration
+                    .unwrap_or_default();
+                (d.seconds, d.nanos) = (60, 1);
+                Some(d)
+            },
             keycodes: vec![30],
         })
         .await;
-    assert_invalid(r, "hold_time_ms");
+    assert_invalid(r, "hold_duration");
     let r = dom
         .get_domain_stats(v1::GetDomainStatsRequest {
             domains: (0..1001).map(|_| by_name("test").unwrap()).collect(),
@@ -561,7 +573,7 @@ async fn battery_findings_answer_caller_mistake_codes() {
     // Metadata keys must be XML namespace prefixes.
     for key in ["<", "&", "a b", "xmlfoo", "1a"] {
         let r = dom
-            .set_metadata(v1::SetMetadataRequest {
+            .set_domain_metadata(v1::SetDomainMetadataRequest {
                 domain: by_name("test"),
                 kind: v1::MetadataKind::Element as i32,
                 value: "<x/>".into(),
@@ -576,7 +588,7 @@ async fn battery_findings_answer_caller_mistake_codes() {
     // Graphics listen addresses and device list sizes.
     let mut spec = small_spec(&format!("{p}g"));
     spec.graphics = vec![v1::GraphicsSpec {
-        kind: "vnc".into(),
+        r#type: v1::GraphicsType::Vnc as i32,
         listen: "&".into(),
         autoport: true,
         port: 0,

@@ -360,17 +360,8 @@ async fn stalled_client_streams_hold_nothing_and_end_aborted() {
     });
 
     // Served while the stalled uploads are open, long before their timeout.
-    let shot = s
-        .client
-        .domains()
-        .screenshot_domain(v1::ScreenshotDomainRequest {
-            domain: dom_ref(&name),
-            screen: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!shot.png.is_empty());
+    let (_, png) = s.client.screenshot_domain(&name, 0).await.unwrap();
+    assert!(!png.is_empty());
     assert!(
         started.elapsed() < Duration::from_secs(IDLE_SECS),
         "the screenshot waited {:?} for the stalled uploads",

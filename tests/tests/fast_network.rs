@@ -87,8 +87,8 @@ async fn define_start_update_stop_undefine() {
     // Listing filters: active and persistent.
     let listed = nw
         .list_networks(s.client.request(v1::ListNetworksRequest {
-            run: v1::RunFilter::Active as i32,
-            persistence: v1::PersistenceFilter::Persistent as i32,
+            run_filter: v1::RunFilter::Active as i32,
+            persistence_filter: v1::PersistenceFilter::Persistent as i32,
             ..Default::default()
         }))
         .await
@@ -98,7 +98,7 @@ async fn define_start_update_stop_undefine() {
     assert!(listed.iter().any(|x| x.name == name));
     let inactive = nw
         .list_networks(s.client.request(v1::ListNetworksRequest {
-            run: v1::RunFilter::Inactive as i32,
+            run_filter: v1::RunFilter::Inactive as i32,
             ..Default::default()
         }))
         .await
@@ -247,7 +247,7 @@ async fn transient_network_vanishes_when_stopped() {
     assert!(n.active && !n.persistent);
     let listed = nw
         .list_networks(s.client.request(v1::ListNetworksRequest {
-            persistence: v1::PersistenceFilter::Transient as i32,
+            persistence_filter: v1::PersistenceFilter::Transient as i32,
             ..Default::default()
         }))
         .await
@@ -419,9 +419,9 @@ async fn one_bad_request_names_every_bad_field() {
     let e = nw
         .list_networks(s.client.request(v1::ListNetworksRequest {
             host: "nope".into(),
-            run: 7,
-            persistence: 8,
-            autostart: 9,
+            run_filter: 7,
+            persistence_filter: 8,
+            autostart_filter: 9,
             ..Default::default()
         }))
         .await

@@ -99,7 +99,7 @@ async fn fill_with_events(client: &Client, seen: &AtomicUsize) {
         rounds += 1;
         assert!(rounds < 20_000, "events are not reaching the reader");
     }
-    let _ = client.destroy_domain(&name).await;
+    let _ = client.stop_domain(&name).await;
     let _ = client.undefine_domain(&name).await;
 }
 

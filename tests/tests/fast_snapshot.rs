@@ -142,7 +142,7 @@ async fn tree_list_revert_delete() {
     let roots = list(
         &s,
         v1::ListSnapshotsRequest {
-            parent: v1::SnapshotParentFilter::Roots as i32,
+            parent_filter: v1::SnapshotParentFilter::Roots as i32,
             ..base.clone()
         },
     )
@@ -151,7 +151,7 @@ async fn tree_list_revert_delete() {
     let leaves = list(
         &s,
         v1::ListSnapshotsRequest {
-            leaf: v1::SnapshotLeafFilter::Leaves as i32,
+            leaf_filter: v1::SnapshotLeafFilter::Leaves as i32,
             ..base.clone()
         },
     )
@@ -160,7 +160,7 @@ async fn tree_list_revert_delete() {
     let inner = list(
         &s,
         v1::ListSnapshotsRequest {
-            leaf: v1::SnapshotLeafFilter::NonLeaves as i32,
+            leaf_filter: v1::SnapshotLeafFilter::NonLeaves as i32,
             ..base.clone()
         },
     )
@@ -169,7 +169,7 @@ async fn tree_list_revert_delete() {
     let inactive = list(
         &s,
         v1::ListSnapshotsRequest {
-            state: v1::SnapshotStateFilter::Inactive as i32,
+            state_filter: v1::SnapshotStateFilter::Inactive as i32,
             ..base.clone()
         },
     )
@@ -178,7 +178,7 @@ async fn tree_list_revert_delete() {
     let active = list(
         &s,
         v1::ListSnapshotsRequest {
-            state: v1::SnapshotStateFilter::Active as i32,
+            state_filter: v1::SnapshotStateFilter::Active as i32,
             ..base.clone()
         },
     )
@@ -197,7 +197,7 @@ async fn tree_list_revert_delete() {
     let children = list(
         &s,
         v1::ListSnapshotsRequest {
-            parent: v1::SnapshotParentFilter::Children as i32,
+            parent_filter: v1::SnapshotParentFilter::Children as i32,
             ..base.clone()
         },
     )
@@ -206,8 +206,8 @@ async fn tree_list_revert_delete() {
     let root_leaves = list(
         &s,
         v1::ListSnapshotsRequest {
-            parent: v1::SnapshotParentFilter::Roots as i32,
-            leaf: v1::SnapshotLeafFilter::Leaves as i32,
+            parent_filter: v1::SnapshotParentFilter::Roots as i32,
+            leaf_filter: v1::SnapshotLeafFilter::Leaves as i32,
             ..base.clone()
         },
     )
@@ -393,7 +393,7 @@ async fn halt_and_revert_to_running_or_paused() {
     let active = sn
         .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
             domain: dom(&d),
-            state: v1::SnapshotStateFilter::Active as i32,
+            state_filter: v1::SnapshotStateFilter::Active as i32,
             ..Default::default()
         }))
         .await
@@ -544,10 +544,10 @@ async fn one_bad_request_names_every_bad_field() {
     let e = sn
         .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
             domain: dom(""),
-            parent: 5,
-            leaf: 5,
-            location: 5,
-            state: 5,
+            parent_filter: 5,
+            leaf_filter: 5,
+            location_filter: 5,
+            state_filter: 5,
             ..Default::default()
         }))
         .await

@@ -78,7 +78,7 @@ async fn pool_lifecycle_and_filters() {
     let listed = |run: v1::RunFilter| {
         let mut st = s.client.storage();
         let req = s.client.request(v1::ListStoragePoolsRequest {
-            run: run as i32,
+            run_filter: run as i32,
             types: vec![StoragePoolType::Dir as i32],
             ..Default::default()
         });
@@ -248,8 +248,8 @@ async fn pool_paging_and_find_sources() {
     // Every bad filter in one BadRequest.
     let bad = st
         .list_storage_pools(s.client.request(v1::ListStoragePoolsRequest {
-            run: 9,
-            autostart: 7,
+            run_filter: 9,
+            autostart_filter: 7,
             types: vec![
                 StoragePoolType::Dir as i32,
                 StoragePoolType::Unknown as i32,

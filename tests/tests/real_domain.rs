@@ -9,7 +9,7 @@ use libvirt_grpc_tests::{
     code_of, prefix, real_enabled, small_spec, v1, wait_until, Cleanup, TestServer, REAL_URI,
 };
 use tonic::Code;
-use v1::{domain_ref::Key, DomainRef, DomainState};
+use v1::{domain_ref::Key, DomainRef, DomainState, DomainStateReason};
 
 fn by_name(name: &str) -> Option<DomainRef> {
     Some(DomainRef {
@@ -23,7 +23,7 @@ fn qemu_spec(name: &str) -> v1::DomainSpec {
         domain_type: "qemu".into(),
         arch: "x86_64".into(),
         graphics: vec![v1::GraphicsSpec {
-            kind: "vnc".into(),
+            r#type: v1::GraphicsType::Vnc as i32,
             listen: "127.0.0.1".into(),
             autoport: true,
             port: 0,
@@ -51,7 +51,8 @@ async fn qemu_guest_full_lifecycle() {
 
     let d = client.start_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Running);
-    assert_eq!(d.state_reason_name, "booted");
+    assert_eq!(d.state_reason(), DomainStateReason::RunningBooted);
+    assert_eq!(d.state_reason_code, 1);
     let r = dom
         .start_domain(v1::StartDomainRequest {
             domain: by_name(&name),
@@ -70,7 +71,7 @@ async fn qemu_guest_full_lifecycle() {
         .domain
         .unwrap();
     assert_eq!(d.state(), DomainState::Paused);
-    assert_eq!(d.state_reason_name, "user");
+    assert_eq!(d.state_reason(), DomainStateReason::PausedUser);
     let d = dom
         .resume_domain(v1::ResumeDomainRequest {
             domain: by_name(&name),
@@ -82,22 +83,44 @@ async fn qemu_guest_full_lifecycle() {
         .unwrap();
     assert_eq!(d.state(), DomainState::Running);
 
-    // A real screenshot: SeaBIOS text mode, a valid PNG with real pixels.
-    let shot = wait_until(Duration::from_secs(20), "a screenshot", || {
+    // A real screenshot: SeaBIOS text mode, a valid PNG with real pixels,
+    // streamed as `info` then chunks of at most 1 MiB.
+    let (info, png, chunks) = wait_until(Duration::from_secs(20), "a screenshot", || {
         let mut dom = dom.clone();
         let name = name.clone();
         async move {
-            dom.screenshot_domain(v1::ScreenshotDomainRequest {
-                domain: by_name(&name),
-                screen: 0,
-            })
-            .await
-            .ok()
-            .map(|r| r.into_inner())
+            use v1::screenshot_domain_response::Item;
+            let mut stream = dom
+                .screenshot_domain(v1::ScreenshotDomainRequest {
+                    domain: by_name(&name),
+                    screen: 0,
+                })
+                .await
+                .ok()?
+                .into_inner();
+            let first = stream.message().await.ok()??;
+            let Some(Item::Info(info)) = first.item else {
+                panic!("the first message is not the info: {first:?}");
+            };
+            let (mut png, mut chunks) = (Vec::new(), Vec::new());
+            while let Some(m) = stream.message().await.ok()? {
+                let Some(Item::Chunk(c)) = m.item else {
+                    panic!("a later message is not a chunk");
+                };
+                chunks.push(c.len());
+                png.extend_from_slice(&c);
+            }
+            Some((info, png, chunks))
         }
     })
     .await;
-    let reader = png::Decoder::new(std::io::Cursor::new(shot.png.clone()))
+    assert_eq!(info.size_bytes, png.len() as u64);
+    assert!(chunks.iter().all(|n| *n <= 1 << 20), "{chunks:?}");
+    let shot = v1::ScreenshotInfo {
+        source_mime_type: info.source_mime_type.clone(),
+        ..info
+    };
+    let reader = png::Decoder::new(std::io::Cursor::new(png.clone()))
         .read_info()
         .expect("valid PNG");
     let (w, h) = (reader.info().width, reader.info().height);
@@ -107,7 +130,7 @@ async fn qemu_guest_full_lifecycle() {
         shot.source_mime_type
     );
     let out = std::env::temp_dir().join(format!("{p}screenshot.png"));
-    std::fs::write(&out, &shot.png).unwrap();
+    std::fs::write(&out, &png).unwrap();
     eprintln!(
         "screenshot {w}x{h} ({}) saved to {}",
         shot.source_mime_type,
@@ -115,15 +138,11 @@ async fn qemu_guest_full_lifecycle() {
     );
     let _ = std::fs::remove_file(&out);
 
-    // Bulk stats of a real guest carry CPU time and vCPU figures.
+    // Bulk stats of a real guest carry CPU time and vCPU figures; no group
+    // named asks for every group.
     let stats = dom
         .get_domain_stats(v1::GetDomainStatsRequest {
             domains: vec![by_name(&name).unwrap()],
-            cpu: true,
-            vcpu: true,
-            balloon: true,
-            block: true,
-            interface: true,
             ..Default::default()
         })
         .await
@@ -132,16 +151,22 @@ async fn qemu_guest_full_lifecycle() {
         .stats;
     assert_eq!(stats.len(), 1);
     assert!(
-        stats[0].cpu.as_ref().and_then(|c| c.time_ns).unwrap_or(0) > 0,
+        stats[0]
+            .cpu
+            .as_ref()
+            .and_then(|c| c.cpu_time)
+            .is_some_and(|t| t.seconds > 0 || t.nanos > 0),
         "{:?}",
         stats[0]
     );
+    assert_eq!(stats[0].host, "real");
+    assert_eq!(stats[0].state_reason(), DomainStateReason::RunningUnpaused);
     assert_eq!(stats[0].vcpus.len(), 1);
-    assert!(stats[0]
-        .balloon
-        .as_ref()
-        .and_then(|b| b.current_kib)
-        .is_some());
+    assert_eq!(stats[0].vcpus[0].state(), v1::VcpuState::Running);
+    assert!(stats[0].vcpus[0].time.is_some());
+    // Balloon figures are bytes: libvirt's KiB times 1024.
+    let current = stats[0].balloon.as_ref().and_then(|b| b.current_bytes);
+    assert_eq!(current, Some(128 << 20), "{:?}", stats[0]);
 
     // Live device hot-plug on QEMU: a file-backed CD-ROM-less disk via XML.
     let img = std::env::temp_dir().join(format!("{p}disk.img"));
@@ -155,7 +180,7 @@ async fn qemu_guest_full_lifecycle() {
         live: true,
         config: false,
     });
-    dom.attach_device(v1::AttachDeviceRequest {
+    dom.attach_domain_device(v1::AttachDomainDeviceRequest {
         domain: by_name(&name),
         xml: disk.clone(),
         scope: live,
@@ -175,17 +200,24 @@ async fn qemu_guest_full_lifecycle() {
     // A guest in SeaBIOS never acknowledges the unplug, so detach is only
     // requested (libvirt answers once QEMU accepted the request).
     let _ = dom
-        .detach_device(v1::DetachDeviceRequest {
+        .detach_domain_device(v1::DetachDomainDeviceRequest {
             domain: by_name(&name),
             xml: disk,
             scope: live,
         })
         .await;
 
-    dom.send_key(v1::SendKeyRequest {
+    dom.send_domain_key(v1::SendDomainKeyRequest {
         domain: by_name(&name),
         codeset: 0,
-        hold_time_ms: 20,
+        // 20 ms (tests have no prost-types: fill the default).
+        hold_duration: {
+            let mut d = v1::SendDomainKeyRequest::default()
+                .hold_duration
+                .unwrap_or_default();
+            d.nanos = 20_000_000;
+            Some(d)
+        },
         keycodes: vec![28],
     })
     .await
@@ -199,7 +231,7 @@ async fn qemu_guest_full_lifecycle() {
         // No OS means no ACPI handling: QEMU may refuse a guest reboot;
         // reset is the hard variant and must work.
         eprintln!("reboot refused: {e}");
-        tonic::Response::new(v1::RebootDomainResponse {})
+        tonic::Response::new(v1::RebootDomainResponse { domain: None })
     });
     dom.reset_domain(v1::ResetDomainRequest {
         domain: by_name(&name),
@@ -208,7 +240,7 @@ async fn qemu_guest_full_lifecycle() {
     .unwrap();
 
     let d = dom
-        .destroy_domain(v1::DestroyDomainRequest {
+        .stop_domain(v1::StopDomainRequest {
             domain: by_name(&name),
             graceful: false,
         })
@@ -218,7 +250,7 @@ async fn qemu_guest_full_lifecycle() {
         .domain
         .unwrap();
     assert_eq!(d.state(), DomainState::Shutoff);
-    assert_eq!(d.state_reason_name, "destroyed");
+    assert_eq!(d.state_reason(), DomainStateReason::ShutoffDestroyed);
 
     client.undefine_domain(&name).await.unwrap();
     assert_eq!(

@@ -160,7 +160,7 @@ async fn qemu_refusals_answer_caller_mistake_codes() {
     let disk = "<disk type='file' device='disk'><source file='/nonexistent.img'/>\
                 <target dev='sdb' bus='scsi'/></disk>";
     let e = dom
-        .detach_device(v1::DetachDeviceRequest {
+        .detach_domain_device(v1::DetachDomainDeviceRequest {
             domain: dref(),
             xml: disk.into(),
             scope: Some(v1::ModifyScope {
@@ -180,7 +180,7 @@ async fn qemu_refusals_answer_caller_mistake_codes() {
     .await
     .unwrap();
     let e = dom
-        .update_device(v1::UpdateDeviceRequest {
+        .update_domain_device(v1::UpdateDomainDeviceRequest {
             domain: dref(),
             xml: disk.into(),
             scope: Some(v1::ModifyScope {
@@ -192,7 +192,7 @@ async fn qemu_refusals_answer_caller_mistake_codes() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{}", e.message());
-    dom.destroy_domain(v1::DestroyDomainRequest {
+    dom.stop_domain(v1::StopDomainRequest {
         domain: dref(),
         ..Default::default()
     })

@@ -134,7 +134,7 @@ async fn internal_snapshot_tree_of_a_qcow2_guest() {
     let internal = sn
         .list_snapshots(s.client.request(v1::ListSnapshotsRequest {
             domain: dom(&d),
-            location: v1::SnapshotLocationFilter::Internal as i32,
+            location_filter: v1::SnapshotLocationFilter::Internal as i32,
             ..Default::default()
         }))
         .await

@@ -119,8 +119,8 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
     let listed = st
         .list_storage_pools(s.client.request(v1::ListStoragePoolsRequest {
             host: "real".into(),
-            run: v1::RunFilter::Active as i32,
-            persistence: v1::PersistenceFilter::Persistent as i32,
+            run_filter: v1::RunFilter::Active as i32,
+            persistence_filter: v1::PersistenceFilter::Persistent as i32,
             types: vec![StoragePoolType::Dir as i32],
             ..Default::default()
         }))

@@ -89,19 +89,19 @@ pub fn list_flags(r: &v1::ListNetworksRequest) -> Result<u32, Error> {
     let flags = filter_flag(
         &mut v,
         "run",
-        r.run,
+        r.run_filter,
         sys::VIR_CONNECT_LIST_NETWORKS_ACTIVE,
         sys::VIR_CONNECT_LIST_NETWORKS_INACTIVE,
     ) | filter_flag(
         &mut v,
         "persistence",
-        r.persistence,
+        r.persistence_filter,
         sys::VIR_CONNECT_LIST_NETWORKS_PERSISTENT,
         sys::VIR_CONNECT_LIST_NETWORKS_TRANSIENT,
     ) | filter_flag(
         &mut v,
         "autostart",
-        r.autostart,
+        r.autostart_filter,
         sys::VIR_CONNECT_LIST_NETWORKS_AUTOSTART,
         sys::VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART,
     );
@@ -288,8 +288,8 @@ mod tests {
     #[test]
     fn list_flags_name_every_bad_filter() {
         let r = v1::ListNetworksRequest {
-            run: v1::RunFilter::Inactive as i32,
-            persistence: v1::PersistenceFilter::Transient as i32,
+            run_filter: v1::RunFilter::Inactive as i32,
+            persistence_filter: v1::PersistenceFilter::Transient as i32,
             ..Default::default()
         };
         assert_eq!(
@@ -298,8 +298,8 @@ mod tests {
         );
         assert_eq!(list_flags(&v1::ListNetworksRequest::default()).unwrap(), 0);
         let bad = v1::ListNetworksRequest {
-            run: 7,
-            autostart: 9,
+            run_filter: 7,
+            autostart_filter: 9,
             ..Default::default()
         };
         let Err(Error::InvalidArgument(v)) = list_flags(&bad) else {

@@ -144,14 +144,14 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
         let parent = filter_flag(
             &mut v,
             "parent",
-            r.parent,
+            r.parent_filter,
             &[sys::VIR_DOMAIN_SNAPSHOT_LIST_ROOTS, 0],
         );
         let flags = parent
             | filter_flag(
                 &mut v,
                 "leaf",
-                r.leaf,
+                r.leaf_filter,
                 &[
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_LEAVES,
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_NO_LEAVES,
@@ -160,7 +160,7 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
             | filter_flag(
                 &mut v,
                 "location",
-                r.location,
+                r.location_filter,
                 &[
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL,
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL,
@@ -169,7 +169,7 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
             | filter_flag(
                 &mut v,
                 "state",
-                r.state,
+                r.state_filter,
                 &[
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE,
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_INACTIVE,
@@ -184,7 +184,7 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
         v.finish()?;
         Ok(ListFilter {
             flags,
-            with_parent: r.parent == Parent::Children as i32,
+            with_parent: r.parent_filter == Parent::Children as i32,
             topological: r.topological,
         })
     }
@@ -274,9 +274,9 @@ mod tests {
     #[test]
     fn list_filters() {
         let f = ListFilter::try_from(&v1::ListSnapshotsRequest {
-            parent: v1::SnapshotParentFilter::Children as i32,
-            leaf: v1::SnapshotLeafFilter::Leaves as i32,
-            state: v1::SnapshotStateFilter::DiskOnly as i32,
+            parent_filter: v1::SnapshotParentFilter::Children as i32,
+            leaf_filter: v1::SnapshotLeafFilter::Leaves as i32,
+            state_filter: v1::SnapshotStateFilter::DiskOnly as i32,
             ..Default::default()
         })
         .unwrap();
@@ -288,10 +288,10 @@ mod tests {
         let none = ListFilter::try_from(&v1::ListSnapshotsRequest::default()).unwrap();
         assert_eq!(none, ListFilter::default());
         let Err(Error::InvalidArgument(v)) = ListFilter::try_from(&v1::ListSnapshotsRequest {
-            parent: 3,
-            leaf: -1,
-            location: 3,
-            state: 4,
+            parent_filter: 3,
+            leaf_filter: -1,
+            location_filter: 3,
+            state_filter: 4,
             ..Default::default()
         }) else {
             panic!("not INVALID_ARGUMENT");

@@ -264,7 +264,7 @@ impl TryFrom<&v1::ListStoragePoolsRequest> for PoolListFlags {
         let mut flags = axis(
             &mut v,
             "run",
-            r.run,
+            r.run_filter,
             (
                 RunFilter::Active,
                 sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE,
@@ -276,7 +276,7 @@ impl TryFrom<&v1::ListStoragePoolsRequest> for PoolListFlags {
         ) | axis(
             &mut v,
             "persistence",
-            r.persistence,
+            r.persistence_filter,
             (
                 PersistenceFilter::Persistent,
                 sys::VIR_CONNECT_LIST_STORAGE_POOLS_PERSISTENT,
@@ -288,7 +288,7 @@ impl TryFrom<&v1::ListStoragePoolsRequest> for PoolListFlags {
         ) | axis(
             &mut v,
             "autostart",
-            r.autostart,
+            r.autostart_filter,
             (
                 AutostartFilter::Autostart,
                 sys::VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART,
@@ -618,9 +618,9 @@ mod tests {
     #[test]
     fn list_filters_are_flags_and_bad_ones_are_named_together() {
         let r = v1::ListStoragePoolsRequest {
-            run: RunFilter::Inactive as i32,
-            persistence: PersistenceFilter::Persistent as i32,
-            autostart: AutostartFilter::NoAutostart as i32,
+            run_filter: RunFilter::Inactive as i32,
+            persistence_filter: PersistenceFilter::Persistent as i32,
+            autostart_filter: AutostartFilter::NoAutostart as i32,
             types: vec![StoragePoolType::Dir as i32, StoragePoolType::Logical as i32],
             ..Default::default()
         };
@@ -639,8 +639,8 @@ mod tests {
             0
         );
         let bad = v1::ListStoragePoolsRequest {
-            run: 9,
-            autostart: 7,
+            run_filter: 9,
+            autostart_filter: 7,
             types: vec![StoragePoolType::Dir as i32, 0],
             ..Default::default()
         };

@@ -3,7 +3,6 @@
 //! `convert::snapshot` makes messages of them and computes the flag bits
 //! these functions take.
 
-use libvirt_grpc::v1;
 use virt::{connect::Connect, domain::Domain, domain_snapshot::DomainSnapshot};
 
 use super::domain::DomainKey;
@@ -210,7 +209,7 @@ pub fn revert(
     key: &SnapshotKey,
     host: &str,
     flags: u32,
-) -> Result<(v1::Domain, SnapshotInfo), Error> {
+) -> Result<(super::domain::DomainInfo, SnapshotInfo), Error> {
     let (dom, s) = lookup_key(conn, key)?;
     s.revert(flags)?;
     Ok((super::domain::describe(host, &dom)?, info(&s, host)?))

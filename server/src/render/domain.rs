@@ -1,38 +1,51 @@
-//! `DomainSpec` -> libvirt domain XML.
+//! `DomainSpec` -> libvirt domain XML: the spec's checks (every bad field
+//! at once) and the writer; sizes in bytes become KiB, rounded up.
 
-use libvirt_grpc::v1::{DiskSpec, DomainSpec, GraphicsSpec, NicSpec};
+use libvirt_grpc::v1::{
+    BootDevice, DiskBus, DiskDevice, DiskFormat, DiskSpec, DomainSpec, GraphicsSpec, GraphicsType,
+    LifecycleAction, NicModel, NicSpec,
+};
 
 use super::{finish, io_error, quantity, text_element, writer, XmlWriter};
-use crate::{error::Error, validate};
+use crate::{error::Error, validate, validate::Violations};
 
 /// Most disks, NICs or graphics devices one spec may list: more than a
 /// machine type's PCI slots hold anyway.
 pub const MAX_DEVICES: usize = 64;
 
-/// Checks a spec's fields; everything the renderer relies on is checked here.
+/// Largest memory size a spec may give, in bytes: what rounds up to
+/// `validate::MAX_MEMORY_KIB` KiB.
+pub const MAX_MEMORY_BYTES: u64 = validate::MAX_MEMORY_KIB * 1024;
+
+/// Checks a spec's fields; everything the renderer relies on is checked
+/// here, and every bad field is reported in one `INVALID_ARGUMENT`.
 pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
-    validate::object_name("spec.name", &spec.name)?;
+    let mut v = Violations::default();
+    v.check(validate::object_name("spec.name", &spec.name));
     if !spec.uuid.is_empty() {
-        validate::uuid("spec.uuid", &spec.uuid)?;
+        v.check(validate::uuid("spec.uuid", &spec.uuid));
     }
-    if spec.memory_kib < 1024 {
-        return Err(Error::invalid(
-            "spec.memory_kib",
-            "must be at least 1024 KiB",
-        ));
+    if spec.memory_bytes < 1 << 20 {
+        v.add("spec.memory_bytes", "must be at least 1048576 (1 MiB)");
     }
-    validate::memory_kib("spec.memory_kib", spec.memory_kib)?;
-    validate::memory_kib("spec.max_memory_kib", spec.max_memory_kib)?;
-    if spec.max_memory_kib != 0 && spec.max_memory_kib < spec.memory_kib {
-        return Err(Error::invalid(
-            "spec.max_memory_kib",
-            "must not be below memory_kib",
-        ));
+    for (field, b) in [
+        ("spec.memory_bytes", spec.memory_bytes),
+        ("spec.max_memory_bytes", spec.max_memory_bytes),
+    ] {
+        if b > MAX_MEMORY_BYTES {
+            v.add(
+                field,
+                format!("{b} is more than the largest size libvirt holds ({MAX_MEMORY_BYTES})"),
+            );
+        }
+    }
+    if spec.max_memory_bytes != 0 && spec.max_memory_bytes < spec.memory_bytes {
+        v.add("spec.max_memory_bytes", "must not be below memory_bytes");
     }
     if spec.vcpus == 0 {
-        return Err(Error::invalid("spec.vcpus", "must be at least 1"));
+        v.add("spec.vcpus", "must be at least 1");
     }
-    for (field, v) in [
+    for (field, t) in [
         ("spec.domain_type", &spec.domain_type),
         ("spec.os_type", &spec.os_type),
         ("spec.arch", &spec.arch),
@@ -40,37 +53,34 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
         ("spec.title", &spec.title),
         ("spec.description", &spec.description),
     ] {
-        validate::text(field, v)?;
+        v.check(validate::text(field, t));
     }
     if spec.title.contains('\n') {
-        return Err(Error::invalid("spec.title", "must be a single line"));
+        v.add("spec.title", "must be a single line");
     }
     if !spec.serial_log_path.is_empty() {
-        validate::absolute_path("spec.serial_log_path", &spec.serial_log_path)?;
+        v.check(validate::absolute_path(
+            "spec.serial_log_path",
+            &spec.serial_log_path,
+        ));
     }
     if let Some(boot) = &spec.boot {
-        for d in &boot.devices {
-            if !matches!(d.as_str(), "hd" | "cdrom" | "network" | "fd") {
-                return Err(Error::invalid(
-                    "spec.boot.devices",
-                    format!("unknown boot device '{d}'"),
-                ));
+        for (i, d) in boot.devices.iter().enumerate() {
+            if boot_device(*d).is_none() {
+                v.add(format!("spec.boot.devices[{i}]"), "unknown boot device");
             }
         }
-        for (field, v) in [
+        for (field, p) in [
             ("spec.boot.kernel", &boot.kernel),
             ("spec.boot.initrd", &boot.initrd),
         ] {
-            if !v.is_empty() {
-                validate::absolute_path(field, v)?;
+            if !p.is_empty() {
+                v.check(validate::absolute_path(field, p));
             }
         }
-        validate::text("spec.boot.cmdline", &boot.cmdline)?;
+        v.check(validate::text("spec.boot.cmdline", &boot.cmdline));
         if boot.kernel.is_empty() && (!boot.initrd.is_empty() || !boot.cmdline.is_empty()) {
-            return Err(Error::invalid(
-                "spec.boot.kernel",
-                "is required with initrd or cmdline",
-            ));
+            v.add("spec.boot.kernel", "is required with initrd or cmdline");
         }
     }
     for (field, n) in [
@@ -79,73 +89,154 @@ pub fn validate_spec(spec: &DomainSpec) -> Result<(), Error> {
         ("spec.graphics", spec.graphics.len()),
     ] {
         if n > MAX_DEVICES {
-            return Err(Error::invalid(
+            v.add(
                 field,
                 format!("lists {n} devices; the limit is {MAX_DEVICES}"),
-            ));
+            );
         }
     }
     for (i, d) in spec.disks.iter().enumerate() {
-        validate_disk(i, d)?;
+        validate_disk(&mut v, i, d);
     }
     for (i, n) in spec.nics.iter().enumerate() {
-        validate_nic(i, n)?;
+        validate_nic(&mut v, i, n);
     }
     for (i, g) in spec.graphics.iter().enumerate() {
-        if !matches!(g.kind.as_str(), "vnc" | "spice") {
-            return Err(Error::invalid(
-                format!("spec.graphics[{i}].kind"),
-                "must be 'vnc' or 'spice'",
-            ));
+        if graphics_type(g.r#type).is_none() {
+            v.add(
+                format!("spec.graphics[{i}].type"),
+                "must be GRAPHICS_TYPE_VNC or GRAPHICS_TYPE_SPICE",
+            );
         }
         if !g.listen.is_empty() && g.listen.parse::<std::net::IpAddr>().is_err() {
-            return Err(Error::invalid(
+            v.add(
                 format!("spec.graphics[{i}].listen"),
                 "must be an IP address (e.g. 127.0.0.1 or ::1)",
-            ));
+            );
         }
         if g.port > 65535 {
-            return Err(Error::invalid(
-                format!("spec.graphics[{i}].port"),
-                "must be at most 65535",
-            ));
+            v.add(format!("spec.graphics[{i}].port"), "must be at most 65535");
         }
     }
     if let Some(a) = &spec.on_lifecycle {
-        const ACTIONS: &[&str] = &["destroy", "restart", "preserve", "rename-restart"];
-        for (field, v, extra) in [
-            ("spec.on_lifecycle.on_poweroff", &a.on_poweroff, false),
-            ("spec.on_lifecycle.on_reboot", &a.on_reboot, false),
-            ("spec.on_lifecycle.on_crash", &a.on_crash, true),
+        for (field, raw, crash) in [
+            ("spec.on_lifecycle.on_poweroff", a.on_poweroff, false),
+            ("spec.on_lifecycle.on_reboot", a.on_reboot, false),
+            ("spec.on_lifecycle.on_crash", a.on_crash, true),
         ] {
-            let ok = v.is_empty()
-                || ACTIONS.contains(&v.as_str())
-                || (extra && matches!(v.as_str(), "coredump-destroy" | "coredump-restart"));
-            if !ok {
-                return Err(Error::invalid(field, format!("unknown action '{v}'")));
+            match lifecycle_action(raw) {
+                Some(Some("coredump-destroy" | "coredump-restart")) if !crash => {
+                    v.add(field, "coredump actions are for on_crash only")
+                }
+                Some(_) => {}
+                None => v.add(field, format!("unknown action {raw}")),
             }
         }
     }
-    Ok(())
+    v.finish()
 }
 
-fn validate_disk(i: usize, d: &DiskSpec) -> Result<(), Error> {
+/// libvirt's name for a lifecycle action: `Some(None)` for UNSPECIFIED
+/// (left out), `None` for an unknown value.
+fn lifecycle_action(raw: i32) -> Option<Option<&'static str>> {
+    use LifecycleAction as A;
+    Some(Some(match A::try_from(raw).ok()? {
+        A::Unspecified => return Some(None),
+        A::Destroy => "destroy",
+        A::Restart => "restart",
+        A::Preserve => "preserve",
+        A::RenameRestart => "rename-restart",
+        A::CoredumpDestroy => "coredump-destroy",
+        A::CoredumpRestart => "coredump-restart",
+    }))
+}
+
+/// libvirt's name for a boot device; `None` for UNSPECIFIED or unknown.
+fn boot_device(raw: i32) -> Option<&'static str> {
+    use BootDevice as B;
+    match B::try_from(raw).ok()? {
+        B::Unspecified => None,
+        B::Hd => Some("hd"),
+        B::Cdrom => Some("cdrom"),
+        B::Network => Some("network"),
+        B::Fd => Some("fd"),
+    }
+}
+
+/// libvirt's name for a graphics type; `None` for UNSPECIFIED or unknown.
+fn graphics_type(raw: i32) -> Option<&'static str> {
+    match GraphicsType::try_from(raw).ok()? {
+        GraphicsType::Unspecified => None,
+        GraphicsType::Vnc => Some("vnc"),
+        GraphicsType::Spice => Some("spice"),
+    }
+}
+
+/// libvirt's bus name; UNSPECIFIED is virtio.
+fn disk_bus(raw: i32) -> Option<&'static str> {
+    use DiskBus as B;
+    Some(match B::try_from(raw).ok()? {
+        B::Unspecified | B::Virtio => "virtio",
+        B::Sata => "sata",
+        B::Scsi => "scsi",
+        B::Ide => "ide",
+        B::Usb => "usb",
+    })
+}
+
+/// libvirt's disk device name; UNSPECIFIED is a disk.
+fn disk_device(raw: i32) -> Option<&'static str> {
+    use DiskDevice as D;
+    Some(match D::try_from(raw).ok()? {
+        D::Unspecified | D::Disk => "disk",
+        D::Cdrom => "cdrom",
+    })
+}
+
+/// The driver's image type name; UNSPECIFIED is raw.
+fn disk_format(raw: i32) -> Option<&'static str> {
+    use DiskFormat as F;
+    Some(match F::try_from(raw).ok()? {
+        F::Unspecified | F::Raw => "raw",
+        F::Qcow2 => "qcow2",
+        F::Vmdk => "vmdk",
+        F::Vdi => "vdi",
+        F::Vhdx => "vhdx",
+        F::Vpc => "vpc",
+    })
+}
+
+/// libvirt's NIC model name; UNSPECIFIED is virtio.
+fn nic_model(raw: i32) -> Option<&'static str> {
+    use NicModel as M;
+    Some(match M::try_from(raw).ok()? {
+        M::Unspecified | M::Virtio => "virtio",
+        M::E1000 => "e1000",
+        M::E1000e => "e1000e",
+        M::Rtl8139 => "rtl8139",
+        M::Vmxnet3 => "vmxnet3",
+    })
+}
+
+fn validate_disk(v: &mut Violations, i: usize, d: &DiskSpec) {
     let f = |name: &str| format!("spec.disks[{i}].{name}");
     let has_path = !d.source_path.is_empty();
     let has_vol = !d.source_pool.is_empty() || !d.source_volume.is_empty();
     if has_path == has_vol {
-        return Err(Error::invalid(
+        v.add(
             f("source_path"),
             "set either source_path or source_pool + source_volume",
-        ));
-    }
-    if has_path {
-        validate::absolute_path(&f("source_path"), &d.source_path)?;
+        );
+    } else if has_path {
+        v.check(validate::absolute_path(&f("source_path"), &d.source_path));
     } else {
-        validate::object_name(&f("source_pool"), &d.source_pool)?;
-        validate::required_text(&f("source_volume"), &d.source_volume)?;
+        v.check(validate::object_name(&f("source_pool"), &d.source_pool));
+        v.check(validate::required_text(
+            &f("source_volume"),
+            &d.source_volume,
+        ));
         if d.source_volume.contains('/') {
-            return Err(Error::invalid(f("source_volume"), "must not contain '/'"));
+            v.add(f("source_volume"), "must not contain '/'");
         }
     }
     if d.target_dev.is_empty()
@@ -155,45 +246,29 @@ fn validate_disk(i: usize, d: &DiskSpec) -> Result<(), Error> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     {
-        return Err(Error::invalid(
-            f("target_dev"),
-            "must be a device name like 'vda'",
-        ));
+        v.add(f("target_dev"), "must be a device name like 'vda'");
     }
-    if !matches!(
-        d.bus.as_str(),
-        "" | "virtio" | "sata" | "scsi" | "ide" | "usb"
-    ) {
-        return Err(Error::invalid(f("bus"), format!("unknown bus '{}'", d.bus)));
+    if disk_bus(d.bus).is_none() {
+        v.add(f("bus"), format!("unknown bus {}", d.bus));
     }
-    if !matches!(d.device.as_str(), "" | "disk" | "cdrom") {
-        return Err(Error::invalid(
-            f("device"),
-            format!("unknown device '{}'", d.device),
-        ));
+    if disk_device(d.device).is_none() {
+        v.add(f("device"), format!("unknown device {}", d.device));
     }
-    if !d.format.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(
-            f("format"),
-            "must be a format name like 'qcow2'",
-        ));
+    if disk_format(d.format).is_none() {
+        v.add(f("format"), format!("unknown format {}", d.format));
     }
-    Ok(())
 }
 
-fn validate_nic(i: usize, n: &NicSpec) -> Result<(), Error> {
+fn validate_nic(v: &mut Violations, i: usize, n: &NicSpec) {
     let f = |name: &str| format!("spec.nics[{i}].{name}");
     if n.network.is_empty() == n.bridge.is_empty() {
-        return Err(Error::invalid(
-            f("network"),
-            "set exactly one of network or bridge",
-        ));
+        v.add(f("network"), "set exactly one of network or bridge");
     }
     if !n.network.is_empty() {
-        validate::object_name(&f("network"), &n.network)?;
+        v.check(validate::object_name(&f("network"), &n.network));
     }
     if !n.bridge.is_empty() {
-        validate::object_name(&f("bridge"), &n.bridge)?;
+        v.check(validate::object_name(&f("bridge"), &n.bridge));
     }
     if !n.mac.is_empty() {
         let parts: Vec<&str> = n.mac.split(':').collect();
@@ -202,23 +277,12 @@ fn validate_nic(i: usize, n: &NicSpec) -> Result<(), Error> {
                 .iter()
                 .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
         if !ok {
-            return Err(Error::invalid(
-                f("mac"),
-                format!("'{}' is not a MAC address", n.mac),
-            ));
+            v.add(f("mac"), format!("'{}' is not a MAC address", n.mac));
         }
     }
-    if !n
-        .model
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(Error::invalid(
-            f("model"),
-            "must be a model name like 'virtio'",
-        ));
+    if nic_model(n.model).is_none() {
+        v.add(f("model"), format!("unknown model {}", n.model));
     }
-    Ok(())
 }
 
 /// Renders a validated spec. `default_type` is used when the spec leaves
@@ -261,13 +325,13 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
     if !spec.description.is_empty() {
         text_element(w, "description", &spec.description)?;
     }
-    let max = if spec.max_memory_kib == 0 {
-        spec.memory_kib
+    let max = if spec.max_memory_bytes == 0 {
+        spec.memory_bytes
     } else {
-        spec.max_memory_kib
+        spec.max_memory_bytes
     };
-    quantity(w, "memory", "KiB", max)?;
-    quantity(w, "currentMemory", "KiB", spec.memory_kib)?;
+    quantity(w, "memory", "KiB", max.div_ceil(1024))?;
+    quantity(w, "currentMemory", "KiB", spec.memory_bytes.div_ceil(1024))?;
     text_element(w, "vcpu", &spec.vcpus.to_string())?;
     w.create_element("os").write_inner_content(|w| {
         let mut t = w.create_element("type");
@@ -293,9 +357,9 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
             if !boot.cmdline.is_empty() {
                 text_element(w, "cmdline", &boot.cmdline)?;
             }
-            for d in &boot.devices {
+            for d in boot.devices.iter().filter_map(|d| boot_device(*d)) {
                 w.create_element("boot")
-                    .with_attribute(("dev", d.as_str()))
+                    .with_attribute(("dev", d))
                     .write_empty()?;
             }
         }
@@ -309,13 +373,13 @@ fn write_domain(w: &mut XmlWriter, spec: &DomainSpec) -> std::io::Result<()> {
         })?;
     }
     if let Some(a) = &spec.on_lifecycle {
-        for (name, v) in [
-            ("on_poweroff", &a.on_poweroff),
-            ("on_reboot", &a.on_reboot),
-            ("on_crash", &a.on_crash),
+        for (name, raw) in [
+            ("on_poweroff", a.on_poweroff),
+            ("on_reboot", a.on_reboot),
+            ("on_crash", a.on_crash),
         ] {
-            if !v.is_empty() {
-                text_element(w, name, v)?;
+            if let Some(Some(action)) = lifecycle_action(raw) {
+                text_element(w, name, action)?;
             }
         }
     }
@@ -365,20 +429,12 @@ fn write_disk(w: &mut XmlWriter, d: &DiskSpec) -> std::io::Result<()> {
     } else {
         "file"
     };
-    let device = if d.device.is_empty() {
-        "disk"
-    } else {
-        &d.device
-    };
+    let device = disk_device(d.device).unwrap_or("disk");
     w.create_element("disk")
         .with_attribute(("type", kind))
         .with_attribute(("device", device))
         .write_inner_content(|w| {
-            let format = if d.format.is_empty() {
-                "raw"
-            } else {
-                &d.format
-            };
+            let format = disk_format(d.format).unwrap_or("raw");
             w.create_element("driver")
                 .with_attribute(("name", "qemu"))
                 .with_attribute(("type", format))
@@ -393,7 +449,7 @@ fn write_disk(w: &mut XmlWriter, d: &DiskSpec) -> std::io::Result<()> {
                     .with_attribute(("file", d.source_path.as_str()))
                     .write_empty()?;
             }
-            let bus = if d.bus.is_empty() { "virtio" } else { &d.bus };
+            let bus = disk_bus(d.bus).unwrap_or("virtio");
             w.create_element("target")
                 .with_attribute(("dev", d.target_dev.as_str()))
                 .with_attribute(("bus", bus))
@@ -423,11 +479,7 @@ fn write_nic(w: &mut XmlWriter, n: &NicSpec) -> std::io::Result<()> {
                     .with_attribute(("address", n.mac.as_str()))
                     .write_empty()?;
             }
-            let model = if n.model.is_empty() {
-                "virtio"
-            } else {
-                &n.model
-            };
+            let model = nic_model(n.model).unwrap_or("virtio");
             w.create_element("model")
                 .with_attribute(("type", model))
                 .write_empty()?;
@@ -445,7 +497,7 @@ fn write_graphics(w: &mut XmlWriter, g: &GraphicsSpec) -> std::io::Result<()> {
     let port = g.port.to_string();
     let mut e = w
         .create_element("graphics")
-        .with_attribute(("type", g.kind.as_str()))
+        .with_attribute(("type", graphics_type(g.r#type).unwrap_or("vnc")))
         .with_attribute(("listen", listen));
     if g.autoport {
         e = e.with_attribute(("autoport", "yes"));
@@ -464,7 +516,7 @@ mod tests {
     fn spec() -> DomainSpec {
         DomainSpec {
             name: "vm1".into(),
-            memory_kib: 65536,
+            memory_bytes: 64 << 20,
             vcpus: 1,
             description: "<b>&\"quoted'</b>".into(),
             ..Default::default()
@@ -488,8 +540,15 @@ mod tests {
         s.name = "a<b".into();
         assert!(render(&s, "qemu").is_err());
         let mut s = spec();
-        s.memory_kib = 0;
+        s.memory_bytes = 0;
         assert!(render(&s, "qemu").is_err());
+        let mut s = spec();
+        s.memory_bytes = (64 << 20) + 1;
+        let xml = render(&s, "qemu").unwrap();
+        assert!(
+            xml.contains("<currentMemory unit=\"KiB\">65537</currentMemory>"),
+            "{xml}"
+        );
         let mut s = spec();
         s.disks.push(DiskSpec {
             source_path: "/x.img".into(),
@@ -497,5 +556,34 @@ mod tests {
             ..Default::default()
         });
         assert!(render(&s, "qemu").is_err());
+    }
+
+    #[test]
+    fn every_bad_field_at_once() {
+        let mut s = spec();
+        s.name = String::new();
+        s.vcpus = 0;
+        s.nics.push(NicSpec {
+            model: 99,
+            ..Default::default()
+        });
+        s.on_lifecycle = Some(libvirt_grpc::v1::LifecycleActions {
+            on_poweroff: LifecycleAction::CoredumpDestroy as i32,
+            ..Default::default()
+        });
+        let Err(Error::InvalidArgument(v)) = validate_spec(&s) else {
+            panic!("not INVALID_ARGUMENT")
+        };
+        let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.name",
+                "spec.vcpus",
+                "spec.nics[0].network",
+                "spec.nics[0].model",
+                "spec.on_lifecycle.on_poweroff"
+            ]
+        );
     }
 }

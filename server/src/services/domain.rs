@@ -1,17 +1,20 @@
-//! `DomainService`: validate, run the operation through the host's pool,
-//! convert.
+//! `DomainService`: each handler turns its request into validated values
+//! (`convert::domain`), resolves the domain reference (`resolve::Target`),
+//! runs one `ops::domain` function through the host's pool and converts the
+//! answer. No libvirt call here.
 
+use std::pin::Pin;
+
+use futures::Stream;
 use libvirt_grpc::v1::{self, domain_service_server::DomainService};
 use tonic::{Request, Response, Status};
-use virt::{connect::Connect, domain::Domain, sys};
 
-use super::{affect_flags, deadline, domain_target, flags_of, ok, paging};
+use super::{deadline, ok, paging, resolve::Target};
 use crate::{
+    convert::domain as convert,
     error::Error,
-    libvirt_sys,
-    ops::{domain as ops, screenshot},
+    ops::domain::{self as ops, DeviceChange, DomainKey},
     pool::{Hosts, Lane},
-    render, validate,
 };
 
 /// The `DomainService` implementation.
@@ -36,95 +39,15 @@ impl DomainApi {
         self
     }
 
-    /// Runs `f` on the domain a request names.
-    async fn on_domain<T, F>(
-        &self,
-        deadline: Option<tokio::time::Instant>,
-        r: Option<&v1::DomainRef>,
-        lane: Lane,
-        f: F,
-    ) -> Result<T, Error>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connect, &Domain, &str) -> Result<T, Error> + Send + 'static,
-    {
-        super::run_on_domain(&self.hosts, deadline, r, lane, f).await
+    /// The domain a request's `domain` field names.
+    fn target(&self, r: Option<&v1::DomainRef>) -> Result<Target<DomainKey>, Error> {
+        Target::resolve(&self.hosts, r, "domain")
     }
 }
 
-/// Longest a `SendKey` may hold its keys: a key press, not a hold-down.
-const MAX_KEY_HOLD_MS: u32 = 60_000;
-
-/// Raw XML of a define/create request, checked before libvirt sees it.
-fn definition_xml(xml: String) -> Result<ops::Definition, Error> {
-    validate::required_xml("xml", &xml)?;
-    Ok(ops::Definition::Xml(xml))
-}
-
-/// A structured spec of a define/create request, validated.
-fn definition_spec(spec: v1::DomainSpec) -> Result<ops::Definition, Error> {
-    render::domain::validate_spec(&spec)?;
-    Ok(ops::Definition::Spec(Box::new(spec)))
-}
-
-fn shutdown_flags(mode: i32) -> Result<u32, Error> {
-    use v1::ShutdownMode as M;
-    Ok(
-        match M::try_from(mode).map_err(|_| Error::invalid("mode", "unknown shutdown mode"))? {
-            M::Unspecified => 0,
-            M::Acpi => sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
-            M::Agent => sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
-            M::Initctl => sys::VIR_DOMAIN_SHUTDOWN_INITCTL,
-            M::Signal => sys::VIR_DOMAIN_SHUTDOWN_SIGNAL,
-            M::Paravirt => sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT,
-        },
-    )
-}
-
-fn keycode_set(v: i32) -> Result<u32, Error> {
-    use v1::KeyCodeSet as K;
-    Ok(
-        match K::try_from(v).map_err(|_| Error::invalid("codeset", "unknown code set"))? {
-            K::Unspecified | K::Linux => sys::VIR_KEYCODE_SET_LINUX,
-            K::Xt => sys::VIR_KEYCODE_SET_XT,
-            K::Atset1 => sys::VIR_KEYCODE_SET_ATSET1,
-            K::Atset2 => sys::VIR_KEYCODE_SET_ATSET2,
-            K::Atset3 => sys::VIR_KEYCODE_SET_ATSET3,
-            K::Osx => sys::VIR_KEYCODE_SET_OSX,
-            K::XtKbd => sys::VIR_KEYCODE_SET_XT_KBD,
-            K::Usb => sys::VIR_KEYCODE_SET_USB,
-            K::Win32 => sys::VIR_KEYCODE_SET_WIN32,
-            K::Qnum => sys::VIR_KEYCODE_SET_QNUM,
-        },
-    )
-}
-
-fn save_flags(paused: bool, running: bool, bypass_cache: bool) -> Result<u32, Error> {
-    if paused && running {
-        return Err(Error::invalid(
-            "restore_paused",
-            "paused and running exclude each other",
-        ));
-    }
-    Ok(flags_of(&[
-        (paused, sys::VIR_DOMAIN_SAVE_PAUSED),
-        (running, sys::VIR_DOMAIN_SAVE_RUNNING),
-        (bypass_cache, sys::VIR_DOMAIN_SAVE_BYPASS_CACHE),
-    ]))
-}
-
-fn metadata_kind(kind: i32) -> Result<i32, Error> {
-    use v1::MetadataKind as K;
-    match K::try_from(kind) {
-        Ok(K::Description) => Ok(sys::VIR_DOMAIN_METADATA_DESCRIPTION as i32),
-        Ok(K::Title) => Ok(sys::VIR_DOMAIN_METADATA_TITLE as i32),
-        Ok(K::Element) => Ok(sys::VIR_DOMAIN_METADATA_ELEMENT as i32),
-        _ => Err(Error::invalid(
-            "kind",
-            "choose DESCRIPTION, TITLE or ELEMENT",
-        )),
-    }
-}
+/// The stream of a screenshot.
+type ScreenshotStream =
+    Pin<Box<dyn Stream<Item = Result<v1::ScreenshotDomainResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl DomainService for DomainApi {
@@ -136,41 +59,7 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
-        validate::text("name_prefix", &r.name_prefix)?;
-        let mut flags = 0;
-        match v1::RunFilter::try_from(r.run_filter) {
-            Ok(v1::RunFilter::Active) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE,
-            Ok(v1::RunFilter::Inactive) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_INACTIVE,
-            Ok(v1::RunFilter::Unspecified) => {}
-            Err(_) => return Err(Error::invalid("run_filter", "unknown value").into()),
-        }
-        match v1::PersistenceFilter::try_from(r.persistence_filter) {
-            Ok(v1::PersistenceFilter::Persistent) => {
-                flags |= sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT
-            }
-            Ok(v1::PersistenceFilter::Transient) => {
-                flags |= sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT
-            }
-            Ok(v1::PersistenceFilter::Unspecified) => {}
-            Err(_) => return Err(Error::invalid("persistence_filter", "unknown value").into()),
-        }
-        let states = r
-            .states
-            .iter()
-            .map(|s| {
-                v1::DomainState::try_from(*s)
-                    .map_err(|_| Error::invalid("states", format!("unknown state {s}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let limit = paging::page_size(r.page_size);
-        let after = paging::after(&r.page_token)?;
-        let filter = ops::ListFilter {
-            flags,
-            name_prefix: r.name_prefix,
-            states,
-            after,
-            limit,
-        };
+        let filter = convert::list_filter(&r, paging::page_size(r.page_size))?;
         let host = pool.name().to_owned();
         // Read before listing: every change after this point is replayed to
         // a watcher resuming from it, so list-then-watch has no gap.
@@ -185,7 +74,7 @@ impl DomainService for DomainApi {
         let (event_sequence, event_epoch) =
             position.map(|p| (p.sequence, p.epoch)).unwrap_or_default();
         ok(v1::ListDomainsResponse {
-            domains,
+            domains: domains.into_iter().map(v1::Domain::from).collect(),
             next_page_token,
             event_sequence,
             event_epoch,
@@ -198,14 +87,10 @@ impl DomainService for DomainApi {
         req: Request<v1::GetDomainRequest>,
     ) -> Result<Response<v1::GetDomainResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        let domain = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
-                ops::describe(h, d)
-            })
-            .await?;
+        let t = self.target(req.get_ref().domain.as_ref())?;
+        let d = t.run(Lane::Quick, dl, ops::get).await?;
         ok(v1::GetDomainResponse {
-            domain: Some(domain),
+            domain: Some(d.into()),
         })
     }
 
@@ -216,16 +101,10 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::GetDomainXmlResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = flags_of(&[
-            (r.inactive, sys::VIR_DOMAIN_XML_INACTIVE),
-            (r.secure, sys::VIR_DOMAIN_XML_SECURE),
-            (r.update_cpu, sys::VIR_DOMAIN_XML_UPDATE_CPU),
-            (r.migratable, sys::VIR_DOMAIN_XML_MIGRATABLE),
-        ]);
-        let xml = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-                Ok(d.xml_desc(flags)?)
-            })
+        let flags = convert::xml_flags(&r);
+        let t = self.target(r.domain.as_ref())?;
+        let xml = t
+            .run(Lane::Quick, dl, move |c, k, _| ops::xml(c, k, flags))
             .await?;
         ok(v1::GetDomainXmlResponse { xml })
     }
@@ -240,19 +119,18 @@ impl DomainService for DomainApi {
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
         let def = match r.source {
-            Some(Source::Xml(x)) => definition_xml(x)?,
-            Some(Source::Spec(s)) => definition_spec(s)?,
-            None => return Err(Error::invalid("source", "set one of xml or spec").into()),
-        };
-        let host = pool.name().to_owned();
-        let validate = r.validate;
-        let domain = pool
+            Some(Source::Xml(x)) => convert::definition(Some(x), None),
+            Some(Source::Spec(s)) => convert::definition(None, Some(s)),
+            None => convert::definition(None, None),
+        }?;
+        let (host, validate) = (pool.name().to_owned(), r.validate);
+        let d = pool
             .run(Lane::Quick, dl, move |c| {
                 ops::define(c, &host, &def, validate)
             })
             .await?;
         ok(v1::DefineDomainResponse {
-            domain: Some(domain),
+            domain: Some(d.into()),
         })
     }
 
@@ -263,31 +141,16 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::UndefineDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        if r.remove_nvram && r.keep_nvram {
-            return Err(Error::invalid(
-                "keep_nvram",
-                "remove_nvram and keep_nvram exclude each other",
-            )
-            .into());
-        }
-        let flags = flags_of(&[
-            (r.remove_managed_save, sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE),
-            (
-                r.remove_snapshots_metadata,
-                sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
-            ),
-            (r.remove_nvram, sys::VIR_DOMAIN_UNDEFINE_NVRAM),
-            (r.keep_nvram, sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM),
-            (
-                r.remove_checkpoints_metadata,
-                sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA,
-            ),
-        ]);
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            Ok(d.undefine_flags(flags)?)
+        let flags = convert::undefine_flags(&r)?;
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::undefine(c, k, h, flags)
+            })
+            .await?;
+        ok(v1::UndefineDomainResponse {
+            domain: convert::domain(d),
         })
-        .await?;
-        ok(v1::UndefineDomainResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
@@ -297,23 +160,20 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::CreateDomainResponse>, Status> {
         use v1::create_domain_request::Source;
         let dl = deadline(&req);
-        let r = req.into_inner();
+        let mut r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
-        let def = match r.source {
-            Some(Source::Xml(x)) => definition_xml(x)?,
-            Some(Source::Spec(s)) => definition_spec(s)?,
-            None => return Err(Error::invalid("source", "set one of xml or spec").into()),
-        };
-        let flags = flags_of(&[
-            (r.start_paused, sys::VIR_DOMAIN_START_PAUSED),
-            (r.autodestroy, sys::VIR_DOMAIN_START_AUTODESTROY),
-        ]);
+        let flags = convert::create_flags(&r);
+        let def = match r.source.take() {
+            Some(Source::Xml(x)) => convert::definition(Some(x), None),
+            Some(Source::Spec(s)) => convert::definition(None, Some(s)),
+            None => convert::definition(None, None),
+        }?;
         let host = pool.name().to_owned();
-        let domain = pool
+        let d = pool
             .run(Lane::Quick, dl, move |c| ops::create(c, &host, &def, flags))
             .await?;
         ok(v1::CreateDomainResponse {
-            domain: Some(domain),
+            domain: Some(d.into()),
         })
     }
 
@@ -324,27 +184,13 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::StartDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = flags_of(&[
-            (r.paused, sys::VIR_DOMAIN_START_PAUSED),
-            (r.force_boot, sys::VIR_DOMAIN_START_FORCE_BOOT),
-            (r.bypass_cache, sys::VIR_DOMAIN_START_BYPASS_CACHE),
-        ]);
-        let domain = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, h| {
-                // Drivers disagree on the error for this (the test driver
-                // says "internal error"); the answer should not depend on it.
-                if d.is_active()? {
-                    return Err(Error::OperationInvalid(format!(
-                        "Requested operation is not valid: domain '{}' is already running",
-                        d.name()?
-                    )));
-                }
-                d.create_with_flags(flags)?;
-                ops::describe(h, d)
-            })
+        let flags = convert::start_flags(&r);
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| ops::start(c, k, h, flags))
             .await?;
         ok(v1::StartDomainResponse {
-            domain: Some(domain),
+            domain: Some(d.into()),
         })
     }
 
@@ -355,12 +201,16 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::ShutdownDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = shutdown_flags(r.mode)?;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            Ok(d.shutdown_flags(flags)?)
+        let flags = convert::shutdown_flags(r.mode)?;
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::shutdown(c, k, h, flags)
+            })
+            .await?;
+        ok(v1::ShutdownDomainResponse {
+            domain: convert::domain(d),
         })
-        .await?;
-        ok(v1::ShutdownDomainResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -370,13 +220,14 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::RebootDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        // virDomainReboot shares the shutdown flag values.
-        let flags = shutdown_flags(r.mode)?;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            Ok(d.reboot(flags)?)
+        let flags = convert::shutdown_flags(r.mode)?;
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| ops::reboot(c, k, h, flags))
+            .await?;
+        ok(v1::RebootDomainResponse {
+            domain: Some(d.into()),
         })
-        .await?;
-        ok(v1::RebootDomainResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -385,36 +236,28 @@ impl DomainService for DomainApi {
         req: Request<v1::ResetDomainRequest>,
     ) -> Result<Response<v1::ResetDomainResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, _| Ok(d.reset()?))
-            .await?;
-        ok(v1::ResetDomainResponse {})
+        let t = self.target(req.get_ref().domain.as_ref())?;
+        let d = t.run(Lane::Quick, dl, ops::reset).await?;
+        ok(v1::ResetDomainResponse {
+            domain: Some(d.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn destroy_domain(
+    async fn stop_domain(
         &self,
-        req: Request<v1::DestroyDomainRequest>,
-    ) -> Result<Response<v1::DestroyDomainResponse>, Status> {
+        req: Request<v1::StopDomainRequest>,
+    ) -> Result<Response<v1::StopDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = if r.graceful {
-            sys::VIR_DOMAIN_DESTROY_GRACEFUL
-        } else {
-            sys::VIR_DOMAIN_DESTROY_DEFAULT
-        };
-        let domain = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, h| {
-                let persistent = d.is_persistent()?;
-                d.destroy_flags(flags)?;
-                if persistent {
-                    ops::describe(h, d).map(Some)
-                } else {
-                    Ok(None)
-                }
-            })
+        let flags = convert::stop_flags(r.graceful);
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| ops::stop(c, k, h, flags))
             .await?;
-        ok(v1::DestroyDomainResponse { domain })
+        ok(v1::StopDomainResponse {
+            domain: convert::domain(d),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -423,15 +266,10 @@ impl DomainService for DomainApi {
         req: Request<v1::SuspendDomainRequest>,
     ) -> Result<Response<v1::SuspendDomainResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        let domain = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
-                d.suspend()?;
-                ops::describe(h, d)
-            })
-            .await?;
+        let t = self.target(req.get_ref().domain.as_ref())?;
+        let d = t.run(Lane::Quick, dl, ops::suspend).await?;
         ok(v1::SuspendDomainResponse {
-            domain: Some(domain),
+            domain: Some(d.into()),
         })
     }
 
@@ -441,15 +279,10 @@ impl DomainService for DomainApi {
         req: Request<v1::ResumeDomainRequest>,
     ) -> Result<Response<v1::ResumeDomainResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        let domain = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, h| {
-                ops::resume(d)?;
-                ops::describe(h, d)
-            })
-            .await?;
+        let t = self.target(req.get_ref().domain.as_ref())?;
+        let d = t.run(Lane::Quick, dl, ops::resume).await?;
         ok(v1::ResumeDomainResponse {
-            domain: Some(domain),
+            domain: Some(d.into()),
         })
     }
 
@@ -460,14 +293,18 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::SaveDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        validate::absolute_path("path", &r.path)?;
-        let flags = save_flags(r.restore_paused, r.restore_running, r.bypass_cache)?;
+        convert::save_path(&r.path)?;
+        let flags = convert::save_flags("restore_state", r.restore_state, r.bypass_cache)?;
+        let t = self.target(r.domain.as_ref())?;
         let path = r.path;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Slow, move |_, d, _| {
-            libvirt_sys::domain_save(d, &path, flags)
+        let d = t
+            .run(Lane::Slow, dl, move |c, k, h| {
+                ops::save(c, k, h, &path, flags)
+            })
+            .await?;
+        ok(v1::SaveDomainResponse {
+            domain: convert::domain(d),
         })
-        .await?;
-        ok(v1::SaveDomainResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
@@ -477,15 +314,18 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::RestoreDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        validate::absolute_path("path", &r.path)?;
-        let flags = save_flags(r.paused, r.running, r.bypass_cache)?;
+        convert::save_path(&r.path)?;
+        let flags = convert::save_flags("restore_state", r.restore_state, r.bypass_cache)?;
         let pool = self.hosts.get(&r.host)?;
-        let path = r.path;
-        pool.run(Lane::Slow, dl, move |c| {
-            Ok(c.restore_domain_flags(&path, None, flags)?)
+        let (host, path) = (pool.name().to_owned(), r.path);
+        let d = pool
+            .run(Lane::Slow, dl, move |c| {
+                ops::restore(c, &host, &path, flags)
+            })
+            .await?;
+        ok(v1::RestoreDomainResponse {
+            domain: Some(d.into()),
         })
-        .await?;
-        ok(v1::RestoreDomainResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -495,219 +335,186 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::ManagedSaveDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = save_flags(r.restore_paused, r.restore_running, false)?;
-        let domain = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Slow, move |_, d, h| {
-                d.managed_save(flags)?;
-                ops::describe(h, d)
+        let flags = convert::save_flags("restore_state", r.restore_state, false)?;
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Slow, dl, move |c, k, h| {
+                ops::managed_save(c, k, h, flags)
             })
             .await?;
         ok(v1::ManagedSaveDomainResponse {
-            domain: Some(domain),
+            domain: Some(d.into()),
         })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn remove_managed_save(
+    async fn remove_domain_managed_save(
         &self,
-        req: Request<v1::RemoveManagedSaveRequest>,
-    ) -> Result<Response<v1::RemoveManagedSaveResponse>, Status> {
+        req: Request<v1::RemoveDomainManagedSaveRequest>,
+    ) -> Result<Response<v1::RemoveDomainManagedSaveResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, |_, d, _| {
-            Ok(d.managed_save_remove(0)?)
+        let t = self.target(req.get_ref().domain.as_ref())?;
+        let d = t.run(Lane::Quick, dl, ops::remove_managed_save).await?;
+        ok(v1::RemoveDomainManagedSaveResponse {
+            domain: Some(d.into()),
         })
-        .await?;
-        ok(v1::RemoveManagedSaveResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn set_autostart(
+    async fn set_domain_autostart(
         &self,
-        req: Request<v1::SetAutostartRequest>,
-    ) -> Result<Response<v1::SetAutostartResponse>, Status> {
+        req: Request<v1::SetDomainAutostartRequest>,
+    ) -> Result<Response<v1::SetDomainAutostartResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
+        let t = self.target(r.domain.as_ref())?;
         let on = r.autostart;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            Ok(d.set_autostart(on)?)
-        })
-        .await?;
-        ok(v1::SetAutostartResponse {})
-    }
-
-    #[tracing::instrument(skip_all, fields(host, target))]
-    async fn set_vcpus(
-        &self,
-        req: Request<v1::SetVcpusRequest>,
-    ) -> Result<Response<v1::SetVcpusResponse>, Status> {
-        let dl = deadline(&req);
-        let r = req.into_inner();
-        if r.count == 0 {
-            return Err(Error::invalid("count", "must be at least 1").into());
-        }
-        let mut flags = affect_flags(r.scope.as_ref());
-        if r.maximum {
-            flags |= sys::VIR_DOMAIN_VCPU_MAXIMUM;
-        }
-        let count = r.count;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            Ok(d.set_vcpus_flags(count, flags)?)
-        })
-        .await?;
-        ok(v1::SetVcpusResponse {})
-    }
-
-    #[tracing::instrument(skip_all, fields(host, target))]
-    async fn set_memory(
-        &self,
-        req: Request<v1::SetMemoryRequest>,
-    ) -> Result<Response<v1::SetMemoryResponse>, Status> {
-        let dl = deadline(&req);
-        let r = req.into_inner();
-        if r.memory_kib == 0 {
-            return Err(Error::invalid("memory_kib", "must be greater than zero").into());
-        }
-        validate::memory_kib("memory_kib", r.memory_kib)?;
-        let mut flags = affect_flags(r.scope.as_ref());
-        if r.maximum {
-            flags |= sys::VIR_DOMAIN_MEM_MAXIMUM;
-        }
-        let kib = r.memory_kib;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            d.set_memory_flags(kib, flags)?;
-            Ok(())
-        })
-        .await?;
-        ok(v1::SetMemoryResponse {})
-    }
-
-    #[tracing::instrument(skip_all, fields(host, target))]
-    async fn attach_device(
-        &self,
-        req: Request<v1::AttachDeviceRequest>,
-    ) -> Result<Response<v1::AttachDeviceResponse>, Status> {
-        let dl = deadline(&req);
-        let r = req.into_inner();
-        validate::required_xml("xml", &r.xml)?;
-        let flags = affect_flags(r.scope.as_ref());
-        let xml = r.xml;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            d.attach_device_flags(&xml, flags)?;
-            Ok(())
-        })
-        .await?;
-        ok(v1::AttachDeviceResponse {})
-    }
-
-    #[tracing::instrument(skip_all, fields(host, target))]
-    async fn detach_device(
-        &self,
-        req: Request<v1::DetachDeviceRequest>,
-    ) -> Result<Response<v1::DetachDeviceResponse>, Status> {
-        let dl = deadline(&req);
-        let r = req.into_inner();
-        validate::required_xml("xml", &r.xml)?;
-        let flags = affect_flags(r.scope.as_ref());
-        let xml = r.xml;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            d.detach_device_flags(&xml, flags)?;
-            Ok(())
-        })
-        .await?;
-        ok(v1::DetachDeviceResponse {})
-    }
-
-    #[tracing::instrument(skip_all, fields(host, target))]
-    async fn update_device(
-        &self,
-        req: Request<v1::UpdateDeviceRequest>,
-    ) -> Result<Response<v1::UpdateDeviceResponse>, Status> {
-        let dl = deadline(&req);
-        let r = req.into_inner();
-        validate::required_xml("xml", &r.xml)?;
-        let mut flags = affect_flags(r.scope.as_ref());
-        if r.force {
-            flags |= sys::VIR_DOMAIN_DEVICE_MODIFY_FORCE;
-        }
-        let xml = r.xml;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            ops::update_device(d, &xml, flags)
-        })
-        .await?;
-        ok(v1::UpdateDeviceResponse {})
-    }
-
-    #[tracing::instrument(skip_all, fields(host, target))]
-    async fn get_metadata(
-        &self,
-        req: Request<v1::GetMetadataRequest>,
-    ) -> Result<Response<v1::GetMetadataResponse>, Status> {
-        let dl = deadline(&req);
-        let r = req.into_inner();
-        let kind = metadata_kind(r.kind)?;
-        validate::text("uri", &r.uri)?;
-        if kind == sys::VIR_DOMAIN_METADATA_ELEMENT as i32 && r.uri.is_empty() {
-            return Err(Error::invalid("uri", "is required for ELEMENT metadata").into());
-        }
-        let flags = if r.config {
-            sys::VIR_DOMAIN_AFFECT_CONFIG
-        } else {
-            sys::VIR_DOMAIN_AFFECT_CURRENT
-        };
-        let uri = (!r.uri.is_empty()).then_some(r.uri);
-        let value = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-                Ok(d.metadata(kind, uri.as_deref(), flags)?)
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::set_autostart(c, k, h, on)
             })
             .await?;
-        ok(v1::GetMetadataResponse { value })
+        ok(v1::SetDomainAutostartResponse {
+            domain: Some(d.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn set_metadata(
+    async fn set_domain_vcpus(
         &self,
-        req: Request<v1::SetMetadataRequest>,
-    ) -> Result<Response<v1::SetMetadataResponse>, Status> {
+        req: Request<v1::SetDomainVcpusRequest>,
+    ) -> Result<Response<v1::SetDomainVcpusResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let kind = metadata_kind(r.kind)?;
-        for (f, v) in [("key", &r.key), ("uri", &r.uri)] {
-            validate::text(f, v)?;
-        }
-        let element = kind == sys::VIR_DOMAIN_METADATA_ELEMENT as i32;
-        if element && !r.key.is_empty() {
-            validate::xml_prefix("key", &r.key)?;
-        }
-        // An ELEMENT value is XML that libvirt parses; a title or description
-        // is text, held to the same size cap.
-        if element {
-            validate::xml("value", &r.value)?;
-        } else {
-            validate::text("value", &r.value)?;
-            validate::max_bytes("value", &r.value, validate::MAX_XML_BYTES)?;
-        }
-        if element && (r.key.is_empty() || r.uri.is_empty()) {
-            return Err(
-                Error::invalid("key", "key and uri are required for ELEMENT metadata").into(),
-            );
-        }
-        let flags = affect_flags(r.scope.as_ref());
-        let value = (!r.value.is_empty()).then_some(r.value);
-        let key = element.then_some(r.key);
-        let uri = element.then_some(r.uri);
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            d.set_metadata(
-                kind,
-                value.as_deref(),
-                key.as_deref(),
-                uri.as_deref(),
-                flags,
-            )?;
-            Ok(())
+        let (vcpus, flags) = convert::set_vcpus(&r)?;
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::set_vcpus(c, k, h, vcpus, flags)
+            })
+            .await?;
+        ok(v1::SetDomainVcpusResponse {
+            domain: Some(d.into()),
         })
-        .await?;
-        ok(v1::SetMetadataResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn set_domain_memory(
+        &self,
+        req: Request<v1::SetDomainMemoryRequest>,
+    ) -> Result<Response<v1::SetDomainMemoryResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let (kib, flags) = convert::set_memory(&r)?;
+        let t = self.target(r.domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::set_memory(c, k, h, kib, flags)
+            })
+            .await?;
+        ok(v1::SetDomainMemoryResponse {
+            domain: Some(d.into()),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn attach_domain_device(
+        &self,
+        req: Request<v1::AttachDomainDeviceRequest>,
+    ) -> Result<Response<v1::AttachDomainDeviceResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        convert::device_xml(&r.xml)?;
+        let flags = convert::scope_flags(r.scope.as_ref());
+        let t = self.target(r.domain.as_ref())?;
+        let xml = r.xml;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::change_device(c, k, h, DeviceChange::Attach, &xml, flags)
+            })
+            .await?;
+        ok(v1::AttachDomainDeviceResponse {
+            domain: Some(d.into()),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn detach_domain_device(
+        &self,
+        req: Request<v1::DetachDomainDeviceRequest>,
+    ) -> Result<Response<v1::DetachDomainDeviceResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        convert::device_xml(&r.xml)?;
+        let flags = convert::scope_flags(r.scope.as_ref());
+        let t = self.target(r.domain.as_ref())?;
+        let xml = r.xml;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::change_device(c, k, h, DeviceChange::Detach, &xml, flags)
+            })
+            .await?;
+        ok(v1::DetachDomainDeviceResponse {
+            domain: Some(d.into()),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn update_domain_device(
+        &self,
+        req: Request<v1::UpdateDomainDeviceRequest>,
+    ) -> Result<Response<v1::UpdateDomainDeviceResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        convert::device_xml(&r.xml)?;
+        let flags = convert::update_device_flags(&r);
+        let t = self.target(r.domain.as_ref())?;
+        let xml = r.xml;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::change_device(c, k, h, DeviceChange::Update, &xml, flags)
+            })
+            .await?;
+        ok(v1::UpdateDomainDeviceResponse {
+            domain: Some(d.into()),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_domain_metadata(
+        &self,
+        req: Request<v1::GetDomainMetadataRequest>,
+    ) -> Result<Response<v1::GetDomainMetadataResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let what = convert::get_metadata(&r)?;
+        let t = self.target(r.domain.as_ref())?;
+        let value = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                ops::get_metadata(c, k, &what)
+            })
+            .await?;
+        ok(v1::GetDomainMetadataResponse { value })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn set_domain_metadata(
+        &self,
+        req: Request<v1::SetDomainMetadataRequest>,
+    ) -> Result<Response<v1::SetDomainMetadataResponse>, Status> {
+        let dl = deadline(&req);
+        let mut r = req.into_inner();
+        let domain = r.domain.take();
+        let (what, value, key) = convert::set_metadata(r)?;
+        let t = self.target(domain.as_ref())?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::set_metadata(c, k, h, &what, value.as_deref(), key.as_deref())
+            })
+            .await?;
+        ok(v1::SetDomainMetadataResponse {
+            domain: Some(d.into()),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(host = %req.get_ref().host))]
@@ -717,20 +524,14 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::GetDomainStatsResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let groups = flags_of(&[
-            (r.cpu, sys::VIR_DOMAIN_STATS_CPU_TOTAL),
-            (r.balloon, sys::VIR_DOMAIN_STATS_BALLOON),
-            (r.vcpu, sys::VIR_DOMAIN_STATS_VCPU),
-            (r.interface, sys::VIR_DOMAIN_STATS_INTERFACE),
-            (r.block, sys::VIR_DOMAIN_STATS_BLOCK),
-        ]);
-        if r.domains.len() > paging::MAX_PAGE_SIZE {
+        let groups = convert::stats_groups(&r.groups)?;
+        if r.domains.len() > convert::MAX_STATS_DOMAINS {
             return Err(Error::invalid(
                 "domains",
                 format!(
                     "names {} domains; the limit is {}",
                     r.domains.len(),
-                    paging::MAX_PAGE_SIZE
+                    convert::MAX_STATS_DOMAINS
                 ),
             )
             .into());
@@ -738,135 +539,99 @@ impl DomainService for DomainApi {
         let mut keys = Vec::new();
         let mut host = r.host.clone();
         for (i, d) in r.domains.iter().enumerate() {
-            let (pool, key) = domain_target(&self.hosts, Some(d))?;
+            let t = Target::resolve(&self.hosts, Some(d), &format!("domains[{i}]"))?;
             if i == 0 && host.is_empty() {
-                host = pool.name().to_owned();
+                host = t.host().to_owned();
             }
-            if pool.name() != self.hosts.get(&host)?.name() {
+            if t.host() != self.hosts.get(&host)?.name() {
                 return Err(Error::invalid("domains", "all domains must be on one host").into());
             }
-            keys.push(key);
+            keys.push(t.key);
         }
         let pool = self.hosts.get(&host)?;
-        let stats = pool
-            .run(Lane::Quick, dl, move |c| {
-                let doms = keys
-                    .iter()
-                    .map(|k| ops::lookup(c, k))
-                    .collect::<Result<Vec<_>, _>>()?;
-                ops::stats(c, &doms, groups)
-            })
+        let host = pool.name().to_owned();
+        let records = pool
+            .run(Lane::Quick, dl, move |c| ops::stats(c, &keys, groups))
             .await?;
-        ok(v1::GetDomainStatsResponse { stats })
+        ok(v1::GetDomainStatsResponse {
+            stats: records
+                .into_iter()
+                .map(|s| convert::stats(&host, s))
+                .collect(),
+        })
     }
+
+    type ScreenshotDomainStream = ScreenshotStream;
 
     #[tracing::instrument(skip_all, fields(host, target))]
     async fn screenshot_domain(
         &self,
         req: Request<v1::ScreenshotDomainRequest>,
-    ) -> Result<Response<v1::ScreenshotDomainResponse>, Status> {
+    ) -> Result<Response<ScreenshotStream>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
+        let t = self.target(r.domain.as_ref())?;
         let screen = r.screen;
-        let (png, mime) = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Slow, move |c, d, _| {
-                let (data, mime) = ops::screenshot(c, d, screen)?;
-                // Still on the blocking thread: encoding never blocks the runtime.
-                Ok((screenshot::to_png(data, &mime)?, mime))
-            })
+        let shot = t
+            .run(Lane::Slow, dl, move |c, k, _| ops::screenshot(c, k, screen))
             .await?;
-        ok(v1::ScreenshotDomainResponse {
-            png,
-            source_mime_type: mime,
-        })
+        let items = convert::screenshot_items(shot).into_iter().map(Ok);
+        Ok(Response::new(Box::pin(futures::stream::iter(items))))
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn send_key(
+    async fn send_domain_key(
         &self,
-        req: Request<v1::SendKeyRequest>,
-    ) -> Result<Response<v1::SendKeyResponse>, Status> {
+        req: Request<v1::SendDomainKeyRequest>,
+    ) -> Result<Response<v1::SendDomainKeyResponse>, Status> {
         let dl = deadline(&req);
-        let r = req.into_inner();
-        let codeset = keycode_set(r.codeset)?;
-        if r.keycodes.is_empty() || r.keycodes.len() > 16 {
-            return Err(Error::invalid("keycodes", "give 1 to 16 key codes").into());
-        }
-        if r.hold_time_ms > MAX_KEY_HOLD_MS {
-            return Err(Error::invalid(
-                "hold_time_ms",
-                format!("is more than {MAX_KEY_HOLD_MS} ms"),
-            )
-            .into());
-        }
-        let hold = r.hold_time_ms;
-        let mut codes = r.keycodes;
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |_, d, _| {
-            ops::send_key(d, codeset, hold, &mut codes)
+        let mut r = req.into_inner();
+        let domain = r.domain.take();
+        let (codeset, hold, codes) = convert::send_key(r)?;
+        let t = self.target(domain.as_ref())?;
+        t.run(Lane::Quick, dl, move |c, k, _| {
+            ops::send_key(c, k, codeset, hold, codes)
         })
         .await?;
-        ok(v1::SendKeyResponse {})
+        ok(v1::SendDomainKeyResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn pin_vcpu(
+    async fn pin_domain_vcpu(
         &self,
-        req: Request<v1::PinVcpuRequest>,
-    ) -> Result<Response<v1::PinVcpuResponse>, Status> {
+        req: Request<v1::PinDomainVcpuRequest>,
+    ) -> Result<Response<v1::PinDomainVcpuResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        if r.cpus.is_empty() {
-            return Err(Error::invalid("cpus", "name at least one host CPU").into());
-        }
-        let flags = affect_flags(r.scope.as_ref());
+        let flags = convert::pin_vcpu(&r)?;
+        let t = self.target(r.domain.as_ref())?;
         let (vcpu, cpus) = (r.vcpu, r.cpus);
-        self.on_domain(dl, r.domain.as_ref(), Lane::Quick, move |c, d, _| {
-            let host_cpus = c.node_info()?.cpus;
-            if let Some(bad) = cpus.iter().find(|cpu| **cpu >= host_cpus) {
-                return Err(Error::invalid(
-                    "cpus",
-                    format!("host CPU {bad} does not exist (the host has {host_cpus})"),
-                ));
-            }
-            let mut map = vec![0u8; host_cpus.div_ceil(8) as usize];
-            for cpu in &cpus {
-                map[(cpu / 8) as usize] |= 1 << (cpu % 8);
-            }
-            d.pin_vcpu_flags(vcpu, &map, flags)?;
-            Ok(())
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::pin_vcpu(c, k, h, vcpu, &cpus, flags)
+            })
+            .await?;
+        ok(v1::PinDomainVcpuResponse {
+            domain: Some(d.into()),
         })
-        .await?;
-        ok(v1::PinVcpuResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
-    async fn get_vcpu_pinning(
+    async fn get_domain_vcpu_pinning(
         &self,
-        req: Request<v1::GetVcpuPinningRequest>,
-    ) -> Result<Response<v1::GetVcpuPinningResponse>, Status> {
+        req: Request<v1::GetDomainVcpuPinningRequest>,
+    ) -> Result<Response<v1::GetDomainVcpuPinningResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = if r.config {
-            sys::VIR_DOMAIN_AFFECT_CONFIG
-        } else {
-            sys::VIR_DOMAIN_AFFECT_CURRENT
-        };
-        let maps = self
-            .on_domain(dl, r.domain.as_ref(), Lane::Quick, move |c, d, _| {
-                let host_cpus = c.node_info()?.cpus;
-                let vcpus = d.info()?.nr_virt_cpu;
-                libvirt_sys::vcpu_pin_info(d, vcpus, host_cpus, flags)
+        let flags = convert::vcpu_pinning_flags(r.config);
+        let t = self.target(r.domain.as_ref())?;
+        let maps = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                ops::vcpu_pinning(c, k, flags)
             })
             .await?;
-        ok(v1::GetVcpuPinningResponse {
-            vcpus: maps
-                .into_iter()
-                .enumerate()
-                .map(|(i, cpus)| v1::VcpuPinning {
-                    vcpu: i as u32,
-                    cpus,
-                })
-                .collect(),
+        ok(v1::GetDomainVcpuPinningResponse {
+            vcpus: convert::vcpu_pinning(maps),
         })
     }
 }

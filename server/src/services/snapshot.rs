@@ -202,7 +202,7 @@ impl SnapshotService for SnapshotApi {
             .run(Lane::Slow, dl, move |c, k, h| ops::revert(c, k, h, flags))
             .await?;
         ok(v1::RevertSnapshotResponse {
-            domain: Some(domain),
+            domain: Some(domain.into()),
             snapshot: Some(s.into()),
         })
     }

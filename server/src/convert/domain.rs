@@ -1,0 +1,690 @@
+//! DomainService conversions: requests into validated `ops::domain` inputs
+//! and libvirt flag bits (every bad field of a request in one
+//! `INVALID_ARGUMENT`), and `ops::domain` answers into messages (bytes for
+//! KiB, `Duration`s for nanoseconds, enums for libvirt's numbers).
+
+use libvirt_grpc::v1;
+use prost_types::Duration;
+use virt::sys;
+
+use super::state::{domain_state, domain_state_reason};
+use crate::{
+    error::Error,
+    libvirt_sys::TypedValue,
+    ops::domain::{self as ops, DomainInfo, MetadataTarget, StatsRecord},
+    render, validate,
+};
+
+/// Longest a `SendDomainKey` may hold its keys: a key press, not a hold-down.
+pub const MAX_KEY_HOLD_MS: u32 = 60_000;
+
+/// Most domains one `GetDomainStats` may name.
+pub const MAX_STATS_DOMAINS: usize = 1000;
+
+/// A byte count as the KiB libvirt takes, rounded up to a whole KiB, within
+/// what libvirt holds (`validate::MAX_MEMORY_KIB`).
+pub fn kib_ceil(field: &str, bytes: u64) -> Result<u64, Error> {
+    let kib = bytes.div_ceil(1024);
+    validate::memory_kib(field, kib)?;
+    Ok(kib)
+}
+
+/// libvirt's KiB as bytes (saturating: libvirt's sizes fit).
+pub fn kib_to_bytes(kib: u64) -> u64 {
+    kib.saturating_mul(1024)
+}
+
+/// Nanoseconds as a `Duration`.
+pub fn nanos(ns: u64) -> Duration {
+    Duration {
+        seconds: i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX),
+        nanos: (ns % 1_000_000_000) as i32,
+    }
+}
+
+impl From<DomainInfo> for v1::Domain {
+    fn from(d: DomainInfo) -> Self {
+        v1::Domain {
+            host: d.host,
+            name: d.name,
+            uuid: d.uuid,
+            id: d.id,
+            state: domain_state(d.state) as i32,
+            state_reason: domain_state_reason(d.state, d.reason) as i32,
+            state_reason_code: d.reason,
+            memory_bytes: kib_to_bytes(d.memory_kib),
+            max_memory_bytes: kib_to_bytes(d.max_memory_kib),
+            vcpus: d.vcpus,
+            cpu_time: Some(nanos(d.cpu_time_ns)),
+            autostart: d.autostart,
+            persistent: d.persistent,
+            os_type: d.os_type,
+            has_managed_save: d.has_managed_save,
+        }
+    }
+}
+
+/// The message for an optional domain (one that may be gone).
+pub fn domain(d: Option<DomainInfo>) -> Option<v1::Domain> {
+    d.map(v1::Domain::from)
+}
+
+/// A closed-set enum field: its value, or a violation naming `field`.
+fn enum_field<E: TryFrom<i32>>(v: &mut validate::Violations, field: &str, raw: i32) -> Option<E> {
+    match E::try_from(raw) {
+        Ok(e) => Some(e),
+        Err(_) => {
+            v.add(field, format!("unknown value {raw}"));
+            None
+        }
+    }
+}
+
+/// The ListDomains filter, validated.
+pub fn list_filter(r: &v1::ListDomainsRequest, limit: usize) -> Result<ops::ListFilter, Error> {
+    use v1::{AutostartFilter as A, PersistenceFilter as P, RunFilter as R};
+    let mut v = validate::Violations::default();
+    v.check(validate::text("name_prefix", &r.name_prefix));
+    let after = v.check(crate::services::paging::after(&r.page_token));
+    let mut flags = 0;
+    match enum_field(&mut v, "run_filter", r.run_filter) {
+        Some(R::Active) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE,
+        Some(R::Inactive) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_INACTIVE,
+        _ => {}
+    }
+    match enum_field(&mut v, "persistence_filter", r.persistence_filter) {
+        Some(P::Persistent) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
+        Some(P::Transient) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT,
+        _ => {}
+    }
+    match enum_field(&mut v, "autostart_filter", r.autostart_filter) {
+        Some(A::Autostart) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
+        Some(A::NoAutostart) => flags |= sys::VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART,
+        _ => {}
+    }
+    let mut states = Vec::new();
+    for s in &r.states {
+        match v1::DomainState::try_from(*s) {
+            Ok(v1::DomainState::Unspecified) | Err(_) => {
+                v.add("states", format!("unknown state {s}"))
+            }
+            Ok(st) => states.push(st),
+        }
+    }
+    v.done(after.map(|after| ops::ListFilter {
+        flags,
+        name_prefix: r.name_prefix.clone(),
+        states,
+        after,
+        limit,
+    }))
+}
+
+/// The definition of a define or create request: raw XML (checked before
+/// libvirt sees it) or a validated spec.
+pub fn definition(
+    xml: Option<String>,
+    spec: Option<v1::DomainSpec>,
+) -> Result<ops::Definition, Error> {
+    match (xml, spec) {
+        (Some(xml), _) => {
+            validate::required_xml("xml", &xml)?;
+            Ok(ops::Definition::Xml(xml))
+        }
+        (None, Some(spec)) => {
+            render::domain::validate_spec(&spec)?;
+            Ok(ops::Definition::Spec(Box::new(spec)))
+        }
+        (None, None) => Err(Error::invalid("source", "set one of xml or spec")),
+    }
+}
+
+/// The OR of the libvirt flags whose request boolean is set.
+fn flags_of(pairs: &[(bool, u32)]) -> u32 {
+    pairs
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |acc, (_, f)| acc | f)
+}
+
+/// VIR_DOMAIN_XML_* for GetDomainXml.
+pub fn xml_flags(r: &v1::GetDomainXmlRequest) -> u32 {
+    flags_of(&[
+        (r.inactive, sys::VIR_DOMAIN_XML_INACTIVE),
+        (r.secure, sys::VIR_DOMAIN_XML_SECURE),
+        (r.update_cpu, sys::VIR_DOMAIN_XML_UPDATE_CPU),
+        (r.migratable, sys::VIR_DOMAIN_XML_MIGRATABLE),
+    ])
+}
+
+/// VIR_DOMAIN_UNDEFINE_* for UndefineDomain.
+pub fn undefine_flags(r: &v1::UndefineDomainRequest) -> Result<u32, Error> {
+    let mut v = validate::Violations::default();
+    let nvram = match enum_field(&mut v, "nvram", r.nvram) {
+        Some(v1::NvramAction::Remove) => sys::VIR_DOMAIN_UNDEFINE_NVRAM,
+        Some(v1::NvramAction::Keep) => sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM,
+        _ => 0,
+    };
+    v.finish()?;
+    Ok(nvram
+        | flags_of(&[
+            (r.remove_managed_save, sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE),
+            (
+                r.remove_snapshots_metadata,
+                sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+            ),
+            (
+                r.remove_checkpoints_metadata,
+                sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA,
+            ),
+        ]))
+}
+
+/// VIR_DOMAIN_START_* for CreateDomain.
+pub fn create_flags(r: &v1::CreateDomainRequest) -> u32 {
+    flags_of(&[
+        (r.start_paused, sys::VIR_DOMAIN_START_PAUSED),
+        (r.autodestroy, sys::VIR_DOMAIN_START_AUTODESTROY),
+    ])
+}
+
+/// VIR_DOMAIN_START_* for StartDomain.
+pub fn start_flags(r: &v1::StartDomainRequest) -> u32 {
+    flags_of(&[
+        (r.paused, sys::VIR_DOMAIN_START_PAUSED),
+        (r.force_boot, sys::VIR_DOMAIN_START_FORCE_BOOT),
+        (r.bypass_cache, sys::VIR_DOMAIN_START_BYPASS_CACHE),
+    ])
+}
+
+/// VIR_DOMAIN_SHUTDOWN_* for a shutdown mode (virDomainReboot shares the
+/// values); unspecified is 0, the hypervisor's default.
+pub fn shutdown_flags(mode: i32) -> Result<u32, Error> {
+    use v1::ShutdownMode as M;
+    Ok(
+        match M::try_from(mode).map_err(|_| Error::invalid("mode", "unknown shutdown mode"))? {
+            M::Unspecified => 0,
+            M::Acpi => sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+            M::Agent => sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
+            M::Initctl => sys::VIR_DOMAIN_SHUTDOWN_INITCTL,
+            M::Signal => sys::VIR_DOMAIN_SHUTDOWN_SIGNAL,
+            M::Paravirt => sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT,
+        },
+    )
+}
+
+/// VIR_DOMAIN_DESTROY_* for StopDomain.
+pub fn stop_flags(graceful: bool) -> u32 {
+    if graceful {
+        sys::VIR_DOMAIN_DESTROY_GRACEFUL
+    } else {
+        sys::VIR_DOMAIN_DESTROY_DEFAULT
+    }
+}
+
+/// VIR_DOMAIN_SAVE_* for a restore state (field `field`) and the cache flag.
+pub fn save_flags(field: &str, state: i32, bypass_cache: bool) -> Result<u32, Error> {
+    use v1::RestoreState as S;
+    let state = match S::try_from(state) {
+        Ok(S::Unspecified) => 0,
+        Ok(S::Running) => sys::VIR_DOMAIN_SAVE_RUNNING,
+        Ok(S::Paused) => sys::VIR_DOMAIN_SAVE_PAUSED,
+        Err(_) => return Err(Error::invalid(field, format!("unknown value {state}"))),
+    };
+    Ok(state | flags_of(&[(bypass_cache, sys::VIR_DOMAIN_SAVE_BYPASS_CACHE)]))
+}
+
+/// A save or restore path: absolute, checked.
+pub fn save_path(path: &str) -> Result<(), Error> {
+    validate::absolute_path("path", path)
+}
+
+/// libvirt's VIR_DOMAIN_AFFECT_* flags for a scope; none set means CURRENT.
+pub fn scope_flags(scope: Option<&v1::ModifyScope>) -> u32 {
+    let s = scope.cloned().unwrap_or_default();
+    sys::VIR_DOMAIN_AFFECT_CURRENT
+        | flags_of(&[
+            (s.live, sys::VIR_DOMAIN_AFFECT_LIVE),
+            (s.config, sys::VIR_DOMAIN_AFFECT_CONFIG),
+        ])
+}
+
+/// CONFIG for `config`, else CURRENT (reads).
+fn read_flags(config: bool) -> u32 {
+    if config {
+        sys::VIR_DOMAIN_AFFECT_CONFIG
+    } else {
+        sys::VIR_DOMAIN_AFFECT_CURRENT
+    }
+}
+
+/// SetDomainVcpus: the count and VIR_DOMAIN_AFFECT_* | VCPU_MAXIMUM.
+pub fn set_vcpus(r: &v1::SetDomainVcpusRequest) -> Result<(u32, u32), Error> {
+    if r.vcpus == 0 {
+        return Err(Error::invalid("vcpus", "must be at least 1"));
+    }
+    let max = flags_of(&[(r.maximum, sys::VIR_DOMAIN_VCPU_MAXIMUM)]);
+    Ok((r.vcpus, scope_flags(r.scope.as_ref()) | max))
+}
+
+/// SetDomainMemory: KiB (rounded up) and VIR_DOMAIN_AFFECT_* | MEM_MAXIMUM.
+pub fn set_memory(r: &v1::SetDomainMemoryRequest) -> Result<(u64, u32), Error> {
+    if r.memory_bytes == 0 {
+        return Err(Error::invalid("memory_bytes", "must be greater than zero"));
+    }
+    let kib = kib_ceil("memory_bytes", r.memory_bytes)?;
+    let max = flags_of(&[(r.maximum, sys::VIR_DOMAIN_MEM_MAXIMUM)]);
+    Ok((kib, scope_flags(r.scope.as_ref()) | max))
+}
+
+/// A device request's XML, checked.
+pub fn device_xml(xml: &str) -> Result<(), Error> {
+    validate::required_xml("xml", xml)
+}
+
+/// VIR_DOMAIN_AFFECT_* (| DEVICE_MODIFY_FORCE) for UpdateDomainDevice.
+pub fn update_device_flags(r: &v1::UpdateDomainDeviceRequest) -> u32 {
+    scope_flags(r.scope.as_ref()) | flags_of(&[(r.force, sys::VIR_DOMAIN_DEVICE_MODIFY_FORCE)])
+}
+
+/// libvirt's VIR_DOMAIN_METADATA_* kind; UNSPECIFIED is INVALID_ARGUMENT.
+fn metadata_kind(v: &mut validate::Violations, kind: i32) -> Option<i32> {
+    use v1::MetadataKind as K;
+    match K::try_from(kind) {
+        Ok(K::Description) => Some(sys::VIR_DOMAIN_METADATA_DESCRIPTION as i32),
+        Ok(K::Title) => Some(sys::VIR_DOMAIN_METADATA_TITLE as i32),
+        Ok(K::Element) => Some(sys::VIR_DOMAIN_METADATA_ELEMENT as i32),
+        _ => {
+            v.add("kind", "choose DESCRIPTION, TITLE or ELEMENT");
+            None
+        }
+    }
+}
+
+/// GetDomainMetadata, validated.
+pub fn get_metadata(r: &v1::GetDomainMetadataRequest) -> Result<MetadataTarget, Error> {
+    let mut v = validate::Violations::default();
+    let kind = metadata_kind(&mut v, r.kind);
+    v.check(validate::text("uri", &r.uri));
+    if kind == Some(sys::VIR_DOMAIN_METADATA_ELEMENT as i32) && r.uri.is_empty() {
+        v.add("uri", "is required for ELEMENT metadata");
+    }
+    v.done(kind.map(|kind| MetadataTarget {
+        kind,
+        uri: (!r.uri.is_empty()).then(|| r.uri.clone()),
+        flags: read_flags(r.config),
+    }))
+}
+
+/// What SetDomainMetadata writes: the target, the value (`None` removes)
+/// and the namespace prefix (ELEMENT only).
+pub type MetadataWrite = (MetadataTarget, Option<String>, Option<String>);
+
+/// SetDomainMetadata, validated.
+pub fn set_metadata(r: v1::SetDomainMetadataRequest) -> Result<MetadataWrite, Error> {
+    let mut v = validate::Violations::default();
+    let kind = metadata_kind(&mut v, r.kind);
+    v.check(validate::text("key", &r.key));
+    v.check(validate::text("uri", &r.uri));
+    let element = kind == Some(sys::VIR_DOMAIN_METADATA_ELEMENT as i32);
+    if element && !r.key.is_empty() {
+        v.check(validate::xml_prefix("key", &r.key));
+    }
+    // An ELEMENT value is XML that libvirt parses; a title or description
+    // is text, held to the same size cap.
+    if element {
+        v.check(validate::xml("value", &r.value));
+    } else {
+        v.check(validate::text("value", &r.value));
+        v.check(validate::max_bytes(
+            "value",
+            &r.value,
+            validate::MAX_XML_BYTES,
+        ));
+    }
+    if element && r.key.is_empty() {
+        v.add("key", "is required for ELEMENT metadata");
+    }
+    if element && r.uri.is_empty() {
+        v.add("uri", "is required for ELEMENT metadata");
+    }
+    let flags = scope_flags(r.scope.as_ref());
+    let value = (!r.value.is_empty()).then_some(r.value);
+    let key = element.then_some(r.key);
+    let uri = element.then_some(r.uri);
+    v.done(kind.map(|kind| (MetadataTarget { kind, uri, flags }, value, key)))
+}
+
+/// VIR_DOMAIN_STATS_* for the requested groups; none means every group.
+pub fn stats_groups(groups: &[i32]) -> Result<u32, Error> {
+    use v1::DomainStatsGroup as G;
+    const ALL: [G; 6] = [
+        G::State,
+        G::Cpu,
+        G::Balloon,
+        G::Vcpu,
+        G::Interface,
+        G::Block,
+    ];
+    let bit = |g: G| match g {
+        G::Unspecified => 0,
+        G::State => sys::VIR_DOMAIN_STATS_STATE,
+        G::Cpu => sys::VIR_DOMAIN_STATS_CPU_TOTAL,
+        G::Balloon => sys::VIR_DOMAIN_STATS_BALLOON,
+        G::Vcpu => sys::VIR_DOMAIN_STATS_VCPU,
+        G::Interface => sys::VIR_DOMAIN_STATS_INTERFACE,
+        G::Block => sys::VIR_DOMAIN_STATS_BLOCK,
+    };
+    if groups.is_empty() {
+        return Ok(ALL.into_iter().map(bit).fold(0, |a, b| a | b));
+    }
+    let mut v = validate::Violations::default();
+    let mut flags = 0;
+    for (i, g) in groups.iter().enumerate() {
+        match G::try_from(*g) {
+            Ok(G::Unspecified) | Err(_) => v.add(format!("groups[{i}]"), "unknown group"),
+            Ok(g) => flags |= bit(g),
+        }
+    }
+    v.finish()?;
+    Ok(flags)
+}
+
+/// The API's vCPU state for libvirt's virVcpuState.
+fn vcpu_state(state: i64) -> v1::VcpuState {
+    match u32::try_from(state) {
+        Ok(sys::VIR_VCPU_OFFLINE) => v1::VcpuState::Offline,
+        Ok(sys::VIR_VCPU_RUNNING) => v1::VcpuState::Running,
+        Ok(sys::VIR_VCPU_BLOCKED) => v1::VcpuState::Blocked,
+        _ => v1::VcpuState::Unknown,
+    }
+}
+
+/// One bulk statistics record as a message.
+pub fn stats(host: &str, r: StatsRecord) -> v1::DomainStats {
+    let get = |k: &str| r.params.iter().find(|(f, _)| f == k).map(|(_, v)| v);
+    let u = |k: &str| get(k).and_then(TypedValue::as_u64);
+    let i = |k: &str| get(k).and_then(TypedValue::as_i64);
+    let bytes = |k: &str| u(k).map(kib_to_bytes);
+    let time = |k: &str| u(k).map(nanos);
+    let text = |k: &str| {
+        get(k)
+            .and_then(TypedValue::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let has = |prefix: &str| r.params.iter().any(|(f, _)| f.starts_with(prefix));
+    let state = i("state.state").and_then(|s| i32::try_from(s).ok());
+    let reason = i("state.reason")
+        .and_then(|s| i32::try_from(s).ok())
+        .unwrap_or(0);
+    let mut out = v1::DomainStats {
+        host: host.to_owned(),
+        state: state.map(|s| domain_state(s) as i32).unwrap_or_default(),
+        state_reason: state
+            .map(|s| domain_state_reason(s, reason) as i32)
+            .unwrap_or_default(),
+        state_reason_code: reason,
+        ..Default::default()
+    };
+    if has("cpu.") {
+        out.cpu = Some(v1::CpuStats {
+            cpu_time: time("cpu.time"),
+            user_time: time("cpu.user"),
+            system_time: time("cpu.system"),
+        });
+    }
+    if has("balloon.") {
+        out.balloon = Some(v1::BalloonStats {
+            current_bytes: bytes("balloon.current"),
+            maximum_bytes: bytes("balloon.maximum"),
+            unused_bytes: bytes("balloon.unused"),
+            usable_bytes: bytes("balloon.usable"),
+            rss_bytes: bytes("balloon.rss"),
+            available_bytes: bytes("balloon.available"),
+        });
+    }
+    if let Some(n) = u("vcpu.maximum").or(u("vcpu.current")) {
+        for idx in 0..n {
+            let p = |k: &str| format!("vcpu.{idx}.{k}");
+            if get(&p("state")).is_none() && get(&p("time")).is_none() {
+                continue;
+            }
+            out.vcpus.push(v1::VcpuStats {
+                index: idx as u32,
+                state: i(&p("state")).map(vcpu_state).unwrap_or_default() as i32,
+                time: time(&p("time")),
+            });
+        }
+    }
+    for idx in 0..u("net.count").unwrap_or(0) {
+        let p = |k: &str| format!("net.{idx}.{k}");
+        out.interfaces.push(v1::InterfaceStats {
+            name: text(&p("name")),
+            rx_bytes: u(&p("rx.bytes")),
+            rx_packets: u(&p("rx.pkts")),
+            rx_errors: u(&p("rx.errs")),
+            rx_drops: u(&p("rx.drop")),
+            tx_bytes: u(&p("tx.bytes")),
+            tx_packets: u(&p("tx.pkts")),
+            tx_errors: u(&p("tx.errs")),
+            tx_drops: u(&p("tx.drop")),
+        });
+    }
+    for idx in 0..u("block.count").unwrap_or(0) {
+        let p = |k: &str| format!("block.{idx}.{k}");
+        out.blocks.push(v1::BlockStats {
+            name: text(&p("name")),
+            path: text(&p("path")),
+            read_requests: u(&p("rd.reqs")),
+            read_bytes: u(&p("rd.bytes")),
+            write_requests: u(&p("wr.reqs")),
+            write_bytes: u(&p("wr.bytes")),
+            capacity_bytes: u(&p("capacity")),
+            allocation_bytes: u(&p("allocation")),
+            physical_bytes: u(&p("physical")),
+        });
+    }
+    out.name = r.name;
+    out.uuid = r.uuid;
+    out
+}
+
+/// Largest chunk of a screenshot stream: well under gRPC's 4 MiB default.
+pub const SCREENSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// A screenshot as its stream: `info`, then chunks of at most 1 MiB.
+pub fn screenshot_items(shot: ops::Screenshot) -> Vec<v1::ScreenshotDomainResponse> {
+    use v1::screenshot_domain_response::Item;
+    let info = v1::ScreenshotInfo {
+        source_mime_type: shot.source_mime_type,
+        size_bytes: shot.png.len() as u64,
+    };
+    std::iter::once(Item::Info(info))
+        .chain(
+            shot.png
+                .chunks(SCREENSHOT_CHUNK_BYTES)
+                .map(|c| Item::Chunk(c.to_vec())),
+        )
+        .map(|item| v1::ScreenshotDomainResponse { item: Some(item) })
+        .collect()
+}
+
+/// The code set (VIR_KEYCODE_SET_*); unspecified means Linux.
+fn keycode_set(v: i32) -> Result<u32, Error> {
+    use v1::KeyCodeSet as K;
+    Ok(
+        match K::try_from(v).map_err(|_| Error::invalid("codeset", "unknown code set"))? {
+            K::Unspecified | K::Linux => sys::VIR_KEYCODE_SET_LINUX,
+            K::Xt => sys::VIR_KEYCODE_SET_XT,
+            K::Atset1 => sys::VIR_KEYCODE_SET_ATSET1,
+            K::Atset2 => sys::VIR_KEYCODE_SET_ATSET2,
+            K::Atset3 => sys::VIR_KEYCODE_SET_ATSET3,
+            K::Osx => sys::VIR_KEYCODE_SET_OSX,
+            K::XtKbd => sys::VIR_KEYCODE_SET_XT_KBD,
+            K::Usb => sys::VIR_KEYCODE_SET_USB,
+            K::Win32 => sys::VIR_KEYCODE_SET_WIN32,
+            K::Qnum => sys::VIR_KEYCODE_SET_QNUM,
+        },
+    )
+}
+
+/// A hold duration in whole milliseconds (rounded up); absent is 0,
+/// libvirt's default; negative or above 60 s is INVALID_ARGUMENT.
+fn hold_ms(d: Option<&Duration>) -> Result<u32, Error> {
+    let Some(d) = d else { return Ok(0) };
+    let field = "hold_duration";
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        return Err(Error::invalid(field, "must be a non-negative duration"));
+    }
+    let ms = u64::try_from(d.seconds)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(1000)
+        .saturating_add((d.nanos as u64).div_ceil(1_000_000));
+    match u32::try_from(ms) {
+        Ok(ms) if ms <= MAX_KEY_HOLD_MS => Ok(ms),
+        _ => Err(Error::invalid(
+            field,
+            format!("is more than {} s", MAX_KEY_HOLD_MS / 1000),
+        )),
+    }
+}
+
+/// SendDomainKey: the code set, the hold in ms and the key codes, every bad
+/// field reported.
+pub fn send_key(r: v1::SendDomainKeyRequest) -> Result<(u32, u32, Vec<u32>), Error> {
+    let mut v = validate::Violations::default();
+    let codeset = v.check(keycode_set(r.codeset));
+    let hold = v.check(hold_ms(r.hold_duration.as_ref()));
+    if r.keycodes.is_empty() || r.keycodes.len() > 16 {
+        v.add("keycodes", "give 1 to 16 key codes");
+    }
+    v.done(codeset.zip(hold).map(|(c, h)| (c, h, r.keycodes)))
+}
+
+/// PinDomainVcpu: the CPUs and VIR_DOMAIN_AFFECT_*.
+pub fn pin_vcpu(r: &v1::PinDomainVcpuRequest) -> Result<u32, Error> {
+    if r.cpus.is_empty() {
+        return Err(Error::invalid("cpus", "name at least one host CPU"));
+    }
+    Ok(scope_flags(r.scope.as_ref()))
+}
+
+/// GetDomainVcpuPinning: VIR_DOMAIN_AFFECT_CONFIG or CURRENT.
+pub fn vcpu_pinning_flags(config: bool) -> u32 {
+    read_flags(config)
+}
+
+/// The pin maps as messages, in vCPU order.
+pub fn vcpu_pinning(maps: Vec<Vec<u32>>) -> Vec<v1::VcpuPinning> {
+    maps.into_iter()
+        .enumerate()
+        .map(|(i, cpus)| v1::VcpuPinning {
+            vcpu: i as u32,
+            cpus,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bytes_round_up_to_kib() {
+        assert_eq!(kib_ceil("m", 0).unwrap(), 0);
+        assert_eq!(kib_ceil("m", 1).unwrap(), 1);
+        assert_eq!(kib_ceil("m", 1024).unwrap(), 1);
+        assert_eq!(kib_ceil("m", 1025).unwrap(), 2);
+        assert_eq!(
+            kib_ceil("m", validate::MAX_MEMORY_KIB * 1024).unwrap(),
+            validate::MAX_MEMORY_KIB
+        );
+        assert!(kib_ceil("m", validate::MAX_MEMORY_KIB * 1024 + 1).is_err());
+        assert!(kib_ceil("m", u64::MAX).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let d = nanos(1_500_000_001);
+        assert_eq!((d.seconds, d.nanos), (1, 500_000_001));
+        let hold = |s, n| {
+            hold_ms(Some(&Duration {
+                seconds: s,
+                nanos: n,
+            }))
+        };
+        assert_eq!(hold_ms(None).unwrap(), 0);
+        assert_eq!(hold(0, 1).unwrap(), 1);
+        assert_eq!(hold(1, 0).unwrap(), 1000);
+        assert_eq!(hold(60, 0).unwrap(), 60_000);
+        assert!(hold(60, 1).is_err());
+        assert!(hold(-1, 0).is_err());
+        assert!(hold(i64::MAX, 0).is_err());
+    }
+
+    #[test]
+    fn stats_groups_default_to_all() {
+        let all = stats_groups(&[]).unwrap();
+        for g in [
+            sys::VIR_DOMAIN_STATS_STATE,
+            sys::VIR_DOMAIN_STATS_CPU_TOTAL,
+            sys::VIR_DOMAIN_STATS_BALLOON,
+            sys::VIR_DOMAIN_STATS_VCPU,
+            sys::VIR_DOMAIN_STATS_INTERFACE,
+            sys::VIR_DOMAIN_STATS_BLOCK,
+        ] {
+            assert_ne!(all & g, 0);
+        }
+        assert_eq!(
+            stats_groups(&[v1::DomainStatsGroup::Cpu as i32]).unwrap(),
+            sys::VIR_DOMAIN_STATS_CPU_TOTAL
+        );
+        assert!(stats_groups(&[0]).is_err());
+        assert!(stats_groups(&[99]).is_err());
+    }
+
+    #[test]
+    fn restore_states_and_modes() {
+        assert_eq!(save_flags("s", 0, false).unwrap(), 0);
+        assert_eq!(
+            save_flags("s", v1::RestoreState::Paused as i32, true).unwrap(),
+            sys::VIR_DOMAIN_SAVE_PAUSED | sys::VIR_DOMAIN_SAVE_BYPASS_CACHE
+        );
+        assert!(save_flags("s", 9, false).is_err());
+        assert_eq!(shutdown_flags(0).unwrap(), 0);
+        assert!(shutdown_flags(99).is_err());
+        assert_eq!(keycode_set(0).unwrap(), sys::VIR_KEYCODE_SET_LINUX);
+        assert_eq!(scope_flags(None), sys::VIR_DOMAIN_AFFECT_CURRENT);
+    }
+
+    #[test]
+    fn vcpu_states() {
+        assert_eq!(vcpu_state(0), v1::VcpuState::Offline);
+        assert_eq!(vcpu_state(1), v1::VcpuState::Running);
+        assert_eq!(vcpu_state(2), v1::VcpuState::Blocked);
+        assert_eq!(vcpu_state(7), v1::VcpuState::Unknown);
+    }
+
+    #[test]
+    fn screenshots_chunk_under_a_mebibyte() {
+        let shot = ops::Screenshot {
+            png: vec![7; SCREENSHOT_CHUNK_BYTES * 2 + 5],
+            source_mime_type: "image/png".into(),
+        };
+        let items = screenshot_items(shot);
+        assert_eq!(items.len(), 4);
+        use v1::screenshot_domain_response::Item;
+        let Some(Item::Info(info)) = &items[0].item else {
+            panic!("no info first")
+        };
+        assert_eq!(info.size_bytes, (SCREENSHOT_CHUNK_BYTES * 2 + 5) as u64);
+        for it in &items[1..] {
+            let Some(Item::Chunk(c)) = &it.item else {
+                panic!("not a chunk")
+            };
+            assert!(c.len() <= SCREENSHOT_CHUNK_BYTES);
+        }
+    }
+}
