@@ -29,7 +29,7 @@ def domains(channel):
     # Remove whatever this run created, even when a test failed.
     for d in stub.ListDomains(domain_pb2.ListDomainsRequest(name_prefix=PREFIX), timeout=10).domains:
         ref = common_pb2.DomainRef(name=d.name)
-        if d.state == domain_pb2.DOMAIN_STATE_RUNNING:
+        if d.state == common_pb2.DOMAIN_STATE_RUNNING:
             stub.StopDomain(domain_pb2.StopDomainRequest(domain=ref), timeout=10)
         stub.UndefineDomain(domain_pb2.UndefineDomainRequest(domain=ref), timeout=10)
 
@@ -43,16 +43,16 @@ def test_define_start_destroy(domains):
     name = PREFIX + uuid.uuid4().hex[:8]
     spec = domain_pb2.DomainSpec(name=name, memory_bytes=128 << 20, vcpus=1, description="<py & 'quotes'>")
     d = domains.DefineDomain(domain_pb2.DefineDomainRequest(spec=spec), timeout=10).domain
-    assert d.name == name and d.state == domain_pb2.DOMAIN_STATE_SHUTOFF
+    assert d.name == name and d.state == common_pb2.DOMAIN_STATE_SHUTOFF
     ref = common_pb2.DomainRef(name=name)
     d = domains.StartDomain(domain_pb2.StartDomainRequest(domain=ref), timeout=10).domain
-    assert d.state == domain_pb2.DOMAIN_STATE_RUNNING
+    assert d.state == common_pb2.DOMAIN_STATE_RUNNING
     md = domains.GetDomainMetadata(
         domain_pb2.GetDomainMetadataRequest(domain=ref, kind=domain_pb2.METADATA_KIND_DESCRIPTION), timeout=10
     )
     assert md.value == "<py & 'quotes'>"
     d = domains.StopDomain(domain_pb2.StopDomainRequest(domain=ref), timeout=10).domain
-    assert d.state == domain_pb2.DOMAIN_STATE_SHUTOFF
+    assert d.state == common_pb2.DOMAIN_STATE_SHUTOFF
 
 
 def test_error_codes(domains):

@@ -7,7 +7,10 @@ use libvirt_grpc::v1;
 use prost_types::Duration;
 use virt::sys;
 
-use super::state::{domain_state, domain_state_reason};
+use super::{
+    flags_of,
+    state::{domain_state, domain_state_reason},
+};
 use crate::{
     error::Error,
     libvirt_sys::TypedValue,
@@ -137,14 +140,6 @@ pub fn definition(
         }
         (None, None) => Err(Error::invalid("source", "set one of xml or spec")),
     }
-}
-
-/// The OR of the libvirt flags whose request boolean is set.
-fn flags_of(pairs: &[(bool, u32)]) -> u32 {
-    pairs
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |acc, (_, f)| acc | f)
 }
 
 /// VIR_DOMAIN_XML_* for GetDomainXml.

@@ -6,7 +6,7 @@
 use libvirt_grpc::v1::{self, create_snapshot_request};
 use virt::sys;
 
-use super::state;
+use super::{flags_of, state};
 use crate::{
     error::Error,
     ops::snapshot::{ListFilter, NewSnapshot, SnapshotInfo, SnapshotNode},
@@ -66,14 +66,6 @@ impl From<SnapshotNode> for v1::SnapshotNode {
             children: n.children.into_iter().map(Into::into).collect(),
         }
     }
-}
-
-/// The OR of the libvirt flags whose request boolean is set.
-fn flags_of(pairs: &[(bool, u32)]) -> u32 {
-    pairs
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |acc, (_, f)| acc | f)
 }
 
 impl TryFrom<&v1::CreateSnapshotRequest> for NewSnapshot {

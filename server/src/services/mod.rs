@@ -11,18 +11,12 @@ pub mod resolve;
 pub mod snapshot;
 pub mod storage;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use libvirt_grpc::v1::{DomainRef, ModifyScope};
 use tokio::time::Instant;
 use tonic::Request;
-use virt::sys;
 
-use crate::{
-    error::Error,
-    ops::domain::DomainKey,
-    pool::{HostPool, Hosts},
-};
+use crate::error::Error;
 
 /// Wraps a reply.
 pub(crate) fn ok<T>(v: T) -> Result<tonic::Response<T>, tonic::Status> {
@@ -93,84 +87,9 @@ pub fn stream_idle_status(idle: Duration) -> tonic::Status {
     Error::StreamIdle(idle).into()
 }
 
-/// Resolves a `DomainRef` into its host's pool and a validated key.
-pub fn domain_target(
-    hosts: &Hosts,
-    r: Option<&DomainRef>,
-) -> Result<(Arc<HostPool>, DomainKey), Error> {
-    let t = resolve::Target::resolve(hosts, r, "domain")?;
-    Ok((t.pool, t.key))
-}
-
-/// Runs `f` with the domain a request names (and its host's name), through
-/// the host's pool on `lane`.
-pub async fn run_on_domain<T, F>(
-    hosts: &Hosts,
-    deadline: Option<Instant>,
-    r: Option<&DomainRef>,
-    lane: crate::pool::Lane,
-    f: F,
-) -> Result<T, Error>
-where
-    T: Send + 'static,
-    F: FnOnce(&virt::connect::Connect, &virt::domain::Domain, &str) -> Result<T, Error>
-        + Send
-        + 'static,
-{
-    let (pool, key) = domain_target(hosts, r)?;
-    let host = pool.name().to_owned();
-    pool.run(lane, deadline, move |c| {
-        let d = crate::ops::domain::lookup(c, &key)?;
-        f(c, &d, &host)
-    })
-    .await
-}
-
-/// The OR of the libvirt flags whose request boolean is set.
-pub fn flags_of(pairs: &[(bool, u32)]) -> u32 {
-    pairs
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |acc, (_, f)| acc | f)
-}
-
-/// The flag of whichever of two opposite request booleans is set alone;
-/// neither or both set means no filter (0).
-pub fn either_flag(a: bool, b: bool, fa: u32, fb: u32) -> u32 {
-    match (a, b) {
-        (true, false) => fa,
-        (false, true) => fb,
-        _ => 0,
-    }
-}
-
-/// libvirt's VIR_DOMAIN_AFFECT_* flags for a scope; none set means CURRENT.
-pub fn affect_flags(scope: Option<&ModifyScope>) -> u32 {
-    let mut flags = sys::VIR_DOMAIN_AFFECT_CURRENT;
-    if let Some(s) = scope {
-        if s.live {
-            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
-        }
-        if s.config {
-            flags |= sys::VIR_DOMAIN_AFFECT_CONFIG;
-        }
-    }
-    flags
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flag_helpers() {
-        assert_eq!(flags_of(&[(true, 1), (false, 2), (true, 8)]), 9);
-        assert_eq!(flags_of(&[]), 0);
-        assert_eq!(either_flag(true, false, 4, 8), 4);
-        assert_eq!(either_flag(false, true, 4, 8), 8);
-        assert_eq!(either_flag(true, true, 4, 8), 0);
-        assert_eq!(either_flag(false, false, 4, 8), 0);
-    }
 
     #[test]
     fn grpc_timeouts() {
