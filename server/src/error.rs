@@ -163,6 +163,9 @@ pub fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     format!("{}{}", &text[..cut], cut_marker(text.len() - cut)).into()
 }
 
+/// Most bytes of field names and reasons one `BadRequest` carries.
+pub const MAX_BAD_REQUEST_BYTES: usize = 2048;
+
 /// One bad field of a request: `BadRequest.FieldViolation`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
@@ -443,8 +446,23 @@ impl From<Error> for Status {
         let mut details = ErrorDetails::with_error_info(reason, domain, e.metadata());
         match &e {
             Error::InvalidArgument(violations) => {
-                for v in violations {
-                    details.add_bad_request_violation(detail(&v.field), detail(&v.reason));
+                // Headers stay small (grpc-python refuses more than 16 KiB
+                // of metadata): the first violations up to a byte budget,
+                // then one row saying how many more the log holds.
+                let mut used = 0;
+                for (i, v) in violations.iter().enumerate() {
+                    let (field, reason) = (detail(&v.field), detail(&v.reason));
+                    used += field.len() + reason.len();
+                    if used > MAX_BAD_REQUEST_BYTES {
+                        let more = violations.len() - i;
+                        tracing::warn!(message = %full, "{more} violations left out of BadRequest");
+                        details.add_bad_request_violation(
+                            "...",
+                            format!("{more} more violations; the server log has them all"),
+                        );
+                        break;
+                    }
+                    details.add_bad_request_violation(field, reason);
                 }
             }
             _ if code == Code::Unavailable => {
@@ -690,6 +708,24 @@ mod tests {
         v.check(Err::<(), _>(Error::UnknownHost("h".into())));
         assert_eq!(v.finish().unwrap_err().code(), Code::NotFound);
         assert!(crate::validate::Violations::default().finish().is_ok());
+    }
+
+    #[test]
+    fn a_bad_request_stays_small() {
+        let mut v = crate::validate::Violations::default();
+        for i in 0..10_000 {
+            v.add(format!("types[{i}]"), "unknown pool type 99");
+        }
+        let status = Status::from(v.finish().unwrap_err());
+        let bad = status.get_details_bad_request().expect("BadRequest");
+        assert!(
+            bad.field_violations.len() < 100,
+            "{}",
+            bad.field_violations.len()
+        );
+        let last = bad.field_violations.last().expect("rows");
+        assert!(last.description.contains("more violations"), "{last:?}");
+        assert!(status.details().len() < 4096, "{}", status.details().len());
     }
 
     #[test]

@@ -426,7 +426,10 @@ async fn one_bad_request_names_every_bad_field() {
         }))
         .await
         .unwrap_err();
-    assert_eq!(bad_fields(&e), ["run", "persistence", "autostart"]);
+    assert_eq!(
+        bad_fields(&e),
+        ["run_filter", "persistence_filter", "autostart_filter"]
+    );
     let e = nw
         .define_network(s.client.request(v1::DefineNetworkRequest {
             source: Some(Source::Spec(NetworkSpec {

@@ -88,19 +88,19 @@ pub fn list_flags(r: &v1::ListNetworksRequest) -> Result<u32, Error> {
     let mut v = Violations::default();
     let flags = filter_flag(
         &mut v,
-        "run",
+        "run_filter",
         r.run_filter,
         sys::VIR_CONNECT_LIST_NETWORKS_ACTIVE,
         sys::VIR_CONNECT_LIST_NETWORKS_INACTIVE,
     ) | filter_flag(
         &mut v,
-        "persistence",
+        "persistence_filter",
         r.persistence_filter,
         sys::VIR_CONNECT_LIST_NETWORKS_PERSISTENT,
         sys::VIR_CONNECT_LIST_NETWORKS_TRANSIENT,
     ) | filter_flag(
         &mut v,
-        "autostart",
+        "autostart_filter",
         r.autostart_filter,
         sys::VIR_CONNECT_LIST_NETWORKS_AUTOSTART,
         sys::VIR_CONNECT_LIST_NETWORKS_NO_AUTOSTART,
@@ -306,7 +306,7 @@ mod tests {
             panic!("not INVALID_ARGUMENT");
         };
         let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, ["run", "autostart"]);
+        assert_eq!(fields, ["run_filter", "autostart_filter"]);
     }
 
     #[test]

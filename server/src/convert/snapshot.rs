@@ -115,7 +115,11 @@ fn filter_flag(v: &mut Violations, field: &str, value: i32, flags: &[u32]) -> u3
     if value == 0 {
         return 0;
     }
-    match usize::try_from(value - 1).ok().and_then(|i| flags.get(i)) {
+    match usize::try_from(value)
+        .ok()
+        .and_then(|v| v.checked_sub(1))
+        .and_then(|i| flags.get(i))
+    {
         Some(f) => *f,
         None => {
             v.add(field, format!("{value} is not a known filter value"));
@@ -135,14 +139,14 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
         // `filter_tables_follow_the_enums` checks it.
         let parent = filter_flag(
             &mut v,
-            "parent",
+            "parent_filter",
             r.parent_filter,
             &[sys::VIR_DOMAIN_SNAPSHOT_LIST_ROOTS, 0],
         );
         let flags = parent
             | filter_flag(
                 &mut v,
-                "leaf",
+                "leaf_filter",
                 r.leaf_filter,
                 &[
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_LEAVES,
@@ -151,7 +155,7 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
             )
             | filter_flag(
                 &mut v,
-                "location",
+                "location_filter",
                 r.location_filter,
                 &[
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL,
@@ -160,7 +164,7 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
             )
             | filter_flag(
                 &mut v,
-                "state",
+                "state_filter",
                 r.state_filter,
                 &[
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_ACTIVE,
@@ -281,7 +285,7 @@ mod tests {
         assert_eq!(none, ListFilter::default());
         let Err(Error::InvalidArgument(v)) = ListFilter::try_from(&v1::ListSnapshotsRequest {
             parent_filter: 3,
-            leaf_filter: -1,
+            leaf_filter: i32::MIN,
             location_filter: 3,
             state_filter: 4,
             ..Default::default()
@@ -289,7 +293,15 @@ mod tests {
             panic!("not INVALID_ARGUMENT");
         };
         let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, ["parent", "leaf", "location", "state"]);
+        assert_eq!(
+            fields,
+            [
+                "parent_filter",
+                "leaf_filter",
+                "location_filter",
+                "state_filter"
+            ]
+        );
     }
 
     #[test]

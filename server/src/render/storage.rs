@@ -42,6 +42,11 @@ pub fn positive_size(field: &str, v: u64) -> Result<u64, Error> {
     if v == 0 {
         return Err(Error::invalid(field, "must be positive"));
     }
+    // A volume is a file or device whose size is an off_t: libvirt would
+    // answer INTERNAL ("Failed to truncate ... Invalid argument").
+    if v > i64::MAX as u64 {
+        return Err(Error::invalid(field, "is more than 2^63 - 1 bytes"));
+    }
     Ok(v)
 }
 
