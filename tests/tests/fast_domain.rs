@@ -932,6 +932,20 @@ async fn stats_screenshot_and_keys() {
         libvirt_grpc_tests::bad_fields(&st),
         ["codeset", "hold_duration", "keycodes"]
     );
+    // A bad reference is named in the same BadRequest as the other fields.
+    let st = dom
+        .set_domain_memory(v1::SetDomainMemoryRequest {
+            domain: by_name(""),
+            memory_bytes: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument);
+    assert_eq!(
+        libvirt_grpc_tests::bad_fields(&st),
+        ["domain.name", "memory_bytes"]
+    );
 }
 
 #[tokio::test]

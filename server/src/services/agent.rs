@@ -21,7 +21,6 @@ use crate::{
     error::Error,
     ops::{agent as ops, domain::DomainKey, guest_exec, guest_file},
     pool::{Hosts, Lane},
-    validate::Violations,
 };
 
 /// The `GuestAgentService` implementation.
@@ -50,10 +49,7 @@ fn resolve_at<P>(
     field: &str,
     params: Result<P, Error>,
 ) -> Result<(Target<DomainKey>, P), Error> {
-    let mut v = Violations::default();
-    let t = v.check(Target::resolve(hosts, domain, field));
-    let p = v.check(params);
-    v.done(t.zip(p))
+    Target::resolve_with(hosts, domain, field, params)
 }
 
 /// An engine's items as a gRPC stream.

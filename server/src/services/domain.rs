@@ -43,6 +43,16 @@ impl DomainApi {
     fn target(&self, r: Option<&v1::DomainRef>) -> Result<Target<DomainKey>, Error> {
         Target::resolve(&self.hosts, r, "domain")
     }
+
+    /// The domain and the request's other checked values: every bad field
+    /// of both in one BadRequest.
+    fn target_with<P>(
+        &self,
+        r: Option<&v1::DomainRef>,
+        params: Result<P, Error>,
+    ) -> Result<(Target<DomainKey>, P), Error> {
+        Target::resolve_with(&self.hosts, r, "domain", params)
+    }
 }
 
 /// The stream of a screenshot.
@@ -141,8 +151,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::UndefineDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = convert::undefine_flags(&r)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, flags) = self.target_with(r.domain.as_ref(), convert::undefine_flags(&r))?;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
                 ops::undefine(c, k, h, flags)
@@ -201,8 +210,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::ShutdownDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = convert::shutdown_flags(r.mode)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, flags) = self.target_with(r.domain.as_ref(), convert::shutdown_flags(r.mode))?;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
                 ops::shutdown(c, k, h, flags)
@@ -220,8 +228,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::RebootDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = convert::shutdown_flags(r.mode)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, flags) = self.target_with(r.domain.as_ref(), convert::shutdown_flags(r.mode))?;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| ops::reboot(c, k, h, flags))
             .await?;
@@ -294,8 +301,10 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         convert::save_path(&r.path)?;
-        let flags = convert::save_flags("restore_state", r.restore_state, r.bypass_cache)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, flags) = self.target_with(
+            r.domain.as_ref(),
+            convert::save_flags("restore_state", r.restore_state, r.bypass_cache),
+        )?;
         let path = r.path;
         let d = t
             .run(Lane::Slow, dl, move |c, k, h| {
@@ -335,8 +344,10 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::ManagedSaveDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = convert::save_flags("restore_state", r.restore_state, false)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, flags) = self.target_with(
+            r.domain.as_ref(),
+            convert::save_flags("restore_state", r.restore_state, false),
+        )?;
         let d = t
             .run(Lane::Slow, dl, move |c, k, h| {
                 ops::managed_save(c, k, h, flags)
@@ -386,8 +397,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::SetDomainVcpusResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let (vcpus, flags) = convert::set_vcpus(&r)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, (vcpus, flags)) = self.target_with(r.domain.as_ref(), convert::set_vcpus(&r))?;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
                 ops::set_vcpus(c, k, h, vcpus, flags)
@@ -405,8 +415,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::SetDomainMemoryResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let (kib, flags) = convert::set_memory(&r)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, (kib, flags)) = self.target_with(r.domain.as_ref(), convert::set_memory(&r))?;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
                 ops::set_memory(c, k, h, kib, flags)
@@ -424,9 +433,8 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::AttachDomainDeviceResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        convert::device_xml(&r.xml)?;
         let flags = convert::scope_flags(r.scope.as_ref());
-        let t = self.target(r.domain.as_ref())?;
+        let (t, ()) = self.target_with(r.domain.as_ref(), convert::device_xml(&r.xml))?;
         let xml = r.xml;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
@@ -445,9 +453,8 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::DetachDomainDeviceResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        convert::device_xml(&r.xml)?;
         let flags = convert::scope_flags(r.scope.as_ref());
-        let t = self.target(r.domain.as_ref())?;
+        let (t, ()) = self.target_with(r.domain.as_ref(), convert::device_xml(&r.xml))?;
         let xml = r.xml;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
@@ -466,9 +473,8 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::UpdateDomainDeviceResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        convert::device_xml(&r.xml)?;
         let flags = convert::update_device_flags(&r);
-        let t = self.target(r.domain.as_ref())?;
+        let (t, ()) = self.target_with(r.domain.as_ref(), convert::device_xml(&r.xml))?;
         let xml = r.xml;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
@@ -487,8 +493,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::GetDomainMetadataResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let what = convert::get_metadata(&r)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, what) = self.target_with(r.domain.as_ref(), convert::get_metadata(&r))?;
         let value = t
             .run(Lane::Quick, dl, move |c, k, _| {
                 ops::get_metadata(c, k, &what)
@@ -505,8 +510,8 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let mut r = req.into_inner();
         let domain = r.domain.take();
-        let (what, value, key) = convert::set_metadata(r)?;
-        let t = self.target(domain.as_ref())?;
+        let (t, (what, value, key)) =
+            self.target_with(domain.as_ref(), convert::set_metadata(r))?;
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
                 ops::set_metadata(c, k, h, &what, value.as_deref(), key.as_deref())
@@ -587,8 +592,8 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let mut r = req.into_inner();
         let domain = r.domain.take();
-        let (codeset, hold, codes) = convert::send_key(r)?;
-        let t = self.target(domain.as_ref())?;
+        let (t, (codeset, hold, codes)) =
+            self.target_with(domain.as_ref(), convert::send_key(r))?;
         t.run(Lane::Quick, dl, move |c, k, _| {
             ops::send_key(c, k, codeset, hold, codes)
         })
@@ -603,8 +608,7 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::PinDomainVcpuResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        let flags = convert::pin_vcpu(&r)?;
-        let t = self.target(r.domain.as_ref())?;
+        let (t, flags) = self.target_with(r.domain.as_ref(), convert::pin_vcpu(&r))?;
         let (vcpu, cpus) = (r.vcpu, r.cpus);
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {

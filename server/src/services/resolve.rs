@@ -75,6 +75,23 @@ impl<K: Debug + Clone + Send + Sync + 'static> Target<K> {
         Ok(Target { pool, key })
     }
 
+    /// [`resolve`](Self::resolve), together with the request's other
+    /// checked values: every bad field of both in one `INVALID_ARGUMENT`.
+    pub fn resolve_with<R, P>(
+        hosts: &Hosts,
+        r: Option<&R>,
+        field: &str,
+        params: Result<P, Error>,
+    ) -> Result<(Self, P), Error>
+    where
+        R: Reference<Key = K>,
+    {
+        let mut v = validate::Violations::default();
+        let t = v.check(Self::resolve(hosts, r, field));
+        let p = v.check(params);
+        v.done(t.zip(p))
+    }
+
     /// The configured host's name.
     pub fn host(&self) -> &str {
         self.pool.name()
