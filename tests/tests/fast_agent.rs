@@ -8,15 +8,12 @@ use libvirt_grpc::prost_types::{Duration, Timestamp};
 use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
-use v1::{domain_ref::Key, DomainRef};
+use v1::DomainRef;
 
 const URI: &str = "test:///default";
 
-fn dref(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: String::new(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn dref(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("", name)
 }
 
 fn write_target(domain: Option<DomainRef>, path: &str) -> v1::WriteGuestFileRequest {

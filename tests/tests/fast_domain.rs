@@ -23,11 +23,8 @@ fn meta<'a>(info: &'a tonic_types::ErrorInfo, key: &str) -> Option<&'a str> {
     info.metadata.get(key).map(String::as_str)
 }
 
-fn by_name(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: String::new(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn by_name(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("", name)
 }
 
 #[tokio::test]

@@ -12,32 +12,22 @@ use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
 use v1::{
     define_network_request::Source as NetSource, define_storage_pool_request::Source as PoolSource,
-    domain_ref::Key as DomKey, network_ref::Key as NetKey, storage_pool_ref::Key as PoolKey,
-    upload_storage_volume_request::Item, DomainRef, DomainState, NetworkRef, StoragePoolRef,
-    StoragePoolState, StorageVolumeRef, StorageVolumeSpec,
+    upload_storage_volume_request::Item, DomainState, StoragePoolState, StorageVolumeRef,
+    StorageVolumeSpec,
 };
 
 const URI: &str = "test:///default";
 
-fn pool_ref(name: &str) -> Option<StoragePoolRef> {
-    Some(StoragePoolRef {
-        host: String::new(),
-        key: Some(PoolKey::Name(name.to_owned())),
-    })
+fn pool_ref(name: &str) -> Option<v1::StoragePoolRef> {
+    libvirt_grpc_tests::pool_ref("", name)
 }
 
-fn net_ref(name: &str) -> Option<NetworkRef> {
-    Some(NetworkRef {
-        host: String::new(),
-        key: Some(NetKey::Name(name.to_owned())),
-    })
+fn net_ref(name: &str) -> Option<v1::NetworkRef> {
+    libvirt_grpc_tests::network_ref("", name)
 }
 
-fn dom_ref(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: String::new(),
-        key: Some(DomKey::Name(name.to_owned())),
-    })
+fn dom_ref(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("", name)
 }
 
 /// The XML without its `<uuid>` element.

@@ -4,17 +4,14 @@
 use libvirt_grpc_tests::{bad_fields, code_of, prefix, v1, Cleanup, TestServer};
 use tonic::Code;
 use v1::{
-    define_network_request::Source, network_ref::Key, update_network_request::Item, DhcpHost,
-    DhcpRange, NetworkForwardMode, NetworkRef, NetworkSpec,
+    define_network_request::Source, update_network_request::Item, DhcpHost, DhcpRange,
+    NetworkForwardMode, NetworkRef, NetworkSpec,
 };
 
 const URI: &str = "test:///default";
 
-fn net(name: &str) -> Option<NetworkRef> {
-    Some(NetworkRef {
-        host: String::new(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn net(name: &str) -> Option<v1::NetworkRef> {
+    libvirt_grpc_tests::network_ref("", name)
 }
 
 fn spec(name: &str, third_octet: u8) -> NetworkSpec {

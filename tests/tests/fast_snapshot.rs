@@ -4,15 +4,12 @@
 
 use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
-use v1::{create_snapshot_request::Source, domain_ref::Key, DomainRef, SnapshotRef, SnapshotSpec};
+use v1::{create_snapshot_request::Source, DomainRef, SnapshotRef, SnapshotSpec};
 
 const URI: &str = "test:///default";
 
-fn dom(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: String::new(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn dom(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("", name)
 }
 
 fn snap(d: &str, name: &str) -> Option<SnapshotRef> {

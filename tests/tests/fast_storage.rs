@@ -13,11 +13,8 @@ use v1::{
 
 const URI: &str = "test:///default";
 
-fn pool_ref(name: &str) -> Option<StoragePoolRef> {
-    Some(StoragePoolRef {
-        host: String::new(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn pool_ref(name: &str) -> Option<v1::StoragePoolRef> {
+    libvirt_grpc_tests::pool_ref("", name)
 }
 
 fn vol_ref(pool: &str, name: &str) -> Option<StorageVolumeRef> {

@@ -11,18 +11,15 @@ use libvirt_grpc_tests::{
 };
 use tonic::{Code, Request};
 use v1::{
-    create_domain_request::Source, domain_ref::Key, exec_guest_command_response::Item,
-    guest_exec_exited, read_guest_file_response::Item as ReadItem, DomainRef,
+    create_domain_request::Source, exec_guest_command_response::Item, guest_exec_exited,
+    read_guest_file_response::Item as ReadItem,
 };
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAbcdefghijklmnopqrstuvwxyz0123456789ABCDEFG lvgtest@host";
 
-fn dref(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: "real".into(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn dref(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("real", name)
 }
 
 fn secs(seconds: i64) -> libvirt_grpc::prost_types::Duration {

@@ -9,13 +9,10 @@ use libvirt_grpc_tests::{
     code_of, prefix, real_enabled, small_spec, v1, wait_until, Cleanup, TestServer, REAL_URI,
 };
 use tonic::Code;
-use v1::{domain_ref::Key, DomainRef, DomainState, DomainStateReason};
+use v1::{DomainState, DomainStateReason};
 
-fn by_name(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: "real".into(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn by_name(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("real", name)
 }
 
 fn qemu_spec(name: &str) -> v1::DomainSpec {

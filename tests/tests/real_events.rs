@@ -2,9 +2,9 @@
 //! through the service) appear on the stream, in order.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
-use libvirt_grpc_tests::{prefix, real_enabled, v1, Cleanup, TestServer, REAL_URI};
+use libvirt_grpc_tests::{prefix, real_enabled, v1, virsh, Cleanup, TestServer, REAL_URI};
 use tokio_stream::StreamExt;
 use v1::{
     watch_events_response::Item as Message, DomainLifecycleDetail as D, DomainLifecycleEvent as L,
@@ -15,20 +15,6 @@ pub fn diskless_xml(name: &str) -> String {
         "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
          <vcpu>1</vcpu><os><type>hvm</type></os><devices/></domain>"
     )
-}
-
-fn virsh(args: &[&str]) {
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(REAL_URI)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "virsh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test]

@@ -6,26 +6,14 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use libvirt_grpc_tests::{prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI};
+use libvirt_grpc_tests::{
+    prefix, real_enabled, v1, virsh, wait_until, Cleanup, TestServer, REAL_URI,
+};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use v1::{watch_events_response::Item as Message, DomainLifecycleEvent as L, EventKind};
 
 const STATE_FILE: &str = "/tmp/libvirt-grpc-libvirtd.pid";
-
-fn virsh(args: &[&str]) {
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(REAL_URI)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "virsh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn kill(pid_file: &str) {
     let pid = std::fs::read_to_string(pid_file).unwrap();

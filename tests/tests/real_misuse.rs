@@ -18,16 +18,12 @@ use libvirt_grpc_tests::{
 use tonic::Code;
 use v1::{
     define_network_request::Source as NetSource, define_storage_pool_request::Source as PoolSource,
-    domain_ref::Key as DomKey, network_ref::Key as NetKey, storage_pool_ref::Key as PoolKey,
-    upload_storage_volume_request::Item, DomainRef, DomainState, NetworkRef, StoragePoolRef,
-    StoragePoolSpec, StoragePoolState, StoragePoolType, StorageVolumeRef, StorageVolumeSpec,
+    upload_storage_volume_request::Item, DomainState, StoragePoolSpec, StoragePoolState,
+    StoragePoolType, StorageVolumeRef, StorageVolumeSpec,
 };
 
-fn pool_ref(name: &str) -> Option<StoragePoolRef> {
-    Some(StoragePoolRef {
-        host: "real".into(),
-        key: Some(PoolKey::Name(name.to_owned())),
-    })
+fn pool_ref(name: &str) -> Option<v1::StoragePoolRef> {
+    libvirt_grpc_tests::pool_ref("real", name)
 }
 
 fn vol_ref(pool: &str, name: &str) -> Option<StorageVolumeRef> {
@@ -37,18 +33,12 @@ fn vol_ref(pool: &str, name: &str) -> Option<StorageVolumeRef> {
     })
 }
 
-fn net_ref(name: &str) -> Option<NetworkRef> {
-    Some(NetworkRef {
-        host: "real".into(),
-        key: Some(NetKey::Name(name.to_owned())),
-    })
+fn net_ref(name: &str) -> Option<v1::NetworkRef> {
+    libvirt_grpc_tests::network_ref("real", name)
 }
 
-fn dom_ref(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: "real".into(),
-        key: Some(DomKey::Name(name.to_owned())),
-    })
+fn dom_ref(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("real", name)
 }
 
 /// The XML without its `<uuid>` element.

@@ -8,15 +8,12 @@ use std::path::Path;
 use libvirt_grpc_tests::{code_of, prefix, real_enabled, v1, Cleanup, TestServer, REAL_URI};
 use tonic::Code;
 use v1::{
-    define_network_request::Source, network_ref::Key, update_network_request::Item, DhcpHost,
-    DhcpRange, NetworkForwardMode, NetworkRef, NetworkSpec,
+    define_network_request::Source, update_network_request::Item, DhcpHost, DhcpRange,
+    NetworkForwardMode, NetworkSpec,
 };
 
-fn net(name: &str) -> Option<NetworkRef> {
-    Some(NetworkRef {
-        host: "real".into(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn net(name: &str) -> Option<v1::NetworkRef> {
+    libvirt_grpc_tests::network_ref("real", name)
 }
 
 #[tokio::test]

@@ -5,16 +5,10 @@
 
 use libvirt_grpc_tests::{code_of, prefix, real_enabled, v1, Cleanup, TestServer, REAL_URI};
 use tonic::Code;
-use v1::{
-    create_snapshot_request::Source, domain_ref::Key, storage_pool_ref, DomainRef, SnapshotRef,
-    SnapshotSpec,
-};
+use v1::{create_snapshot_request::Source, storage_pool_ref, SnapshotRef, SnapshotSpec};
 
-fn dom(name: &str) -> Option<DomainRef> {
-    Some(DomainRef {
-        host: "real".into(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn dom(name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref("real", name)
 }
 
 fn snap(d: &str, name: &str) -> Option<SnapshotRef> {

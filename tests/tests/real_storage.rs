@@ -11,18 +11,15 @@ use libvirt_grpc_tests::{
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use v1::{
-    download_storage_volume_response::Item as Down, storage_pool_ref::Key,
-    upload_storage_volume_request::Item, StoragePoolRef, StoragePoolSpec, StoragePoolState,
-    StoragePoolType, StorageVolumeFormat, StorageVolumeRef, StorageVolumeSpec,
+    download_storage_volume_response::Item as Down, upload_storage_volume_request::Item,
+    StoragePoolSpec, StoragePoolState, StoragePoolType, StorageVolumeFormat, StorageVolumeRef,
+    StorageVolumeSpec,
 };
 
 const MIB: u64 = 1 << 20;
 
-fn pool_ref(name: &str) -> Option<StoragePoolRef> {
-    Some(StoragePoolRef {
-        host: "real".into(),
-        key: Some(Key::Name(name.to_owned())),
-    })
+fn pool_ref(name: &str) -> Option<v1::StoragePoolRef> {
+    libvirt_grpc_tests::pool_ref("real", name)
 }
 
 fn vol_ref(pool: &str, name: &str) -> Option<StorageVolumeRef> {
