@@ -25,6 +25,19 @@ pub enum DomainKey {
     Id(u32),
 }
 
+/// Looks the domain up, applies one change to it, and reads it back: the
+/// shape of every call that changes a domain and answers it.
+fn changed(
+    conn: &Connect,
+    key: &DomainKey,
+    host: &str,
+    change: impl FnOnce(&Domain) -> Result<(), virt::error::Error>,
+) -> Result<DomainInfo, Error> {
+    let dom = lookup(conn, key)?;
+    change(&dom)?;
+    describe(host, &dom)
+}
+
 /// Finds a domain.
 pub fn lookup(conn: &Connect, key: &DomainKey) -> Result<Domain, Error> {
     Ok(match key {
@@ -431,16 +444,18 @@ pub fn reboot(
     host: &str,
     flags: u32,
 ) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.reboot(flags)?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.reboot(flags)?;
+        Ok(())
+    })
 }
 
 /// Resets the domain.
 pub fn reset(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.reset()?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.reset()?;
+        Ok(())
+    })
 }
 
 /// Stops the domain at once (virDomainDestroyFlags); the domain after,
@@ -463,9 +478,10 @@ pub fn stop(
 
 /// Pauses the domain.
 pub fn suspend(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.suspend()?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.suspend()?;
+        Ok(())
+    })
 }
 
 /// Resumes a paused domain. Resuming one that runs is FAILED_PRECONDITION
@@ -526,9 +542,10 @@ pub fn managed_save(
     host: &str,
     flags: u32,
 ) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.managed_save(flags)?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.managed_save(flags)?;
+        Ok(())
+    })
 }
 
 /// Removes the managed save image.
@@ -537,9 +554,10 @@ pub fn remove_managed_save(
     key: &DomainKey,
     host: &str,
 ) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.managed_save_remove(0)?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.managed_save_remove(0)?;
+        Ok(())
+    })
 }
 
 /// Sets the autostart flag.
@@ -549,9 +567,10 @@ pub fn set_autostart(
     host: &str,
     on: bool,
 ) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.set_autostart(on)?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.set_autostart(on)?;
+        Ok(())
+    })
 }
 
 /// Sets the vCPU count (`flags`: VIR_DOMAIN_AFFECT_* | VIR_DOMAIN_VCPU_*).
@@ -562,9 +581,10 @@ pub fn set_vcpus(
     vcpus: u32,
     flags: u32,
 ) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.set_vcpus_flags(vcpus, flags)?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.set_vcpus_flags(vcpus, flags)?;
+        Ok(())
+    })
 }
 
 /// Sets the memory in KiB (`flags`: VIR_DOMAIN_AFFECT_* | VIR_DOMAIN_MEM_*).
@@ -575,9 +595,10 @@ pub fn set_memory(
     kib: u64,
     flags: u32,
 ) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.set_memory_flags(kib, flags)?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.set_memory_flags(kib, flags)?;
+        Ok(())
+    })
 }
 
 /// What a device call does.
@@ -651,9 +672,10 @@ pub fn set_metadata(
     value: Option<&str>,
     key_prefix: Option<&str>,
 ) -> Result<DomainInfo, Error> {
-    let dom = lookup(conn, key)?;
-    dom.set_metadata(t.kind, value, key_prefix, t.uri.as_deref(), t.flags)?;
-    describe(host, &dom)
+    changed(conn, key, host, |dom| {
+        dom.set_metadata(t.kind, value, key_prefix, t.uri.as_deref(), t.flags)?;
+        Ok(())
+    })
 }
 
 /// The bulk statistics of one domain, as libvirt reported them.
