@@ -15,6 +15,11 @@ pub mod volume_transfer;
 
 use crate::error::Error;
 
+/// The libvirt connection every operation runs on (what `HostPool::run`
+/// hands out), named here so that callers above `ops` need not import the
+/// `virt` crate.
+pub use virt::connect::Connect;
+
 /// For listings: reading an object that vanished between the listing and the
 /// read (another client deleted it) is not an error of the listing; it is
 /// simply no longer there. Other errors pass through.

@@ -20,13 +20,12 @@ use libvirt_grpc::v1::{
     StorageVolumeRef,
 };
 use tokio::time::Instant;
-use virt::connect::Connect;
 
 use crate::{
     error::Error,
     ops::{
         domain::DomainKey, network::NetworkKey, snapshot::SnapshotKey, storage::PoolKey,
-        storage::VolumeKey,
+        storage::VolumeKey, Connect,
     },
     pool::{HostPool, Hosts, Lane},
     render, validate,
