@@ -155,6 +155,19 @@ pub fn pool_xml(conn: &Connect, key: &PoolKey, flags: u32) -> Result<String, Err
     Ok(lookup_pool(conn, key)?.xml_desc(flags)?)
 }
 
+/// Looks the pool up, applies one change to it, and reads it back: the
+/// shape of every call that changes a pool and answers it.
+fn changed_pool(
+    conn: &Connect,
+    key: &PoolKey,
+    host: &str,
+    change: impl FnOnce(&StoragePool) -> Result<(), virt::error::Error>,
+) -> Result<PoolFacts, Error> {
+    let p = lookup_pool(conn, key)?;
+    change(&p)?;
+    pool_facts(&p, host)
+}
+
 /// Builds a pool's storage with libvirt's build `flags`.
 pub fn build_pool(
     conn: &Connect,
@@ -162,9 +175,10 @@ pub fn build_pool(
     host: &str,
     flags: u32,
 ) -> Result<PoolFacts, Error> {
-    let p = lookup_pool(conn, key)?;
-    p.build(flags)?;
-    pool_facts(&p, host)
+    changed_pool(conn, key, host, |p| {
+        p.build(flags)?;
+        Ok(())
+    })
 }
 
 /// Starts a pool with libvirt's create `flags`.
@@ -174,9 +188,10 @@ pub fn start_pool(
     host: &str,
     flags: u32,
 ) -> Result<PoolFacts, Error> {
-    let p = lookup_pool(conn, key)?;
-    p.create(flags)?;
-    pool_facts(&p, host)
+    changed_pool(conn, key, host, |p| {
+        p.create(flags)?;
+        Ok(())
+    })
 }
 
 /// Stops a pool (virStoragePoolDestroy). A transient pool is gone once
@@ -203,9 +218,10 @@ pub fn stop_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts,
 
 /// Deletes a pool's storage; the definition stays.
 pub fn delete_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts, Error> {
-    let p = lookup_pool(conn, key)?;
-    p.delete(0)?;
-    pool_facts(&p, host)
+    changed_pool(conn, key, host, |p| {
+        p.delete(0)?;
+        Ok(())
+    })
 }
 
 /// Removes a pool's definition.
@@ -215,9 +231,10 @@ pub fn undefine_pool(conn: &Connect, key: &PoolKey) -> Result<(), Error> {
 
 /// Rescans a pool's volumes.
 pub fn refresh_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts, Error> {
-    let p = lookup_pool(conn, key)?;
-    p.refresh(0)?;
-    pool_facts(&p, host)
+    changed_pool(conn, key, host, |p| {
+        p.refresh(0)?;
+        Ok(())
+    })
 }
 
 /// Sets a pool's autostart.
@@ -227,9 +244,10 @@ pub fn set_pool_autostart(
     host: &str,
     on: bool,
 ) -> Result<PoolFacts, Error> {
-    let p = lookup_pool(conn, key)?;
-    p.set_autostart(on)?;
-    pool_facts(&p, host)
+    changed_pool(conn, key, host, |p| {
+        p.set_autostart(on)?;
+        Ok(())
+    })
 }
 
 /// libvirt's `<sources>` document for a pool type (its libvirt name).
