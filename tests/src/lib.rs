@@ -21,6 +21,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub mod daemon;
 pub mod peers;
 pub mod raw_h2;
+pub mod scenario;
 
 /// The URI of the real daemon the real suites use.
 pub const REAL_URI: &str = "qemu:///system";

@@ -2,7 +2,7 @@
 //! error codes of the table that this driver can produce.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use libvirt_grpc_tests::{code_of, prefix, small_spec, v1, Cleanup, TestServer};
+use libvirt_grpc_tests::{code_of, prefix, scenario, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
 use v1::{
     define_domain_request::Source, domain_ref::Key, DomainRef, DomainState, DomainStateReason,
@@ -54,42 +54,9 @@ async fn lifecycle_through_every_state() {
     let _c = Cleanup::new(URI, &p);
     let name = format!("{p}vm");
     let c = &s.client;
-    let d = c.define_domain(small_spec(&name)).await.unwrap();
-    assert_eq!(d.state(), DomainState::Shutoff);
-    assert!(d.persistent);
-    assert_eq!(d.memory_bytes, 128 << 20);
-
     let mut dom = c.domains();
-    let d = c.start_domain(&name).await.unwrap();
-    assert_eq!(d.state(), DomainState::Running);
-    assert_eq!(d.state_reason(), DomainStateReason::RunningBooted);
-    assert!(d.id > 0);
-
-    // Starting a running domain is a precondition failure, not an internal error.
-    let again = dom
-        .start_domain(v1::StartDomainRequest {
-            domain: by_name(&name),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(code_of(again), Code::FailedPrecondition);
-
-    let r = dom
-        .suspend_domain(v1::SuspendDomainRequest {
-            domain: by_name(&name),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.domain.unwrap().state(), DomainState::Paused);
-    let r = dom
-        .resume_domain(v1::ResumeDomainRequest {
-            domain: by_name(&name),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.domain.unwrap().state(), DomainState::Running);
+    // The shared body: define, start, a refused second start, suspend, resume.
+    scenario::domain_lifecycle(c, "default", small_spec(&name)).await;
 
     // Lookup by id and by uuid reach the same domain.
     let got = c.get_domain(&name).await.unwrap();

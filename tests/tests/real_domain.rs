@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libvirt_grpc_tests::{
-    code_of, prefix, real_enabled, small_spec, v1, wait_until, Cleanup, TestServer, REAL_URI,
+    prefix, real_enabled, scenario, small_spec, v1, wait_until, Cleanup, TestServer, REAL_URI,
 };
 use tonic::Code;
 use v1::{DomainState, DomainStateReason};
@@ -41,44 +41,9 @@ async fn qemu_guest_full_lifecycle() {
     let client = s.client.clone().with_default_host("real");
     let mut dom = client.domains();
 
-    let d = client.define_domain(qemu_spec(&name)).await.unwrap();
-    assert_eq!(d.host, "real");
-    assert_eq!(d.state(), DomainState::Shutoff);
+    // The shared body: define, start, a refused second start, suspend, resume.
+    let d = scenario::domain_lifecycle(&client, "real", qemu_spec(&name)).await;
     assert_eq!(d.os_type, "hvm");
-
-    let d = client.start_domain(&name).await.unwrap();
-    assert_eq!(d.state(), DomainState::Running);
-    assert_eq!(d.state_reason(), DomainStateReason::RunningBooted);
-    assert_eq!(d.state_reason_code, 1);
-    let r = dom
-        .start_domain(v1::StartDomainRequest {
-            domain: by_name(&name),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(code_of(r), Code::FailedPrecondition);
-
-    let d = dom
-        .suspend_domain(v1::SuspendDomainRequest {
-            domain: by_name(&name),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .domain
-        .unwrap();
-    assert_eq!(d.state(), DomainState::Paused);
-    assert_eq!(d.state_reason(), DomainStateReason::PausedUser);
-    let d = dom
-        .resume_domain(v1::ResumeDomainRequest {
-            domain: by_name(&name),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .domain
-        .unwrap();
-    assert_eq!(d.state(), DomainState::Running);
 
     // A real screenshot: SeaBIOS text mode, a valid PNG with real pixels,
     // streamed as `info` then chunks of at most 1 MiB.

@@ -12,6 +12,7 @@ use std::{
 };
 
 use libvirt_grpc_server::config::{Config, HostConfig};
+use libvirt_grpc_tests::scenario::volume_exists;
 use libvirt_grpc_tests::{
     code_of, prefix, real_enabled, small_spec, v1, wait_until, Cleanup, TestServer, REAL_URI,
 };
@@ -107,21 +108,6 @@ fn definition(xml: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-async fn volume_exists(s: &TestServer, pool: &str, name: &str) -> bool {
-    let r = s
-        .client
-        .storage()
-        .get_storage_volume(s.client.request(v1::GetStorageVolumeRequest {
-            volume: vol_ref(pool, name),
-        }))
-        .await;
-    match r {
-        Ok(_) => true,
-        Err(e) if e.code() == Code::NotFound => false,
-        Err(e) => panic!("unexpected {e:?}"),
-    }
 }
 
 #[tokio::test]
@@ -582,7 +568,7 @@ async fn stalled_uploads_release_the_slow_lane_at_the_idle_timeout() {
             "the stalled uploads to create their volumes",
             || {
                 let (s, pool, vol) = (&s, &pool, &vol);
-                async move { volume_exists(s, pool, vol).await.then_some(()) }
+                async move { volume_exists(s, "real", pool, vol).await.then_some(()) }
             },
         )
         .await;
@@ -624,7 +610,10 @@ async fn stalled_uploads_release_the_slow_lane_at_the_idle_timeout() {
         assert_eq!(e.code(), Code::Aborted, "{e:?}");
     }
     for vol in ["up0.raw", "up1.raw", "idle.raw"] {
-        assert!(!volume_exists(&s, &pool, vol).await, "{vol} was left");
+        assert!(
+            !volume_exists(&s, "real", &pool, vol).await,
+            "{vol} was left"
+        );
     }
-    assert!(volume_exists(&s, &pool, "after.raw").await);
+    assert!(volume_exists(&s, "real", &pool, "after.raw").await);
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use libvirt_grpc_tests::scenario::volume_exists;
 use libvirt_grpc_tests::{
     code_of, prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI,
 };
@@ -58,21 +59,6 @@ fn upload_msgs(target: v1::UploadTarget, bytes: &[u8]) -> Vec<v1::UploadStorageV
             }),
     );
     m
-}
-
-async fn volume_exists(s: &TestServer, pool: &str, name: &str) -> bool {
-    let r = s
-        .client
-        .storage()
-        .get_storage_volume(s.client.request(v1::GetStorageVolumeRequest {
-            volume: vol_ref(pool, name),
-        }))
-        .await;
-    match r {
-        Ok(_) => true,
-        Err(e) if e.code() == Code::NotFound => false,
-        Err(e) => panic!("unexpected {e:?}"),
-    }
 }
 
 #[tokio::test]
@@ -351,7 +337,7 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         ))))
         .await;
     assert_eq!(code_of(bad), Code::InvalidArgument);
-    assert!(!volume_exists(&s, &pool, "bad.raw").await);
+    assert!(!volume_exists(&s, "real", &pool, "bad.raw").await);
 
     // Fewer bytes than announced: refused, nothing left.
     let short = st
@@ -369,7 +355,7 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         ))))
         .await;
     assert_eq!(code_of(short), Code::InvalidArgument);
-    assert!(!volume_exists(&s, &pool, "short.raw").await);
+    assert!(!volume_exists(&s, "real", &pool, "short.raw").await);
 
     // A client that stalls mid-upload past its deadline: the call ends with
     // DEADLINE_EXCEEDED, the server aborts the libvirt stream and deletes the
@@ -396,7 +382,11 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         "the upload to create its volume",
         || {
             let (s, pool) = (&s, &pool);
-            async move { volume_exists(s, pool, "broken.raw").await.then_some(()) }
+            async move {
+                volume_exists(s, "real", pool, "broken.raw")
+                    .await
+                    .then_some(())
+            }
         },
     )
     .await;
@@ -410,7 +400,7 @@ async fn dir_pool_qcow2_clone_resize_upload_download() {
         "the broken upload's volume to go",
         || {
             let (s, pool) = (&s, &pool);
-            async move { (!volume_exists(s, pool, "broken.raw").await).then_some(()) }
+            async move { (!volume_exists(s, "real", pool, "broken.raw").await).then_some(()) }
         },
     )
     .await;

@@ -62,6 +62,22 @@ where
 }
 
 impl GuestAgentApi {
+    /// Adds or removes `keys` of guest user `user` in the domain `r` names.
+    async fn change_keys(
+        &self,
+        dl: Option<tokio::time::Instant>,
+        r: Option<&v1::DomainRef>,
+        user: String,
+        keys: Vec<String>,
+        change: convert::KeyChange,
+    ) -> Result<(), Error> {
+        let (t, flags) = resolve(&self.hosts, r, convert::key_change(&user, &keys, change))?;
+        t.run(Lane::Slow, dl, move |c, k, _| {
+            ops::set_authorized_keys(c, k, &user, &keys, flags)
+        })
+        .await
+    }
+
     /// A service over `hosts`.
     pub fn new(hosts: Hosts) -> Self {
         GuestAgentApi {
@@ -410,15 +426,8 @@ impl GuestAgentService for GuestAgentApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let change = convert::KeyChange::Add;
-        let (t, flags) = resolve(
-            &self.hosts,
-            r.domain.as_ref(),
-            convert::key_change(&r.user, &r.keys, change),
-        )?;
-        t.run(Lane::Slow, dl, move |c, k, _| {
-            ops::set_authorized_keys(c, k, &r.user, &r.keys, flags)
-        })
-        .await?;
+        self.change_keys(dl, r.domain.as_ref(), r.user, r.keys, change)
+            .await?;
         ok(v1::AddGuestAuthorizedKeysResponse {})
     }
 
@@ -430,15 +439,8 @@ impl GuestAgentService for GuestAgentApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let change = convert::KeyChange::Remove;
-        let (t, flags) = resolve(
-            &self.hosts,
-            r.domain.as_ref(),
-            convert::key_change(&r.user, &r.keys, change),
-        )?;
-        t.run(Lane::Slow, dl, move |c, k, _| {
-            ops::set_authorized_keys(c, k, &r.user, &r.keys, flags)
-        })
-        .await?;
+        self.change_keys(dl, r.domain.as_ref(), r.user, r.keys, change)
+            .await?;
         ok(v1::RemoveGuestAuthorizedKeysResponse {})
     }
 

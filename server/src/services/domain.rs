@@ -53,6 +53,25 @@ impl DomainApi {
     ) -> Result<(Target<DomainKey>, P), Error> {
         Target::resolve_with(&self.hosts, r, "domain", params)
     }
+
+    /// Attach, detach or update one device of the domain `r` names, with
+    /// libvirt `flags`; the domain as read after.
+    async fn change_device(
+        &self,
+        dl: Option<tokio::time::Instant>,
+        r: Option<&v1::DomainRef>,
+        change: DeviceChange,
+        xml: String,
+        flags: u32,
+    ) -> Result<v1::Domain, Error> {
+        let (t, ()) = self.target_with(r, convert::device_xml(&xml))?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                ops::change_device(c, k, h, change, &xml, flags)
+            })
+            .await?;
+        Ok(d.into())
+    }
 }
 
 /// The stream of a screenshot.
@@ -434,16 +453,10 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let flags = convert::scope_flags(r.scope.as_ref());
-        let (t, ()) = self.target_with(r.domain.as_ref(), convert::device_xml(&r.xml))?;
-        let xml = r.xml;
-        let d = t
-            .run(Lane::Quick, dl, move |c, k, h| {
-                ops::change_device(c, k, h, DeviceChange::Attach, &xml, flags)
-            })
+        let d = self
+            .change_device(dl, r.domain.as_ref(), DeviceChange::Attach, r.xml, flags)
             .await?;
-        ok(v1::AttachDomainDeviceResponse {
-            domain: Some(d.into()),
-        })
+        ok(v1::AttachDomainDeviceResponse { domain: Some(d) })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -454,16 +467,10 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let flags = convert::scope_flags(r.scope.as_ref());
-        let (t, ()) = self.target_with(r.domain.as_ref(), convert::device_xml(&r.xml))?;
-        let xml = r.xml;
-        let d = t
-            .run(Lane::Quick, dl, move |c, k, h| {
-                ops::change_device(c, k, h, DeviceChange::Detach, &xml, flags)
-            })
+        let d = self
+            .change_device(dl, r.domain.as_ref(), DeviceChange::Detach, r.xml, flags)
             .await?;
-        ok(v1::DetachDomainDeviceResponse {
-            domain: Some(d.into()),
-        })
+        ok(v1::DetachDomainDeviceResponse { domain: Some(d) })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
@@ -474,16 +481,10 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.into_inner();
         let flags = convert::update_device_flags(&r);
-        let (t, ()) = self.target_with(r.domain.as_ref(), convert::device_xml(&r.xml))?;
-        let xml = r.xml;
-        let d = t
-            .run(Lane::Quick, dl, move |c, k, h| {
-                ops::change_device(c, k, h, DeviceChange::Update, &xml, flags)
-            })
+        let d = self
+            .change_device(dl, r.domain.as_ref(), DeviceChange::Update, r.xml, flags)
             .await?;
-        ok(v1::UpdateDomainDeviceResponse {
-            domain: Some(d.into()),
-        })
+        ok(v1::UpdateDomainDeviceResponse { domain: Some(d) })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]

@@ -1,0 +1,77 @@
+//! Scenario bodies that run unchanged on libvirt's test driver and on the
+//! real daemon: each suite calls them with its own host and spec, then goes
+//! on with what only its driver can do.
+
+use tonic::Code;
+
+use crate::{code_of, domain_ref, v1, Client, TestServer};
+use v1::{DomainState, DomainStateReason};
+
+/// Defines `spec` on `host` and takes it through start, a refused second
+/// start, suspend and resume, checking every answer's state and reason.
+/// The domain is left running.
+pub async fn domain_lifecycle(client: &Client, host: &str, spec: v1::DomainSpec) -> v1::Domain {
+    let name = spec.name.clone();
+    let memory = spec.memory_bytes;
+    let d = client.define_domain(spec).await.unwrap();
+    assert_eq!(d.host, host);
+    assert_eq!(d.state(), DomainState::Shutoff);
+    assert!(d.persistent);
+    assert_eq!(d.memory_bytes, memory);
+
+    let d = client.start_domain(&name).await.unwrap();
+    assert_eq!(d.state(), DomainState::Running);
+    assert_eq!(d.state_reason(), DomainStateReason::RunningBooted);
+    assert_eq!(d.state_reason_code, 1);
+    assert!(d.id > 0);
+
+    // Starting a running domain is a precondition failure, not an internal error.
+    let mut dom = client.domains();
+    let again = dom
+        .start_domain(v1::StartDomainRequest {
+            domain: domain_ref(host, &name),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(again), Code::FailedPrecondition);
+
+    let d = dom
+        .suspend_domain(v1::SuspendDomainRequest {
+            domain: domain_ref(host, &name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.state(), DomainState::Paused);
+    assert_eq!(d.state_reason(), DomainStateReason::PausedUser);
+    let d = dom
+        .resume_domain(v1::ResumeDomainRequest {
+            domain: domain_ref(host, &name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.state(), DomainState::Running);
+    d
+}
+
+/// Whether volume `name` of pool `pool` on `host` exists, as the service
+/// answers (any error but NOT_FOUND fails the test).
+pub async fn volume_exists(s: &TestServer, host: &str, pool: &str, name: &str) -> bool {
+    let r = s
+        .client
+        .storage()
+        .get_storage_volume(s.client.request(v1::GetStorageVolumeRequest {
+            volume: crate::volume_ref(host, pool, name),
+        }))
+        .await;
+    match r {
+        Ok(_) => true,
+        Err(e) if e.code() == Code::NotFound => false,
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
