@@ -16,6 +16,8 @@
 #![deny(unsafe_code)]
 
 #[forbid(unsafe_code)]
+pub mod auth;
+#[forbid(unsafe_code)]
 pub mod config;
 #[forbid(unsafe_code)]
 pub mod convert;
