@@ -8,6 +8,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
+use crate::auth::Role;
+
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
@@ -74,13 +76,17 @@ impl HostConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The address to serve gRPC on.
-    pub listen: SocketAddr,
+    /// Where to serve gRPC: `IP:PORT`, or `unix:/path` for a Unix socket
+    /// (created mode 0600, as libvirtd's own). Plain text only on loopback
+    /// or a Unix socket; any other address needs `[tls]` and `[auth]`.
+    pub listen: Listen,
     /// The hosts; the first is the default host.
     pub hosts: Vec<HostConfig>,
-    /// Serve plain text on a non-loopback address. Off by default: without
-    /// TLS only loopback is served unless the operator insists here.
-    pub allow_insecure_remote: bool,
+    /// TLS for the gRPC listener (off when absent).
+    pub tls: Option<TlsConfig>,
+    /// Caller identities and roles. Without it every caller is `admin`,
+    /// which is allowed only on loopback or a Unix socket.
+    pub auth: Option<AuthConfig>,
     /// Seconds between health probes of each host.
     pub health_interval_secs: u64,
     /// How long a call may wait when the request carries no deadline.
@@ -129,11 +135,14 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: DEFAULT_LISTEN
-                .parse()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            listen: Listen::Tcp(
+                DEFAULT_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            ),
             hosts: vec![HostConfig::new("default", "test:///default")],
-            allow_insecure_remote: false,
+            tls: None,
+            auth: None,
             health_interval_secs: 5,
             default_call_timeout_secs: 120,
             stream_idle_timeout_secs: crate::services::DEFAULT_STREAM_IDLE.as_secs(),
@@ -180,6 +189,153 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Where the gRPC server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket at this path.
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// Parses `IP:PORT` or `unix:/absolute/path`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(format!("a Unix socket path must be absolute, got '{s}'"));
+            }
+            return Ok(Listen::Unix(path));
+        }
+        s.parse()
+            .map(Listen::Tcp)
+            .map_err(|_| format!("expected IP:PORT or unix:/path, got '{s}'"))
+    }
+
+    /// Whether only this machine can reach it (loopback or a Unix socket).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Listen::Tcp(a) => a.ip().is_loopback(),
+            Listen::Unix(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Listen::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[tls]`: the server's certificate, and optionally the CA its clients'
+/// certificates must be signed by. All files are PEM and re-read on SIGHUP.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// With it set, every client must present a certificate signed by one
+    /// of these CAs (mutual TLS); the handshake fails otherwise.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[auth]`: who may call, as what.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer tokens (`authorization: Bearer <token>`), stored hashed.
+    pub tokens: Vec<TokenConfig>,
+    /// Client-certificate identities (needs `[tls] client_ca`).
+    pub clients: Vec<ClientCertConfig>,
+    /// Serve the health service to callers without identity (default
+    /// true: load balancers and orchestrators probe without credentials).
+    #[serde(default = "yes")]
+    pub open_health: bool,
+    /// Serve reflection to callers without identity (default false: the
+    /// schema is public anyway, but a closed server tells nothing).
+    pub open_reflection: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One bearer token.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The caller's name, in audit lines and metrics.
+    pub name: String,
+    /// The caller's role.
+    pub role: Role,
+    /// The hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`); the
+    /// token itself is never stored.
+    pub sha256: String,
+}
+
+/// One client-certificate identity: a certificate matches by its subject
+/// or by one of its subject alternative names (DNS, URI, email or IP).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertConfig {
+    /// The caller's name (default: the subject or SAN that matched).
+    pub name: Option<String>,
+    /// The subject distinguished name, e.g. `CN=ops` or `CN=ops,O=Example`
+    /// (attributes in the certificate's order, case-sensitive values).
+    pub subject: Option<String>,
+    /// A subject alternative name, e.g. `ops.example.com` or
+    /// `spiffe://example.com/ops`.
+    pub san: Option<String>,
+    /// The caller's role.
+    pub role: Role,
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let mut names = std::collections::HashSet::new();
+        for t in &self.tokens {
+            if t.name.is_empty() {
+                return bad("[[auth.tokens]]: name must not be empty".into());
+            }
+            if crate::auth::identity::parse_sha256(&t.sha256).is_none() {
+                return bad(format!(
+                    "[[auth.tokens]] '{}': sha256 must be 64 hex digits (the SHA-256 of the token, never the token)",
+                    t.name
+                ));
+            }
+            if !names.insert(t.sha256.to_ascii_lowercase()) {
+                return bad(format!(
+                    "[[auth.tokens]] '{}': the same token twice",
+                    t.name
+                ));
+            }
+        }
+        for c in &self.clients {
+            if c.subject.is_none() == c.san.is_none() {
+                return bad(format!(
+                    "[[auth.clients]] {}: set exactly one of subject or san",
+                    c.name.as_deref().unwrap_or("(unnamed)")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
@@ -213,11 +369,22 @@ impl Config {
                 )));
             }
         }
-        if !self.listen.ip().is_loopback() && !self.allow_insecure_remote {
-            return Err(ConfigError::Invalid(format!(
-                "refusing to serve plain text on non-loopback {}: set allow_insecure_remote = true to insist",
-                self.listen
-            )));
+        if !self.listen.is_local() {
+            let missing = match (&self.tls, &self.auth) {
+                (None, None) => Some("[tls] (cert, key) and [auth]"),
+                (None, Some(_)) => Some("[tls] (cert, key)"),
+                (Some(_), None) => Some("[auth] (tokens or client certificates)"),
+                (Some(_), Some(_)) => None,
+            };
+            if let Some(missing) = missing {
+                return Err(ConfigError::Invalid(format!(
+                    "refusing to serve {} without {missing}: plain text and callers without identity are served only on loopback (127.0.0.1, ::1) or a Unix socket (listen = \"unix:/run/libvirt-grpc/sock\"); set up TLS and auth as the README's \"Running in production\" shows, or listen on loopback",
+                    self.listen
+                )));
+            }
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate()?;
         }
         if self.stream_idle_timeout_secs == 0 {
             return Err(ConfigError::Invalid(
@@ -310,7 +477,7 @@ mod tests {
     fn default_is_test_driver_on_loopback() {
         let c = Config::default();
         assert_eq!(c.hosts, vec![HostConfig::new("default", "test:///default")]);
-        assert!(c.listen.ip().is_loopback());
+        assert!(c.listen.is_local());
         c.validate().unwrap();
     }
 
@@ -332,7 +499,7 @@ mod tests {
     #[test]
     fn rejects_plaintext_on_public_address() {
         let c = Config {
-            listen: "0.0.0.0:1".parse().unwrap(),
+            listen: Listen::parse("0.0.0.0:1").unwrap(),
             ..Config::default()
         };
         assert!(c.validate().is_err());

@@ -86,6 +86,11 @@ pub mod reason {
     pub const SERVER_SHUTTING_DOWN: &str = "SERVER_SHUTTING_DOWN";
     /// A bug or an unexpected answer.
     pub const INTERNAL: &str = "INTERNAL";
+    /// The caller presented no identity the server knows.
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    /// The caller's role is below what the call needs (metadata
+    /// `role_required`).
+    pub const ROLE_REQUIRED: &str = "ROLE_REQUIRED";
 }
 
 /// How long a caller should wait before retrying an `UNAVAILABLE` call
@@ -251,6 +256,17 @@ pub enum Error {
     /// The server is shutting down.
     #[error("{}", SHUTDOWN_MESSAGE)]
     ShuttingDown,
+    /// The caller presented no identity the server knows.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not make this call.
+    #[error("{message}")]
+    PermissionDenied {
+        /// What was refused and why.
+        message: String,
+        /// The role that would be allowed, if any.
+        needed: Option<crate::auth::Role>,
+    },
     /// A bug or an unexpected answer; the message says which.
     #[error("Internal error: {message}")]
     Internal {
@@ -348,6 +364,8 @@ impl Error {
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::StreamIdle(_) => Code::Aborted,
             Error::Internal { .. } => Code::Internal,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::PermissionDenied { .. } => Code::PermissionDenied,
         }
     }
 
@@ -371,6 +389,8 @@ impl Error {
             Error::StreamIdle(_) => own(reason::STREAM_IDLE),
             Error::ShuttingDown => own(reason::SERVER_SHUTTING_DOWN),
             Error::Internal { .. } => own(reason::INTERNAL),
+            Error::Unauthenticated(_) => own(reason::UNAUTHENTICATED),
+            Error::PermissionDenied { .. } => own(reason::ROLE_REQUIRED),
         }
     }
 
@@ -384,6 +404,12 @@ impl Error {
             }
             Error::UnknownHost(h) | Error::HostUnavailable { host: h, .. } => Some(h.as_str()),
             Error::DeadlineExceeded { host, .. } => host.as_deref(),
+            Error::PermissionDenied {
+                needed: Some(role), ..
+            } => {
+                m.insert("role_required".to_owned(), role.as_str().to_owned());
+                None
+            }
             _ => None,
         };
         if let Some(h) = host {

@@ -8,8 +8,9 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use libvirt_grpc_server::{
-    config::{Config, HostConfig},
-    server, transport,
+    config::{Config, HostConfig, Listen, TlsConfig},
+    server::{self, Listener},
+    transport,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -17,9 +18,19 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "libvirt-grpcd", version)]
 struct Args {
-    /// Address to listen on (default 127.0.0.1:50051).
-    #[arg(long)]
-    listen: Option<std::net::SocketAddr>,
+    /// Address to listen on: IP:PORT or unix:/path (default
+    /// 127.0.0.1:50051). Plain text only on loopback or a Unix socket.
+    #[arg(long, value_parser = Listen::parse)]
+    listen: Option<Listen>,
+    /// The server's TLS certificate chain (PEM); with --tls-key, serves TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The server's TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A CA (PEM) every client certificate must be signed by (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// A host as NAME=URI; repeatable; the first is the default host.
     /// Without any, the config file's hosts or `default=test:///default`.
     #[arg(long = "host", value_parser = HostConfig::parse_flag)]
@@ -81,6 +92,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(TlsConfig {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        });
+    }
     if !args.hosts.is_empty() {
         config.hosts = args.hosts;
     }
@@ -102,7 +120,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     // libvirt prints every error to stderr by default; we report them ourselves.
     virt::error::clear_error_callback();
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = Listener::bind(&config.listen).await?;
     for h in &config.hosts {
         tracing::info!(host = %h.name, uri = %h.uri, "configured host");
     }

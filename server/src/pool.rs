@@ -404,16 +404,18 @@ impl Hosts {
 
     /// The pool for `name`; an empty name means the default host.
     pub fn get(&self, name: &str) -> Result<&Arc<HostPool>, Error> {
-        if name.is_empty() {
-            return self
-                .pools
+        let pool = if name.is_empty() {
+            self.pools
                 .first()
-                .ok_or_else(|| Error::internal("no hosts configured"));
-        }
-        self.pools
-            .iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| Error::UnknownHost(name.to_owned()))
+                .ok_or_else(|| Error::internal("no hosts configured"))?
+        } else {
+            self.pools
+                .iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| Error::UnknownHost(name.to_owned()))?
+        };
+        crate::auth::audit::note_host(pool.name());
+        Ok(pool)
     }
 
     /// All pools, the default first.

@@ -2,7 +2,7 @@
 //! per host, the transport limits of [`crate::transport`], and graceful
 //! shutdown with a deadline.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use libvirt_grpc::v1::{
     domain_service_server::DomainServiceServer, event_service_server::EventServiceServer,
@@ -10,12 +10,16 @@ use libvirt_grpc::v1::{
     network_service_server::NetworkServiceServer, snapshot_service_server::SnapshotServiceServer,
     storage_service_server::StorageServiceServer,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::{TcpListener, UnixListener},
+    sync::watch,
+};
 use tonic::transport::Server;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    config::Config,
+    auth::layer::{AuthLayer, Policy},
+    config::{Config, Listen},
     pool::{Health, HostPool, Hosts},
     services::{
         agent::GuestAgentApi, domain::DomainApi, events::EventApi, host::HostApi,
@@ -25,6 +29,7 @@ use crate::{
         self,
         accept::{self, AcceptSettings, ConnLimits},
         status_codes::StatusCodeLayer,
+        tls::{Tls, TlsError},
     },
 };
 
@@ -55,6 +60,57 @@ pub enum ServeError {
     /// The transport failed.
     #[error("The gRPC transport failed")]
     Transport(#[source] tonic::transport::Error),
+    /// The TLS files could not be used.
+    #[error("Cannot set up TLS")]
+    Tls(#[source] TlsError),
+    /// `[tls]` is set for a Unix socket.
+    #[error("TLS is for TCP listeners; a Unix socket is protected by its file mode (0600)")]
+    TlsOnUnix,
+}
+
+/// A bound gRPC listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP socket.
+    Tcp(TcpListener),
+    /// A Unix socket (see [`accept::bind_unix`]).
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Listener::Tcp(l)
+    }
+}
+
+impl Listener {
+    /// Binds `at`; the error names the address it could not bind.
+    pub async fn bind(at: &Listen) -> Result<Self, std::io::Error> {
+        let named = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {at}: {e}"))
+        };
+        match at {
+            Listen::Tcp(addr) => TcpListener::bind(addr)
+                .await
+                .map(Listener::Tcp)
+                .map_err(named),
+            Listen::Unix(path) => accept::bind_unix(path).map(Listener::Unix).map_err(named),
+        }
+    }
+
+    /// The address it listens on, for the start line.
+    pub fn address(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|e| format!("(unknown: {e})"), |a| a.to_string()),
+            Listener::Unix(l) => l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+                .unwrap_or_else(|| "unix:(unnamed)".to_owned()),
+        }
+    }
 }
 
 /// Serves on `listener` until `shutdown` resolves, then shuts down within
@@ -70,9 +126,24 @@ pub enum ServeError {
 ///    the binary does not wait for them (see `main.rs`).
 pub async fn serve(
     config: &Config,
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let listener = listener.into();
+    let tls = match &config.tls {
+        Some(files) => Some(Tls::load(files).map_err(ServeError::Tls)?),
+        None => None,
+    };
+    if tls.is_some() && matches!(listener, Listener::Unix(_)) {
+        return Err(ServeError::TlsOnUnix);
+    }
+    let policy = Policy::new(config.auth.as_ref());
+    if !policy.enabled() {
+        tracing::warn!(
+            "no [auth] section: every caller that reaches {} is admin, and may do anything libvirtd can as root; on a shared machine, listen on a Unix socket (mode 0600) or configure [auth]",
+            listener.address()
+        );
+    }
     let default_timeout = Duration::from_secs(config.default_call_timeout_secs.max(1));
     let hosts = Hosts::new(&config.hosts, default_timeout);
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -133,6 +204,7 @@ pub async fn serve(
     }
     let router = builder
         .layer(StatusCodeLayer)
+        .layer(AuthLayer::new(policy))
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(config.http2_keepalive_interval())
         .http2_keepalive_timeout(Some(config.http2_keepalive_timeout()))
@@ -171,22 +243,38 @@ pub async fn serve(
         transport::connection_budget(config.max_connections),
         config.max_connections_per_ip,
     );
-    match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, "serving"),
-        Err(e) => tracing::warn!(error = %e, "serving (address unknown)"),
-    }
-    let incoming = accept::incoming(
-        listener,
-        Arc::clone(&limits),
-        AcceptSettings {
-            handshake_timeout: config.handshake_timeout(),
-            tcp_keepalive: config.tcp_keepalive(),
-            close: close_all_rx,
-        },
-    );
-    let serving = router.serve_with_incoming_shutdown(incoming, async move {
+    let address = listener.address();
+    let settings = AcceptSettings {
+        handshake_timeout: config.handshake_timeout(),
+        tcp_keepalive: config.tcp_keepalive(),
+        close: close_all_rx,
+    };
+    let stop_accepting = async move {
         let _ = begin_rx.wait_for(|b| *b).await;
-    });
+    };
+    let reload = tls.clone().map(|t| tokio::spawn(reload_on_sighup(t)));
+    let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match (listener, tls) {
+            (Listener::Tcp(l), None) => {
+                tracing::info!("listening on {address} (plain text)");
+                let incoming = accept::incoming(l, Arc::clone(&limits), settings);
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
+            }
+            (Listener::Tcp(l), Some(tls)) => {
+                tracing::info!(
+                    mutual = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+                    "listening on {address} (TLS)"
+                );
+                let incoming = accept::incoming_tls(l, Arc::clone(&limits), settings, tls);
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
+            }
+            (Listener::Unix(l), _) => {
+                tracing::info!("listening on {address}");
+                let incoming = accept::incoming_unix(l, Arc::clone(&limits), settings);
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
+            }
+        };
+    let _reload = AbortOnDrop(reload);
     tokio::pin!(serving);
     tokio::select! {
         r = &mut serving => return r.map_err(ServeError::Transport),
@@ -248,6 +336,38 @@ async fn probe_loop(pool: std::sync::Arc<HostPool>, every: Duration) {
         tick.tick().await;
         if let Err(e) = pool.probe(every).await {
             tracing::debug!(host = pool.name(), error = %e, "health probe failed");
+        }
+    }
+}
+
+/// Re-reads the TLS files on every SIGHUP; new handshakes use them, open
+/// connections keep theirs.
+async fn reload_on_sighup(tls: Arc<Tls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS files will not be reloaded");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS reload failed; the previous certificate stays in use")
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped (when `serve` returns).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! The binary belongs to another package, so cargo does not build it for
 //! this one's tests: [`binary`] asks cargo to (a no-op when it is up to
-//! date). The child listens on `127.0.0.1:0`; its log line `serving
-//! addr=...` says where, and doubles as the readiness signal. A child
+//! date). The child listens on `127.0.0.1:0`; its log line `listening on
+//! <addr>` says where, and doubles as the readiness signal. A child
 //! still running when its [`Daemon`] is dropped is killed by its pid.
 
 use std::{
@@ -122,12 +122,10 @@ impl Daemon {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let line = plain(&line);
-                if line.contains(" serving") {
-                    if let Some(a) = line.split("addr=").nth(1) {
-                        let a = a.split_whitespace().next().unwrap_or("");
-                        if let Ok(a) = a.parse::<SocketAddr>() {
-                            let _ = addr_tx.send(a);
-                        }
+                if let Some(a) = line.split("listening on ").nth(1) {
+                    let a = a.split_whitespace().next().unwrap_or("");
+                    if let Ok(a) = a.parse::<SocketAddr>() {
+                        let _ = addr_tx.send(a);
                     }
                 }
                 eprintln!("[libvirt-grpcd] {line}");
@@ -142,7 +140,7 @@ impl Daemon {
         };
         match addr_rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => d.addr = addr,
-            Err(_) => panic!("libvirt-grpcd did not log 'serving addr=' within 60 s"),
+            Err(_) => panic!("libvirt-grpcd did not log 'listening on <addr>' within 60 s"),
         }
         d
     }
@@ -159,12 +157,26 @@ impl Daemon {
 
     /// Sends SIGTERM to the child (by its pid).
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGHUP to the child (by its pid).
+    pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
+    fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
             .expect("running kill")
             .success();
-        assert!(ok, "kill -TERM {} failed", self.pid());
+        assert!(ok, "kill -{name} {} failed", self.pid());
+    }
+
+    /// The log lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// Waits at most `timeout` for the child to exit; returns its status

@@ -20,6 +20,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub mod daemon;
 pub mod peers;
+pub mod pki;
 pub mod raw_h2;
 pub mod scenario;
 
@@ -67,6 +68,41 @@ impl TestServer {
 
     /// A server on a chosen loopback address (to restart one in place).
     pub async fn start_at(addr: SocketAddr, config: Config) -> Self {
+        let (addr, shutdown, handle) = Self::spawn(addr, config).await;
+        // The listener is bound before the server task starts, so the
+        // connect below cannot race the bind: no sleep needed.
+        let client = Client::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_secs(60));
+        TestServer {
+            addr,
+            client,
+            shutdown: Some(shutdown),
+            handle: Some(handle),
+        }
+    }
+
+    /// A server whose configuration has `[tls]`: its `client` is a plain
+    /// one that connects only when used (and then fails); talk to it over
+    /// [`pki::channel`].
+    pub async fn start_tls(config: Config) -> Self {
+        let (addr, shutdown, handle) = Self::spawn("127.0.0.1:0".parse().unwrap(), config).await;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        TestServer {
+            addr,
+            client: Client::from_channel(channel),
+            shutdown: Some(shutdown),
+            handle: Some(handle),
+        }
+    }
+
+    async fn spawn(
+        addr: SocketAddr,
+        config: Config,
+    ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
         init_tracing();
         virt::error::clear_error_callback();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -80,18 +116,7 @@ impl TestServer {
                 .await
                 .expect("server failed");
         });
-        // The listener is bound before the server task starts, so the
-        // connect below cannot race the bind: no sleep needed.
-        let client = Client::connect(format!("http://{addr}"))
-            .await
-            .unwrap()
-            .with_timeout(Duration::from_secs(60));
-        TestServer {
-            addr,
-            client,
-            shutdown: Some(tx),
-            handle: Some(handle),
-        }
+        (addr, tx, handle)
     }
 
     /// The URL clients connect to.

@@ -8,6 +8,9 @@
 //!   into the request's extensions for the handlers (confinement asks it
 //!   whether the caller is below `admin`).
 
+pub mod audit;
+pub mod identity;
+pub mod layer;
 pub mod roles;
 
 use serde::Deserialize;

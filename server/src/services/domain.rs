@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::{deadline, ok, paging, resolve::Target};
 use crate::{
+    auth::{Caller, Role},
     convert::domain as convert,
     error::Error,
     ops::domain::{self as ops, DeviceChange, DomainKey},
@@ -129,7 +130,18 @@ impl DomainService for DomainApi {
         req: Request<v1::GetDomainXmlRequest>,
     ) -> Result<Response<v1::GetDomainXmlResponse>, Status> {
         let dl = deadline(&req);
+        let caller = Caller::of(&req);
         let r = req.into_inner();
+        if r.secure && !caller.has(Role::Admin) {
+            return Err(Error::PermissionDenied {
+                message: format!(
+                    "GetDomainXml with secure = true (passwords in the XML) needs role 'admin'; caller '{}' has role '{}'",
+                    caller.name, caller.role
+                ),
+                needed: Some(Role::Admin),
+            }
+            .into());
+        }
         let flags = convert::xml_flags(&r);
         let t = self.target(r.domain.as_ref())?;
         let xml = t

@@ -71,6 +71,7 @@ impl<K: Debug + Clone + Send + Sync + 'static> Target<K> {
         let span = tracing::Span::current();
         span.record("host", pool.name());
         span.record("target", tracing::field::debug(&key));
+        crate::auth::audit::note_target(pool.name(), &key);
         Ok(Target { pool, key })
     }
 

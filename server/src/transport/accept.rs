@@ -13,18 +13,26 @@
 use std::{
     collections::HashMap,
     io,
-    net::IpAddr,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    path::Path,
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use futures::Stream;
 use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::watch,
+    net::{TcpListener, TcpStream, UnixListener, UnixStream},
+    sync::{mpsc, watch},
 };
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
 
-use super::conn::Conn;
+use super::{conn::Conn, tls::Tls};
+
+/// Connections from a Unix socket share one place under the per-peer cap.
+const UNIX_PEER: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// TLS handshakes finished but not yet taken by the server.
+const HANDSHAKES_QUEUED: usize = 64;
 
 /// How long accept pauses after running out of descriptors or memory.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -159,8 +167,165 @@ pub fn incoming(
     })
 }
 
+/// Accepted TLS sessions as tonic wants them. Handshakes run in tasks of
+/// their own (a slow or silent client never holds up the others) and are
+/// bounded by the handshake timeout, which then goes on for the HTTP/2
+/// preface with what is left of it. Each handshake takes the TLS
+/// configuration in force when it starts (see [`Tls::reload`]). A failed
+/// handshake (wrong CA, expired certificate, no client certificate under
+/// mutual TLS, not TLS at all) closes the socket; tonic never sees it.
+pub fn incoming_tls(
+    listener: TcpListener,
+    limits: Arc<ConnLimits>,
+    settings: AcceptSettings,
+    tls: Arc<Tls>,
+) -> impl Stream<Item = io::Result<Conn<TlsStream<TcpStream>>>> {
+    let (tx, rx) = mpsc::channel(HANDSHAKES_QUEUED);
+    let mut acceptor = Acceptor {
+        listener,
+        limits,
+        settings,
+        refused: 0,
+        refusal_logged: None,
+    };
+    tokio::spawn(async move {
+        loop {
+            // The server dropped the stream (it shuts down): the listener
+            // closes with this task.
+            let (stream, peer, permit) = tokio::select! {
+                () = tx.closed() => return,
+                next = acceptor.next_raw() => next,
+            };
+            let tx = tx.clone();
+            let config = tls.current();
+            let timeout = acceptor.settings.handshake_timeout;
+            let close = acceptor.settings.close.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let accept = TlsAcceptor::from(config).accept(stream);
+                match tokio::time::timeout(timeout, accept).await {
+                    Ok(Ok(session)) => {
+                        let left = timeout
+                            .saturating_sub(started.elapsed())
+                            .max(Duration::from_millis(100));
+                        let conn = Conn::new(session, peer.to_string(), permit, left, close);
+                        let _ = tx.send(Ok(conn)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::info!(peer = %peer, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        tracing::info!(peer = %peer, ?timeout, "TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Connections on a Unix socket as tonic wants them (one peer under the
+/// per-peer cap: every local process shares `max_connections_per_ip`).
+pub fn incoming_unix(
+    listener: UnixListener,
+    limits: Arc<ConnLimits>,
+    settings: AcceptSettings,
+) -> impl Stream<Item = io::Result<Conn<UnixStream>>> {
+    futures::stream::unfold(
+        (listener, limits, settings),
+        |(listener, limits, settings)| async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((s, _)) => s,
+                    Err(e) if out_of_resources(&e) => {
+                        tracing::warn!(error = %e, backoff = ?ACCEPT_BACKOFF, "cannot accept a connection; backing off");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                match limits.admit(UNIX_PEER) {
+                    Ok(permit) => {
+                        let conn = Conn::new(
+                            stream,
+                            "unix".to_owned(),
+                            permit,
+                            settings.handshake_timeout,
+                            settings.close.clone(),
+                        );
+                        return Some((Ok(conn), (listener, limits, settings)));
+                    }
+                    Err(why) => {
+                        tracing::debug!(reason = ?why, "Unix-socket connection over the cap closed at once");
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Binds a Unix socket at `path`, mode 0600 (owner only, as libvirtd's
+/// own), with no moment at which it is reachable with wider permissions:
+/// it is bound under a temporary name, restricted, then renamed into place.
+/// A socket file left by a dead server is replaced; one a live server
+/// answers on is not.
+pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a socket",
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another server answers on it",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The staging name lives in a directory of its own, 0700, so nobody
+    // else can reach it before the chmod below.
+    let private = dir.join(format!(".{name}.{}.d", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::create_dir(&private)?;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+    let staged = private.join("sock");
+    let result = (|| {
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    result
+}
+
 impl Acceptor {
     async fn next(&mut self) -> Conn {
+        let (stream, peer, permit) = self.next_raw().await;
+        Conn::new(
+            stream,
+            peer.to_string(),
+            permit,
+            self.settings.handshake_timeout,
+            self.settings.close.clone(),
+        )
+    }
+
+    /// The next connection under the caps, configured, with its permit.
+    async fn next_raw(&mut self) -> (TcpStream, SocketAddr, Permit) {
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(x) => x,
@@ -178,12 +343,7 @@ impl Acceptor {
             match self.limits.admit(peer.ip()) {
                 Ok(permit) => {
                     self.configure(&stream);
-                    return Conn::new(
-                        stream,
-                        permit,
-                        self.settings.handshake_timeout,
-                        self.settings.close.clone(),
-                    );
+                    return (stream, peer, permit);
                 }
                 Err(why) => {
                     drop(stream);

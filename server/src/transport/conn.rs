@@ -1,4 +1,6 @@
-//! [`Conn`]: one accepted TCP connection as the HTTP/2 server sees it.
+//! [`Conn`]: one accepted connection as the HTTP/2 server sees it: a TCP
+//! socket, the TLS session over one (then the preface below is counted in
+//! the decrypted bytes), or a Unix socket.
 //!
 //! hyper serves whatever implements `AsyncRead + AsyncWrite`, and a
 //! connection only ends when hyper's connection future ends. Two kinds of
@@ -34,7 +36,7 @@ use tokio::{
     sync::watch,
     time::Sleep,
 };
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 use super::accept::Permit;
 
@@ -44,10 +46,11 @@ use super::accept::Permit;
 /// A peer that sends only part of it and stops is cut off by the deadline.
 pub const PREFACE_HEAD: usize = 24 + 9;
 
-/// An accepted connection: the socket, its place under the connection caps,
-/// a handshake deadline and the forced-close signal.
-pub struct Conn {
-    io: TcpStream,
+/// An accepted connection: the socket (or TLS session), its place under the
+/// connection caps, a handshake deadline and the forced-close signal.
+pub struct Conn<IO = TcpStream> {
+    io: IO,
+    peer: String,
     _permit: Permit,
     /// Pending until the peer has sent its preface; `None` after.
     handshake: Option<Pin<Box<Sleep>>>,
@@ -57,26 +60,29 @@ pub struct Conn {
     close: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-impl std::fmt::Debug for Conn {
+impl<IO> std::fmt::Debug for Conn<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn")
-            .field("peer", &self.io.peer_addr().ok())
+            .field("peer", &self.peer)
             .field("preface_bytes", &self.preface.read)
             .finish_non_exhaustive()
     }
 }
 
-impl Conn {
-    /// Wraps `io`; it must send the preface within `handshake_timeout` and
-    /// is closed once `close` turns true (or its sender goes away).
+impl<IO> Conn<IO> {
+    /// Wraps `io` (from `peer`); it must send the preface within
+    /// `handshake_timeout` and is closed once `close` turns true (or its
+    /// sender goes away).
     pub fn new(
-        io: TcpStream,
+        io: IO,
+        peer: String,
         permit: Permit,
         handshake_timeout: Duration,
         mut close: watch::Receiver<bool>,
     ) -> Self {
         Conn {
             io,
+            peer,
             _permit: permit,
             handshake: Some(Box::pin(tokio::time::sleep(handshake_timeout))),
             handshake_timeout,
@@ -122,7 +128,7 @@ fn aborted() -> io::Error {
     )
 }
 
-impl AsyncRead for Conn {
+impl<IO: AsyncRead + Unpin> AsyncRead for Conn<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -141,7 +147,7 @@ impl AsyncRead for Conn {
     }
 }
 
-impl Conn {
+impl<IO> Conn<IO> {
     /// Counts bytes read during the handshake and ends the deadline once
     /// the preface is complete.
     fn saw(&mut self, bytes: &[u8]) {
@@ -182,7 +188,7 @@ impl PrefaceCounter {
     }
 }
 
-impl AsyncWrite for Conn {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Conn<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -218,9 +224,10 @@ impl AsyncWrite for Conn {
     }
 }
 
-impl Connected for Conn {
-    /// The same as a bare `TcpStream`, so `Request::remote_addr` works.
-    type ConnectInfo = TcpConnectInfo;
+impl<IO: Connected> Connected for Conn<IO> {
+    /// The same as the bare socket's (or TLS session's), so
+    /// `Request::remote_addr` and `Request::peer_certs` work.
+    type ConnectInfo = IO::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.io.connect_info()

@@ -10,6 +10,8 @@
 //!   of which hyper enforces by itself.
 //! - [`status_codes`]: the two status codes tonic answers by itself that
 //!   gRPC's table codes differently.
+//! - [`tls`]: the TLS configuration (server certificate, mutual TLS) and
+//!   its reload.
 //!
 //! The HTTP/2 settings (keepalive pings, concurrent streams per connection,
 //! message sizes) are tonic's own and set in [`crate::server`].
@@ -17,6 +19,7 @@
 pub mod accept;
 pub mod conn;
 pub mod status_codes;
+pub mod tls;
 
 /// Descriptors kept out of the connection budget: libvirt connections,
 /// the listener, logs, files opened by calls (uploads, screenshots), and

@@ -100,7 +100,7 @@ fn add_error_info(headers: &mut HeaderMap, code: Code) {
 }
 
 /// The gRPC name of `code`, e.g. `INVALID_ARGUMENT`.
-fn code_name(code: Code) -> &'static str {
+pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",
