@@ -16,6 +16,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
     config::Config,
+    metrics::{Metrics, MetricsLayer, ServerCollector},
     pool::{Health, HostPool, Hosts},
     services::{
         agent::GuestAgentApi, domain::DomainApi, events::EventApi, host::HostApi,
@@ -55,6 +56,23 @@ pub enum ServeError {
     /// The transport failed.
     #[error("The gRPC transport failed")]
     Transport(#[source] tonic::transport::Error),
+    /// `metrics_listen` could not be bound (the message names it).
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::BindError),
+}
+
+/// [`serve_with_metrics`], with the metrics endpoint on
+/// `config.metrics_listen` when that is set (bound here).
+pub async fn serve(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
+    serve_with_metrics(config, listener, metrics, shutdown).await
 }
 
 /// Serves on `listener` until `shutdown` resolves, then shuts down within
@@ -68,9 +86,15 @@ pub enum ServeError {
 ///    ones that never sent a preface, subscribers that stopped reading),
 ///    and `serve` returns. Blocking libvirt calls may still be running;
 ///    the binary does not wait for them (see `main.rs`).
-pub async fn serve(
+///
+/// With `metrics` (a bound listener; `config.metrics_listen` is not read
+/// here, so a test can bind `127.0.0.1:0` and learn the port), the
+/// Prometheus endpoint of [`crate::metrics`] is served on it until this
+/// returns, and every call is counted.
+pub async fn serve_with_metrics(
     config: &Config,
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let default_timeout = Duration::from_secs(config.default_call_timeout_secs.max(1));
@@ -98,6 +122,13 @@ pub async fn serve(
         .set_serving::<SnapshotServiceServer<SnapshotApi>>()
         .await;
     let (hub, events_ready) = crate::events::start(&hosts, config.event_ring_size);
+    let (call_metrics, _metrics_endpoint) = match metrics {
+        Some(l) => {
+            let m = Metrics::new(Some(ServerCollector::new(hosts.clone(), Arc::clone(&hub))));
+            (Some(Arc::clone(&m)), Some(crate::metrics::endpoint::spawn(l, m)))
+        }
+        None => (None, None),
+    };
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)
@@ -132,6 +163,7 @@ pub async fn serve(
         builder = builder.max_connection_age(age);
     }
     let router = builder
+        .layer(MetricsLayer::new(call_metrics))
         .layer(StatusCodeLayer)
         .max_concurrent_streams(config.max_concurrent_streams)
         .http2_keepalive_interval(config.http2_keepalive_interval())
@@ -172,7 +204,7 @@ pub async fn serve(
         config.max_connections_per_ip,
     );
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, "serving"),
+        Ok(addr) => tracing::info!(%addr, "listening on {addr}"),
         Err(e) => tracing::warn!(error = %e, "serving (address unknown)"),
     }
     let incoming = accept::incoming(

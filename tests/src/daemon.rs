@@ -122,7 +122,7 @@ impl Daemon {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let line = plain(&line);
-                if line.contains(" serving") {
+                if line.contains("listening on ") {
                     if let Some(a) = line.split("addr=").nth(1) {
                         let a = a.split_whitespace().next().unwrap_or("");
                         if let Ok(a) = a.parse::<SocketAddr>() {
@@ -142,7 +142,7 @@ impl Daemon {
         };
         match addr_rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => d.addr = addr,
-            Err(_) => panic!("libvirt-grpcd did not log 'serving addr=' within 60 s"),
+            Err(_) => panic!("libvirt-grpcd did not log 'listening on ... addr=' within 60 s"),
         }
         d
     }

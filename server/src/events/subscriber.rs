@@ -111,6 +111,7 @@ pub fn stream(
             return;
         }
         if let Some(l) = lost {
+            hub.record_lost(&l);
             if tx.send(Ok(lost_msg(l))).await.is_err() {
                 return;
             }
@@ -152,12 +153,14 @@ pub fn stream(
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     let from = last + 1;
                     last += n;
-                    lost_msg(v1::EventsLost {
+                    let l = v1::EventsLost {
                         from_sequence: from,
                         to_sequence: last,
                         epoch: hub.epoch().to_owned(),
                         reason: v1::LossReason::SubscriberTooSlow as i32,
-                    })
+                    };
+                    hub.record_lost(&l);
+                    lost_msg(l)
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
