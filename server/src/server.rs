@@ -125,7 +125,10 @@ pub async fn serve_with_metrics(
     let (call_metrics, _metrics_endpoint) = match metrics {
         Some(l) => {
             let m = Metrics::new(Some(ServerCollector::new(hosts.clone(), Arc::clone(&hub))));
-            (Some(Arc::clone(&m)), Some(crate::metrics::endpoint::spawn(l, m)))
+            (
+                Some(Arc::clone(&m)),
+                Some(crate::metrics::endpoint::spawn(l, m)),
+            )
         }
         None => (None, None),
     };

@@ -75,7 +75,12 @@ fn exit_of(mut child: Child) -> (std::process::ExitStatus, String) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status, err)
 }
 
@@ -134,8 +139,8 @@ fn json_logs_are_json_lines() {
     let lines = lines_until(child, "listening on");
     let mut start = None;
     for line in &lines {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         assert!(v["level"].is_string(), "{line}");
         assert!(v["timestamp"].is_string(), "{line}");
         let message = v["fields"]["message"].as_str().unwrap_or_default();
@@ -182,7 +187,12 @@ fn busy_grpc_address_is_named() {
 fn busy_metrics_address_is_named() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
-    let (status, err) = exit_of(spawn(&["--listen", "127.0.0.1:0", "--metrics-listen", &addr]));
+    let (status, err) = exit_of(spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        &addr,
+    ]));
     assert!(!status.success());
     assert!(
         err.contains(&format!("cannot listen for metrics on {addr}")),

@@ -9,9 +9,7 @@
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use libvirt_grpc_server::config::{Config, HostConfig};
-use libvirt_grpc_tests::{
-    http_get, prefix, small_spec, v1, wait_until, Cleanup, TestServer,
-};
+use libvirt_grpc_tests::{http_get, prefix, small_spec, v1, wait_until, Cleanup, TestServer};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -27,7 +25,10 @@ impl Scrape {
     async fn take(addr: SocketAddr) -> Scrape {
         let (status, body) = http_get(addr, "/metrics").await;
         assert_eq!(status, 200, "{body}");
-        assert!(body.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+        assert!(
+            body.ends_with("# EOF\n"),
+            "OpenMetrics text ends with # EOF"
+        );
         let mut samples = HashMap::new();
         for line in body.lines().filter(|l| !l.starts_with('#')) {
             let (key, value) = line.rsplit_once(' ').expect("a sample line");
@@ -94,10 +95,18 @@ async fn calls_show_up_by_method_and_code() {
     // Every call is in the histogram, and none is in flight any more.
     assert_eq!(delta(&observed(LIST)), 2.0);
     assert_eq!(delta(&observed(GET)), 1.0);
-    let all = |m: &str| format!("libvirt_grpc_request_duration_seconds_bucket{{le=\"+Inf\",method=\"{m}\"}}");
-    let slow = |m: &str| format!("libvirt_grpc_request_duration_seconds_bucket{{le=\"300.0\",method=\"{m}\"}}");
+    let all = |m: &str| {
+        format!("libvirt_grpc_request_duration_seconds_bucket{{le=\"+Inf\",method=\"{m}\"}}")
+    };
+    let slow = |m: &str| {
+        format!("libvirt_grpc_request_duration_seconds_bucket{{le=\"300.0\",method=\"{m}\"}}")
+    };
     assert_eq!(delta(&all(GET)), 1.0);
-    assert_eq!(delta(&slow(GET)), 1.0, "a test-driver call takes under 5 min");
+    assert_eq!(
+        delta(&slow(GET)),
+        1.0,
+        "a test-driver call takes under 5 min"
+    );
     assert_eq!(delta(&all(LIST)), 2.0);
     assert_eq!(after.present(&in_flight(LIST)), 0.0);
     assert_eq!(after.present(&in_flight(GET)), 0.0);
@@ -160,8 +169,16 @@ async fn subscribers_and_published_events() {
         Some(v1::watch_events_response::Item::Started(_))
     ));
     let open = Scrape::take(metrics).await;
-    assert_eq!(open.present(subscribers), base + 1.0, "the open stream counts");
-    assert_eq!(open.present(&in_flight(WATCH)), 1.0, "a stream is in flight");
+    assert_eq!(
+        open.present(subscribers),
+        base + 1.0,
+        "the open stream counts"
+    );
+    assert_eq!(
+        open.present(&in_flight(WATCH)),
+        1.0,
+        "a stream is in flight"
+    );
 
     // A change publishes an event, which the counter shows.
     s.client

@@ -104,7 +104,10 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>) {
 /// The answer to one request.
 fn answer(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
     if req.method() != Method::GET || req.uri().path() != "/metrics" {
-        return plain(StatusCode::NOT_FOUND, "not found: the metrics are at GET /metrics\n");
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: the metrics are at GET /metrics\n",
+        );
     }
     match metrics.encode() {
         Ok(text) => {
@@ -117,7 +120,10 @@ fn answer(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot encode the metrics");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n")
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics\n",
+            )
         }
     }
 }

@@ -30,7 +30,7 @@ use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::{body::Body, Code};
 
-use super::{CallLabels, Metrics, MethodLabels};
+use super::{CallLabels, MethodLabels, Metrics};
 
 /// The gRPC name of `code`, e.g. `INVALID_ARGUMENT`: the `code` label.
 pub fn code_name(code: Code) -> &'static str {
@@ -146,7 +146,10 @@ struct Call {
 impl Call {
     fn start(metrics: Arc<Metrics>, path: &str) -> Self {
         let method = metrics.method_label(path);
-        metrics.in_flight.get_or_create(&MethodLabels { method }).inc();
+        metrics
+            .in_flight
+            .get_or_create(&MethodLabels { method })
+            .inc();
         Call {
             metrics,
             method,
@@ -263,8 +266,7 @@ mod tests {
 
     /// Observations of `method`'s latency histogram, from the exposition.
     fn observed(m: &Metrics, method: &'static str) -> u64 {
-        let prefix =
-            format!("libvirt_grpc_request_duration_seconds_count{{method=\"{method}\"}} ");
+        let prefix = format!("libvirt_grpc_request_duration_seconds_count{{method=\"{method}\"}} ");
         m.encode()
             .unwrap()
             .lines()
@@ -416,10 +418,7 @@ mod tests {
         let mut svc = MetricsLayer::new(None).layer(streamed(Some(trailers_of(&Status::ok("")))));
         let resp = svc.call(request(METHOD)).await.unwrap();
         let collected = resp.into_body().collect().await.unwrap();
-        assert_eq!(
-            status_code(collected.trailers().unwrap()),
-            Some(Code::Ok)
-        );
+        assert_eq!(status_code(collected.trailers().unwrap()), Some(Code::Ok));
     }
 
     /// The exposition has the call's counter, histogram and gauge.

@@ -23,9 +23,7 @@ use std::{collections::HashMap, sync::Arc};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet},
-    metrics::{
-        counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, MetricType,
-    },
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, MetricType},
     registry::Registry,
 };
 
