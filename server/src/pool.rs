@@ -461,7 +461,59 @@ impl Hosts {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The open-connection count follows the slots; in-flight follows the
+    /// lane's permits.
+    #[tokio::test]
+    async fn connection_and_permit_counts() {
+        let pool = HostPool::new(
+            HostConfig::new("default", "test:///default"),
+            Duration::from_secs(10),
+        );
+        assert_eq!(pool.open_connections(), 0, "nothing opened yet");
+        assert_eq!(pool.lane_limit(Lane::Quick), 32);
+        assert_eq!(pool.lane_limit(Lane::Slow), 4);
+        let (inside, seen) = (Arc::new(std::sync::Barrier::new(2)), Arc::clone(&pool));
+        let gate = Arc::clone(&inside);
+        let call = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move {
+                pool.run(Lane::Slow, None, move |c| {
+                    gate.wait();
+                    gate.wait();
+                    Ok(c.lib_version()?)
+                })
+                .await
+            }
+        });
+        let b = Arc::clone(&inside);
+        tokio::task::spawn_blocking(move || b.wait()).await.unwrap();
+        assert_eq!(seen.lane_in_flight(Lane::Slow), 1);
+        assert_eq!(seen.lane_in_flight(Lane::Quick), 0);
+        let b = Arc::clone(&inside);
+        tokio::task::spawn_blocking(move || b.wait()).await.unwrap();
+        call.await.unwrap().unwrap();
+        assert_eq!(pool.lane_in_flight(Lane::Slow), 0);
+        assert_eq!(pool.open_connections(), 1, "the slow slot");
+        for _ in 0..3 {
+            pool.run(Lane::Quick, None, |c| Ok(c.lib_version()?))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            pool.open_connections(),
+            4,
+            "three quick slots and the slow one"
+        );
+        pool.reset_connections();
+        assert_eq!(pool.open_connections(), 0);
+        pool.run(Lane::Quick, None, |c| Ok(c.lib_version()?))
+            .await
+            .unwrap();
+        assert_eq!(pool.open_connections(), 1);
+    }
 
     #[test]
     fn retry_delay_doubles_from_100_ms_to_10_s() {

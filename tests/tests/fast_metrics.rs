@@ -2,8 +2,9 @@
 //! calls a test makes show up (by method and code, in the latency
 //! histogram, and in flight only while they run), host health and pool
 //! use of host `default` are there, an open WatchEvents stream counts as a
-//! subscriber, published events are counted, and only `GET /metrics` is
-//! served.
+//! subscriber, published events are counted, the codes counted are the
+//! ones the client gets (the metrics layer is outside the code
+//! corrections), and only `GET /metrics` is served.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
@@ -202,5 +203,90 @@ async fn subscribers_and_published_events() {
             .then_some(())
     })
     .await;
+    s.stop().await;
+}
+
+/// Raw bytes in and out: a gRPC codec that does not look at messages.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = bytes::Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n)))
+    }
+}
+
+/// A unary call of `path` with `body` as the raw request message; its code.
+async fn raw_unary(s: &TestServer, path: &'static str, body: &'static [u8]) -> Code {
+    let mut grpc = tonic::client::Grpc::new(s.client.channel());
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(bytes::Bytes::from_static(body)),
+        http::uri::PathAndQuery::from_static(path),
+        RawCodec,
+    )
+    .await
+    .map(|_| Code::Ok)
+    .unwrap_or_else(|st| st.code())
+}
+
+/// The codes counted are the ones the client gets, after the server's
+/// code corrections (bytes that are not the request message: tonic says
+/// INTERNAL, the client gets INVALID_ARGUMENT); a path that is no RPC is
+/// counted under `other`.
+#[tokio::test]
+async fn counted_codes_are_what_the_client_sees() {
+    let (s, metrics) = server().await;
+    let before = Scrape::take(metrics).await;
+    // Field 1 (the domain reference) with wire type 7: not a GetDomainRequest.
+    let code = raw_unary(&s, "/libvirt_grpc.v1.DomainService/GetDomain", b"\x0f\x00").await;
+    assert_eq!(code, Code::InvalidArgument);
+    let code = raw_unary(&s, "/libvirt_grpc.v1.NoSuchService/Nothing", b"").await;
+    assert_eq!(code, Code::Unimplemented);
+    let after = Scrape::take(metrics).await;
+    let delta = |key: &str| after.value(key) - before.value(key);
+    assert_eq!(delta(&requests(GET, "INVALID_ARGUMENT")), 1.0);
+    assert_eq!(delta(&requests(GET, "INTERNAL")), 0.0);
+    assert_eq!(delta(&requests("other", "UNIMPLEMENTED")), 1.0);
+    assert!(
+        !after.0.keys().any(|k| k.contains("NoSuchService")),
+        "unknown paths do not become labels"
+    );
     s.stop().await;
 }

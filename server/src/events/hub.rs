@@ -270,4 +270,35 @@ mod tests {
         assert_eq!(s.lost.unwrap().reason, v1::LossReason::EpochChanged as i32);
         assert!(hub.subscribe(Some((hub.epoch(), 6))).is_none());
     }
+
+    /// `record_lost` adds each range's size under its reason; "0 to 0"
+    /// (another epoch before any event) adds nothing.
+    #[test]
+    fn lost_events_are_counted_by_reason() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let hub = Hub::new(3);
+        let lost = |from, to, reason: v1::LossReason| v1::EventsLost {
+            from_sequence: from,
+            to_sequence: to,
+            epoch: String::new(),
+            reason: reason as i32,
+        };
+        hub.record_lost(&lost(1, 2, v1::LossReason::LeftRing));
+        hub.record_lost(&lost(5, 5, v1::LossReason::LeftRing));
+        hub.record_lost(&lost(0, 0, v1::LossReason::EpochChanged));
+        hub.record_lost(&lost(1, 4, v1::LossReason::EpochChanged));
+        hub.record_lost(&lost(10, 19, v1::LossReason::SubscriberTooSlow));
+        let l = hub.lost();
+        assert_eq!(
+            (
+                l.left_ring.load(Relaxed),
+                l.epoch_changed.load(Relaxed),
+                l.too_slow.load(Relaxed)
+            ),
+            (3, 4, 10)
+        );
+        assert_eq!(hub.published(), 0);
+        hub.publish(ev("a"));
+        assert_eq!(hub.published(), 1);
+    }
 }

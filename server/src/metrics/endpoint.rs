@@ -44,7 +44,15 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// (which also closes every scrape connection still open).
 pub fn spawn(listener: TcpListener, metrics: Arc<Metrics>) -> Serving {
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, "metrics on http://{addr}/metrics"),
+        Ok(addr) => {
+            tracing::info!(%addr, "metrics on http://{addr}/metrics");
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "the metrics endpoint is served beyond loopback, without TLS or authentication: restrict who can reach it"
+                );
+            }
+        }
         Err(e) => tracing::warn!(error = %e, "metrics endpoint (address unknown)"),
     }
     Serving(tokio::spawn(accept_loop(listener, metrics)))
