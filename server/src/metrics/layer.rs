@@ -21,7 +21,10 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
     time::Instant,
 };
@@ -120,7 +123,7 @@ where
             // Dropping this future before it answers drops `call`, which
             // counts the call as CANCELLED.
             let result = fut.await;
-            let Some(mut call) = call else {
+            let Some(call) = call else {
                 return result;
             };
             match result {
@@ -140,7 +143,7 @@ struct Call {
     metrics: Arc<Metrics>,
     method: &'static str,
     start: Instant,
-    done: bool,
+    done: AtomicBool,
 }
 
 impl Call {
@@ -154,12 +157,13 @@ impl Call {
             metrics,
             method,
             start: Instant::now(),
-            done: false,
+            done: AtomicBool::new(false),
         }
     }
 
-    fn finish(&mut self, code: Code) {
-        if std::mem::replace(&mut self.done, true) {
+    /// Counts the call with `code`; only the first finish counts.
+    fn finish(&self, code: Code) {
+        if self.done.swap(true, Ordering::Relaxed) {
             return;
         }
         let method = self.method;
@@ -178,7 +182,7 @@ impl Call {
 
     /// Ends the call now if the headers carry its status, else hands it to
     /// the body, which ends it at the trailers.
-    fn respond(mut self, resp: http::Response<Body>) -> http::Response<Body> {
+    fn respond(self, resp: http::Response<Body>) -> http::Response<Body> {
         if let Some(code) = status_code(resp.headers()) {
             self.finish(code);
             return resp;
@@ -230,7 +234,13 @@ impl HttpBody for TrackedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        let end = self.inner.is_end_stream();
+        if end {
+            // The transport will not poll a body that says it has ended:
+            // it ended without trailers, hence without a status.
+            self.call.finish(Code::Unknown);
+        }
+        end
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -397,6 +407,19 @@ mod tests {
         resp.into_body().collect().await.unwrap();
         assert_eq!(count(&m, LABEL, "UNKNOWN"), 1);
         assert_eq!(count(&m, LABEL, "OK"), 0);
+
+        // An empty body without a status, which the transport never polls
+        // once it says it has ended: UNKNOWN too, not CANCELLED.
+        let mut svc = MetricsLayer::new(Some(Arc::clone(&m))).layer(tower::service_fn(
+            |_req: http::Request<()>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+            },
+        ));
+        let resp = svc.call(request(METHOD)).await.unwrap();
+        assert!(resp.body().is_end_stream());
+        drop(resp);
+        assert_eq!(count(&m, LABEL, "UNKNOWN"), 2);
+        assert_eq!(count(&m, LABEL, "CANCELLED"), 1, "only the dropped stream");
 
         // A call whose future is dropped before it answers.
         let mut svc = MetricsLayer::new(Some(Arc::clone(&m))).layer(tower::service_fn(
