@@ -467,6 +467,11 @@ mod tests {
         assert!(text.contains(&format!(
             "libvirt_grpc_requests_in_flight{{method=\"{LABEL}\"}} 0"
         )));
+        assert!(text.contains(&format!(
+            "libvirt_grpc_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            env!("LIBVIRT_GRPC_GIT_REVISION")
+        )));
         assert!(text.ends_with("# EOF\n"));
     }
 }

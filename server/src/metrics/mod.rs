@@ -111,6 +111,14 @@ impl Metrics {
             "gRPC calls started and not yet finished, by method",
             in_flight.clone(),
         );
+        registry.register(
+            "libvirt_grpc_build",
+            "The server's version and the git revision it was built from",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("revision", env!("LIBVIRT_GRPC_GIT_REVISION")),
+            ]),
+        );
         if let Some(c) = server {
             registry.register_collector(Box::new(c));
         }
