@@ -130,6 +130,39 @@ pub struct Config {
     /// Seconds of idle before the kernel probes a TCP connection
     /// (`SO_KEEPALIVE`; 0: off).
     pub tcp_keepalive_secs: u64,
+    /// Where the Prometheus metrics are served (plain HTTP, `GET /metrics`,
+    /// OpenMetrics text); off when absent (the default). The endpoint has
+    /// no authentication and no TLS: it carries no secrets, but keep it on
+    /// loopback or behind the network's own controls.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The log line format: `text` (the default; colour only when the
+    /// output is a terminal) or `json` (one JSON object a line, for log
+    /// shippers).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (tracing's default format).
+    #[default]
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields`
+    /// (with `message`), and the span.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("expected text or json, got '{s}'")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -159,6 +192,8 @@ impl Default for Config {
             http2_keepalive_timeout_secs: 20,
             max_connection_age_secs: 3600,
             tcp_keepalive_secs: 60,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -422,6 +457,13 @@ impl Config {
                 "max_message_bytes must be below 4 GiB".into(),
             ));
         }
+        if let Some(m) = self.metrics_listen {
+            if Listen::Tcp(m) == self.listen && m.port() != 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics_listen {m} is the gRPC listen address: give the metrics their own port"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -545,5 +587,25 @@ mod tests {
             let c: Config = toml::from_str(bad).unwrap();
             assert!(c.validate().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn metrics_and_log_settings() {
+        let c = Config::default();
+        assert_eq!(c.metrics_listen, None, "metrics off by default");
+        assert_eq!(c.log_format, LogFormat::Text);
+        let c: Config =
+            toml::from_str("metrics_listen = \"127.0.0.1:9464\"\nlog_format = \"json\"\n").unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.log_format, LogFormat::Json);
+        c.validate().unwrap();
+        assert!(toml::from_str::<Config>("log_format = \"xml\"\n").is_err());
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!("JSON".parse::<LogFormat>().is_err());
+        let same = Config {
+            metrics_listen: Some(DEFAULT_LISTEN.parse().unwrap()),
+            ..Config::default()
+        };
+        assert!(same.validate().is_err(), "metrics on the gRPC port");
     }
 }

@@ -5,7 +5,8 @@
 //! calls) -> [`services`] (one module per proto service) -> [`server`]
 //! (assembly, over the connection limits of [`transport`]). [`events`] turns
 //! libvirt's callbacks into the event stream. [`error`] holds the one error
-//! type and its gRPC code table.
+//! type and its gRPC code table. [`metrics`] counts calls and serves the
+//! Prometheus endpoint.
 //!
 //! [`libvirt_sys`] is the one FFI module: every `unsafe` of the server, each
 //! block with its `// SAFETY:` argument. Every other module is declared
@@ -27,6 +28,8 @@ pub mod error;
 pub mod events;
 #[allow(unsafe_code)]
 pub mod libvirt_sys;
+#[forbid(unsafe_code)]
+pub mod metrics;
 #[forbid(unsafe_code)]
 pub mod ops;
 #[forbid(unsafe_code)]

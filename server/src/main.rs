@@ -4,11 +4,11 @@
 //! still hang.
 #![forbid(unsafe_code)]
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use libvirt_grpc_server::{
-    config::{Config, HostConfig, Listen, TlsConfig},
+    config::{Config, HostConfig, Listen, LogFormat, TlsConfig},
     server::{self, Listener},
     transport,
 };
@@ -16,8 +16,12 @@ use tracing_subscriber::EnvFilter;
 
 /// A gRPC front door for libvirt.
 #[derive(Debug, Parser)]
-#[command(name = "libvirt-grpcd", version)]
+#[command(name = "libvirt-grpcd", disable_version_flag = true)]
 struct Args {
+    /// Print the version, the git revision it was built from and the
+    /// libvirt library version it runs with, then exit.
+    #[arg(short = 'V', long)]
+    version: bool,
     /// Address to listen on: IP:PORT or unix:/path (default
     /// 127.0.0.1:50051). Plain text only on loopback or a Unix socket.
     #[arg(long, value_parser = Listen::parse)]
@@ -45,6 +49,31 @@ struct Args {
     /// every connection (default 10).
     #[arg(long)]
     shutdown_grace_secs: Option<u64>,
+    /// Serve Prometheus metrics (plain HTTP, `GET /metrics`) on this
+    /// address; off unless set here or in the config.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Log line format: `text` (default) or `json`.
+    #[arg(long)]
+    log_format: Option<LogFormat>,
+}
+
+/// The git revision the binary was built from (see `build.rs`): 12 hex
+/// digits, `-dirty` when tracked files differed from that commit, or
+/// `unknown` without git.
+const GIT_REVISION: &str = env!("LIBVIRT_GRPC_GIT_REVISION");
+
+/// What `--version` prints.
+fn version_text() -> String {
+    virt::error::clear_error_callback();
+    let libvirt = match libvirt_grpc_server::ops::host::library_version() {
+        Ok(v) => v,
+        Err(e) => format!("unknown ({e})"),
+    };
+    format!(
+        "libvirt-grpcd {}\ngit revision: {GIT_REVISION}\nlibvirt library: {libvirt}\n",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// How long the process waits, after the server has stopped, for blocking
@@ -54,6 +83,10 @@ const BLOCKING_CALLS_WAIT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.version {
+        print!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
     // Built by hand (not `#[tokio::main]`) for `shutdown_timeout`: dropping
     // a runtime waits for every blocking task, however long it hangs.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -108,10 +141,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(grace) = args.shutdown_grace_secs {
         config.shutdown_grace_secs = grace;
     }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics_listen = Some(addr);
+    }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
     config.validate()?;
-    tracing_subscriber::fmt()
+    // Log lines go to stdout; colour only when that is a terminal.
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&config.log_level)?)
-        .init();
+        .with_ansi(std::io::stdout().is_terminal());
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     // Connections cost descriptors; the connection caps are sized to what
     // the limit leaves room for (see `transport::connection_budget`).
     match transport::raise_fd_limit() {

@@ -136,6 +136,8 @@ pub struct HostPool {
     backoff: Mutex<Backoff>,
     health: watch::Sender<HealthState>,
     default_timeout: Duration,
+    /// Slots holding a connection now (for the metrics).
+    open: AtomicUsize,
 }
 
 impl std::fmt::Debug for HostPool {
@@ -170,6 +172,7 @@ impl HostPool {
             backoff: Mutex::new(Backoff::default()),
             health,
             default_timeout,
+            open: AtomicUsize::new(0),
             config,
         })
     }
@@ -197,6 +200,38 @@ impl HostPool {
     /// Quick-lane calls that could start right now.
     pub fn available_permits(&self) -> usize {
         self.quick.available_permits()
+    }
+
+    /// The configured limit of calls in flight on `lane`.
+    pub fn lane_limit(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::Quick => self.config.max_in_flight,
+            Lane::Slow => self.config.max_slow_in_flight,
+        }
+    }
+
+    /// Calls holding a permit of `lane` now: running on the blocking pool,
+    /// including ones whose caller already got `DEADLINE_EXCEEDED` (the
+    /// permit is released when the libvirt call returns).
+    pub fn lane_in_flight(&self, lane: Lane) -> usize {
+        let available = match lane {
+            Lane::Quick => self.quick.available_permits(),
+            Lane::Slow => self.slow.available_permits(),
+        };
+        self.lane_limit(lane).saturating_sub(available)
+    }
+
+    /// Pool slots (quick and slow) that hold an open libvirt connection
+    /// now; the event connection of [`crate::events`] is not counted.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Empties a slot, keeping the count of open connections.
+    fn clear_slot(&self, slot: &mut Option<Connect>) {
+        if slot.take().is_some() {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Runs `f` with a connection to this host on the blocking pool, within
@@ -292,13 +327,15 @@ impl HostPool {
                 return Ok(conn.clone());
             }
             tracing::info!(host = %self.config.name, "replacing a closed libvirt connection");
-            *guard = None;
+            self.clear_slot(&mut guard);
         }
         self.fail_fast()?;
         match self.open_connection() {
             Ok(conn) => {
                 self.record_success();
+                self.clear_slot(&mut guard);
                 *guard = Some(conn.clone());
+                self.open.fetch_add(1, Ordering::Relaxed);
                 Ok(conn)
             }
             Err(e) => {
@@ -331,16 +368,16 @@ impl HostPool {
     }
 
     fn drop_connection(&self, slot: &Mutex<Option<Connect>>) {
-        lock(slot).take();
+        self.clear_slot(&mut lock(slot));
     }
 
     /// Closes every pooled connection, e.g. after the event connection saw
     /// the host go away; the next call reopens.
     pub fn reset_connections(&self) {
         for s in &self.quick_slots {
-            lock(s).take();
+            self.clear_slot(&mut lock(s));
         }
-        lock(&self.slow_slot).take();
+        self.clear_slot(&mut lock(&self.slow_slot));
     }
 
     /// Records a successful open or call.
@@ -426,7 +463,59 @@ impl Hosts {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The open-connection count follows the slots; in-flight follows the
+    /// lane's permits.
+    #[tokio::test]
+    async fn connection_and_permit_counts() {
+        let pool = HostPool::new(
+            HostConfig::new("default", "test:///default"),
+            Duration::from_secs(10),
+        );
+        assert_eq!(pool.open_connections(), 0, "nothing opened yet");
+        assert_eq!(pool.lane_limit(Lane::Quick), 32);
+        assert_eq!(pool.lane_limit(Lane::Slow), 4);
+        let (inside, seen) = (Arc::new(std::sync::Barrier::new(2)), Arc::clone(&pool));
+        let gate = Arc::clone(&inside);
+        let call = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move {
+                pool.run(Lane::Slow, None, move |c| {
+                    gate.wait();
+                    gate.wait();
+                    Ok(c.lib_version()?)
+                })
+                .await
+            }
+        });
+        let b = Arc::clone(&inside);
+        tokio::task::spawn_blocking(move || b.wait()).await.unwrap();
+        assert_eq!(seen.lane_in_flight(Lane::Slow), 1);
+        assert_eq!(seen.lane_in_flight(Lane::Quick), 0);
+        let b = Arc::clone(&inside);
+        tokio::task::spawn_blocking(move || b.wait()).await.unwrap();
+        call.await.unwrap().unwrap();
+        assert_eq!(pool.lane_in_flight(Lane::Slow), 0);
+        assert_eq!(pool.open_connections(), 1, "the slow slot");
+        for _ in 0..3 {
+            pool.run(Lane::Quick, None, |c| Ok(c.lib_version()?))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            pool.open_connections(),
+            4,
+            "three quick slots and the slow one"
+        );
+        pool.reset_connections();
+        assert_eq!(pool.open_connections(), 0);
+        pool.run(Lane::Quick, None, |c| Ok(c.lib_version()?))
+            .await
+            .unwrap();
+        assert_eq!(pool.open_connections(), 1);
+    }
 
     #[test]
     fn retry_delay_doubles_from_100_ms_to_10_s() {

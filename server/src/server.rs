@@ -20,6 +20,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     auth::layer::{AuthLayer, Policy},
     config::{Config, Listen},
+    metrics::{Metrics, MetricsLayer, ServerCollector},
     pool::{Health, HostPool, Hosts},
     services::{
         agent::GuestAgentApi, domain::DomainApi, events::EventApi, host::HostApi,
@@ -66,6 +67,9 @@ pub enum ServeError {
     /// `[tls]` is set for a Unix socket.
     #[error("TLS is for TCP listeners; a Unix socket is protected by its file mode (0600)")]
     TlsOnUnix,
+    /// `metrics_listen` could not be bound (the message names it).
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::BindError),
 }
 
 /// A bound gRPC listener.
@@ -113,6 +117,20 @@ impl Listener {
     }
 }
 
+/// [`serve_with_metrics`], with the metrics endpoint on
+/// `config.metrics_listen` when that is set (bound here).
+pub async fn serve(
+    config: &Config,
+    listener: impl Into<Listener>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
+    serve_with_metrics(config, listener, metrics, shutdown).await
+}
+
 /// Serves on `listener` until `shutdown` resolves, then shuts down within
 /// the configured grace period:
 ///
@@ -124,9 +142,15 @@ impl Listener {
 ///    ones that never sent a preface, subscribers that stopped reading),
 ///    and `serve` returns. Blocking libvirt calls may still be running;
 ///    the binary does not wait for them (see `main.rs`).
-pub async fn serve(
+///
+/// With `metrics` (a bound listener; `config.metrics_listen` is not read
+/// here, so a test can bind `127.0.0.1:0` and learn the port), the
+/// Prometheus endpoint of [`crate::metrics`] is served on it until this
+/// returns, and every call is counted.
+pub async fn serve_with_metrics(
     config: &Config,
     listener: impl Into<Listener>,
+    metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let listener = listener.into();
@@ -169,6 +193,16 @@ pub async fn serve(
         .set_serving::<SnapshotServiceServer<SnapshotApi>>()
         .await;
     let (hub, events_ready) = crate::events::start(&hosts, config.event_ring_size);
+    let (call_metrics, _metrics_endpoint) = match metrics {
+        Some(l) => {
+            let m = Metrics::new(Some(ServerCollector::new(hosts.clone(), Arc::clone(&hub))));
+            (
+                Some(Arc::clone(&m)),
+                Some(crate::metrics::endpoint::spawn(l, m)),
+            )
+        }
+        None => (None, None),
+    };
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(libvirt_grpc::FILE_DESCRIPTOR_SET)
@@ -203,6 +237,7 @@ pub async fn serve(
         builder = builder.max_connection_age(age);
     }
     let router = builder
+        .layer(MetricsLayer::new(call_metrics))
         .layer(StatusCodeLayer)
         .layer(AuthLayer::new(policy))
         .max_concurrent_streams(config.max_concurrent_streams)
@@ -256,12 +291,13 @@ pub async fn serve(
     let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match (listener, tls) {
             (Listener::Tcp(l), None) => {
-                tracing::info!("listening on {address} (plain text)");
+                tracing::info!(addr = %address, "listening on {address} (plain text)");
                 let incoming = accept::incoming(l, Arc::clone(&limits), settings);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
             }
             (Listener::Tcp(l), Some(tls)) => {
                 tracing::info!(
+                    addr = %address,
                     mutual = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
                     "listening on {address} (TLS)"
                 );
@@ -269,7 +305,7 @@ pub async fn serve(
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
             }
             (Listener::Unix(l), _) => {
-                tracing::info!("listening on {address}");
+                tracing::info!(addr = %address, "listening on {address}");
                 let incoming = accept::incoming_unix(l, Arc::clone(&limits), settings);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
             }

@@ -124,6 +124,43 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// A server with `config` (its listen addresses are ignored) that also
+    /// serves the metrics endpoint on an ephemeral loopback port; returns
+    /// that port's address beside the server.
+    pub async fn with_metrics(config: Config) -> (Self, SocketAddr) {
+        init_tracing();
+        virt::error::clear_error_callback();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            libvirt_grpc_server::server::serve_with_metrics(
+                &config,
+                listener,
+                Some(metrics),
+                shutdown,
+            )
+            .await
+            .expect("server failed");
+        });
+        let client = Client::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_secs(60));
+        let server = TestServer {
+            addr,
+            client,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
+        (server, metrics_addr)
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -401,4 +438,29 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+/// `GET path` over plain HTTP/1.1 on `addr` (the metrics endpoint):
+/// the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("no answer within 10 s")
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    (status, body.to_owned())
 }

@@ -28,7 +28,7 @@ use super::{
     identity::{Identities, Rejection},
     roles, Caller, Role,
 };
-use crate::{config::AuthConfig, error::Error};
+use crate::{config::AuthConfig, error::Error, transport::status_codes::code_name};
 
 /// How callers are identified and what they may do.
 #[derive(Debug, Clone)]
@@ -213,9 +213,4 @@ fn peer_of<B>(req: &http::Request<B>) -> String {
         .and_then(|i| i.get_ref().remote_addr())
         .or_else(|| ext.get::<TcpConnectInfo>().and_then(|i| i.remote_addr()))
         .map_or_else(|| "local".to_owned(), |a| a.to_string())
-}
-
-/// `OK` or the gRPC name of an error code.
-fn code_name(code: tonic::Code) -> &'static str {
-    crate::transport::status_codes::code_name(code)
 }

@@ -7,7 +7,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use libvirt_grpc::v1;
@@ -29,6 +32,19 @@ pub struct Hub {
     capacity: usize,
     ring: Mutex<Ring>,
     tx: broadcast::Sender<Arc<v1::Event>>,
+    lost: LostCounts,
+}
+
+/// Events subscribers were told they lost, since start, by reason (for the
+/// metrics): each `EventsLost` a subscriber gets adds its range's size.
+#[derive(Debug, Default)]
+pub struct LostCounts {
+    /// The subscriber fell too far behind the broadcast.
+    pub too_slow: AtomicU64,
+    /// The resume point had left the ring.
+    pub left_ring: AtomicU64,
+    /// The resume point was of another epoch (a restart).
+    pub epoch_changed: AtomicU64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -76,6 +92,7 @@ impl Hub {
                 last: 0,
             }),
             tx,
+            lost: LostCounts::default(),
         })
     }
 
@@ -92,6 +109,31 @@ impl Hub {
     /// Subscribers currently attached.
     pub fn subscribers(&self) -> usize {
         self.tx.receiver_count()
+    }
+
+    /// Events published since start (the last sequence assigned).
+    pub fn published(&self) -> u64 {
+        self.lock().last
+    }
+
+    /// Events subscribers were told they lost, by reason.
+    pub fn lost(&self) -> &LostCounts {
+        &self.lost
+    }
+
+    /// Counts the events of an `EventsLost` a subscriber is sent.
+    pub fn record_lost(&self, l: &v1::EventsLost) {
+        let n = if l.to_sequence >= l.from_sequence && l.to_sequence > 0 {
+            l.to_sequence - l.from_sequence + 1
+        } else {
+            0
+        };
+        let counter = match l.reason() {
+            v1::LossReason::LeftRing => &self.lost.left_ring,
+            v1::LossReason::EpochChanged => &self.lost.epoch_changed,
+            _ => &self.lost.too_slow,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     fn position_of(&self, ring: &Ring) -> Position {
@@ -227,5 +269,36 @@ mod tests {
         let s = hub.subscribe(Some(("other", 2))).unwrap();
         assert_eq!(s.lost.unwrap().reason, v1::LossReason::EpochChanged as i32);
         assert!(hub.subscribe(Some((hub.epoch(), 6))).is_none());
+    }
+
+    /// `record_lost` adds each range's size under its reason; "0 to 0"
+    /// (another epoch before any event) adds nothing.
+    #[test]
+    fn lost_events_are_counted_by_reason() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let hub = Hub::new(3);
+        let lost = |from, to, reason: v1::LossReason| v1::EventsLost {
+            from_sequence: from,
+            to_sequence: to,
+            epoch: String::new(),
+            reason: reason as i32,
+        };
+        hub.record_lost(&lost(1, 2, v1::LossReason::LeftRing));
+        hub.record_lost(&lost(5, 5, v1::LossReason::LeftRing));
+        hub.record_lost(&lost(0, 0, v1::LossReason::EpochChanged));
+        hub.record_lost(&lost(1, 4, v1::LossReason::EpochChanged));
+        hub.record_lost(&lost(10, 19, v1::LossReason::SubscriberTooSlow));
+        let l = hub.lost();
+        assert_eq!(
+            (
+                l.left_ring.load(Relaxed),
+                l.epoch_changed.load(Relaxed),
+                l.too_slow.load(Relaxed)
+            ),
+            (3, 4, 10)
+        );
+        assert_eq!(hub.published(), 0);
+        hub.publish(ev("a"));
+        assert_eq!(hub.published(), 1);
     }
 }

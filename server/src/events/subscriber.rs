@@ -111,6 +111,7 @@ pub fn stream(
             return;
         }
         if let Some(l) = lost {
+            hub.record_lost(&l);
             if tx.send(Ok(lost_msg(l))).await.is_err() {
                 return;
             }
@@ -152,12 +153,14 @@ pub fn stream(
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     let from = last + 1;
                     last += n;
-                    lost_msg(v1::EventsLost {
+                    let l = v1::EventsLost {
                         from_sequence: from,
                         to_sequence: last,
                         epoch: hub.epoch().to_owned(),
                         reason: v1::LossReason::SubscriberTooSlow as i32,
-                    })
+                    };
+                    hub.record_lost(&l);
+                    lost_msg(l)
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
@@ -225,6 +228,7 @@ mod tests {
         }
         let mut covered = 0u64;
         let mut lost_ranges = 0;
+        let mut lost_events = 0;
         while covered < total {
             let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
                 .await
@@ -240,6 +244,7 @@ mod tests {
                 v1::watch_events_response::Item::EventsLost(l) => {
                     assert_eq!(l.reason(), v1::LossReason::SubscriberTooSlow);
                     assert_eq!(l.from_sequence, covered + 1);
+                    lost_events += l.to_sequence - l.from_sequence + 1;
                     covered = l.to_sequence;
                     lost_ranges += 1;
                 }
@@ -247,6 +252,10 @@ mod tests {
         }
         assert!(lost_ranges >= 1);
         assert_eq!(covered, total);
+        // The metrics count exactly what the subscriber was told it lost.
+        use std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(hub.lost().too_slow.load(Relaxed), lost_events);
+        assert_eq!(hub.published(), total);
     }
 
     /// Shutdown ends a stream with UNAVAILABLE, never a clean end.

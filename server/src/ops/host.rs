@@ -11,6 +11,13 @@ pub fn version_string(v: u32) -> String {
     format!("{}.{}.{}", v / 1_000_000, (v / 1_000) % 1_000, v % 1_000)
 }
 
+/// The version of the libvirt library this process runs with
+/// (`virGetVersion`), e.g. `10.10.0`. Needs no connection; `--version`
+/// prints it.
+pub fn library_version() -> Result<String, Error> {
+    Ok(version_string(Connect::version()?))
+}
+
 /// libvirt's virNodeInfo.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeFacts {
