@@ -291,21 +291,22 @@ pub async fn serve_with_metrics(
     let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match (listener, tls) {
             (Listener::Tcp(l), None) => {
-                tracing::info!(addr = %address, "listening on {address} (plain text)");
+                tracing::info!(addr = %address, transport = "plain text", "listening on {address}");
                 let incoming = accept::incoming(l, Arc::clone(&limits), settings);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
             }
             (Listener::Tcp(l), Some(tls)) => {
                 tracing::info!(
                     addr = %address,
+                    transport = "tls",
                     mutual = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
-                    "listening on {address} (TLS)"
+                    "listening on {address}"
                 );
                 let incoming = accept::incoming_tls(l, Arc::clone(&limits), settings, tls);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
             }
             (Listener::Unix(l), _) => {
-                tracing::info!(addr = %address, "listening on {address}");
+                tracing::info!(addr = %address, transport = "unix", "listening on {address}");
                 let incoming = accept::incoming_unix(l, Arc::clone(&limits), settings);
                 Box::pin(router.serve_with_incoming_shutdown(incoming, stop_accepting))
             }
