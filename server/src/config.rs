@@ -93,9 +93,6 @@ pub struct Config {
     pub event_ring_size: usize,
     /// Where `log-level` comes from when no flag sets it.
     pub log_level: String,
-    /// Directories below which storage pools may be defined (their target
-    /// path, from a spec or raw XML). Empty allows any absolute path.
-    pub allowed_storage_roots: Vec<PathBuf>,
     /// Seconds a SIGTERM/SIGINT shutdown waits for calls in flight before
     /// it closes every remaining connection and the process exits.
     pub shutdown_grace_secs: u64,
@@ -124,6 +121,13 @@ pub struct Config {
     /// Seconds of idle before the kernel probes a TCP connection
     /// (`SO_KEEPALIVE`; 0: off).
     pub tcp_keepalive_secs: u64,
+    /// Directories every host path a caller names must lie under (default
+    /// `["/var/lib/libvirt-grpc"]`, a directory of the server's own):
+    /// save and restore images, pool target paths (for every caller), and
+    /// the disk sources, kernels, serial logs and other host files of raw
+    /// XML and specs (for callers below admin). Absolute, at least one;
+    /// `..` and symlinks out of a root are refused (see `crate::confine`).
+    pub host_path_roots: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -139,7 +143,6 @@ impl Default for Config {
             stream_idle_timeout_secs: crate::services::DEFAULT_STREAM_IDLE.as_secs(),
             event_ring_size: 4096,
             log_level: "info".to_owned(),
-            allowed_storage_roots: Vec::new(),
             shutdown_grace_secs: 10,
             max_message_bytes: 64 << 20,
             max_connections: 2048,
@@ -150,6 +153,7 @@ impl Default for Config {
             http2_keepalive_timeout_secs: 20,
             max_connection_age_secs: 3600,
             tcp_keepalive_secs: 60,
+            host_path_roots: vec![PathBuf::from(crate::confine::DEFAULT_ROOT)],
         }
     }
 }
@@ -255,6 +259,7 @@ impl Config {
                 "max_message_bytes must be below 4 GiB".into(),
             ));
         }
+        crate::confine::Confinement::new(&self.host_path_roots).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -378,5 +383,28 @@ mod tests {
             let c: Config = toml::from_str(bad).unwrap();
             assert!(c.validate().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn host_path_roots_default_to_the_servers_own_directory() {
+        let c = Config::default();
+        assert_eq!(
+            c.host_path_roots,
+            vec![PathBuf::from("/var/lib/libvirt-grpc")]
+        );
+        let c: Config =
+            toml::from_str("host_path_roots = [\"/srv/vm\", \"/data/images\"]\n").unwrap();
+        assert_eq!(c.host_path_roots.len(), 2);
+        c.validate().unwrap();
+        for bad in [
+            "host_path_roots = []",
+            "host_path_roots = [\"relative\"]",
+            "host_path_roots = [\"/srv/../etc\"]",
+        ] {
+            let c: Config = toml::from_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        // The old setting, whose empty list allowed anything, is gone.
+        assert!(toml::from_str::<Config>("allowed_storage_roots = []").is_err());
     }
 }

@@ -86,6 +86,12 @@ pub mod reason {
     pub const SERVER_SHUTTING_DOWN: &str = "SERVER_SHUTTING_DOWN";
     /// A bug or an unexpected answer.
     pub const INTERNAL: &str = "INTERNAL";
+    /// A host path a request names lies outside `host_path_roots`
+    /// (`PERMISSION_DENIED`; metadata `field`, `path`, `roots`).
+    pub const PATH_OUTSIDE_ROOTS: &str = crate::confine::PATH_OUTSIDE_ROOTS;
+    /// Raw XML or a spec holds what only an admin may send
+    /// (`PERMISSION_DENIED`; metadata `field`, `element`, `required_role`).
+    pub const ADMIN_ONLY_XML: &str = crate::confine::ADMIN_ONLY_XML;
 }
 
 /// How long a caller should wait before retrying an `UNAVAILABLE` call
@@ -251,6 +257,10 @@ pub enum Error {
     /// The server is shutting down.
     #[error("{}", SHUTDOWN_MESSAGE)]
     ShuttingDown,
+    /// Confinement refused the request: a host path outside the roots, or
+    /// XML only an admin may send (see [`crate::confine`]).
+    #[error("{}", .0.message)]
+    Confined(crate::confine::Refusal),
     /// A bug or an unexpected answer; the message says which.
     #[error("Internal error: {message}")]
     Internal {
@@ -347,6 +357,7 @@ impl Error {
             Error::OperationInvalid(_) | Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::StreamIdle(_) => Code::Aborted,
+            Error::Confined(_) => Code::PermissionDenied,
             Error::Internal { .. } => Code::Internal,
         }
     }
@@ -370,6 +381,7 @@ impl Error {
             Error::AlreadyExists(_) => own(reason::ALREADY_EXISTS),
             Error::StreamIdle(_) => own(reason::STREAM_IDLE),
             Error::ShuttingDown => own(reason::SERVER_SHUTTING_DOWN),
+            Error::Confined(r) => own(r.reason),
             Error::Internal { .. } => own(reason::INTERNAL),
         }
     }
@@ -384,6 +396,12 @@ impl Error {
             }
             Error::UnknownHost(h) | Error::HostUnavailable { host: h, .. } => Some(h.as_str()),
             Error::DeadlineExceeded { host, .. } => host.as_deref(),
+            Error::Confined(r) => {
+                for (k, v) in &r.metadata {
+                    m.insert(k.clone(), bounded(v, MAX_DETAIL_TEXT_BYTES).into_owned());
+                }
+                None
+            }
             _ => None,
         };
         if let Some(h) = host {

@@ -20,6 +20,8 @@ pub mod auth;
 #[forbid(unsafe_code)]
 pub mod config;
 #[forbid(unsafe_code)]
+pub mod confine;
+#[forbid(unsafe_code)]
 pub mod convert;
 #[forbid(unsafe_code)]
 pub mod error;

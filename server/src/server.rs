@@ -55,6 +55,9 @@ pub enum ServeError {
     /// The transport failed.
     #[error("The gRPC transport failed")]
     Transport(#[source] tonic::transport::Error),
+    /// `host_path_roots` is not a list of absolute directories.
+    #[error("Invalid configuration: {0}")]
+    Roots(String),
 }
 
 /// Serves on `listener` until `shutdown` resolves, then shuts down within
@@ -120,8 +123,11 @@ pub async fn serve(
     let (begin, mut begin_rx) = watch::channel(false);
 
     let max = config.max_message_bytes;
+    let confinement = Arc::new(
+        crate::confine::Confinement::new(&config.host_path_roots).map_err(ServeError::Roots)?,
+    );
     let storage_api = StorageApi::new(hosts.clone())
-        .with_allowed_roots(config.allowed_storage_roots.clone())
+        .with_confinement(confinement.clone())
         .with_stream_idle_timeout(config.stream_idle_timeout());
     let agent_api =
         GuestAgentApi::new(hosts.clone()).with_stream_idle_timeout(config.stream_idle_timeout());
@@ -140,7 +146,11 @@ pub async fn serve(
         .add_service(limited!(reflection_v1, max))
         .add_service(limited!(reflection_v1alpha, max))
         .add_service(limited!(
-            DomainServiceServer::new(DomainApi::new(hosts.clone()).with_events(hub.clone())),
+            DomainServiceServer::new(
+                DomainApi::new(hosts.clone())
+                    .with_events(hub.clone())
+                    .with_confinement(confinement.clone())
+            ),
             max
         ))
         .add_service(limited!(
@@ -159,11 +169,15 @@ pub async fn serve(
         .add_service(limited!(StorageServiceServer::new(storage_api), max))
         .add_service(limited!(GuestAgentServiceServer::new(agent_api), max))
         .add_service(limited!(
-            NetworkServiceServer::new(NetworkApi::new(hosts.clone())),
+            NetworkServiceServer::new(
+                NetworkApi::new(hosts.clone()).with_confinement(confinement.clone())
+            ),
             max
         ))
         .add_service(limited!(
-            SnapshotServiceServer::new(SnapshotApi::new(hosts.clone())),
+            SnapshotServiceServer::new(
+                SnapshotApi::new(hosts.clone()).with_confinement(confinement)
+            ),
             max
         ));
 

@@ -67,6 +67,7 @@ impl TestServer {
 
     /// A server on a chosen loopback address (to restart one in place).
     pub async fn start_at(addr: SocketAddr, config: Config) -> Self {
+        let config = with_harness_roots(config);
         init_tracing();
         virt::error::clear_error_callback();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -119,6 +120,38 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// The host path roots of the suites: the temporary directory their files
+/// live in, the test driver's built-in pool (`/default-pool`, which the
+/// suites redefine), the guest kernel's directory of the real suites, and
+/// the server's default root.
+pub fn harness_roots() -> Vec<std::path::PathBuf> {
+    let mut roots = vec![
+        std::env::temp_dir(),
+        "/default-pool".into(),
+        libvirt_grpc_server::confine::DEFAULT_ROOT.into(),
+    ];
+    for var in ["LIBVIRT_GRPC_GUEST_KERNEL", "LIBVIRT_GRPC_GUEST_INITRD"] {
+        if let Some(dir) = std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .and_then(|p| p.parent().map(ToOwned::to_owned))
+        {
+            if !roots.contains(&dir) {
+                roots.push(dir);
+            }
+        }
+    }
+    roots
+}
+
+/// `config` with [`harness_roots`] when it keeps the default roots; a test
+/// that sets its own roots gets exactly those.
+fn with_harness_roots(mut config: Config) -> Config {
+    if config.host_path_roots == Config::default().host_path_roots {
+        config.host_path_roots = harness_roots();
+    }
+    config
 }
 
 fn init_tracing() {
