@@ -319,8 +319,17 @@ impl Confinement {
         Ok(())
     }
 
-    /// A host path from a spec or XML: checked for callers below admin.
-    fn content_path(&self, role: Role, field: &str, path: &str, reach: Reach) -> Result<(), Error> {
+    /// A host path from a spec or another request field that only admins
+    /// may point anywhere (a DomainSpec's files, the emulator binary
+    /// `GetDomainCapabilities` makes libvirt run): checked for callers
+    /// below admin; empty passes.
+    pub fn content_path(
+        &self,
+        role: Role,
+        field: &str,
+        path: &str,
+        reach: Reach,
+    ) -> Result<(), Error> {
         if !below_admin(role) || path.is_empty() {
             return Ok(());
         }

@@ -5,7 +5,8 @@
 //! calls) -> [`services`] (one module per proto service) -> [`server`]
 //! (assembly, over the connection limits of [`transport`]). [`events`] turns
 //! libvirt's callbacks into the event stream. [`error`] holds the one error
-//! type and its gRPC code table.
+//! type and its gRPC code table. [`confine`] keeps the host paths callers
+//! name under the configured roots.
 //!
 //! [`libvirt_sys`] is the one FFI module: every `unsafe` of the server, each
 //! block with its `// SAFETY:` argument. Every other module is declared

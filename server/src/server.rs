@@ -154,7 +154,9 @@ pub async fn serve(
             max
         ))
         .add_service(limited!(
-            HostServiceServer::new(HostApi::new(hosts.clone())),
+            HostServiceServer::new(
+                HostApi::new(hosts.clone()).with_confinement(confinement.clone())
+            ),
             max
         ))
         .add_service(limited!(

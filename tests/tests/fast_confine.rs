@@ -139,8 +139,14 @@ async fn pool_targets_outside_the_roots_or_through_a_symlink_are_refused() {
         })
     };
     let refused = [
-        (spec(&format!("{p}a"), &d.outside.join("p")), "spec.target_path"),
-        (spec(&format!("{p}b"), &d.root.join("link/p")), "spec.target_path"),
+        (
+            spec(&format!("{p}a"), &d.outside.join("p")),
+            "spec.target_path",
+        ),
+        (
+            spec(&format!("{p}b"), &d.root.join("link/p")),
+            "spec.target_path",
+        ),
         (
             PoolSource::Xml(format!(
                 "<pool type='dir'><name>{p}c</name><target><path>{}</path></target></pool>",

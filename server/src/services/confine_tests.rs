@@ -7,13 +7,17 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use libvirt_grpc::v1::{
-    self, domain_service_server::DomainService, network_service_server::NetworkService,
-    snapshot_service_server::SnapshotService, storage_service_server::StorageService,
+    self, domain_service_server::DomainService, host_service_server::HostService,
+    network_service_server::NetworkService, snapshot_service_server::SnapshotService,
+    storage_service_server::StorageService,
 };
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-use super::{domain::DomainApi, network::NetworkApi, snapshot::SnapshotApi, storage::StorageApi};
+use super::{
+    domain::DomainApi, host::HostApi, network::NetworkApi, snapshot::SnapshotApi,
+    storage::StorageApi,
+};
 use crate::{
     auth::{Caller, Role},
     config::HostConfig,
@@ -377,4 +381,27 @@ async fn dnsmasq_options_are_admin_only() {
         ))
         .await;
     refused(r, ADMIN_ONLY_XML);
+}
+
+#[tokio::test]
+async fn an_emulator_to_probe_is_confined_below_admin() {
+    let api = HostApi::new(hosts()).with_confinement(confinement());
+    let query = || v1::GetDomainCapabilitiesRequest {
+        emulator: "/tmp/lvg-not-an-emulator".into(),
+        ..Default::default()
+    };
+    let st = refused(
+        api.get_domain_capabilities(as_role(Role::Operator, query()))
+            .await,
+        PATH_OUTSIDE_ROOTS,
+    );
+    let info = st.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.metadata["field"], "emulator");
+    // An admin's query reaches libvirt (whose answer is its own).
+    let r = api
+        .get_domain_capabilities(as_role(Role::Admin, query()))
+        .await;
+    if let Err(st) = r {
+        assert_ne!(st.code(), Code::PermissionDenied, "{st:?}");
+    }
 }
