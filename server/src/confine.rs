@@ -424,8 +424,19 @@ impl Confinement {
                 return Err(admin_only(field, &doc.path_of(i), &why, role));
             }
         }
-        for (at, path) in doc.host_paths() {
-            self.content_path(role, &format!("{field} <{at}>"), &path, reach)?;
+        for (i, attr, path) in doc.host_paths() {
+            // The element's place is spelled out only for a refusal.
+            self.content_path(role, field, path, reach).map_err(|_| {
+                let at = match attr {
+                    Some(a) => format!("{}@{a}", doc.path_of(i)),
+                    None => doc.path_of(i),
+                };
+                let field = format!("{field} <{at}>");
+                match self.content_path(role, &field, path, reach) {
+                    Err(e) => e,
+                    Ok(()) => Error::internal("a refused path passed on the second check"),
+                }
+            })?;
         }
         Ok(())
     }
@@ -434,8 +445,9 @@ impl Confinement {
     /// directory is a path the caller names, like a save file).
     pub fn check_pool_xml_target(&self, field: &str, xml: &str, reach: Reach) -> Result<(), Error> {
         match crate::xml_query::text(xml, &["pool", "target", "path"]) {
+            // Untrimmed: libvirt uses the text as it stands.
             Some(target) if !target.trim().is_empty() => {
-                self.check_path(&format!("{field}.target.path"), target.trim(), reach)
+                self.check_path(&format!("{field}.target.path"), &target, reach)
             }
             // Only pools without a local directory (rbd, iscsi-direct,
             // gluster, logical's default /dev/<vg>) have no target path.
@@ -480,6 +492,8 @@ struct XmlAttr {
 #[derive(Debug)]
 struct XmlNode {
     parent: Option<usize>,
+    /// One past the index of its last descendant.
+    end: usize,
     ns: Option<String>,
     name: String,
     attrs: Vec<XmlAttr>,
@@ -498,7 +512,17 @@ struct XmlDoc {
 /// files, firmware and emulator of a domain, an ACPI table, a host
 /// device's block or char node.
 const PATH_TEXT_ELEMENTS: &[&str] = &[
-    "kernel", "initrd", "dtb", "loader", "nvram", "emulator", "table", "block", "char",
+    "kernel",
+    "initrd",
+    "dtb",
+    "loader",
+    "nvram",
+    "shim",
+    "emulator",
+    "bootloader",
+    "table",
+    "block",
+    "char",
 ];
 
 /// Attributes that name a host file or socket on any element but
@@ -511,6 +535,8 @@ const PATH_ATTRIBUTES: &[&str] = &[
     "template",
     "evdev",
     "rendernode",
+    "tap",
+    "vhost",
 ];
 
 /// Character devices whose `<source path>` libvirt allocates itself (a pty
@@ -543,6 +569,7 @@ impl XmlDoc {
                     let attrs = attributes(field, &reader, &e)?;
                     nodes.push(XmlNode {
                         parent: open.last().copied(),
+                        end: nodes.len() + 1,
                         ns,
                         name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
                         attrs,
@@ -558,7 +585,9 @@ impl XmlDoc {
                     }
                 }
                 Event::End(_) => {
-                    open.pop();
+                    if let Some(i) = open.pop() {
+                        nodes[i].end = nodes.len();
+                    }
                 }
                 Event::Text(t) => {
                     if let Some(&i) = open.last() {
@@ -591,16 +620,33 @@ impl XmlDoc {
         Ok(XmlDoc { nodes })
     }
 
-    fn attr(&self, i: usize, name: &str) -> Option<&str> {
+    /// Every value of attributes named `name`, in any namespace: libvirt
+    /// reads attributes with `xmlGetProp`, which ignores namespaces, so
+    /// `x:file` may be what it reads as `file`.
+    fn attrs<'a>(&'a self, i: usize, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.nodes[i]
             .attrs
             .iter()
-            .find(|a| a.ns.is_none() && a.name == name)
+            .filter(move |a| a.name == name)
             .map(|a| a.value.as_str())
     }
 
-    fn parent_name(&self, i: usize) -> Option<&str> {
-        self.nodes[i].parent.map(|p| self.nodes[p].name.as_str())
+    /// The first attribute named `name`, in any namespace (`xmlGetProp`'s
+    /// answer).
+    fn attr<'a>(&'a self, i: usize, name: &'a str) -> Option<&'a str> {
+        self.attrs(i, name).next()
+    }
+
+    /// Whether element `i` stands at exactly `path` from the root.
+    fn is_at(&self, i: usize, path: &[&str]) -> bool {
+        let mut at = Some(i);
+        for name in path.iter().rev() {
+            match at {
+                Some(j) if self.nodes[j].name == *name => at = self.nodes[j].parent,
+                _ => return false,
+            }
+        }
+        at.is_none()
     }
 
     /// `domain/devices/disk/source`, for messages.
@@ -615,46 +661,65 @@ impl XmlDoc {
         names.join("/")
     }
 
-    /// Every host path the document points libvirt at, with where it
-    /// stands (`domain/devices/disk/source@file`): the attributes of
+    /// Every host path the document points libvirt at: element index,
+    /// attribute name (`None`: the element's text) and value. Elements and
+    /// attributes count in any namespace (libvirt matches many by local
+    /// name), except inside a domain's or network's `<metadata>`, which
+    /// libvirt stores without reading. The attributes of
     /// [`PATH_ATTRIBUTES`] (but a self-allocated pty's path and a netfs
-    /// pool's remote export directory), the `dev` of a `<source>` when it
-    /// is a path (a block device; a NIC's `dev` is a name), the text of
-    /// [`PATH_TEXT_ELEMENTS`] and of `<path>` (pool target, volume backing
-    /// store; a volume's own target path is chosen by libvirt and
-    /// ignored), and an rng backend's device.
-    fn host_paths(&self) -> Vec<(String, String)> {
+    /// pool's remote export directory), a `dev` that is a path (a NIC's
+    /// `dev` is a name) and any `dev` of a disk's, backing store's or
+    /// mirror's `<source>` (relative, it is opened from libvirt's working
+    /// directory), the text of [`PATH_TEXT_ELEMENTS`] and of `<path>`
+    /// (pool target, volume backing store; a volume's own target path is
+    /// chosen by libvirt and ignored), and an rng backend's device.
+    fn host_paths(&self) -> Vec<(usize, Option<&str>, &str)> {
         let mut out = Vec::new();
+        let mut opaque = vec![false; self.nodes.len()];
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.ns.is_some() {
+            let parent = n.parent.map(|p| &self.nodes[p]);
+            opaque[i] = n.parent.is_some_and(|p| {
+                opaque[p]
+                    || (self.nodes[p].name == "metadata"
+                        && self.nodes[p].parent.is_some_and(|g| {
+                            matches!(self.nodes[g].name.as_str(), "domain" | "network")
+                        }))
+            });
+            if opaque[i] {
                 continue;
             }
-            let root = self.path_of(i);
-            let parent = self.parent_name(i);
             let in_pty = n.name == "source"
                 && n.parent.is_some_and(|p| {
-                    self.attr(p, "type")
-                        .is_some_and(|t| SELF_ALLOCATED_CHARDEV_TYPES.contains(&t))
+                    let mut types = self.attrs(p, "type").peekable();
+                    types.peek().is_some()
+                        && types.all(|t| SELF_ALLOCATED_CHARDEV_TYPES.contains(&t))
                 });
-            let remote_dir = root == "pool/source/dir";
+            let remote_dir = self.is_at(i, &["pool", "source", "dir"]);
+            let storage_source = n.name == "source"
+                && parent
+                    .is_some_and(|p| matches!(p.name.as_str(), "disk" | "backingStore" | "mirror"));
             if n.name != "target" && !in_pty && !remote_dir {
-                for a in n.attrs.iter().filter(|a| a.ns.is_none()) {
+                for a in &n.attrs {
                     let is_path = PATH_ATTRIBUTES.contains(&a.name.as_str())
-                        || (a.name == "dev" && n.name == "source" && a.value.starts_with('/'));
+                        || (a.name == "dev" && (storage_source || a.value.starts_with('/')));
                     if is_path && !a.value.is_empty() {
-                        out.push((format!("{root}@{}", a.name), a.value.clone()));
+                        out.push((i, Some(a.name.as_str()), a.value.as_str()));
                     }
                 }
             }
-            let text = n.text.trim();
-            if text.is_empty() {
+            // Untrimmed: libvirt uses the text as it stands (with spaces
+            // around it, a path is relative and refused).
+            let text = n.text.as_str();
+            if text.trim().is_empty() {
                 continue;
             }
             let text_path = PATH_TEXT_ELEMENTS.contains(&n.name.as_str())
-                || (n.name == "path" && root != "volume/target/path");
-            let rng = n.name == "backend" && parent == Some("rng") && !RNG_DEVICES.contains(&text);
+                || (n.name == "path" && !self.is_at(i, &["volume", "target", "path"]));
+            let rng = n.name == "backend"
+                && parent.is_some_and(|p| p.name == "rng")
+                && !RNG_DEVICES.contains(&text);
             if text_path || rng {
-                out.push((root, text.to_owned()));
+                out.push((i, None, text));
             }
         }
         out
@@ -667,40 +732,41 @@ impl XmlDoc {
     /// (`vnc_listen`/`spice_listen` in qemu.conf, loopback unless the
     /// host's admin changed it).
     fn open_graphics(&self, i: usize) -> Option<String> {
+        // Conservative where attributes repeat across namespaces: any
+        // network type counts, a password only when every one is set.
         let n = &self.nodes[i];
-        if n.ns.is_some() || n.name != "graphics" {
+        if n.name != "graphics" {
             return None;
         }
-        let kind = self.attr(i, "type").unwrap_or_default();
-        if !matches!(kind, "vnc" | "spice" | "rdp") {
-            return None;
-        }
-        if self.attr(i, "passwd").is_some_and(|p| !p.is_empty()) {
+        let kind = self
+            .attrs(i, "type")
+            .find(|t| matches!(*t, "vnc" | "spice" | "rdp"))?;
+        let mut passwords = self.attrs(i, "passwd").peekable();
+        if passwords.peek().is_some() && passwords.all(|p| !p.is_empty()) {
             return None;
         }
         let mut beyond: Vec<String> = Vec::new();
-        if let Some(l) = self.attr(i, "listen").filter(|l| !l.is_empty()) {
-            if !is_loopback(l) {
+        for l in self.attrs(i, "listen") {
+            if !l.is_empty() && !is_loopback(l) {
                 beyond.push(l.to_owned());
             }
         }
-        for (j, c) in self.nodes.iter().enumerate() {
-            if c.parent != Some(i) || c.name != "listen" || c.ns.is_some() {
+        for j in i + 1..n.end {
+            if self.nodes[j].parent != Some(i) || self.nodes[j].name != "listen" {
                 continue;
             }
-            match self.attr(j, "type").unwrap_or_default() {
-                "network" => beyond.push(format!(
-                    "network '{}'",
-                    self.attr(j, "network").unwrap_or_default()
-                )),
-                "address" => {
-                    if let Some(a) = self.attr(j, "address").filter(|a| !a.is_empty()) {
-                        if !is_loopback(a) {
-                            beyond.push(a.to_owned());
-                        }
-                    }
+            for t in self.attrs(j, "type") {
+                if t == "network" {
+                    beyond.push(format!(
+                        "network '{}'",
+                        self.attr(j, "network").unwrap_or_default()
+                    ));
                 }
-                _ => {}
+            }
+            for a in self.attrs(j, "address") {
+                if !a.is_empty() && !is_loopback(a) {
+                    beyond.push(a.to_owned());
+                }
             }
         }
         beyond.first().map(|l| {
@@ -880,6 +946,15 @@ mod tests {
             "<disk type='file'><source file='/srv/vm/../../etc/shadow'/></disk>",
             "<disk type='file'><source file='rel.img'/></disk>",
             "<disk type='file'><source file='&#x2F;etc&#x2F;shadow'/></disk>",
+            // libvirt reads attributes and many elements by local name.
+            "<disk type='file' xmlns:x='urn:x'><source x:file='/etc/shadow'/></disk>",
+            "<disk type='file' xmlns:x='urn:x'><x:source file='/etc/shadow'/></disk>",
+            "<disk type='block'><source dev='dev/sda'/></disk>",
+            "<domain><devices><serial type='pty' xmlns:x='urn:x' x:type='file'><source path='/etc/x'/></serial></devices></domain>",
+            "<domain><devices><interface type='ethernet'><script path='/tmp/x.sh'/></interface></devices></domain>",
+            "<domain><devices><interface type='ethernet'><backend tap='/dev/sda'/></interface></devices></domain>",
+            "<domain><devices><sound><audio dev='/dev/dsp'/></sound></devices></domain>",
+            "<domain><os><kernel> /srv/vm/k</kernel></os></domain>",
         ] {
             assert_eq!(
                 reason(xml_check(outside, OP).unwrap_err()),
@@ -895,6 +970,7 @@ mod tests {
             "<domain><devices><rng model='virtio'><backend model='random'>/dev/urandom</backend></rng></devices></domain>",
             "<volume><target><path>/var/lib/libvirt/images/v</path></target></volume>",
             "<pool type='netfs'><source><host name='nfs'/><dir path='/export'/></source><target><path>/srv/vm/p</path></target></pool>",
+            "<domain xmlns:app='urn:app'><metadata><app:backup file='/backups/x'/></metadata></domain>",
         ] {
             assert!(xml_check(fine, OP).is_ok(), "{fine}");
         }
@@ -936,6 +1012,9 @@ mod tests {
             "<graphics type='vnc'><listen type='address' address='0.0.0.0'/></graphics>",
             "<graphics type='vnc' passwd=''><listen type='network' network='default'/></graphics>",
             "<graphics type='vnc' listen='192.0.2.1'/>",
+            "<graphics type='sdl' xmlns:x='urn:x' x:type='vnc' listen='0.0.0.0'/>",
+            "<graphics type='vnc' listen='0.0.0.0' passwd='s' xmlns:x='urn:x' x:passwd=''/>",
+            "<x:graphics xmlns:x='urn:x' type='vnc' listen='0.0.0.0'/>",
         ] {
             let e = xml_check(&g(refused), OP).unwrap_err();
             assert_eq!(reason(e), ADMIN_ONLY_XML, "{refused}");
