@@ -444,15 +444,17 @@ impl Confinement {
     /// The target path of pool XML, checked for every caller (a pool's
     /// directory is a path the caller names, like a save file).
     pub fn check_pool_xml_target(&self, field: &str, xml: &str, reach: Reach) -> Result<(), Error> {
-        match crate::xml_query::text(xml, &["pool", "target", "path"]) {
-            // Untrimmed: libvirt uses the text as it stands.
-            Some(target) if !target.trim().is_empty() => {
-                self.check_path(&format!("{field}.target.path"), &target, reach)
+        // Every `pool/target/path`, in any namespace, untrimmed: whichever
+        // libvirt picks is checked, as it stands. Pools without a local
+        // directory (rbd, iscsi-direct, gluster, logical's default
+        // /dev/<vg>) have none.
+        let doc = XmlDoc::parse(field, xml)?;
+        for (i, n) in doc.nodes.iter().enumerate() {
+            if doc.is_at(i, &["pool", "target", "path"]) && !n.text.trim().is_empty() {
+                self.check_path(&format!("{field}.target.path"), &n.text, reach)?;
             }
-            // Only pools without a local directory (rbd, iscsi-direct,
-            // gluster, logical's default /dev/<vg>) have no target path.
-            _ => Ok(()),
         }
+        Ok(())
     }
 }
 
@@ -973,6 +975,22 @@ mod tests {
             "<domain xmlns:app='urn:app'><metadata><app:backup file='/backups/x'/></metadata></domain>",
         ] {
             assert!(xml_check(fine, OP).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn every_pool_target_is_checked_for_admins_too() {
+        let c = roots(&["/srv/vm"]);
+        let check = |xml: &str| c.check_pool_xml_target("xml", xml, Reach::Remote);
+        assert!(check("<pool><target><path>/srv/vm/p</path></target></pool>").is_ok());
+        assert!(check("<pool type='rbd'><source><name>x</name></source></pool>").is_ok());
+        for bad in [
+            "<pool><target><path>/etc</path></target></pool>",
+            "<pool><target><path> /srv/vm/p</path></target></pool>",
+            "<pool><target xmlns='urn:x'><path>/srv/vm/p</path></target>\
+             <target><path>/etc</path></target></pool>",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
         }
     }
 
