@@ -51,9 +51,25 @@ fn as_role<T>(role: Role, msg: T) -> Request<T> {
     req
 }
 
-/// A name unique to this test process and call.
+/// A name unique to this test process and call, with the suites' `lvgt`
+/// prefix (what their cleanup looks for).
 fn name(what: &str) -> String {
-    format!("lvgconf{}{what}", std::process::id())
+    format!("lvgt{}u-{what}", std::process::id())
+}
+
+/// Undefines domain `name` on `uri` when dropped, so a failed test leaves
+/// nothing behind.
+struct Undefine(&'static str, String);
+
+impl Drop for Undefine {
+    fn drop(&mut self) {
+        if let Ok(c) = virt::connect::Connect::open(Some(self.0)) {
+            if let Ok(d) = c.lookup_domain_by_name(&self.1) {
+                let _ = d.destroy();
+                let _ = d.undefine();
+            }
+        }
+    }
 }
 
 fn refused<T: std::fmt::Debug>(r: Result<T, Status>, reason: &str) -> Status {
@@ -121,6 +137,7 @@ async fn undefine(api: &DomainApi, name: &str) {
 async fn a_disk_outside_the_roots_is_refused_for_an_operator_and_accepted_for_an_admin() {
     let api = domains();
     let n = name("disk");
+    let _cleanup = Undefine("test:///default", n.clone());
     let disk = "<disk type='file' device='disk'><source file='/etc/lvg-confine.img'/>\
                 <target dev='vda'/></disk>";
     let st = refused(
@@ -185,6 +202,7 @@ async fn qemu_commandline_is_admin_only_whatever_its_prefix() {
 async fn open_vnc_needs_a_password_or_loopback_below_admin() {
     let api = domains();
     let n = name("vnc");
+    let _cleanup = Undefine("test:///default", n.clone());
     let open = "<graphics type='vnc' port='-1' autoport='yes' listen='0.0.0.0'/>";
     refused(
         define(&api, Role::Operator, domain_xml(&n, open)).await,
@@ -210,6 +228,7 @@ async fn open_vnc_needs_a_password_or_loopback_below_admin() {
 async fn a_spec_kernel_and_open_graphics_are_refused_below_admin() {
     let api = domains();
     let n = name("spec");
+    let _cleanup = Undefine("test:///default", n.clone());
     let spec = |kernel: &str, listen: &str| v1::DefineDomainRequest {
         source: Some(v1::define_domain_request::Source::Spec(v1::DomainSpec {
             name: n.clone(),
@@ -258,6 +277,7 @@ async fn a_spec_kernel_and_open_graphics_are_refused_below_admin() {
 async fn device_and_snapshot_xml_are_checked_before_libvirt() {
     let api = domains();
     let n = name("dev");
+    let _cleanup = Undefine("test:///default", n.clone());
     define(&api, Role::Operator, domain_xml(&n, ""))
         .await
         .unwrap();
@@ -404,4 +424,36 @@ async fn an_emulator_to_probe_is_confined_below_admin() {
     if let Err(st) = r {
         assert_ne!(st.code(), Code::PermissionDenied, "{st:?}");
     }
+}
+
+/// On the real daemon (`LIBVIRT_GRPC_REAL=1`): QEMU's command-line
+/// passthrough and open VNC are what the check refuses for an operator,
+/// not what libvirt refuses: the same XML defines for an admin.
+#[tokio::test]
+async fn on_qemu_the_operator_is_refused_what_an_admin_defines() {
+    if std::env::var("LIBVIRT_GRPC_REAL").as_deref() != Ok("1") {
+        return;
+    }
+    let api = DomainApi::new(Hosts::new(
+        &[HostConfig::new("real", "qemu:///system")],
+        Duration::from_secs(60),
+    ))
+    .with_confinement(confinement());
+    let n = name("realqemu");
+    let _cleanup = Undefine("qemu:///system", n.clone());
+    let xml = format!(
+        "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\
+         <name>{n}</name><memory>131072</memory><os><type arch='x86_64'>hvm</type></os>\
+         <devices><graphics type='vnc' autoport='yes' listen='0.0.0.0'/></devices>\
+         <qemu:commandline><qemu:arg value='-no-user-config'/></qemu:commandline></domain>"
+    );
+    let st = refused(
+        define(&api, Role::Operator, xml.clone()).await,
+        ADMIN_ONLY_XML,
+    );
+    assert!(st.message().contains("admin"), "{st:?}");
+    assert!(!exists(&api, &n).await);
+    define(&api, Role::Admin, xml).await.unwrap();
+    assert!(exists(&api, &n).await);
+    undefine(&api, &n).await;
 }
