@@ -99,9 +99,6 @@ pub struct Config {
     pub event_ring_size: usize,
     /// Where `log-level` comes from when no flag sets it.
     pub log_level: String,
-    /// Directories below which storage pools may be defined (their target
-    /// path, from a spec or raw XML). Empty allows any absolute path.
-    pub allowed_storage_roots: Vec<PathBuf>,
     /// Seconds a SIGTERM/SIGINT shutdown waits for calls in flight before
     /// it closes every remaining connection and the process exits.
     pub shutdown_grace_secs: u64,
@@ -139,6 +136,13 @@ pub struct Config {
     /// output is a terminal) or `json` (one JSON object a line, for log
     /// shippers).
     pub log_format: LogFormat,
+    /// Directories every host path a caller names must lie under (default
+    /// `["/var/lib/libvirt-grpc"]`, a directory of the server's own):
+    /// save and restore images, pool target paths (for every caller), and
+    /// the disk sources, kernels, serial logs and other host files of raw
+    /// XML and specs (for callers below admin). Absolute, at least one;
+    /// `..` and symlinks out of a root are refused (see `crate::confine`).
+    pub host_path_roots: Vec<PathBuf>,
 }
 
 /// How log lines are written.
@@ -181,7 +185,6 @@ impl Default for Config {
             stream_idle_timeout_secs: crate::services::DEFAULT_STREAM_IDLE.as_secs(),
             event_ring_size: 4096,
             log_level: "info".to_owned(),
-            allowed_storage_roots: Vec::new(),
             shutdown_grace_secs: 10,
             max_message_bytes: 64 << 20,
             max_connections: 2048,
@@ -194,6 +197,7 @@ impl Default for Config {
             tcp_keepalive_secs: 60,
             metrics_listen: None,
             log_format: LogFormat::Text,
+            host_path_roots: vec![PathBuf::from(crate::confine::DEFAULT_ROOT)],
         }
     }
 }
@@ -464,6 +468,7 @@ impl Config {
                 )));
             }
         }
+        crate::confine::Confinement::new(&self.host_path_roots).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -607,5 +612,28 @@ mod tests {
             ..Config::default()
         };
         assert!(same.validate().is_err(), "metrics on the gRPC port");
+    }
+
+    #[test]
+    fn host_path_roots_default_to_the_servers_own_directory() {
+        let c = Config::default();
+        assert_eq!(
+            c.host_path_roots,
+            vec![PathBuf::from("/var/lib/libvirt-grpc")]
+        );
+        let c: Config =
+            toml::from_str("host_path_roots = [\"/srv/vm\", \"/data/images\"]\n").unwrap();
+        assert_eq!(c.host_path_roots.len(), 2);
+        c.validate().unwrap();
+        for bad in [
+            "host_path_roots = []",
+            "host_path_roots = [\"relative\"]",
+            "host_path_roots = [\"/srv/../etc\"]",
+        ] {
+            let c: Config = toml::from_str(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        // The old setting, whose empty list allowed anything, is gone.
+        assert!(toml::from_str::<Config>("allowed_storage_roots = []").is_err());
     }
 }

@@ -89,8 +89,14 @@ pub mod reason {
     /// The caller presented no identity the server knows.
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     /// The caller's role is below what the call needs (metadata
-    /// `role_required`).
+    /// `required_role`).
     pub const ROLE_REQUIRED: &str = "ROLE_REQUIRED";
+    /// A host path a request names lies outside `host_path_roots`
+    /// (`PERMISSION_DENIED`; metadata `field`, `path`, `roots`).
+    pub const PATH_OUTSIDE_ROOTS: &str = crate::confine::PATH_OUTSIDE_ROOTS;
+    /// Raw XML or a spec holds what only an admin may send
+    /// (`PERMISSION_DENIED`; metadata `field`, `element`, `required_role`).
+    pub const ADMIN_ONLY_XML: &str = crate::confine::ADMIN_ONLY_XML;
 }
 
 /// How long a caller should wait before retrying an `UNAVAILABLE` call
@@ -267,6 +273,10 @@ pub enum Error {
         /// The role that would be allowed, if any.
         needed: Option<crate::auth::Role>,
     },
+    /// Confinement refused the request: a host path outside the roots, or
+    /// XML only an admin may send (see [`crate::confine`]).
+    #[error("{}", .0.message)]
+    Confined(crate::confine::Refusal),
     /// A bug or an unexpected answer; the message says which.
     #[error("Internal error: {message}")]
     Internal {
@@ -363,6 +373,7 @@ impl Error {
             Error::OperationInvalid(_) | Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::StreamIdle(_) => Code::Aborted,
+            Error::Confined(_) => Code::PermissionDenied,
             Error::Internal { .. } => Code::Internal,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied { .. } => Code::PermissionDenied,
@@ -388,6 +399,7 @@ impl Error {
             Error::AlreadyExists(_) => own(reason::ALREADY_EXISTS),
             Error::StreamIdle(_) => own(reason::STREAM_IDLE),
             Error::ShuttingDown => own(reason::SERVER_SHUTTING_DOWN),
+            Error::Confined(r) => own(r.reason),
             Error::Internal { .. } => own(reason::INTERNAL),
             Error::Unauthenticated(_) => own(reason::UNAUTHENTICATED),
             Error::PermissionDenied { .. } => own(reason::ROLE_REQUIRED),
@@ -407,7 +419,13 @@ impl Error {
             Error::PermissionDenied {
                 needed: Some(role), ..
             } => {
-                m.insert("role_required".to_owned(), role.as_str().to_owned());
+                m.insert("required_role".to_owned(), role.as_str().to_owned());
+                None
+            }
+            Error::Confined(r) => {
+                for (k, v) in &r.metadata {
+                    m.insert(k.clone(), bounded(v, MAX_DETAIL_TEXT_BYTES).into_owned());
+                }
                 None
             }
             _ => None,

@@ -6,7 +6,8 @@
 //! (assembly, over the connection limits of [`transport`]). [`events`] turns
 //! libvirt's callbacks into the event stream. [`error`] holds the one error
 //! type and its gRPC code table. [`metrics`] counts calls and serves the
-//! Prometheus endpoint.
+//! Prometheus endpoint. [`confine`] keeps the host paths callers name under
+//! the configured roots.
 //!
 //! [`libvirt_sys`] is the one FFI module: every `unsafe` of the server, each
 //! block with its `// SAFETY:` argument. Every other module is declared
@@ -20,6 +21,8 @@
 pub mod auth;
 #[forbid(unsafe_code)]
 pub mod config;
+#[forbid(unsafe_code)]
+pub mod confine;
 #[forbid(unsafe_code)]
 pub mod convert;
 #[forbid(unsafe_code)]

@@ -67,6 +67,9 @@ pub enum ServeError {
     /// `[tls]` is set for a Unix socket.
     #[error("TLS is for TCP listeners; a Unix socket is protected by its file mode (0600)")]
     TlsOnUnix,
+    /// `host_path_roots` is not a list of absolute directories.
+    #[error("Invalid configuration: {0}")]
+    Roots(String),
     /// `metrics_listen` could not be bound (the message names it).
     #[error(transparent)]
     Metrics(#[from] crate::metrics::BindError),
@@ -225,8 +228,11 @@ pub async fn serve_with_metrics(
     let (begin, mut begin_rx) = watch::channel(false);
 
     let max = config.max_message_bytes;
+    let confinement = Arc::new(
+        crate::confine::Confinement::new(&config.host_path_roots).map_err(ServeError::Roots)?,
+    );
     let storage_api = StorageApi::new(hosts.clone())
-        .with_allowed_roots(config.allowed_storage_roots.clone())
+        .with_confinement(confinement.clone())
         .with_stream_idle_timeout(config.stream_idle_timeout());
     let agent_api =
         GuestAgentApi::new(hosts.clone()).with_stream_idle_timeout(config.stream_idle_timeout());
@@ -247,11 +253,17 @@ pub async fn serve_with_metrics(
         .add_service(limited!(reflection_v1, max))
         .add_service(limited!(reflection_v1alpha, max))
         .add_service(limited!(
-            DomainServiceServer::new(DomainApi::new(hosts.clone()).with_events(hub.clone())),
+            DomainServiceServer::new(
+                DomainApi::new(hosts.clone())
+                    .with_events(hub.clone())
+                    .with_confinement(confinement.clone())
+            ),
             max
         ))
         .add_service(limited!(
-            HostServiceServer::new(HostApi::new(hosts.clone())),
+            HostServiceServer::new(
+                HostApi::new(hosts.clone()).with_confinement(confinement.clone())
+            ),
             max
         ))
         .add_service(limited!(
@@ -266,11 +278,15 @@ pub async fn serve_with_metrics(
         .add_service(limited!(StorageServiceServer::new(storage_api), max))
         .add_service(limited!(GuestAgentServiceServer::new(agent_api), max))
         .add_service(limited!(
-            NetworkServiceServer::new(NetworkApi::new(hosts.clone())),
+            NetworkServiceServer::new(
+                NetworkApi::new(hosts.clone()).with_confinement(confinement.clone())
+            ),
             max
         ))
         .add_service(limited!(
-            SnapshotServiceServer::new(SnapshotApi::new(hosts.clone())),
+            SnapshotServiceServer::new(
+                SnapshotApi::new(hosts.clone()).with_confinement(confinement)
+            ),
             max
         ));
 

@@ -163,10 +163,10 @@ class Battery:
         cfg = os.path.join(self.run_dir, "server.toml")
         with open(cfg, "w") as f:
             f.write(f'listen = "{self.addr}"\nlog_level = "warn"\n')
-            # Pool targets only under the run directory (and the test
-            # driver's own /default-pool): no request can build or delete
-            # a directory elsewhere on the machine.
-            f.write(f'allowed_storage_roots = ["{self.run_dir}", "/default-pool"]\n')
+            # Host paths (pool targets, save images) only under the run
+            # directory (and the test driver's own /default-pool): no
+            # request can build, write or delete anything elsewhere.
+            f.write(f'host_path_roots = ["{self.run_dir}", "/default-pool"]\n')
             for name, uri in hosts:
                 f.write(f'\n[[hosts]]\nname = "{name}"\nuri = "{uri}"\n')
         self.server = procs.Server(os.path.abspath(a.server_bin), cfg, cwd, os.path.join(self.run_dir, "server.log"),

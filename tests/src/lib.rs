@@ -68,7 +68,7 @@ impl TestServer {
 
     /// A server on a chosen loopback address (to restart one in place).
     pub async fn start_at(addr: SocketAddr, config: Config) -> Self {
-        let (addr, shutdown, handle) = Self::spawn(addr, config).await;
+        let (addr, shutdown, handle) = Self::spawn(addr, config, None).await;
         // The listener is bound before the server task starts, so the
         // connect below cannot race the bind: no sleep needed.
         let client = Client::connect(format!("http://{addr}"))
@@ -87,7 +87,8 @@ impl TestServer {
     /// one that connects only when used (and then fails); talk to it over
     /// [`pki::channel`].
     pub async fn start_tls(config: Config) -> Self {
-        let (addr, shutdown, handle) = Self::spawn("127.0.0.1:0".parse().unwrap(), config).await;
+        let (addr, shutdown, handle) =
+            Self::spawn("127.0.0.1:0".parse().unwrap(), config, None).await;
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect_lazy();
@@ -99,10 +100,13 @@ impl TestServer {
         }
     }
 
+    /// Runs a server on `addr` (and the metrics endpoint on `metrics`).
     async fn spawn(
         addr: SocketAddr,
         config: Config,
+        metrics: Option<tokio::net::TcpListener>,
     ) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
+        let config = with_harness_roots(config);
         init_tracing();
         virt::error::clear_error_callback();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -112,7 +116,7 @@ impl TestServer {
             let shutdown = async {
                 let _ = rx.await;
             };
-            libvirt_grpc_server::server::serve(&config, listener, shutdown)
+            libvirt_grpc_server::server::serve_with_metrics(&config, listener, metrics, shutdown)
                 .await
                 .expect("server failed");
         });
@@ -128,26 +132,10 @@ impl TestServer {
     /// serves the metrics endpoint on an ephemeral loopback port; returns
     /// that port's address beside the server.
     pub async fn with_metrics(config: Config) -> (Self, SocketAddr) {
-        init_tracing();
-        virt::error::clear_error_callback();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_addr = metrics.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            libvirt_grpc_server::server::serve_with_metrics(
-                &config,
-                listener,
-                Some(metrics),
-                shutdown,
-            )
-            .await
-            .expect("server failed");
-        });
+        let (addr, shutdown, handle) =
+            Self::spawn("127.0.0.1:0".parse().unwrap(), config, Some(metrics)).await;
         let client = Client::connect(format!("http://{addr}"))
             .await
             .unwrap()
@@ -155,7 +143,7 @@ impl TestServer {
         let server = TestServer {
             addr,
             client,
-            shutdown: Some(tx),
+            shutdown: Some(shutdown),
             handle: Some(handle),
         };
         (server, metrics_addr)
@@ -181,6 +169,38 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// The host path roots of the suites: the temporary directory their files
+/// live in, the test driver's built-in pool (`/default-pool`, which the
+/// suites redefine), the guest kernel's directory of the real suites, and
+/// the server's default root.
+pub fn harness_roots() -> Vec<std::path::PathBuf> {
+    let mut roots = vec![
+        std::env::temp_dir(),
+        "/default-pool".into(),
+        libvirt_grpc_server::confine::DEFAULT_ROOT.into(),
+    ];
+    for var in ["LIBVIRT_GRPC_GUEST_KERNEL", "LIBVIRT_GRPC_GUEST_INITRD"] {
+        if let Some(dir) = std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .and_then(|p| p.parent().map(ToOwned::to_owned))
+        {
+            if !roots.contains(&dir) {
+                roots.push(dir);
+            }
+        }
+    }
+    roots
+}
+
+/// `config` with [`harness_roots`] when it keeps the default roots; a test
+/// that sets its own roots gets exactly those.
+fn with_harness_roots(mut config: Config) -> Config {
+    if config.host_path_roots == Config::default().host_path_roots {
+        config.host_path_roots = harness_roots();
+    }
+    config
 }
 
 fn init_tracing() {

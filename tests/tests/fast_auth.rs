@@ -147,7 +147,7 @@ async fn mutual_tls_identities_roles_and_tokens() {
     let info = error_info(&e);
     assert_eq!(info.reason, "ROLE_REQUIRED");
     assert_eq!(
-        info.metadata.get("role_required").map(String::as_str),
+        info.metadata.get("required_role").map(String::as_str),
         Some("operator")
     );
     // ... and the domain is still running: nothing was done.

@@ -690,7 +690,7 @@ async fn resources_devices_metadata_and_pinning() {
     // The test driver has no device hot-plug or config edits: the honest
     // answer is UNIMPLEMENTED naming the libvirt call (the real suite
     // attaches and detaches for real).
-    let disk = "<disk type='file' device='disk'><source file='/var/lib/x.img'/><target dev='vdb' bus='virtio'/></disk>";
+    let disk = "<disk type='file' device='disk'><source file='/var/lib/libvirt-grpc/x.img'/><target dev='vdb' bus='virtio'/></disk>";
     let r = dom
         .attach_domain_device(v1::AttachDomainDeviceRequest {
             domain: by_name(&name),

@@ -398,21 +398,28 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
 /// The storage-root check reads the target path as libvirt will: character
 /// references are resolved, entities cannot be declared.
 #[tokio::test]
-async fn allowed_roots_see_the_path_libvirt_reads() {
+async fn host_path_roots_see_the_path_libvirt_reads() {
     let s = TestServer::start_with(Config {
         hosts: vec![HostConfig::new("default", URI)],
-        allowed_storage_roots: vec!["/srv/lvgt-pools".into()],
+        host_path_roots: vec!["/srv/lvgt-pools".into()],
         ..Config::default()
     })
     .await;
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
     let mut st = s.client.storage();
+    let r = st
+        .define_storage_pool(v1::DefineStoragePoolRequest {
+            source: Some(v1::define_storage_pool_request::Source::Xml(format!(
+                "<!DOCTYPE pool [<!ENTITY up '../elsewhere'>]><pool type='dir'><name>{p}e</name>\
+                 <target><path>/srv/lvgt-pools/&up;</path></target></pool>"
+            ))),
+            ..Default::default()
+        })
+        .await;
+    assert_invalid(r, "xml");
+    // Resolved, these paths hold a `..`: outside the roots.
     for xml in [
-        format!(
-            "<!DOCTYPE pool [<!ENTITY up '../elsewhere'>]><pool type='dir'><name>{p}e</name>\
-             <target><path>/srv/lvgt-pools/&up;</path></target></pool>"
-        ),
         format!(
             "<pool type='dir'><name>{p}e</name>\
              <target><path>/srv/lvgt-pools/&#46;&#46;/elsewhere</path></target></pool>"
@@ -428,7 +435,7 @@ async fn allowed_roots_see_the_path_libvirt_reads() {
                 ..Default::default()
             })
             .await;
-        assert_invalid(r, "xml");
+        assert_eq!(code_of(r), Code::PermissionDenied);
     }
     let pools = st
         .list_storage_pools(v1::ListStoragePoolsRequest::default())
@@ -607,13 +614,17 @@ async fn battery_findings_answer_caller_mistake_codes() {
         .collect();
     assert_invalid(dom.define_domain(define_spec(spec)).await, "spec.disks");
 
-    // Restore from something that is not a save image.
+    // Restore from something that is not a save image (an empty file
+    // under the roots).
+    let empty = std::env::temp_dir().join(format!("{p}empty.img"));
+    std::fs::write(&empty, b"").unwrap();
     let r = dom
         .restore_domain(v1::RestoreDomainRequest {
-            path: "/dev/null".into(),
+            path: empty.display().to_string(),
             ..Default::default()
         })
         .await;
+    std::fs::remove_file(&empty).unwrap();
     assert_eq!(code_of(r), Code::InvalidArgument);
 
     // Host paths are at most PATH_MAX.

@@ -5,6 +5,7 @@
 use libvirt_grpc_server::config::{Config, HostConfig};
 use libvirt_grpc_tests::{bad_fields, code_of, prefix, v1, Cleanup, TestServer};
 use tonic::Code;
+use tonic_types::StatusExt;
 use v1::{
     define_storage_pool_request::Source as PoolSource, storage_pool_ref::Key,
     upload_storage_volume_request::Item, StoragePoolRef, StoragePoolSpec, StoragePoolState,
@@ -631,10 +632,10 @@ async fn transfers_are_unimplemented_and_leave_nothing() {
 }
 
 #[tokio::test]
-async fn allowed_roots_confine_pool_paths() {
+async fn host_path_roots_confine_pool_paths() {
     let s = TestServer::start_with(Config {
         hosts: vec![HostConfig::new("default", URI)],
-        allowed_storage_roots: vec!["/srv/lvgt-pools".into()],
+        host_path_roots: vec!["/srv/lvgt-pools".into()],
         ..Config::default()
     })
     .await;
@@ -671,8 +672,12 @@ async fn allowed_roots_confine_pool_paths() {
         ),
     ] {
         let e = st.define_storage_pool(define(source)).await.unwrap_err();
-        assert_eq!(e.code(), Code::InvalidArgument);
+        assert_eq!(e.code(), Code::PermissionDenied, "{}", e.message());
         assert!(e.message().contains(field), "{}", e.message());
+        let info = e.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.reason, "PATH_OUTSIDE_ROOTS");
+        assert_eq!(info.metadata["field"], field);
+        assert_eq!(info.metadata["roots"], "/srv/lvgt-pools");
     }
     let pools = st
         .list_storage_pools(s.client.request(v1::ListStoragePoolsRequest::default()))

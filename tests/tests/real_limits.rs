@@ -157,12 +157,18 @@ async fn qemu_refusals_answer_caller_mistake_codes() {
         ..small_spec(&name)
     };
     dom.define_domain(define(Source::Spec(spec))).await.unwrap();
-    let disk = "<disk type='file' device='disk'><source file='/nonexistent.img'/>\
-                <target dev='sdb' bus='scsi'/></disk>";
+    // Under the harness's roots (the temp dir): the device is what is
+    // missing, not the permission to name its file.
+    let missing = std::env::temp_dir().join(format!("{p}nonexistent.img"));
+    let disk = format!(
+        "<disk type='file' device='disk'><source file='{}'/>\
+         <target dev='sdb' bus='scsi'/></disk>",
+        missing.display()
+    );
     let e = dom
         .detach_domain_device(v1::DetachDomainDeviceRequest {
             domain: dref(),
-            xml: disk.into(),
+            xml: disk.clone(),
             scope: Some(v1::ModifyScope {
                 live: false,
                 config: true,
@@ -182,7 +188,7 @@ async fn qemu_refusals_answer_caller_mistake_codes() {
     let e = dom
         .update_domain_device(v1::UpdateDomainDeviceRequest {
             domain: dref(),
-            xml: disk.into(),
+            xml: disk.clone(),
             scope: Some(v1::ModifyScope {
                 live: true,
                 config: false,

@@ -62,9 +62,14 @@ fn define_pool_request(xml: String, build: bool, start: bool) -> v1::DefineStora
 /// A `fs` pool whose block device does not exist: its build (a mount
 /// point) succeeds, its start (a mount) fails.
 fn fs_pool_xml(name: &str, mount: &Path) -> String {
+    // A device that does not exist (so the start's mount fails), named
+    // under the harness's host path roots (the temp dir) so that a caller
+    // below admin may name it.
+    let device = std::env::temp_dir().join(format!("{name}-nodev"));
     format!(
-        "<pool type='fs'><name>{name}</name><source><device path='/dev/{name}-nodev'/>\
+        "<pool type='fs'><name>{name}</name><source><device path='{}'/>\
          <format type='ext4'/></source><target><path>{}</path></target></pool>",
+        device.display(),
         mount.display()
     )
 }

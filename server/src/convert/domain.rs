@@ -229,11 +229,6 @@ pub fn save_flags(field: &str, state: i32, bypass_cache: bool) -> Result<u32, Er
     Ok(state | flags_of(&[(bypass_cache, sys::VIR_DOMAIN_SAVE_BYPASS_CACHE)]))
 }
 
-/// A save or restore path: absolute, checked.
-pub fn save_path(path: &str) -> Result<(), Error> {
-    validate::absolute_path("path", path)
-}
-
 /// libvirt's VIR_DOMAIN_AFFECT_* flags for a scope; none set means CURRENT.
 pub fn scope_flags(scope: Option<&v1::ModifyScope>) -> u32 {
     let s = scope.cloned().unwrap_or_default();

@@ -5,8 +5,6 @@
 //! (`TryFrom`, every bad field in one `BadRequest`); and the messages built
 //! from what `ops::storage` and `ops::volume_transfer` read (`From`).
 
-use std::path::{Path, PathBuf};
-
 use libvirt_grpc::v1::{
     self, AutostartFilter, PersistenceFilter, RunFilter, StoragePoolBuildMode, StoragePoolState,
     StoragePoolType, StorageVolumeFormat, StorageVolumeType,
@@ -21,7 +19,6 @@ use crate::{
     },
     render::storage as render,
     validate::{self, Violations},
-    xml_query,
 };
 
 /// Pool types: the API's value, libvirt's name, libvirt's list flag.
@@ -409,38 +406,18 @@ pub struct DefinePool {
     pub steps: PoolSteps,
 }
 
-impl DefinePool {
-    /// Validates `r`; pool target paths must lie below one of
-    /// `allowed_roots` (none: anywhere).
-    pub fn from_request(
-        r: &v1::DefineStoragePoolRequest,
-        allowed_roots: &[PathBuf],
-    ) -> Result<Self, Error> {
+impl TryFrom<&v1::DefineStoragePoolRequest> for DefinePool {
+    type Error = Error;
+
+    /// Validates `r` (its host paths are confinement's: `crate::confine`).
+    fn try_from(r: &v1::DefineStoragePoolRequest) -> Result<Self, Error> {
         use v1::define_storage_pool_request::Source;
         let mut v = Violations::default();
         let xml = match &r.source {
-            Some(Source::Xml(x)) => {
-                let xml = v
-                    .check(validate::required_xml("xml", x))
-                    .map(|()| x.clone());
-                if let Some(x) = &xml {
-                    if !allowed_roots.is_empty() {
-                        let target =
-                            xml_query::text(x, &["pool", "target", "path"]).unwrap_or_default();
-                        v.check(check_root(allowed_roots, "xml.target.path", &target));
-                    }
-                }
-                xml
-            }
-            Some(Source::Spec(s)) => {
-                let xml = v.check(render::render_pool(s));
-                v.check(check_root(
-                    allowed_roots,
-                    "spec.target_path",
-                    &s.target_path,
-                ));
-                xml
-            }
+            Some(Source::Xml(x)) => v
+                .check(validate::required_xml("xml", x))
+                .map(|()| x.clone()),
+            Some(Source::Spec(s)) => v.check(render::render_pool(s)),
             None => {
                 v.add("source", "set one of xml or spec");
                 None
@@ -453,30 +430,6 @@ impl DefinePool {
         };
         v.done(xml.map(|xml| DefinePool { xml, steps }))
     }
-}
-
-/// Checks a pool's target path against the allowed roots (none: anywhere).
-/// Paths are compared component by component, without resolving symlinks
-/// (the host may be remote); `..` is refused.
-pub fn check_root(roots: &[PathBuf], field: &str, path: &str) -> Result<(), Error> {
-    if roots.is_empty() {
-        return Ok(());
-    }
-    validate::absolute_path(field, path)?;
-    if roots.iter().any(|r| Path::new(path).starts_with(r)) {
-        return Ok(());
-    }
-    Err(Error::invalid(
-        field,
-        format!(
-            "'{path}' is outside the allowed storage roots ({})",
-            roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    ))
 }
 
 /// `FindStoragePoolSources`, validated.
@@ -729,13 +682,5 @@ mod tests {
                 "offset"
             ]
         );
-    }
-
-    #[test]
-    fn roots_are_checked_by_component() {
-        let roots = [PathBuf::from("/srv/pools")];
-        assert!(check_root(&roots, "p", "/srv/pools/a").is_ok());
-        assert!(check_root(&roots, "p", "/srv/poolsX").is_err());
-        assert!(check_root(&[], "p", "relative").is_ok());
     }
 }

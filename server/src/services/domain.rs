@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use super::{deadline, ok, paging, resolve::Target};
 use crate::{
     auth::{Caller, Role},
+    confine::{Confinement, Reach},
     convert::domain as convert,
     error::Error,
     ops::domain::{self as ops, DeviceChange, DomainKey},
@@ -23,6 +24,7 @@ use crate::{
 pub struct DomainApi {
     hosts: Hosts,
     events: Option<std::sync::Arc<crate::events::hub::Hub>>,
+    confinement: std::sync::Arc<Confinement>,
 }
 
 impl DomainApi {
@@ -31,6 +33,28 @@ impl DomainApi {
         DomainApi {
             hosts,
             events: None,
+            confinement: std::sync::Arc::default(),
+        }
+    }
+
+    /// Confines the host paths of requests to these roots (default:
+    /// [`crate::confine::DEFAULT_ROOT`]).
+    pub fn with_confinement(mut self, c: std::sync::Arc<Confinement>) -> Self {
+        self.confinement = c;
+        self
+    }
+
+    /// Checks a definition's XML or spec for a caller of `role` on `pool`.
+    fn check_definition(
+        &self,
+        def: &ops::Definition,
+        role: Role,
+        pool: &crate::pool::HostPool,
+    ) -> Result<(), Error> {
+        let reach = Reach::of_uri(pool.uri());
+        match def {
+            ops::Definition::Xml(x) => self.confinement.check_xml("xml", x, role, reach),
+            ops::Definition::Spec(s) => self.confinement.check_domain_spec("spec", s, role, reach),
         }
     }
 
@@ -64,8 +88,14 @@ impl DomainApi {
         change: DeviceChange,
         xml: String,
         flags: u32,
+        role: Role,
     ) -> Result<v1::Domain, Error> {
         let (t, ()) = self.target_with(r, convert::device_xml(&xml))?;
+        // A detach only names a device the domain has already.
+        if change != DeviceChange::Detach {
+            let reach = Reach::of_uri(t.pool.uri());
+            self.confinement.check_xml("xml", &xml, role, reach)?;
+        }
         let d = t
             .run(Lane::Quick, dl, move |c, k, h| {
                 ops::change_device(c, k, h, change, &xml, flags)
@@ -156,6 +186,7 @@ impl DomainService for DomainApi {
         req: Request<v1::DefineDomainRequest>,
     ) -> Result<Response<v1::DefineDomainResponse>, Status> {
         use v1::define_domain_request::Source;
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
@@ -164,6 +195,7 @@ impl DomainService for DomainApi {
             Some(Source::Spec(s)) => convert::definition(None, Some(s)),
             None => convert::definition(None, None),
         }?;
+        self.check_definition(&def, role, pool)?;
         let (host, validate) = (pool.name().to_owned(), r.validate);
         let d = pool
             .run(Lane::Quick, dl, move |c| {
@@ -199,6 +231,7 @@ impl DomainService for DomainApi {
         req: Request<v1::CreateDomainRequest>,
     ) -> Result<Response<v1::CreateDomainResponse>, Status> {
         use v1::create_domain_request::Source;
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let mut r = req.into_inner();
         let pool = self.hosts.get(&r.host)?;
@@ -208,6 +241,7 @@ impl DomainService for DomainApi {
             Some(Source::Spec(s)) => convert::definition(None, Some(s)),
             None => convert::definition(None, None),
         }?;
+        self.check_definition(&def, role, pool)?;
         let host = pool.name().to_owned();
         let d = pool
             .run(Lane::Quick, dl, move |c| ops::create(c, &host, &def, flags))
@@ -331,11 +365,13 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::SaveDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        convert::save_path(&r.path)?;
         let (t, flags) = self.target_with(
             r.domain.as_ref(),
             convert::save_flags("restore_state", r.restore_state, r.bypass_cache),
         )?;
+        // For every caller, admins too: nothing is written outside the roots.
+        self.confinement
+            .check_path("path", &r.path, Reach::of_uri(t.pool.uri()))?;
         let path = r.path;
         let d = t
             .run(Lane::Slow, dl, move |c, k, h| {
@@ -354,9 +390,10 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::RestoreDomainResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
-        convert::save_path(&r.path)?;
         let flags = convert::save_flags("restore_state", r.restore_state, r.bypass_cache)?;
         let pool = self.hosts.get(&r.host)?;
+        self.confinement
+            .check_path("path", &r.path, Reach::of_uri(pool.uri()))?;
         let (host, path) = (pool.name().to_owned(), r.path);
         let d = pool
             .run(Lane::Slow, dl, move |c| {
@@ -462,11 +499,19 @@ impl DomainService for DomainApi {
         &self,
         req: Request<v1::AttachDomainDeviceRequest>,
     ) -> Result<Response<v1::AttachDomainDeviceResponse>, Status> {
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let flags = convert::scope_flags(r.scope.as_ref());
         let d = self
-            .change_device(dl, r.domain.as_ref(), DeviceChange::Attach, r.xml, flags)
+            .change_device(
+                dl,
+                r.domain.as_ref(),
+                DeviceChange::Attach,
+                r.xml,
+                flags,
+                role,
+            )
             .await?;
         ok(v1::AttachDomainDeviceResponse { domain: Some(d) })
     }
@@ -476,11 +521,19 @@ impl DomainService for DomainApi {
         &self,
         req: Request<v1::DetachDomainDeviceRequest>,
     ) -> Result<Response<v1::DetachDomainDeviceResponse>, Status> {
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let flags = convert::scope_flags(r.scope.as_ref());
         let d = self
-            .change_device(dl, r.domain.as_ref(), DeviceChange::Detach, r.xml, flags)
+            .change_device(
+                dl,
+                r.domain.as_ref(),
+                DeviceChange::Detach,
+                r.xml,
+                flags,
+                role,
+            )
             .await?;
         ok(v1::DetachDomainDeviceResponse { domain: Some(d) })
     }
@@ -490,11 +543,19 @@ impl DomainService for DomainApi {
         &self,
         req: Request<v1::UpdateDomainDeviceRequest>,
     ) -> Result<Response<v1::UpdateDomainDeviceResponse>, Status> {
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let flags = convert::update_device_flags(&r);
         let d = self
-            .change_device(dl, r.domain.as_ref(), DeviceChange::Update, r.xml, flags)
+            .change_device(
+                dl,
+                r.domain.as_ref(),
+                DeviceChange::Update,
+                r.xml,
+                flags,
+                role,
+            )
             .await?;
         ok(v1::UpdateDomainDeviceResponse { domain: Some(d) })
     }

@@ -17,12 +17,23 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct HostApi {
     hosts: Hosts,
+    confinement: std::sync::Arc<crate::confine::Confinement>,
 }
 
 impl HostApi {
     /// A service over `hosts`.
     pub fn new(hosts: Hosts) -> Self {
-        HostApi { hosts }
+        HostApi {
+            hosts,
+            confinement: std::sync::Arc::default(),
+        }
+    }
+
+    /// Confines, below admin, the emulator binary a capabilities query
+    /// names (libvirt runs it to probe it) to these roots.
+    pub fn with_confinement(mut self, c: std::sync::Arc<crate::confine::Confinement>) -> Self {
+        self.confinement = c;
+        self
     }
 }
 
@@ -80,12 +91,19 @@ impl HostService for HostApi {
         &self,
         req: Request<v1::GetDomainCapabilitiesRequest>,
     ) -> Result<Response<v1::GetDomainCapabilitiesResponse>, Status> {
+        let role = crate::auth::Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.get_ref();
         let mut v = Violations::default();
         let q = v.check(DomainCapsQuery::try_from(r));
         let pool = v.check(self.hosts.get(&r.host).cloned());
         let (q, pool) = v.done(q.zip(pool))?;
+        self.confinement.content_path(
+            role,
+            "emulator",
+            &r.emulator,
+            crate::confine::Reach::of_uri(pool.uri()),
+        )?;
         let xml = pool
             .run(Lane::Quick, dl, move |c| ops::domain_capabilities(c, &q))
             .await?;

@@ -2,6 +2,8 @@
 //! through the host's pool, convert the answer. No libvirt calls here.
 
 pub mod agent;
+#[cfg(test)]
+mod confine_tests;
 pub mod domain;
 pub mod events;
 pub mod host;

@@ -18,12 +18,34 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct NetworkApi {
     hosts: Hosts,
+    confinement: std::sync::Arc<crate::confine::Confinement>,
 }
 
 impl NetworkApi {
     /// A service over `hosts`.
     pub fn new(hosts: Hosts) -> Self {
-        NetworkApi { hosts }
+        NetworkApi {
+            hosts,
+            confinement: std::sync::Arc::default(),
+        }
+    }
+
+    /// Checks network XML, below admin, against these roots and the
+    /// passthrough namespaces (dnsmasq options).
+    pub fn with_confinement(mut self, c: std::sync::Arc<crate::confine::Confinement>) -> Self {
+        self.confinement = c;
+        self
+    }
+
+    /// Checks network XML for the caller's `role` on `pool`.
+    fn check_xml(
+        &self,
+        xml: &str,
+        role: crate::auth::Role,
+        pool: &crate::pool::HostPool,
+    ) -> Result<(), Error> {
+        let reach = crate::confine::Reach::of_uri(pool.uri());
+        self.confinement.check_xml("xml", xml, role, reach)
     }
 
     fn target(&self, r: Option<&v1::NetworkRef>) -> Result<Target<NetworkKey>, Error> {
@@ -88,12 +110,14 @@ impl NetworkService for NetworkApi {
         &self,
         req: Request<v1::DefineNetworkRequest>,
     ) -> Result<Response<v1::DefineNetworkResponse>, Status> {
+        let role = crate::auth::Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let mut v = Violations::default();
         let def = v.check(convert::Define::try_from(&r));
         let pool = v.check(self.hosts.get(&r.host).cloned());
         let (def, pool) = v.done(def.zip(pool))?;
+        self.check_xml(&def.xml, role, &pool)?;
         let host = pool.name().to_owned();
         let n = pool
             .run(Lane::Slow, dl, move |c| {
@@ -110,12 +134,14 @@ impl NetworkService for NetworkApi {
         &self,
         req: Request<v1::CreateNetworkRequest>,
     ) -> Result<Response<v1::CreateNetworkResponse>, Status> {
+        let role = crate::auth::Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let mut v = Violations::default();
         let xml = v.check(convert::create_xml(&r));
         let pool = v.check(self.hosts.get(&r.host).cloned());
         let (xml, pool) = v.done(xml.zip(pool))?;
+        self.check_xml(&xml, role, &pool)?;
         let host = pool.name().to_owned();
         let n = pool
             .run(Lane::Slow, dl, move |c| ops::create(c, &host, &xml))

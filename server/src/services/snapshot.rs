@@ -8,6 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::{deadline, ok, paging, resolve::Target};
 use crate::{
+    auth::Caller,
+    confine::{Confinement, Reach},
     convert::snapshot as convert,
     error::Error,
     ops::{
@@ -22,12 +24,23 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct SnapshotApi {
     hosts: Hosts,
+    confinement: std::sync::Arc<Confinement>,
 }
 
 impl SnapshotApi {
     /// A service over `hosts`.
     pub fn new(hosts: Hosts) -> Self {
-        SnapshotApi { hosts }
+        SnapshotApi {
+            hosts,
+            confinement: std::sync::Arc::default(),
+        }
+    }
+
+    /// Confines the memory and disk files of snapshot XML, below admin,
+    /// to these roots.
+    pub fn with_confinement(mut self, c: std::sync::Arc<Confinement>) -> Self {
+        self.confinement = c;
+        self
     }
 
     fn domain(&self, r: Option<&v1::DomainRef>) -> Result<Target<DomainKey>, Error> {
@@ -81,12 +94,19 @@ impl SnapshotService for SnapshotApi {
         &self,
         req: Request<v1::CreateSnapshotRequest>,
     ) -> Result<Response<v1::CreateSnapshotResponse>, Status> {
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.get_ref();
         let mut v = Violations::default();
         let t = v.check(self.domain(r.domain.as_ref()));
         let new = v.check(NewSnapshot::try_from(r));
         let (t, new) = v.done(t.zip(new))?;
+        let field = match r.source {
+            Some(v1::create_snapshot_request::Source::Spec(_)) => "spec",
+            _ => "xml",
+        };
+        self.confinement
+            .check_xml(field, &new.xml, role, Reach::of_uri(t.pool.uri()))?;
         let s = t
             .run(Lane::Slow, dl, move |c, k, h| ops::create(c, k, h, &new))
             .await?;

@@ -13,7 +13,6 @@
 //! idle timeout is cut off (ABORTED), which frees the slot.
 
 use std::{
-    path::PathBuf,
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -30,6 +29,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{deadline, next_message, ok, paging, resolve::Target, DEFAULT_STREAM_IDLE};
 use crate::{
+    auth::Caller,
+    confine::{Confinement, Reach},
     convert::storage::{
         self as convert, CloneVolume, DefinePool, FindSources, PoolListFlags, Resize,
     },
@@ -50,16 +51,17 @@ const MAX_CHUNK: usize = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct StorageApi {
     hosts: Hosts,
-    allowed_roots: Vec<PathBuf>,
+    confinement: Arc<Confinement>,
     stream_idle: Duration,
 }
 
 impl StorageApi {
-    /// A service over `hosts` that lets pools live anywhere.
+    /// A service over `hosts`, its host paths confined to
+    /// [`crate::confine::DEFAULT_ROOT`].
     pub fn new(hosts: Hosts) -> Self {
         StorageApi {
             hosts,
-            allowed_roots: Vec::new(),
+            confinement: Arc::default(),
             stream_idle: DEFAULT_STREAM_IDLE,
         }
     }
@@ -70,9 +72,10 @@ impl StorageApi {
         self
     }
 
-    /// Restricts pool target paths to these directories (none: anywhere).
-    pub fn with_allowed_roots(mut self, roots: Vec<PathBuf>) -> Self {
-        self.allowed_roots = roots;
+    /// Confines pool target paths (and, below admin, every host path of
+    /// pool and volume XML) to these roots.
+    pub fn with_confinement(mut self, c: Arc<Confinement>) -> Self {
+        self.confinement = c;
         self
     }
 
@@ -180,10 +183,29 @@ impl StorageService for StorageApi {
         &self,
         req: Request<v1::DefineStoragePoolRequest>,
     ) -> Result<Response<v1::DefineStoragePoolResponse>, Status> {
+        use v1::define_storage_pool_request::Source;
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
-        let def = DefinePool::from_request(&r, &self.allowed_roots)?;
+        let def = DefinePool::try_from(&r)?;
         let pool = self.hosts.get(&r.host)?;
+        let reach = Reach::of_uri(pool.uri());
+        // The target for every caller; the rest of the XML below admin.
+        let field = match &r.source {
+            Some(Source::Spec(s)) => {
+                if !s.target_path.is_empty() {
+                    self.confinement
+                        .check_path("spec.target_path", &s.target_path, reach)?;
+                }
+                "spec"
+            }
+            _ => {
+                self.confinement
+                    .check_pool_xml_target("xml", &def.xml, reach)?;
+                "xml"
+            }
+        };
+        self.confinement.check_xml(field, &def.xml, role, reach)?;
         let host = pool.name().to_owned();
         let p = pool
             .run(Lane::Slow, dl, move |c| {
@@ -354,12 +376,20 @@ impl StorageService for StorageApi {
         &self,
         req: Request<v1::CreateStorageVolumeRequest>,
     ) -> Result<Response<v1::CreateStorageVolumeResponse>, Status> {
+        use v1::create_storage_volume_request::Source;
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let mut v = crate::validate::Violations::default();
         let xml = v.check(convert::volume_xml(r.source.as_ref()));
         let t = v.check(self.pool(r.pool.as_ref()));
         let (xml, t) = v.done(xml.zip(t))?;
+        let field = match r.source {
+            Some(Source::Spec(_)) => "spec",
+            _ => "xml",
+        };
+        self.confinement
+            .check_xml(field, &xml, role, Reach::of_uri(t.pool.uri()))?;
         let vol = t
             .run(Lane::Slow, dl, move |c, k, h| {
                 ops::create_volume(c, k, h, &xml)
@@ -443,6 +473,7 @@ impl StorageService for StorageApi {
         req: Request<Streaming<v1::UploadStorageVolumeRequest>>,
     ) -> Result<Response<v1::UploadStorageVolumeResponse>, Status> {
         use v1::upload_storage_volume_request::Item;
+        let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let idle = self.stream_idle;
         let mut inbound = req.into_inner();
@@ -454,6 +485,14 @@ impl StorageService for StorageApi {
         let target = v.check(self.volume(t.volume.as_ref(), "target.volume"));
         let plan = v.check(convert::upload_plan(t));
         let (target, plan) = v.done(target.zip(plan))?;
+        if let Some(xml) = &plan.create_xml {
+            self.confinement.check_xml(
+                "target.create",
+                xml,
+                role,
+                Reach::of_uri(target.pool.uri()),
+            )?;
+        }
         // No slow-lane slot until the first chunk (or the end) arrived: a
         // client that names a target and then stalls holds nothing.
         let opening = next_upload_item(&mut inbound, idle, dl).await?;
