@@ -31,7 +31,7 @@ esac
 # it), tonic/prost build scripts need protoc and the well-known types
 # (google/protobuf/timestamp.proto, duration.proto: libprotobuf-dev), scripts
 # use virsh.
-packages=(libvirt-dev pkg-config protobuf-compiler libprotobuf-dev libvirt-clients)
+packages=(libvirt-dev pkg-config protobuf-compiler libprotobuf-dev libvirt-clients openssl)
 
 if [[ $real -eq 1 ]]; then
     # A real daemon + QEMU driver; qemu-utils for qcow2 volumes; iptables and
