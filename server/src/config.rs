@@ -424,6 +424,17 @@ impl Config {
         }
         if let Some(auth) = &self.auth {
             auth.validate()?;
+            let mutual = self.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+            if !auth.clients.is_empty() && !mutual {
+                return Err(ConfigError::Invalid(
+                    "[[auth.clients]] identifies callers by client certificate: set [tls] client_ca (the CA that signs them)".into(),
+                ));
+            }
+            if auth.tokens.is_empty() && auth.clients.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "[auth] without [[auth.tokens]] or [[auth.clients]] lets nobody in".into(),
+                ));
+            }
         }
         if self.stream_idle_timeout_secs == 0 {
             return Err(ConfigError::Invalid(

@@ -319,6 +319,24 @@ async fn tls_with_tokens_only() {
         .unwrap()
         .into_inner();
     assert_eq!(d.domain.unwrap().name, name);
+    // Below admin, XML that reaches past libvirt's model is refused before
+    // libvirt sees it: the QEMU command-line passthrough namespace.
+    let raw = format!(
+        "<domain type='test' xmlns:q='http://libvirt.org/schemas/domain/qemu/1.0'><name>{p}qemu</name><memory>131072</memory><os><type>hvm</type></os><q:commandline><q:arg value='-D'/><q:arg value='/etc/evil'/></q:commandline></domain>"
+    );
+    let e = c
+        .domains()
+        .define_domain(with_auth(
+            v1::DefineDomainRequest {
+                source: Some(v1::define_domain_request::Source::Xml(raw)),
+                ..Default::default()
+            },
+            Some(&op),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(error_info(&e).reason, "ADMIN_ONLY_XML");
     c.domains()
         .undefine_domain(with_auth(
             v1::UndefineDomainRequest {
@@ -382,4 +400,49 @@ async fn plain_text_is_refused_beyond_loopback() {
         ..st.config
     };
     ok.validate().unwrap();
+}
+
+#[tokio::test]
+async fn unix_socket_is_owner_only_and_served() {
+    use libvirt_grpc_server::{server::Listener, transport::accept::bind_unix};
+    use std::os::unix::fs::PermissionsExt;
+    let p = prefix();
+    let dir = std::env::temp_dir().join(format!("{p}sock"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("grpc.sock");
+    let listener = bind_unix(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    // A second server on the same live socket is refused, the socket kept.
+    assert!(bind_unix(&path).is_err());
+    let config = Config::default();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        libvirt_grpc_server::server::serve(&config, Listener::Unix(listener), async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let connect_to = path.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let p = connect_to.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(p).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap();
+    // Without [auth] the caller on the socket is admin: it may define.
+    let c = Client::from_channel(channel);
+    let _cleanup = Cleanup::new("test:///default", &p);
+    let name = format!("{p}unix");
+    c.define_domain(small_spec(&name)).await.unwrap();
+    c.undefine_domain(&name).await.unwrap();
+    let _ = tx.send(());
+    server.await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -43,7 +43,9 @@ pub fn note_host(host: &str) {
     });
 }
 
-/// Notes the host and target of the call being audited (if one is).
+/// Notes the host and target of the call being audited (if one is): the
+/// resolved reference (`Name("vm1")`), or the name of what a define or
+/// create made.
 pub fn note_target(host: &str, target: &dyn std::fmt::Debug) {
     let _ = RECORD.try_with(|r| {
         let mut r = r.borrow_mut();

@@ -196,9 +196,9 @@ where
                 caller = %caller.name,
                 role = %caller.role,
                 method = %path,
-                host = record.host.as_deref().unwrap_or("-"),
-                target = record.target.as_deref().unwrap_or("-"),
-                result,
+                host = %record.host.as_deref().unwrap_or("-"),
+                target = %record.target.as_deref().unwrap_or("-"),
+                result = %result,
                 "call"
             );
             resp

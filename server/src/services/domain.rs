@@ -202,6 +202,7 @@ impl DomainService for DomainApi {
                 ops::define(c, &host, &def, validate)
             })
             .await?;
+        crate::auth::audit::note_target(&d.host, &d.name);
         ok(v1::DefineDomainResponse {
             domain: Some(d.into()),
         })
@@ -246,6 +247,7 @@ impl DomainService for DomainApi {
         let d = pool
             .run(Lane::Quick, dl, move |c| ops::create(c, &host, &def, flags))
             .await?;
+        crate::auth::audit::note_target(&d.host, &d.name);
         ok(v1::CreateDomainResponse {
             domain: Some(d.into()),
         })
