@@ -647,4 +647,69 @@ mod tests {
         // The old setting, whose empty list allowed anything, is gone.
         assert!(toml::from_str::<Config>("allowed_storage_roots = []").is_err());
     }
+
+    /// The sample config of the repository: loads, validates, and names
+    /// every setting of every section (active or as a commented default).
+    #[test]
+    fn sample_config_is_complete_and_loads() {
+        let text = include_str!("../../deploy/libvirt-grpcd.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert!(c.tls.as_ref().is_some_and(|t| t.client_ca.is_some()));
+        let auth = c.auth.as_ref().unwrap();
+        assert_eq!(auth.tokens[0].role, Role::Reader);
+        assert_eq!(auth.clients[0].role, Role::Admin);
+        // The commented defaults are the real ones.
+        let d = Config::default();
+        assert_eq!(c.max_message_bytes, d.max_message_bytes);
+        assert_eq!(c.host_path_roots, d.host_path_roots);
+        for line in text.lines() {
+            let Some((key, value)) = line.strip_prefix("# ").and_then(|l| l.split_once(" = "))
+            else {
+                continue;
+            };
+            if key.contains(' ') || key == "name" || key == "san" {
+                continue;
+            }
+            let one: Result<Config, _> = toml::from_str(&format!("{key} = {value}"));
+            if let Ok(one) = one {
+                assert_eq!(
+                    format!("{one:?}"),
+                    format!("{d:?}"),
+                    "the sample's default for {key} is not the real one"
+                );
+            }
+        }
+        // Every field of every section is named in the sample.
+        let source = include_str!("config.rs");
+        for section in [
+            "pub struct Config {",
+            "pub struct HostConfig {",
+            "pub struct TlsConfig {",
+            "pub struct AuthConfig {",
+            "pub struct TokenConfig {",
+            "pub struct ClientCertConfig {",
+        ] {
+            let start = source.find(section).unwrap();
+            let body = &source[start..start + source[start..].find("\n}").unwrap()];
+            for field in body
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("pub "))
+                .filter_map(|l| l.split_once(':').map(|(f, _)| f.trim()))
+                .filter(|f| !f.starts_with("struct"))
+            {
+                let named = text.lines().any(|l| {
+                    let l = l.trim_start_matches("# ");
+                    l.starts_with(&format!("{field} ="))
+                        || l.starts_with(&format!("[{field}]"))
+                        || l.starts_with(&format!("[[{field}]]"))
+                        || l.starts_with(&format!("[[auth.{field}]]"))
+                });
+                assert!(
+                    named,
+                    "{section} field {field} is not in deploy/libvirt-grpcd.toml"
+                );
+            }
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! libvirt's callbacks into the event stream. [`error`] holds the one error
 //! type and its gRPC code table. [`metrics`] counts calls and serves the
 //! Prometheus endpoint. [`confine`] keeps the host paths callers name under
-//! the configured roots.
+//! the configured roots. [`auth`] identifies callers (TLS certificates,
+//! bearer tokens), gives every RPC its role and writes the audit line.
 //!
 //! [`libvirt_sys`] is the one FFI module: every `unsafe` of the server, each
 //! block with its `// SAFETY:` argument. Every other module is declared
