@@ -263,4 +263,54 @@ mod tests {
         assert!(parse_sha256("abc").is_none());
         assert!(parse_sha256(&"g".repeat(64)).is_none());
     }
+
+    /// A certificate (DER) with subject `CN=<cn>,O=Example` and these SANs.
+    fn cert(cn: &str, sans: &[&str]) -> Vec<u8> {
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, cn);
+        dn.push(rcgen::DnType::OrganizationName, "Example");
+        p.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn certificates_match_by_subject_or_san() {
+        let client = |subject: Option<&str>, san: Option<&str>, role| ClientCertConfig {
+            name: None,
+            subject: subject.map(str::to_owned),
+            san: san.map(str::to_owned),
+            role,
+        };
+        let ids = Identities::new(&AuthConfig {
+            clients: vec![
+                client(Some("CN=ops,O=Example"), None, Role::Admin),
+                client(None, Some("bot.example.com"), Role::Operator),
+            ],
+            ..AuthConfig::default()
+        });
+        let c = ids
+            .by_certificate(&cert("ops", &["ops.example.com"]))
+            .unwrap();
+        assert_eq!((c.name.as_str(), c.role), ("CN=ops,O=Example", Role::Admin));
+        let c = ids
+            .by_certificate(&cert("robot", &["x.example.com", "bot.example.com"]))
+            .unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.role),
+            ("bot.example.com", Role::Operator)
+        );
+        // A subject that only starts like a configured one, and no SAN match.
+        let e = ids
+            .by_certificate(&cert("ops2", &["ops.example.com"]))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            Rejection::UnmappedCertificate("subject 'CN=ops2,O=Example'".into())
+        );
+        assert!(ids.by_certificate(b"not a certificate").is_err());
+    }
 }
