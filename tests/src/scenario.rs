@@ -75,3 +75,53 @@ pub async fn volume_exists(s: &TestServer, host: &str, pool: &str, name: &str) -
         Err(e) => panic!("unexpected {e:?}"),
     }
 }
+
+/// A root for `host_path_roots` and a directory outside it (with a symlink
+/// `root/link` pointing there), under the temp dir, removed by the cleanup.
+pub struct ConfineDirs {
+    /// The root.
+    pub root: std::path::PathBuf,
+    /// Outside every root.
+    pub outside: std::path::PathBuf,
+}
+
+/// Makes [`ConfineDirs`] named after `prefix` and `tag`.
+pub fn confine_dirs(prefix: &str, tag: &str, c: &mut crate::Cleanup) -> ConfineDirs {
+    let base = std::env::temp_dir().join(format!("{prefix}{tag}"));
+    let root = base.join("root");
+    let outside = base.join("outside");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+    c.file(&base);
+    ConfineDirs { root, outside }
+}
+
+/// A server fronting `uri` as host `host`, confined to `root`.
+pub async fn confined_server(host: &str, uri: &str, root: &std::path::Path) -> TestServer {
+    use libvirt_grpc_server::config::{Config, HostConfig};
+    TestServer::start_with(Config {
+        hosts: vec![HostConfig::new(host, uri)],
+        host_path_roots: vec![root.to_path_buf()],
+        ..Config::default()
+    })
+    .await
+}
+
+/// Asserts PERMISSION_DENIED with reason PATH_OUTSIDE_ROOTS; its ErrorInfo.
+pub fn assert_outside<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    what: &str,
+) -> tonic_types::ErrorInfo {
+    use tonic_types::StatusExt;
+    let st = r.expect_err(what);
+    assert_eq!(st.code(), Code::PermissionDenied, "{what}: {st:?}");
+    let info = st.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.reason, "PATH_OUTSIDE_ROOTS", "{what}");
+    info
+}
+
+/// Whether directory `dir` is empty.
+pub fn dir_is_empty(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}

@@ -57,12 +57,17 @@ fn setup(p: &str, mutual: bool) -> Setup {
                     sha256: sha(OPERATOR_TOKEN),
                 },
             ],
-            clients: vec![ClientCertConfig {
-                name: None,
-                subject: Some("CN=ops".into()),
-                san: None,
-                role: Role::Admin,
-            }],
+            // Certificate identities need mutual TLS.
+            clients: if mutual {
+                vec![ClientCertConfig {
+                    name: None,
+                    subject: Some("CN=ops".into()),
+                    san: None,
+                    role: Role::Admin,
+                }]
+            } else {
+                Vec::new()
+            },
             open_health: true,
             open_reflection: false,
         }),

@@ -4,61 +4,21 @@
 //! a root work.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use libvirt_grpc_server::config::{Config, HostConfig};
-use libvirt_grpc_tests::{domain_ref, prefix, small_spec, v1, Cleanup, TestServer};
+use libvirt_grpc_tests::{domain_ref, prefix, scenario, small_spec, v1, Cleanup};
 use tonic::Code;
 use tonic_types::StatusExt;
 use v1::define_storage_pool_request::Source as PoolSource;
 
 const URI: &str = "test:///default";
 
-/// A root and a directory outside it, both under the temp dir.
-struct Dirs {
-    root: PathBuf,
-    outside: PathBuf,
-}
-
-fn dirs(p: &str, c: &mut Cleanup) -> Dirs {
-    let base = std::env::temp_dir().join(format!("{p}confine"));
-    let root = base.join("root");
-    let outside = base.join("outside");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::create_dir_all(&outside).unwrap();
-    std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
-    c.file(&base);
-    Dirs { root, outside }
-}
-
-async fn server(root: &Path) -> TestServer {
-    TestServer::start_with(Config {
-        hosts: vec![HostConfig::new("default", URI)],
-        host_path_roots: vec![root.to_path_buf()],
-        ..Config::default()
-    })
-    .await
-}
-
-/// PERMISSION_DENIED, reason PATH_OUTSIDE_ROOTS, naming field `path`.
-fn assert_outside<T: std::fmt::Debug>(r: Result<T, tonic::Status>, what: &str) {
-    let st = r.expect_err(what);
-    assert_eq!(st.code(), Code::PermissionDenied, "{what}: {st:?}");
-    let info = st.get_error_details().error_info().cloned().unwrap();
-    assert_eq!(info.reason, "PATH_OUTSIDE_ROOTS", "{what}");
-    assert_eq!(info.metadata["field"], "path", "{what}");
-}
-
-fn empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir).unwrap().next().is_none()
-}
-
 #[tokio::test]
 async fn save_and_restore_paths_stay_under_the_roots() {
     let p = prefix();
     let mut c = Cleanup::new(URI, &p);
-    let d = dirs(&p, &mut c);
-    let s = server(&d.root).await;
+    let d = scenario::confine_dirs(&p, "confine", &mut c);
+    let s = scenario::confined_server("default", URI, &d.root).await;
     let name = format!("{p}vm");
     s.client.define_domain(small_spec(&name)).await.unwrap();
     s.client.start_domain(&name).await.unwrap();
@@ -78,8 +38,12 @@ async fn save_and_restore_paths_stay_under_the_roots() {
         (through_link.clone(), "through a symlink"),
         ("/etc/lvgt-never".to_owned(), "elsewhere"),
     ] {
-        assert_outside(dom.save_domain(save(path)).await, what);
-        assert!(empty(&d.outside), "{what}: something was written outside");
+        let info = scenario::assert_outside(dom.save_domain(save(path)).await, what);
+        assert_eq!(info.metadata["field"], "path", "{what}");
+        assert!(
+            scenario::dir_is_empty(&d.outside),
+            "{what}: something was written outside"
+        );
     }
     assert!(!Path::new("/etc/lvgt-never").exists());
     // Still running: no save happened.
@@ -102,7 +66,8 @@ async fn save_and_restore_paths_stay_under_the_roots() {
                 ..Default::default()
             })
             .await;
-        assert_outside(r, what);
+        let info = scenario::assert_outside(r, what);
+        assert_eq!(info.metadata["field"], "path", "{what}");
         assert_eq!(
             s.client.get_domain(&name).await.unwrap().state(),
             v1::DomainState::Shutoff,
@@ -127,8 +92,8 @@ async fn save_and_restore_paths_stay_under_the_roots() {
 async fn pool_targets_outside_the_roots_or_through_a_symlink_are_refused() {
     let p = prefix();
     let mut c = Cleanup::new(URI, &p);
-    let d = dirs(&p, &mut c);
-    let s = server(&d.root).await;
+    let d = scenario::confine_dirs(&p, "confine", &mut c);
+    let s = scenario::confined_server("default", URI, &d.root).await;
     let mut st = s.client.storage();
     let spec = |name: &str, target: &Path| {
         PoolSource::Spec(v1::StoragePoolSpec {
@@ -167,7 +132,10 @@ async fn pool_targets_outside_the_roots_or_through_a_symlink_are_refused() {
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
         let info = e.get_error_details().error_info().cloned().unwrap();
         assert_eq!(info.metadata["field"], field);
-        assert!(empty(&d.outside), "a pool directory was built outside");
+        assert!(
+            scenario::dir_is_empty(&d.outside),
+            "a pool directory was built outside"
+        );
     }
     let ok = st
         .define_storage_pool(v1::DefineStoragePoolRequest {

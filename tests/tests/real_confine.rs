@@ -5,50 +5,11 @@
 //! writes nothing; under a root they work.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use libvirt_grpc_server::config::{Config, HostConfig};
 use libvirt_grpc_tests::{
-    domain_ref, prefix, real_enabled, small_spec, v1, Cleanup, TestServer, REAL_URI,
+    domain_ref, prefix, real_enabled, scenario, small_spec, v1, Cleanup, REAL_URI,
 };
-use tonic::Code;
-use tonic_types::StatusExt;
-
-struct Dirs {
-    root: PathBuf,
-    outside: PathBuf,
-}
-
-fn dirs(p: &str, c: &mut Cleanup) -> Dirs {
-    let base = std::env::temp_dir().join(format!("{p}rconfine"));
-    let root = base.join("root");
-    let outside = base.join("outside");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::create_dir_all(&outside).unwrap();
-    std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
-    c.file(&base);
-    Dirs { root, outside }
-}
-
-async fn server(root: &Path) -> TestServer {
-    TestServer::start_with(Config {
-        hosts: vec![HostConfig::new("real", REAL_URI)],
-        host_path_roots: vec![root.to_path_buf()],
-        ..Config::default()
-    })
-    .await
-}
-
-fn assert_outside<T: std::fmt::Debug>(r: Result<T, tonic::Status>, what: &str) {
-    let st = r.expect_err(what);
-    assert_eq!(st.code(), Code::PermissionDenied, "{what}: {st:?}");
-    let info = st.get_error_details().error_info().cloned().unwrap();
-    assert_eq!(info.reason, "PATH_OUTSIDE_ROOTS", "{what}");
-}
-
-fn empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir).unwrap().next().is_none()
-}
 
 #[tokio::test]
 async fn real_save_and_restore_stay_under_the_roots() {
@@ -57,8 +18,8 @@ async fn real_save_and_restore_stay_under_the_roots() {
     }
     let p = prefix();
     let mut c = Cleanup::new(REAL_URI, &p);
-    let d = dirs(&p, &mut c);
-    let s = server(&d.root).await;
+    let d = scenario::confine_dirs(&p, "rconfine", &mut c);
+    let s = scenario::confined_server("real", REAL_URI, &d.root).await;
     let client = s.client.clone().with_default_host("real");
     let name = format!("{p}vm");
     // Diskless, no NIC: it sits in SeaBIOS, which is enough to save.
@@ -88,8 +49,11 @@ async fn real_save_and_restore_stay_under_the_roots() {
         (format!("{}/../outside/img", d.root.display()), "with .."),
         (through_link.clone(), "through a symlink"),
     ] {
-        assert_outside(dom.save_domain(save(path)).await, what);
-        assert!(empty(&d.outside), "{what}: libvirtd wrote outside the root");
+        scenario::assert_outside(dom.save_domain(save(path)).await, what);
+        assert!(
+            scenario::dir_is_empty(&d.outside),
+            "{what}: libvirtd wrote outside the root"
+        );
     }
     assert_eq!(
         state(client.clone(), name.clone()).await,
@@ -116,7 +80,7 @@ async fn real_save_and_restore_stay_under_the_roots() {
                 ..Default::default()
             })
             .await;
-        assert_outside(r, what);
+        scenario::assert_outside(r, what);
         assert_eq!(
             state(client.clone(), name.clone()).await,
             v1::DomainState::Shutoff,
@@ -145,8 +109,8 @@ async fn real_pool_targets_through_a_symlink_build_nothing() {
     }
     let p = prefix();
     let mut c = Cleanup::new(REAL_URI, &p);
-    let d = dirs(&p, &mut c);
-    let s = server(&d.root).await;
+    let d = scenario::confine_dirs(&p, "rconfine", &mut c);
+    let s = scenario::confined_server("real", REAL_URI, &d.root).await;
     let mut st = s.client.storage();
     for (target, what) in [
         (d.root.join("link/p"), "through a symlink"),
@@ -164,8 +128,11 @@ async fn real_pool_targets_through_a_symlink_build_nothing() {
                 ..Default::default()
             })
             .await;
-        assert_outside(r, what);
-        assert!(empty(&d.outside), "{what}: a directory was built outside");
+        scenario::assert_outside(r, what);
+        assert!(
+            scenario::dir_is_empty(&d.outside),
+            "{what}: a directory was built outside"
+        );
     }
     let pool = st
         .define_storage_pool(v1::DefineStoragePoolRequest {

@@ -237,13 +237,8 @@ pub fn incoming_unix(
             loop {
                 let stream = match listener.accept().await {
                     Ok((s, _)) => s,
-                    Err(e) if out_of_resources(&e) => {
-                        tracing::warn!(error = %e, backoff = ?ACCEPT_BACKOFF, "cannot accept a connection; backing off");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
                     Err(e) => {
-                        tracing::debug!(error = %e, "accept failed");
+                        after_accept_error(e).await;
                         continue;
                     }
                 };
@@ -329,14 +324,8 @@ impl Acceptor {
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(x) => x,
-                Err(e) if out_of_resources(&e) => {
-                    tracing::warn!(error = %e, backoff = ?ACCEPT_BACKOFF, "cannot accept a connection; backing off");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
                 Err(e) => {
-                    // A peer that reset before accept: nothing to do.
-                    tracing::debug!(error = %e, "accept failed");
+                    after_accept_error(e).await;
                     continue;
                 }
             };
@@ -390,6 +379,18 @@ impl Acceptor {
         } else {
             tracing::debug!(peer = %ip, reason = ?why, "connection over the cap closed at once");
         }
+    }
+}
+
+/// After a failed accept: a pause when the process is out of descriptors
+/// or memory (retrying at once would only spin), nothing otherwise (a peer
+/// that reset before accept).
+async fn after_accept_error(e: io::Error) {
+    if out_of_resources(&e) {
+        tracing::warn!(error = %e, backoff = ?ACCEPT_BACKOFF, "cannot accept a connection; backing off");
+        tokio::time::sleep(ACCEPT_BACKOFF).await;
+    } else {
+        tracing::debug!(error = %e, "accept failed");
     }
 }
 
