@@ -20,8 +20,8 @@
 //!    ([`crate::pool::ensure_event_loop`]). They only copy their arguments
 //!    into a [`RawEvent`](crate::libvirt_sys::RawEvent) and push it into the
 //!    host's unbounded channel (a non-blocking send). The callbacks, their
-//!    registration and all their `unsafe` live in the FFI module,
-//!    [`crate::libvirt_sys`]; nothing here is `unsafe`.
+//!    registration and every line of FFI they need live in the FFI module,
+//!    [`crate::libvirt_sys`]; this module has none.
 //! 2. Per host one async task ([`source::run_host`]) owns that host's event
 //!    connection (a `Connect` of its own, not a pool slot, opened by
 //!    [`HostPool::open_connection`](crate::pool::HostPool::open_connection)

@@ -63,11 +63,12 @@ struct Undefine(&'static str, String);
 
 impl Drop for Undefine {
     fn drop(&mut self) {
-        if let Ok(c) = virt::connect::Connect::open(Some(self.0)) {
-            if let Ok(d) = c.lookup_domain_by_name(&self.1) {
-                let _ = d.destroy();
-                let _ = d.undefine();
-            }
+        // Through ops, as every libvirt call of services/.
+        use crate::ops::{domain, Connect};
+        if let Ok(c) = Connect::open(Some(self.0)) {
+            let key = domain::DomainKey::Name(self.1.clone());
+            let _ = domain::stop(&c, &key, "cleanup", 0);
+            let _ = domain::undefine(&c, &key, "cleanup", 0);
         }
     }
 }
