@@ -303,7 +303,8 @@ pub async fn serve_with_metrics(
     let stop_accepting = async move {
         let _ = begin_rx.wait_for(|b| *b).await;
     };
-    let reload = tls.clone().map(|t| tokio::spawn(reload_on_sighup(t)));
+    // Always: an unhandled SIGHUP would end the process.
+    let reload = tokio::spawn(reload_on_sighup(tls.clone()));
     let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match (listener, tls) {
             (Listener::Tcp(l), None) => {
@@ -394,8 +395,9 @@ async fn probe_loop(pool: std::sync::Arc<HostPool>, every: Duration) {
 }
 
 /// Re-reads the TLS files on every SIGHUP; new handshakes use them, open
-/// connections keep theirs.
-async fn reload_on_sighup(tls: Arc<Tls>) {
+/// connections keep theirs. Without TLS a SIGHUP is logged and ignored
+/// (rather than ending the process, its default).
+async fn reload_on_sighup(tls: Option<Arc<Tls>>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -405,6 +407,10 @@ async fn reload_on_sighup(tls: Arc<Tls>) {
         }
     };
     while hup.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: no [tls], nothing to reload");
+            continue;
+        };
         match tls.reload() {
             Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
             Err(e) => {
@@ -415,12 +421,10 @@ async fn reload_on_sighup(tls: Arc<Tls>) {
 }
 
 /// Aborts a task when dropped (when `serve` returns).
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let Some(h) = &self.0 {
-            h.abort();
-        }
+        self.0.abort();
     }
 }
