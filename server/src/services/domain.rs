@@ -402,6 +402,7 @@ impl DomainService for DomainApi {
                 ops::restore(c, &host, &path, flags)
             })
             .await?;
+        crate::auth::audit::note_target(&d.host, &d.name);
         ok(v1::RestoreDomainResponse {
             domain: Some(d.into()),
         })

@@ -124,6 +124,7 @@ impl NetworkService for NetworkApi {
                 ops::define(c, &host, &def.xml, def.steps)
             })
             .await?;
+        crate::auth::audit::note_target(&n.host, &n.name);
         ok(v1::DefineNetworkResponse {
             network: Some(n.into()),
         })
@@ -146,6 +147,7 @@ impl NetworkService for NetworkApi {
         let n = pool
             .run(Lane::Slow, dl, move |c| ops::create(c, &host, &xml))
             .await?;
+        crate::auth::audit::note_target(&n.host, &n.name);
         ok(v1::CreateNetworkResponse {
             network: Some(n.into()),
         })

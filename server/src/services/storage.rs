@@ -212,6 +212,7 @@ impl StorageService for StorageApi {
                 ops::define_pool(c, &host, &def.xml, def.steps)
             })
             .await?;
+        crate::auth::audit::note_target(&p.host, &p.name);
         ok(v1::DefineStoragePoolResponse { pool: pool_msg(p) })
     }
 
