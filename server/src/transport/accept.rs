@@ -154,13 +154,7 @@ pub fn incoming(
     limits: Arc<ConnLimits>,
     settings: AcceptSettings,
 ) -> impl Stream<Item = io::Result<Conn>> {
-    let acceptor = Acceptor {
-        listener,
-        limits,
-        settings,
-        refused: 0,
-        refusal_logged: None,
-    };
+    let acceptor = Acceptor::new(listener, limits, settings);
     futures::stream::unfold(acceptor, |mut a| async move {
         let conn = a.next().await;
         Some((Ok(conn), a))
@@ -181,13 +175,7 @@ pub fn incoming_tls(
     tls: Arc<Tls>,
 ) -> impl Stream<Item = io::Result<Conn<TlsStream<TcpStream>>>> {
     let (tx, rx) = mpsc::channel(HANDSHAKES_QUEUED);
-    let mut acceptor = Acceptor {
-        listener,
-        limits,
-        settings,
-        refused: 0,
-        refusal_logged: None,
-    };
+    let mut acceptor = Acceptor::new(listener, limits, settings);
     tokio::spawn(async move {
         loop {
             // The server dropped the stream (it shuts down): the listener
@@ -308,6 +296,16 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
 }
 
 impl Acceptor {
+    fn new(listener: TcpListener, limits: Arc<ConnLimits>, settings: AcceptSettings) -> Self {
+        Acceptor {
+            listener,
+            limits,
+            settings,
+            refused: 0,
+            refusal_logged: None,
+        }
+    }
+
     async fn next(&mut self) -> Conn {
         let (stream, peer, permit) = self.next_raw().await;
         Conn::new(
