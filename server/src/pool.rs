@@ -40,13 +40,15 @@ use std::{
     time::Duration,
 };
 
+use crate::{
+    config::HostConfig,
+    error::Error,
+    ops::{cache::Facts, Connect},
+};
 use tokio::{
     sync::{watch, Semaphore},
     time::Instant,
 };
-use virt::connect::Connect;
-
-use crate::{config::HostConfig, error::Error};
 
 /// Seconds between libvirt keepalive messages on remote connections.
 const KEEPALIVE_INTERVAL_SECS: i32 = 5;
@@ -138,6 +140,9 @@ pub struct HostPool {
     default_timeout: Duration,
     /// Slots holding a connection now (for the metrics).
     open: AtomicUsize,
+    /// What is kept of the host's domains between calls (`ops::cache`);
+    /// the host's event task keeps it honest.
+    facts: Arc<Facts>,
 }
 
 impl std::fmt::Debug for HostPool {
@@ -173,6 +178,7 @@ impl HostPool {
             health,
             default_timeout,
             open: AtomicUsize::new(0),
+            facts: Arc::default(),
             config,
         })
     }
@@ -185,6 +191,13 @@ impl HostPool {
     /// The libvirt URI.
     pub fn uri(&self) -> &str {
         &self.config.uri
+    }
+
+    /// What is kept of this host's domains between calls: the host's event
+    /// task clears a domain's entry on each of its events
+    /// ([`Facts::forget`]) and says when events flow ([`Facts::set_live`]).
+    pub fn facts(&self) -> &Arc<Facts> {
+        &self.facts
     }
 
     /// The current health.
@@ -332,6 +345,7 @@ impl HostPool {
         self.fail_fast()?;
         match self.open_connection() {
             Ok(conn) => {
+                let conn = Connect::new(conn, Arc::clone(&self.facts));
                 self.record_success();
                 self.clear_slot(&mut guard);
                 *guard = Some(conn.clone());
@@ -353,11 +367,11 @@ impl HostPool {
     /// (read-only or not) with libvirt keepalive; the pool's slots and the
     /// event connection both open theirs here. Records nothing: the caller
     /// owns its retry state.
-    pub fn open_connection(&self) -> Result<Connect, virt::error::Error> {
+    pub fn open_connection(&self) -> Result<virt::connect::Connect, virt::error::Error> {
         let conn = if self.config.read_only {
-            Connect::open_read_only(Some(&self.config.uri))
+            virt::connect::Connect::open_read_only(Some(&self.config.uri))
         } else {
-            Connect::open(Some(&self.config.uri))
+            virt::connect::Connect::open(Some(&self.config.uri))
         }?;
         // Local drivers (test://, qemu:/// over the unix socket too) may
         // refuse keepalive; it only matters for remote transports.

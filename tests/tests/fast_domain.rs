@@ -1014,3 +1014,146 @@ async fn define_of_an_existing_name_updates_it() {
         .await;
     assert_eq!(code_of(r), Code::AlreadyExists);
 }
+
+/// The basic view holds identity and state only; the full view (the
+/// default) every field; both agree on what they share, in Get and List.
+#[tokio::test]
+async fn basic_and_full_views() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}view");
+    let c = &s.client;
+    let mut dom = c.domains();
+    c.define_domain(small_spec(&name)).await.unwrap();
+    dom.set_domain_autostart(v1::SetDomainAutostartRequest {
+        domain: by_name(&name),
+        autostart: true,
+    })
+    .await
+    .unwrap();
+    let get = |view: v1::DomainView| {
+        let mut dom = dom.clone();
+        let r = v1::GetDomainRequest {
+            domain: by_name(&name),
+            view: view as i32,
+        };
+        async move {
+            dom.get_domain(r)
+                .await
+                .unwrap()
+                .into_inner()
+                .domain
+                .unwrap()
+        }
+    };
+    let full = get(v1::DomainView::Unspecified).await;
+    assert_eq!(full, get(v1::DomainView::Full).await);
+    assert!(full.autostart && full.persistent && !full.os_type.is_empty());
+    assert_eq!(full.memory_bytes, 128 << 20);
+    assert!(full.cpu_time.is_some());
+    let basic = get(v1::DomainView::Basic).await;
+    assert_eq!(
+        basic,
+        v1::Domain {
+            host: full.host.clone(),
+            name: full.name.clone(),
+            uuid: full.uuid.clone(),
+            id: full.id,
+            state: full.state,
+            state_reason: full.state_reason,
+            state_reason_code: full.state_reason_code,
+            ..Default::default()
+        },
+        "the basic view holds identity and state, nothing else"
+    );
+
+    let list = |view: v1::DomainView, autostart: v1::AutostartFilter| {
+        let mut dom = dom.clone();
+        let r = v1::ListDomainsRequest {
+            name_prefix: p.clone(),
+            view: view as i32,
+            autostart_filter: autostart as i32,
+            ..Default::default()
+        };
+        async move { dom.list_domains(r).await.unwrap().into_inner().domains }
+    };
+    assert_eq!(
+        list(v1::DomainView::Full, v1::AutostartFilter::Unspecified).await,
+        vec![full.clone()]
+    );
+    assert_eq!(
+        list(v1::DomainView::Basic, v1::AutostartFilter::Unspecified).await,
+        vec![basic.clone()]
+    );
+    // The autostart filter holds in the basic view too (the view omits the
+    // field, not the filter).
+    assert_eq!(
+        list(v1::DomainView::Basic, v1::AutostartFilter::Autostart).await,
+        vec![basic]
+    );
+    assert!(
+        list(v1::DomainView::Basic, v1::AutostartFilter::NoAutostart)
+            .await
+            .is_empty()
+    );
+
+    let bad = dom
+        .get_domain(v1::GetDomainRequest {
+            domain: by_name(&name),
+            view: 99,
+        })
+        .await;
+    assert_eq!(code_of(bad), Code::InvalidArgument);
+    let bad = dom
+        .list_domains(v1::ListDomainsRequest {
+            view: 99,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(bad), Code::InvalidArgument);
+}
+
+/// A domain undefined and defined again under the same name has a new
+/// UUID: no read by name (through whatever handle the server kept on any
+/// of its connections) answers with the old one.
+#[tokio::test]
+async fn redefined_or_renamed_domain_is_never_answered_from_an_old_handle() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}again");
+    let c = &s.client;
+    let mut last = String::new();
+    for round in 0..4 {
+        let defined = c.define_domain(small_spec(&name)).await.unwrap();
+        assert_ne!(defined.uuid, last, "round {round}: a new UUID");
+        // Enough reads to go through every pool connection, in both views.
+        for view in [v1::DomainView::Basic, v1::DomainView::Full].repeat(4) {
+            let got = c
+                .domains()
+                .get_domain(v1::GetDomainRequest {
+                    domain: by_name(&name),
+                    view: view as i32,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .domain
+                .unwrap();
+            assert_eq!(got.uuid, defined.uuid, "round {round}, {view:?}");
+        }
+        last = defined.uuid;
+        c.undefine_domain(&name).await.unwrap();
+        for _ in 0..4 {
+            let gone = c
+                .domains()
+                .get_domain(v1::GetDomainRequest {
+                    domain: by_name(&name),
+                    ..Default::default()
+                })
+                .await;
+            assert_eq!(code_of(gone), Code::NotFound, "round {round}");
+        }
+    }
+}

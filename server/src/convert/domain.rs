@@ -58,7 +58,7 @@ impl From<DomainInfo> for v1::Domain {
             memory_bytes: kib_to_bytes(d.memory_kib),
             max_memory_bytes: kib_to_bytes(d.max_memory_kib),
             vcpus: d.vcpus,
-            cpu_time: Some(nanos(d.cpu_time_ns)),
+            cpu_time: (d.view == ops::View::Full).then(|| nanos(d.cpu_time_ns)),
             autostart: d.autostart,
             persistent: d.persistent,
             os_type: d.os_type,
@@ -80,6 +80,15 @@ fn enum_field<E: TryFrom<i32>>(v: &mut validate::Violations, field: &str, raw: i
             v.add(field, format!("unknown value {raw}"));
             None
         }
+    }
+}
+
+/// A request's `view` (unspecified means FULL).
+pub fn view(raw: i32) -> Result<ops::View, Error> {
+    match v1::DomainView::try_from(raw) {
+        Ok(v1::DomainView::Basic) => Ok(ops::View::Basic),
+        Ok(v1::DomainView::Full | v1::DomainView::Unspecified) => Ok(ops::View::Full),
+        Err(_) => Err(Error::invalid("view", format!("unknown value {raw}"))),
     }
 }
 
@@ -114,12 +123,14 @@ pub fn list_filter(r: &v1::ListDomainsRequest, limit: usize) -> Result<ops::List
             Ok(st) => states.push(st),
         }
     }
-    v.done(after.map(|after| ops::ListFilter {
+    let view = v.check(view(r.view));
+    v.done(after.zip(view).map(|(after, view)| ops::ListFilter {
         flags,
         name_prefix: r.name_prefix.clone(),
         states,
         after,
         limit,
+        view,
     }))
 }
 

@@ -16,6 +16,7 @@ use super::{
 use crate::{
     error::Error,
     libvirt_sys::{self, Object, RawEvent, RawKind, Registration, Sink},
+    ops::cache::Facts,
     pool::{retry_delay, HostPool, Hosts},
 };
 
@@ -237,8 +238,21 @@ pub async fn run_host(
             hub.publish(convert::reconnected(&host, n));
             pool.record_success();
         }
+        // Callbacks are registered and work: from now on every change of a
+        // domain clears what is kept of it, so keeping may start.
+        pool.facts().set_live(true);
         let mut states = now;
-        let why = watch(&host, &hub, &live, generation, &mut rx, &mut states).await;
+        let why = watch(
+            &host,
+            &hub,
+            pool.facts(),
+            &live,
+            generation,
+            &mut rx,
+            &mut states,
+        )
+        .await;
+        pool.facts().set_live(false);
         snapshot = Some(states);
         let reason = convert::disconnect_reason(why).as_str_name();
         tracing::warn!(host, reason, "event connection lost");
@@ -254,6 +268,7 @@ pub async fn run_host(
 async fn watch(
     host: &str,
     hub: &Hub,
+    facts: &Facts,
     live: &Live,
     generation: u64,
     rx: &mut mpsc::UnboundedReceiver<RawEvent>,
@@ -270,6 +285,10 @@ async fn watch(
                 }
                 if let RawKind::Closed(r) = raw.kind {
                     return Lost::Closed(r);
+                }
+                if raw.object == Object::Domain {
+                    // Before the event can be published (see ops::cache).
+                    facts.forget(&raw.uuid);
                 }
                 let (object, uuid) = (raw.object, raw.uuid.clone());
                 let observed = blocking(&live.conn, move |c| observe(c, object, &uuid))

@@ -12,11 +12,12 @@
 
 use std::time::Duration;
 
+use super::Connect;
 use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use libvirt_grpc::v1;
 use serde_json::{json, Value};
 use tokio::time::Instant;
-use virt::{connect::Connect, domain::Domain};
+use virt::domain::Domain;
 
 use super::domain::{lookup, DomainKey};
 use crate::{convert::agent as convert, error::Error, libvirt_sys};

@@ -4,10 +4,13 @@
 //! `convert::domain` turns them into the API's messages. Flags arrive
 //! computed (by `convert::domain`). Nothing here knows of gRPC.
 
+use super::Connect;
 use libvirt_grpc::v1;
-use virt::{connect::Connect, domain::Domain, sys};
+use virt::{domain::Domain, sys};
 
-use super::unless_vanished;
+use std::collections::HashSet;
+
+use super::{cache::Fact, unless_vanished};
 use crate::{
     error::{self, Error},
     libvirt_sys::{self, TypedValue},
@@ -15,7 +18,7 @@ use crate::{
 };
 
 /// How a request identifies a domain, already validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DomainKey {
     /// By name.
     Name(String),
@@ -35,7 +38,7 @@ fn changed(
 ) -> Result<DomainInfo, Error> {
     let dom = lookup(conn, key)?;
     change(&dom)?;
-    describe(host, &dom)
+    describe(conn, host, &dom)
 }
 
 /// Finds a domain.
@@ -48,7 +51,7 @@ pub fn lookup(conn: &Connect, key: &DomainKey) -> Result<Domain, Error> {
 }
 
 /// One domain as libvirt reports it, in libvirt's units and numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DomainInfo {
     /// The configured host.
     pub host: String,
@@ -78,6 +81,8 @@ pub struct DomainInfo {
     pub os_type: String,
     /// Has a managed save image.
     pub has_managed_save: bool,
+    /// Which view was read: fields outside it are left at their defaults.
+    pub view: View,
 }
 
 /// libvirt's name for a state reason (as `virsh domstate --reason` prints),
@@ -144,41 +149,211 @@ pub fn reason_name(state: i32, reason: i32) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// Reads everything [`DomainInfo`] holds.
-pub fn describe(host: &str, dom: &Domain) -> Result<DomainInfo, Error> {
-    let info = dom.info()?;
-    let (state, reason) = libvirt_sys::domain_state(dom)?;
+/// How much of a domain a read returns (the API's `DomainView`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Identity and run state: one bulk-statistics call (state group).
+    Basic,
+    /// Every field of [`DomainInfo`].
+    #[default]
+    Full,
+}
+
+/// The statistics groups a read of `view` asks libvirt for.
+fn stats_groups(view: View) -> u32 {
+    match view {
+        View::Basic => sys::VIR_DOMAIN_STATS_STATE,
+        View::Full => {
+            sys::VIR_DOMAIN_STATS_STATE
+                | sys::VIR_DOMAIN_STATS_BALLOON
+                | sys::VIR_DOMAIN_STATS_VCPU
+                | sys::VIR_DOMAIN_STATS_CPU_TOTAL
+        }
+    }
+}
+
+/// libvirt's bulk statistics of `doms` (every domain `flags` selects when
+/// empty). `NOWAIT`: a domain busy with a long job (a migration, a save)
+/// answers at once with what needs no monitor call (the balloon and vCPU
+/// figures `virDomainGetInfo` also reports) instead of blocking the read up
+/// to libvirt's job timeout. Drivers that refuse the flag are asked again
+/// without it.
+fn bulk_stats(
+    conn: &Connect,
+    doms: &[Domain],
+    view: View,
+    flags: u32,
+) -> Result<Vec<libvirt_sys::StatsRecord>, Error> {
+    let groups = stats_groups(view);
+    let nowait = flags | sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
+    match libvirt_sys::domain_stats(conn, doms, groups, nowait) {
+        Err(Error::Libvirt { error, .. }) if error::is_unsupported(&error) => {
+            libvirt_sys::domain_stats(conn, doms, groups, flags)
+        }
+        other => other,
+    }
+}
+
+/// One numeric field of a statistics record.
+fn stat(rec: &libvirt_sys::StatsRecord, field: &str) -> Option<u64> {
+    rec.params
+        .iter()
+        .find(|(name, _)| name == field)
+        .and_then(|(_, v)| v.as_u64())
+}
+
+/// The identity and state of a statistics record: what the basic view
+/// holds. The record's domain comes from libvirt's answer, so its name and
+/// id are current (a kept handle's are not).
+fn basic(host: &str, rec: &libvirt_sys::StatsRecord, view: View) -> Result<DomainInfo, Error> {
+    let d = &rec.domain;
+    let field = |f| {
+        stat(rec, f)
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| Error::internal(format!("libvirt's statistics lack {f}")))
+    };
     Ok(DomainInfo {
         host: host.to_owned(),
-        name: dom.name()?,
-        uuid: dom.uuid_string()?,
-        id: dom.id().unwrap_or(0),
-        state,
-        reason,
-        memory_kib: info.memory,
-        max_memory_kib: info.max_mem,
-        // virDomainInfo's count is 16 bits wide; virDomainGetVcpusFlags is
-        // exact (the 16-bit one is kept for a driver that lacks it).
-        vcpus: dom
-            .vcpus_flags(sys::VIR_DOMAIN_AFFECT_CURRENT)
-            .unwrap_or(info.nr_virt_cpu),
-        cpu_time_ns: info.cpu_time,
-        autostart: dom.autostart()?,
-        persistent: dom.is_persistent()?,
-        os_type: dom.os_type()?,
-        has_managed_save: dom.has_managed_save(0).unwrap_or(false),
+        name: d.name()?,
+        uuid: d.uuid_string()?,
+        id: d.id().unwrap_or(0),
+        state: field("state.state")?,
+        reason: field("state.reason")?,
+        view,
+        ..DomainInfo::default()
     })
+}
+
+/// Memory, vCPUs and CPU time from the record's balloon, vcpu and cpu
+/// groups; drivers whose bulk statistics lack them (the test driver
+/// reports only the state group) are asked with `virDomainGetInfo`.
+fn resources(
+    dom: &Domain,
+    rec: &libvirt_sys::StatsRecord,
+    d: &mut DomainInfo,
+) -> Result<(), Error> {
+    let active = d.id != 0;
+    let from_stats = (
+        stat(rec, "balloon.current"),
+        stat(rec, "balloon.maximum"),
+        stat(rec, "vcpu.current").and_then(|v| u32::try_from(v).ok()),
+        if active {
+            stat(rec, "cpu.time")
+        } else {
+            Some(0)
+        },
+    );
+    if let (Some(mem), Some(max), Some(vcpus), Some(cpu)) = from_stats {
+        (d.memory_kib, d.max_memory_kib, d.vcpus, d.cpu_time_ns) = (mem, max, vcpus, cpu);
+        return Ok(());
+    }
+    let info = dom.info()?;
+    d.memory_kib = info.memory;
+    d.max_memory_kib = info.max_mem;
+    // virDomainInfo's count is 16 bits wide: at its limit the exact count
+    // is asked for.
+    d.vcpus = if info.nr_virt_cpu >= u32::from(u16::MAX) {
+        dom.vcpus_flags(sys::VIR_DOMAIN_AFFECT_CURRENT)
+            .unwrap_or(info.nr_virt_cpu)
+    } else {
+        info.nr_virt_cpu
+    };
+    d.cpu_time_ns = if active { info.cpu_time } else { 0 };
+    Ok(())
+}
+
+/// The OS type and persistence of `dom`: kept facts when the host's event
+/// connection vouches for them ([`super::cache`]), else read (and kept).
+fn facts(conn: &Connect, dom: &Domain, uuid: &str) -> Result<Fact, Error> {
+    if let Some(f) = conn.facts().get(uuid) {
+        return Ok(f);
+    }
+    let ticket = conn.facts().ticket();
+    let fact = Fact {
+        os_type: dom.os_type()?,
+        persistent: dom.is_persistent()?,
+    };
+    if let Some(t) = ticket {
+        conn.facts().remember(t, uuid, fact.clone());
+    }
+    Ok(fact)
+}
+
+/// Reads one domain through `dom` in `view`; `None` when libvirt knows no
+/// domain of that handle's UUID (any more).
+fn read(conn: &Connect, host: &str, dom: &Domain, view: View) -> Result<Option<DomainInfo>, Error> {
+    let rec = match bulk_stats(conn, std::slice::from_ref(dom), view, 0) {
+        Ok(recs) => match recs.into_iter().next() {
+            Some(r) => r,
+            None => return Ok(None),
+        },
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut d = basic(host, &rec, view)?;
+    if view == View::Basic {
+        return Ok(Some(d));
+    }
+    resources(&rec.domain, &rec, &mut d)?;
+    let fact = facts(conn, &rec.domain, &d.uuid)?;
+    d.os_type = fact.os_type;
+    d.persistent = fact.persistent;
+    d.autostart = rec.domain.autostart()?;
+    d.has_managed_save = rec.domain.has_managed_save(0).unwrap_or(false);
+    Ok(Some(d))
+}
+
+/// The error for a domain that vanished while it was being read.
+fn vanished(dom: &Domain) -> Error {
+    Error::NotFound(format!(
+        "domain '{}' no longer exists",
+        dom.name().unwrap_or_default()
+    ))
+}
+
+/// Reads everything [`DomainInfo`] holds.
+pub fn describe(conn: &Connect, host: &str, dom: &Domain) -> Result<DomainInfo, Error> {
+    read(conn, host, dom, View::Full)?.ok_or_else(|| vanished(dom))
 }
 
 /// [`describe`], or `None` when the domain no longer exists (a transient
 /// domain that stopped).
-fn describe_if_present(host: &str, dom: &Domain) -> Result<Option<DomainInfo>, Error> {
-    unless_vanished(describe(host, dom))
+fn describe_if_present(
+    conn: &Connect,
+    host: &str,
+    dom: &Domain,
+) -> Result<Option<DomainInfo>, Error> {
+    unless_vanished(read(conn, host, dom, View::Full)).map(Option::flatten)
 }
 
-/// The domain `key` names, described.
-pub fn get(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo, Error> {
-    describe(host, &lookup(conn, key)?)
+/// Whether a read answers `key`: a kept handle resolves by UUID, so a
+/// domain renamed since must not answer for its old name.
+fn answers(key: &DomainKey, d: &DomainInfo) -> bool {
+    match key {
+        DomainKey::Name(n) => &d.name == n,
+        DomainKey::Uuid(u) => d.uuid.eq_ignore_ascii_case(u),
+        DomainKey::Id(id) => d.id == *id,
+    }
+}
+
+/// The domain `key` names, in `view`: through the handle kept on this
+/// connection when there is one (no lookup), checked against `key`; a
+/// handle that finds nothing or another domain is dropped and the domain
+/// looked up afresh, once.
+pub fn get(conn: &Connect, key: &DomainKey, host: &str, view: View) -> Result<DomainInfo, Error> {
+    if let Some(dom) = conn.handles().get(key) {
+        match read(conn, host, &dom, view) {
+            Ok(Some(d)) if answers(key, &d) => return Ok(d),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        conn.handles().forget(key);
+    }
+    let dom = lookup(conn, key)?;
+    let d = read(conn, host, &dom, view)?.ok_or_else(|| vanished(&dom))?;
+    conn.handles().keep(key, dom);
+    Ok(d)
 }
 
 /// The domain's XML (`flags`: VIR_DOMAIN_XML_*).
@@ -200,41 +375,100 @@ pub struct ListFilter {
     pub after: Option<String>,
     /// Page size.
     pub limit: usize,
+    /// How much of each domain to return.
+    pub view: View,
+}
+
+/// The listing flags virConnectGetAllDomainStats shares with
+/// virConnectListAllDomains (same bits): run state and persistence.
+const STATS_FILTERS: u32 = sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE
+    | sys::VIR_CONNECT_LIST_DOMAINS_INACTIVE
+    | sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT
+    | sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT;
+
+/// The UUIDs of the domains `flags` selects (one call, whatever the number
+/// of domains).
+fn uuid_set(conn: &Connect, flags: u32) -> Result<HashSet<String>, Error> {
+    Ok(conn
+        .list_all_domains(flags)?
+        .iter()
+        .filter_map(|d| d.uuid_string().ok())
+        .collect())
 }
 
 /// Lists domains sorted by name; returns one page and whether more follow.
+///
+/// Round trips, whatever the number of domains: one bulk statistics call
+/// (state group; FULL adds balloon, vCPU and CPU groups), plus for FULL
+/// one listing each of the autostart, managed-save and transient domains
+/// (the basic view makes the autostart listing only for an autostart
+/// filter). Per domain, only what a driver's bulk answer lacks: the test
+/// driver's statistics have no balloon or vCPU groups (one
+/// `virDomainGetInfo` each), and an OS type not yet kept for the domain
+/// ([`super::cache`]) is read once.
 pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInfo>, bool), Error> {
-    let mut named: Vec<(String, Domain)> = Vec::new();
-    for d in conn.list_all_domains(f.flags)? {
-        let Some(name) = unless_vanished(d.name().map_err(Error::from))? else {
-            continue;
-        };
-        if !name.starts_with(&f.name_prefix) {
-            continue;
-        }
-        if let Some(after) = &f.after {
-            if name.as_str() <= after.as_str() {
+    const AUTOSTART_FILTERS: u32 =
+        sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART | sys::VIR_CONNECT_LIST_DOMAINS_NO_AUTOSTART;
+    let mut records = bulk_stats(conn, &[], f.view, f.flags & STATS_FILTERS)?;
+    let autostart = if f.view == View::Full || f.flags & AUTOSTART_FILTERS != 0 {
+        Some(uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?)
+    } else {
+        None
+    };
+    let mut page = Vec::new();
+    records.retain(|r| {
+        r.domain
+            .name()
+            .is_ok_and(|n| n.starts_with(&f.name_prefix) && f.after.as_ref().is_none_or(|a| &n > a))
+    });
+    let mut named: Vec<(String, libvirt_sys::StatsRecord)> = records
+        .into_iter()
+        .filter_map(|r| Some((r.domain.name().ok()?, r)))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut more = false;
+    for (_, rec) in named {
+        let d = basic(host, &rec, f.view)?;
+        if let (Some(set), true) = (&autostart, f.flags & AUTOSTART_FILTERS != 0) {
+            let on = set.contains(&d.uuid);
+            if on != (f.flags & sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART != 0) {
                 continue;
             }
         }
-        named.push((name, d));
-    }
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = Vec::new();
-    let mut more = false;
-    for (_, d) in named {
-        let Some(desc) = unless_vanished(describe(host, &d))? else {
-            continue;
-        };
-        let state = crate::convert::state::domain_state(desc.state);
+        let state = crate::convert::state::domain_state(d.state);
         if !f.states.is_empty() && !f.states.contains(&state) {
             continue;
         }
-        if out.len() == f.limit {
+        if page.len() == f.limit {
             more = true;
             break;
         }
-        out.push(desc);
+        page.push((d, rec));
+    }
+    if f.view == View::Basic {
+        return Ok((page.into_iter().map(|(d, _)| d).collect(), more));
+    }
+    let managed = uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)?;
+    let transient = uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT)?;
+    let mut out = Vec::with_capacity(page.len());
+    for (mut d, rec) in page {
+        let complete = |d: &mut DomainInfo| -> Result<(), Error> {
+            resources(&rec.domain, &rec, d)?;
+            d.os_type = match conn.facts().get(&d.uuid) {
+                Some(fact) => fact.os_type,
+                None => facts(conn, &rec.domain, &d.uuid)?.os_type,
+            };
+            Ok(())
+        };
+        // A domain that vanished after the bulk call is simply no longer
+        // listed.
+        if unless_vanished(complete(&mut d))?.is_none() {
+            continue;
+        }
+        d.autostart = autostart.as_ref().is_some_and(|s| s.contains(&d.uuid));
+        d.has_managed_save = managed.contains(&d.uuid);
+        d.persistent = !transient.contains(&d.uuid);
+        out.push(d);
     }
     Ok((out, more))
 }
@@ -356,7 +590,7 @@ pub fn define(
         0
     };
     let dom = conn.define_domain_xml_flags(&xml, flags)?;
-    describe(host, &dom)
+    describe(conn, host, &dom)
 }
 
 /// Removes a domain's definition (`flags`: VIR_DOMAIN_UNDEFINE_*); the
@@ -371,7 +605,7 @@ pub fn undefine(
     let uuid = dom.uuid_string()?;
     dom.undefine_flags(flags)?;
     match conn.lookup_domain_by_uuid_string(&uuid) {
-        Ok(d) => describe_if_present(host, &d),
+        Ok(d) => describe_if_present(conn, host, &d),
         Err(e) if error::is_not_found(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -401,7 +635,7 @@ pub fn create(
         }
     }
     let dom = conn.create_domain_xml(&xml, flags)?;
-    describe(host, &dom)
+    describe(conn, host, &dom)
 }
 
 /// The error for a call that needs an inactive domain on a running one.
@@ -421,7 +655,7 @@ pub fn start(conn: &Connect, key: &DomainKey, host: &str, flags: u32) -> Result<
         return Err(already_running(&dom)?);
     }
     dom.create_with_flags(flags)?;
-    describe(host, &dom)
+    describe(conn, host, &dom)
 }
 
 /// Asks the guest to shut down (`flags`: VIR_DOMAIN_SHUTDOWN_*); the domain
@@ -434,7 +668,7 @@ pub fn shutdown(
 ) -> Result<Option<DomainInfo>, Error> {
     let dom = lookup(conn, key)?;
     dom.shutdown_flags(flags)?;
-    describe_if_present(host, &dom)
+    describe_if_present(conn, host, &dom)
 }
 
 /// Asks the guest to reboot (virDomainReboot shares the shutdown flags).
@@ -470,7 +704,7 @@ pub fn stop(
     let persistent = dom.is_persistent()?;
     dom.destroy_flags(flags)?;
     if persistent {
-        describe(host, &dom).map(Some)
+        describe(conn, host, &dom).map(Some)
     } else {
         Ok(None)
     }
@@ -502,7 +736,7 @@ pub fn resume(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo,
             _ => Err(e.into()),
         };
     }
-    describe(host, &dom)
+    describe(conn, host, &dom)
 }
 
 /// Saves the domain to `path` (`flags`: VIR_DOMAIN_SAVE_*) and stops it;
@@ -518,7 +752,7 @@ pub fn save(
     let persistent = dom.is_persistent()?;
     libvirt_sys::domain_save(&dom, path, flags)?;
     if persistent {
-        describe(host, &dom).map(Some)
+        describe(conn, host, &dom).map(Some)
     } else {
         Ok(None)
     }
@@ -532,7 +766,7 @@ pub fn restore(conn: &Connect, host: &str, path: &str, flags: u32) -> Result<Dom
         .map(|u| u.trim().to_owned())
         .ok_or_else(|| Error::internal("the save image's XML has no <uuid>"))?;
     conn.restore_domain_flags(path, None, flags)?;
-    describe(host, &conn.lookup_domain_by_uuid_string(&uuid)?)
+    describe(conn, host, &conn.lookup_domain_by_uuid_string(&uuid)?)
 }
 
 /// Saves the domain to its managed save image (`flags`: VIR_DOMAIN_SAVE_*).
@@ -643,7 +877,7 @@ pub fn change_device(
             Err(e) => return Err(e.into()),
         },
     }
-    describe(host, &dom)
+    describe(conn, host, &dom)
 }
 
 /// Which metadata a metadata call reads or writes.
@@ -758,7 +992,7 @@ pub fn pin_vcpu(
         map[(cpu / 8) as usize] |= 1 << (cpu % 8);
     }
     dom.pin_vcpu_flags(vcpu, &map, flags)?;
-    describe(host, &dom)
+    describe(conn, host, &dom)
 }
 
 /// The host CPUs each vCPU may run on, in vCPU order (`flags`:

@@ -2,7 +2,7 @@
 //! capabilities. Answers are plain values ([`HostInfo`]); `convert::host`
 //! makes messages of them.
 
-use virt::connect::Connect;
+use super::Connect;
 
 use crate::error::Error;
 
@@ -15,7 +15,7 @@ pub fn version_string(v: u32) -> String {
 /// (`virGetVersion`), e.g. `10.10.0`. Needs no connection; `--version`
 /// prints it.
 pub fn library_version() -> Result<String, Error> {
-    Ok(version_string(Connect::version()?))
+    Ok(version_string(virt::connect::Connect::version()?))
 }
 
 /// libvirt's virNodeInfo.

@@ -3,6 +3,7 @@
 //! `HostPool::run`, which puts them on the blocking pool.
 
 pub mod agent;
+pub mod cache;
 pub mod domain;
 pub mod guest_exec;
 pub mod guest_file;
@@ -13,12 +14,55 @@ pub mod snapshot;
 pub mod storage;
 pub mod volume_transfer;
 
+use std::{ops::Deref, sync::Arc};
+
 use crate::error::Error;
 
 /// The libvirt connection every operation runs on (what `HostPool::run`
-/// hands out), named here so that callers above `ops` need not import the
-/// `virt` crate.
-pub use virt::connect::Connect;
+/// hands out): libvirt's connection (it dereferences to `virt`'s
+/// `Connect`), the domain handles kept on it and the facts kept for its
+/// host ([`cache`]).
+#[derive(Clone)]
+pub struct Connect {
+    conn: virt::connect::Connect,
+    handles: Arc<cache::Handles>,
+    facts: Arc<cache::Facts>,
+}
+
+impl Connect {
+    /// A connection of a host whose facts are `facts`; keeps no handle yet.
+    pub fn new(conn: virt::connect::Connect, facts: Arc<cache::Facts>) -> Self {
+        Connect {
+            conn,
+            handles: Arc::default(),
+            facts,
+        }
+    }
+
+    /// A connection that keeps nothing between calls (its facts are never
+    /// live): for tools and tests that call `ops` outside a pool.
+    pub fn unpooled(conn: virt::connect::Connect) -> Self {
+        Connect::new(conn, Arc::default())
+    }
+
+    /// The domain handles kept on this connection.
+    pub fn handles(&self) -> &cache::Handles {
+        &self.handles
+    }
+
+    /// The facts kept for this connection's host.
+    pub fn facts(&self) -> &cache::Facts {
+        &self.facts
+    }
+}
+
+impl Deref for Connect {
+    type Target = virt::connect::Connect;
+
+    fn deref(&self) -> &virt::connect::Connect {
+        &self.conn
+    }
+}
 
 /// For listings: reading an object that vanished between the listing and the
 /// read (another client deleted it) is not an error of the listing; it is

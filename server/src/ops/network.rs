@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 
-use virt::{connect::Connect, network::Network, sys};
+use super::Connect;
+use virt::{network::Network, sys};
 
 pub use crate::libvirt_sys::DhcpLease;
 

@@ -3,7 +3,8 @@
 //! `convert::snapshot` makes messages of them and computes the flag bits
 //! these functions take.
 
-use virt::{connect::Connect, domain::Domain, domain_snapshot::DomainSnapshot};
+use super::Connect;
+use virt::{domain::Domain, domain_snapshot::DomainSnapshot};
 
 use super::domain::DomainKey;
 use crate::{error::Error, xml_query};
@@ -212,7 +213,7 @@ pub fn revert(
 ) -> Result<(super::domain::DomainInfo, SnapshotInfo), Error> {
     let (dom, s) = lookup_key(conn, key)?;
     s.revert(flags)?;
-    Ok((super::domain::describe(host, &dom)?, info(&s, host)?))
+    Ok((super::domain::describe(conn, host, &dom)?, info(&s, host)?))
 }
 
 /// Deletes a snapshot (`flags`: VIR_DOMAIN_SNAPSHOT_DELETE_*).

@@ -7,7 +7,8 @@
 
 use std::collections::HashSet;
 
-use virt::{connect::Connect, storage_pool::StoragePool, storage_vol::StorageVol, sys};
+use super::Connect;
+use virt::{storage_pool::StoragePool, storage_vol::StorageVol, sys};
 
 use super::PriorDefinition;
 use crate::{error::Error, render::storage as render, xml_query};

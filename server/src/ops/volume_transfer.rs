@@ -11,9 +11,10 @@
 //! aborts the libvirt stream and deletes a volume the upload created; a
 //! download whose receiver went away aborts its libvirt stream.
 
+use super::Connect;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use virt::{connect::Connect, storage_vol::StorageVol, stream::Stream, sys};
+use virt::{storage_vol::StorageVol, stream::Stream, sys};
 
 use super::storage::{lookup_pool, lookup_volume, volume_facts, VolumeFacts, VolumeKey};
 use crate::error::Error;

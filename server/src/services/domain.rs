@@ -147,8 +147,11 @@ impl DomainService for DomainApi {
         req: Request<v1::GetDomainRequest>,
     ) -> Result<Response<v1::GetDomainResponse>, Status> {
         let dl = deadline(&req);
-        let t = self.target(req.get_ref().domain.as_ref())?;
-        let d = t.run(Lane::Quick, dl, ops::get).await?;
+        let r = req.get_ref();
+        let (t, view) = self.target_with(r.domain.as_ref(), convert::view(r.view))?;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| ops::get(c, k, h, view))
+            .await?;
         ok(v1::GetDomainResponse {
             domain: Some(d.into()),
         })
