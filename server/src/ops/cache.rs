@@ -11,19 +11,21 @@
 //!   name asked for). A read that finds nothing, or the wrong domain, drops
 //!   the handle, looks the domain up afresh and reads once more. Handles die
 //!   with their connection.
-//! * [`Facts`]: per host, by UUID, the two values of a domain that change
-//!   only with a define, an undefine, a start or a stop: its OS type and
-//!   whether it is persistent. Each of those changes is announced by a
-//!   lifecycle event; the host's event task clears the domain's facts when
+//! * [`Facts`]: per host, by UUID, the one value of a domain that changes
+//!   only with a define, a start or a stop: its OS type (and on QEMU, never
+//!   for a given UUID). Each of those changes is announced by a lifecycle
+//!   event; the host's event task clears the domain's facts when
 //!   it takes the event off libvirt's connection, before the event is
 //!   published. Facts are kept only while that event connection is up
 //!   ([`Facts::set_live`]); a value read from libvirt is kept only if no
 //!   event arrived while it was being read (the generation check), so a
 //!   value is never older than the last event published for its domain.
 //!
-//! State, resources, autostart and managed-save images are never kept:
-//! libvirt announces no event for an autostart change or a removed
-//! managed-save image, so those are read in every call.
+//! State, resources, persistence, autostart and managed-save images are
+//! never kept: libvirt announces no event for an autostart change or a
+//! removed managed-save image, and persistence flips with a define or
+//! undefine that a caller may check right after (before its event could
+//! arrive), so those are read in every call.
 
 use std::{
     collections::HashMap,
@@ -81,8 +83,6 @@ impl Handles {
 pub struct Fact {
     /// The OS type (virDomainGetOSType).
     pub os_type: String,
-    /// Whether the domain is persistent.
-    pub persistent: bool,
 }
 
 #[derive(Default)]
@@ -157,10 +157,7 @@ mod tests {
     use super::*;
 
     fn fact(os: &str) -> Fact {
-        Fact {
-            os_type: os.into(),
-            persistent: true,
-        }
+        Fact { os_type: os.into() }
     }
 
     #[test]

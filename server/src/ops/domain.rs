@@ -262,8 +262,8 @@ fn resources(
     Ok(())
 }
 
-/// The OS type and persistence of `dom`: kept facts when the host's event
-/// connection vouches for them ([`super::cache`]), else read (and kept).
+/// The OS type of `dom`: kept when the host's event connection vouches for
+/// it ([`super::cache`]), else read (and kept).
 fn facts(conn: &Connect, dom: &Domain, uuid: &str) -> Result<Fact, Error> {
     if let Some(f) = conn.facts().get(uuid) {
         return Ok(f);
@@ -271,7 +271,6 @@ fn facts(conn: &Connect, dom: &Domain, uuid: &str) -> Result<Fact, Error> {
     let ticket = conn.facts().ticket();
     let fact = Fact {
         os_type: dom.os_type()?,
-        persistent: dom.is_persistent()?,
     };
     if let Some(t) = ticket {
         conn.facts().remember(t, uuid, fact.clone());
@@ -295,9 +294,8 @@ fn read(conn: &Connect, host: &str, dom: &Domain, view: View) -> Result<Option<D
         return Ok(Some(d));
     }
     resources(&rec.domain, &rec, &mut d)?;
-    let fact = facts(conn, &rec.domain, &d.uuid)?;
-    d.os_type = fact.os_type;
-    d.persistent = fact.persistent;
+    d.os_type = facts(conn, &rec.domain, &d.uuid)?.os_type;
+    d.persistent = rec.domain.is_persistent()?;
     d.autostart = rec.domain.autostart()?;
     d.has_managed_save = rec.domain.has_managed_save(0).unwrap_or(false);
     Ok(Some(d))
@@ -454,10 +452,7 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
     for (mut d, rec) in page {
         let complete = |d: &mut DomainInfo| -> Result<(), Error> {
             resources(&rec.domain, &rec, d)?;
-            d.os_type = match conn.facts().get(&d.uuid) {
-                Some(fact) => fact.os_type,
-                None => facts(conn, &rec.domain, &d.uuid)?.os_type,
-            };
+            d.os_type = facts(conn, &rec.domain, &d.uuid)?.os_type;
             Ok(())
         };
         // A domain that vanished after the bulk call is simply no longer
