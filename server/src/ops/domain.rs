@@ -262,11 +262,23 @@ fn resources(
     Ok(())
 }
 
+/// Whether a read may answer from what is kept, or follows a change the
+/// server itself just made (whose event may not have arrived yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Answer from what is kept.
+    Use,
+    /// Read afresh (and keep the new value).
+    Refresh,
+}
+
 /// The OS type of `dom`: kept when the host's event connection vouches for
 /// it ([`super::cache`]), else read (and kept).
-fn facts(conn: &Connect, dom: &Domain, uuid: &str) -> Result<Fact, Error> {
-    if let Some(f) = conn.facts().get(uuid) {
-        return Ok(f);
+fn facts(conn: &Connect, dom: &Domain, uuid: &str, kept: Kept) -> Result<Fact, Error> {
+    if kept == Kept::Use {
+        if let Some(f) = conn.facts().get(uuid) {
+            return Ok(f);
+        }
     }
     let ticket = conn.facts().ticket();
     let fact = Fact {
@@ -280,7 +292,13 @@ fn facts(conn: &Connect, dom: &Domain, uuid: &str) -> Result<Fact, Error> {
 
 /// Reads one domain through `dom` in `view`; `None` when libvirt knows no
 /// domain of that handle's UUID (any more).
-fn read(conn: &Connect, host: &str, dom: &Domain, view: View) -> Result<Option<DomainInfo>, Error> {
+fn read(
+    conn: &Connect,
+    host: &str,
+    dom: &Domain,
+    view: View,
+    kept: Kept,
+) -> Result<Option<DomainInfo>, Error> {
     let rec = match bulk_stats(conn, std::slice::from_ref(dom), view, 0) {
         Ok(recs) => match recs.into_iter().next() {
             Some(r) => r,
@@ -294,7 +312,7 @@ fn read(conn: &Connect, host: &str, dom: &Domain, view: View) -> Result<Option<D
         return Ok(Some(d));
     }
     resources(&rec.domain, &rec, &mut d)?;
-    d.os_type = facts(conn, &rec.domain, &d.uuid)?.os_type;
+    d.os_type = facts(conn, &rec.domain, &d.uuid, kept)?.os_type;
     d.persistent = rec.domain.is_persistent()?;
     d.autostart = rec.domain.autostart()?;
     d.has_managed_save = rec.domain.has_managed_save(0).unwrap_or(false);
@@ -309,9 +327,11 @@ fn vanished(dom: &Domain) -> Error {
     ))
 }
 
-/// Reads everything [`DomainInfo`] holds.
+/// Reads everything [`DomainInfo`] holds, right after a change the server
+/// made (so nothing kept is trusted: the change's event may still be on
+/// its way).
 pub fn describe(conn: &Connect, host: &str, dom: &Domain) -> Result<DomainInfo, Error> {
-    read(conn, host, dom, View::Full)?.ok_or_else(|| vanished(dom))
+    read(conn, host, dom, View::Full, Kept::Refresh)?.ok_or_else(|| vanished(dom))
 }
 
 /// [`describe`], or `None` when the domain no longer exists (a transient
@@ -321,7 +341,7 @@ fn describe_if_present(
     host: &str,
     dom: &Domain,
 ) -> Result<Option<DomainInfo>, Error> {
-    unless_vanished(read(conn, host, dom, View::Full)).map(Option::flatten)
+    unless_vanished(read(conn, host, dom, View::Full, Kept::Refresh)).map(Option::flatten)
 }
 
 /// Whether a read answers `key`: a kept handle resolves by UUID, so a
@@ -340,7 +360,7 @@ fn answers(key: &DomainKey, d: &DomainInfo) -> bool {
 /// looked up afresh, once.
 pub fn get(conn: &Connect, key: &DomainKey, host: &str, view: View) -> Result<DomainInfo, Error> {
     if let Some(dom) = conn.handles().get(key) {
-        match read(conn, host, &dom, view) {
+        match read(conn, host, &dom, view, Kept::Use) {
             Ok(Some(d)) if answers(key, &d) => return Ok(d),
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
@@ -349,7 +369,7 @@ pub fn get(conn: &Connect, key: &DomainKey, host: &str, view: View) -> Result<Do
         conn.handles().forget(key);
     }
     let dom = lookup(conn, key)?;
-    let d = read(conn, host, &dom, view)?.ok_or_else(|| vanished(&dom))?;
+    let d = read(conn, host, &dom, view, Kept::Use)?.ok_or_else(|| vanished(&dom))?;
     conn.handles().keep(key, dom);
     Ok(d)
 }
@@ -452,7 +472,7 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
     for (mut d, rec) in page {
         let complete = |d: &mut DomainInfo| -> Result<(), Error> {
             resources(&rec.domain, &rec, d)?;
-            d.os_type = facts(conn, &rec.domain, &d.uuid)?.os_type;
+            d.os_type = facts(conn, &rec.domain, &d.uuid, Kept::Use)?.os_type;
             Ok(())
         };
         // A domain that vanished after the bulk call is simply no longer
