@@ -1157,3 +1157,36 @@ async fn redefined_or_renamed_domain_is_never_answered_from_an_old_handle() {
         }
     }
 }
+
+/// The test driver has no jobs: both job calls say UNIMPLEMENTED, naming
+/// libvirt's call, rather than a made-up "no job".
+#[tokio::test]
+async fn job_calls_are_unimplemented_on_the_test_driver() {
+    let s = TestServer::test_driver().await;
+    let mut dom = s.client.domains();
+    let st = dom
+        .get_domain_job(v1::GetDomainJobRequest {
+            domain: by_name("test"),
+            completed: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Unimplemented);
+    assert!(st.message().contains("virDomainGetJobStats"), "{st:?}");
+    let st = dom
+        .abort_domain_job(v1::AbortDomainJobRequest {
+            domain: by_name("test"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Unimplemented);
+    assert!(st.message().contains("virDomainAbortJob"), "{st:?}");
+    let st = dom
+        .get_domain_job(v1::GetDomainJobRequest {
+            domain: by_name("no-such-domain"),
+            completed: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound);
+}

@@ -201,6 +201,28 @@ async fn qemu_guest_full_lifecycle() {
     .await
     .unwrap();
 
+    // No job runs: the job reads NONE and an abort is refused as libvirt
+    // refuses it ("no job is active"), FAILED_PRECONDITION.
+    let job = dom
+        .get_domain_job(v1::GetDomainJobRequest {
+            domain: by_name(&name),
+            completed: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(job.r#type(), v1::DomainJobType::None, "{job:?}");
+    let st = dom
+        .abort_domain_job(v1::AbortDomainJobRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("no job"), "{st:?}");
+
     let d = dom
         .stop_domain(v1::StopDomainRequest {
             domain: by_name(&name),

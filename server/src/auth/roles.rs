@@ -61,6 +61,8 @@ pub const TABLE: &[(&str, Role)] = &[
         "/libvirt_grpc.v1.DomainService/GetDomainVcpuPinning",
         Reader,
     ),
+    ("/libvirt_grpc.v1.DomainService/GetDomainJob", Reader),
+    ("/libvirt_grpc.v1.DomainService/AbortDomainJob", Operator),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),

@@ -587,6 +587,68 @@ pub fn vcpu_pinning(maps: Vec<Vec<u32>>) -> Vec<v1::VcpuPinning> {
         .collect()
 }
 
+/// A domain job's statistics as the API's `DomainJob`. libvirt reports
+/// times in milliseconds, sizes in bytes; a figure it did not report is 0
+/// (a duration: unset).
+pub fn job(j: ops::JobStats) -> v1::DomainJob {
+    let num = |name: &str| {
+        j.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_u64())
+    };
+    let n = |name: &str| num(name).unwrap_or(0);
+    let ms = |name: &str| num(name).map(|v| nanos(v.saturating_mul(1_000_000)));
+    let kind = match j.kind as u32 {
+        sys::VIR_DOMAIN_JOB_NONE => v1::DomainJobType::None,
+        sys::VIR_DOMAIN_JOB_BOUNDED => v1::DomainJobType::Bounded,
+        sys::VIR_DOMAIN_JOB_UNBOUNDED => v1::DomainJobType::Unbounded,
+        sys::VIR_DOMAIN_JOB_COMPLETED => v1::DomainJobType::Completed,
+        sys::VIR_DOMAIN_JOB_FAILED => v1::DomainJobType::Failed,
+        sys::VIR_DOMAIN_JOB_CANCELLED => v1::DomainJobType::Cancelled,
+        _ => v1::DomainJobType::Unspecified,
+    };
+    let code = num("operation").and_then(|o| i32::try_from(o).ok());
+    // The API's numbering is libvirt's plus one (UNKNOWN is libvirt's 0).
+    let operation = match code {
+        None => v1::JobOperation::Unspecified,
+        Some(c) => {
+            v1::JobOperation::try_from(c.saturating_add(1)).unwrap_or(v1::JobOperation::Unknown)
+        }
+    };
+    v1::DomainJob {
+        r#type: kind as i32,
+        operation: operation as i32,
+        operation_code: code.unwrap_or(0),
+        elapsed: ms("time_elapsed"),
+        remaining: ms("time_remaining"),
+        data_total_bytes: n("data_total"),
+        data_processed_bytes: n("data_processed"),
+        data_remaining_bytes: n("data_remaining"),
+        memory_total_bytes: n("memory_total"),
+        memory_processed_bytes: n("memory_processed"),
+        memory_remaining_bytes: n("memory_remaining"),
+        memory_bytes_per_second: n("memory_bps"),
+        memory_dirty_rate_pages_per_second: n("memory_dirty_rate"),
+        memory_iterations: n("memory_iteration"),
+        memory_page_size_bytes: n("memory_page_size"),
+        disk_total_bytes: n("disk_total"),
+        disk_processed_bytes: n("disk_processed"),
+        disk_remaining_bytes: n("disk_remaining"),
+        downtime: ms("downtime"),
+        auto_converge_throttle_percent: num("auto_converge_throttle")
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0),
+        error_message: j
+            .params
+            .iter()
+            .find(|(n, _)| n == "errmsg")
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -7,7 +7,11 @@ use std::{
 
 use virt::{connect::Connect, domain::Domain, sys};
 
-use super::{cstring, last_error, typed_params::copy_params, TypedValue};
+use super::{
+    cstring, last_error,
+    typed_params::{copy_params, take_params},
+    TypedValue,
+};
 use crate::error::Error;
 
 /// `virDomainGetState`: the raw state and reason, with errors reported
@@ -21,6 +25,43 @@ pub fn domain_state(dom: &Domain) -> Result<(i32, i32), Error> {
         return Err(last_error());
     }
     Ok((state, reason))
+}
+
+/// `virDomainGetJobStats`: the job's virDomainJobType and its typed
+/// statistics (`flags`: VIR_DOMAIN_JOB_STATS_*).
+pub fn domain_job_stats(
+    dom: &Domain,
+    flags: u32,
+) -> Result<(i32, Vec<(String, TypedValue)>), Error> {
+    let mut kind: c_int = 0;
+    let mut params: sys::virTypedParameterPtr = ptr::null_mut();
+    let mut n: c_int = 0;
+    // SAFETY: see the module doc; the out-pointers are locals and libvirt
+    // allocates the parameter array, which `take_params` copies and frees.
+    let rc = unsafe {
+        sys::virDomainGetJobStats(
+            dom.as_ptr(),
+            &mut kind,
+            &mut params,
+            &mut n,
+            flags as c_uint,
+        )
+    };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: on success `params` holds `n` parameters that are ours.
+    Ok((kind, unsafe { take_params(params, n) }))
+}
+
+/// `virDomainAbortJob`: aborts the domain's running job.
+pub fn domain_abort_job(dom: &Domain) -> Result<(), Error> {
+    // SAFETY: see the module doc.
+    let rc = unsafe { sys::virDomainAbortJob(dom.as_ptr()) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok(())
 }
 
 /// `virDomainSaveFlags`: saves the domain's memory to `path` and stops it.

@@ -6,7 +6,7 @@
 //!
 //! | module | what it wraps |
 //! | --- | --- |
-//! | [`domain`] | state, save, vCPU pinning, bulk statistics |
+//! | [`domain`] | state, save, vCPU pinning, bulk statistics, job statistics and abort |
 //! | [`guest`] | guest-agent calls: file systems, SSH keys, guest info, guest vCPUs |
 //! | [`network`] | DHCP leases |
 //! | [`callbacks`] | the event callbacks and the values they copy out |
@@ -47,7 +47,10 @@ use std::{
 };
 
 pub use callbacks::{Object, RawEvent, RawKind, Sink};
-pub use domain::{domain_save, domain_state, domain_stats, vcpu_pin_info, StatsRecord};
+pub use domain::{
+    domain_abort_job, domain_job_stats, domain_save, domain_state, domain_stats, vcpu_pin_info,
+    StatsRecord,
+};
 pub use guest::{
     fs_freeze, fs_info, fs_thaw, fs_trim, guest_info, guest_vcpus, set_guest_vcpus, ssh_keys_get,
     ssh_keys_set, FsInfo,

@@ -1057,3 +1057,30 @@ pub fn screenshot(conn: &Connect, key: &DomainKey, screen: u32) -> Result<Screen
         source_mime_type: mime,
     })
 }
+
+/// A domain's job as libvirt reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStats {
+    /// libvirt's virDomainJobType.
+    pub kind: i32,
+    /// The VIR_DOMAIN_JOB_* statistics, by libvirt's names.
+    pub params: Vec<(String, TypedValue)>,
+}
+
+/// The domain's running job, or with `completed` its last completed one
+/// (virDomainGetJobStats).
+pub fn job(conn: &Connect, key: &DomainKey, completed: bool) -> Result<JobStats, Error> {
+    let dom = lookup(conn, key)?;
+    let flags = if completed {
+        sys::VIR_DOMAIN_JOB_STATS_COMPLETED
+    } else {
+        0
+    };
+    let (kind, params) = libvirt_sys::domain_job_stats(&dom, flags)?;
+    Ok(JobStats { kind, params })
+}
+
+/// Aborts the domain's running job (virDomainAbortJob).
+pub fn abort_job(conn: &Connect, key: &DomainKey) -> Result<(), Error> {
+    libvirt_sys::domain_abort_job(&lookup(conn, key)?)
+}

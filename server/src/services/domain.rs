@@ -718,4 +718,33 @@ impl DomainService for DomainApi {
             vcpus: convert::vcpu_pinning(maps),
         })
     }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_domain_job(
+        &self,
+        req: Request<v1::GetDomainJobRequest>,
+    ) -> Result<Response<v1::GetDomainJobResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let t = self.target(r.domain.as_ref())?;
+        let completed = r.completed;
+        let j = t
+            .run(Lane::Quick, dl, move |c, k, _| ops::job(c, k, completed))
+            .await?;
+        ok(v1::GetDomainJobResponse {
+            job: Some(convert::job(j)),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn abort_domain_job(
+        &self,
+        req: Request<v1::AbortDomainJobRequest>,
+    ) -> Result<Response<v1::AbortDomainJobResponse>, Status> {
+        let dl = deadline(&req);
+        let t = self.target(req.get_ref().domain.as_ref())?;
+        t.run(Lane::Quick, dl, |c, k, _| ops::abort_job(c, k))
+            .await?;
+        ok(v1::AbortDomainJobResponse {})
+    }
 }
