@@ -35,6 +35,12 @@ pub struct HostConfig {
     /// that changes something is refused with `PERMISSION_DENIED`.
     #[serde(default)]
     pub read_only: bool,
+    /// Where QEMU's migration stream of a guest migrating *to* this host
+    /// connects: an IP address or host name of this host, used as the
+    /// migration URI `tcp://ADDRESS` (libvirt then picks the port). Empty
+    /// (the default) lets libvirt use the host's own name.
+    #[serde(default)]
+    pub migration_address: String,
 }
 
 fn default_connections() -> usize {
@@ -57,6 +63,18 @@ impl HostConfig {
             max_in_flight: default_max_in_flight(),
             max_slow_in_flight: default_max_slow_in_flight(),
             read_only: false,
+            migration_address: String::new(),
+        }
+    }
+
+    /// The migration URI for guests migrating to this host, if one is
+    /// configured (`tcp://ADDRESS`, IPv6 in brackets).
+    pub fn migration_uri(&self) -> Option<String> {
+        let a = self.migration_address.as_str();
+        match a.parse::<std::net::IpAddr>() {
+            _ if a.is_empty() => None,
+            Ok(std::net::IpAddr::V6(v6)) => Some(format!("tcp://[{v6}]")),
+            _ => Some(format!("tcp://{a}")),
         }
     }
 
@@ -398,6 +416,17 @@ impl Config {
             if !names.insert(h.name.as_str()) {
                 return Err(ConfigError::Invalid(format!(
                     "host '{}' named twice",
+                    h.name
+                )));
+            }
+            let a = &h.migration_address;
+            if a.parse::<std::net::IpAddr>().is_err()
+                && !a
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "host '{}': migration_address '{a}' is neither an IP address nor a host name",
                     h.name
                 )));
             }

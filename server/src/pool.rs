@@ -193,6 +193,11 @@ impl HostPool {
         &self.config.uri
     }
 
+    /// The URI of QEMU's migration stream to this host, when configured.
+    pub fn migration_uri(&self) -> Option<String> {
+        self.config.migration_uri()
+    }
+
     /// What is kept of this host's domains between calls: the host's event
     /// task clears a domain's entry on each of its events
     /// ([`Facts::forget`]) and says when events flow ([`Facts::set_live`]).
@@ -274,6 +279,51 @@ impl HostPool {
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             pool.call(lane, f)
+        });
+        match tokio::time::timeout_at(deadline, handle).await {
+            Err(_) => Err(self.deadline_error()),
+            Ok(Err(join)) => Err(Error::internal_from("libvirt call failed", join)),
+            Ok(Ok(result)) => result.map_err(|e| e.on_host(&self.config.name)),
+        }
+    }
+
+    /// Runs `f` with a slow-lane connection to this host and one to
+    /// `other` (a migration's source and destination), within both hosts'
+    /// slow-lane limits, on the blocking pool. Permits are taken in host-name
+    /// order, so two calls between the same hosts in opposite directions
+    /// cannot each hold one and wait for the other. As [`run`](Self::run),
+    /// the caller gets `DEADLINE_EXCEEDED` at `deadline` while the call goes
+    /// on in the background: a caller that must stop it (a migration) aborts
+    /// it itself.
+    pub async fn run_pair<T, F>(
+        self: &Arc<Self>,
+        other: &Arc<HostPool>,
+        deadline: Instant,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connect, &Connect) -> Result<T, Error> + Send + 'static,
+    {
+        self.fail_fast()?;
+        other.fail_fast()?;
+        let (first, second) = if self.name() <= other.name() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let mut permits = Vec::with_capacity(2);
+        for pool in [first, second] {
+            let permit = tokio::time::timeout_at(deadline, Arc::clone(&pool.slow).acquire_owned())
+                .await
+                .map_err(|_| pool.deadline_error())?
+                .map_err(|_| Error::internal("host pool closed"))?;
+            permits.push(permit);
+        }
+        let (src, dst) = (Arc::clone(self), Arc::clone(other));
+        let handle = tokio::task::spawn_blocking(move || {
+            let _permits = permits;
+            src.call(Lane::Slow, |s| dst.call(Lane::Slow, |d| f(s, d)))
         });
         match tokio::time::timeout_at(deadline, handle).await {
             Err(_) => Err(self.deadline_error()),

@@ -18,7 +18,9 @@ pub use libvirt_grpc_client::{v1, Client, ClientError};
 use libvirt_grpc_server::config::{Config, HostConfig};
 use tokio::{sync::oneshot, task::JoinHandle};
 
+pub mod boxes;
 pub mod daemon;
+pub mod guest;
 pub mod peers;
 pub mod pki;
 pub mod raw_h2;

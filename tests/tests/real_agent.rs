@@ -44,42 +44,8 @@ fn write_data(data: &[u8]) -> v1::WriteGuestFileRequest {
     }
 }
 
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Kernel and initrd of the test guest (from scripts/test.sh's environment,
-/// or built / taken from the cache by the script itself).
-fn guest_paths() -> (String, String) {
-    if let (Ok(k), Ok(i)) = (
-        std::env::var("LIBVIRT_GRPC_GUEST_KERNEL"),
-        std::env::var("LIBVIRT_GRPC_GUEST_INITRD"),
-    ) {
-        return (k, i);
-    }
-    let out = std::process::Command::new(repo_root().join("scripts/build-test-guest.sh"))
-        .output()
-        .expect("run build-test-guest.sh");
-    assert!(out.status.success(), "build-test-guest.sh failed");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines();
-    (
-        lines.next().unwrap().to_owned(),
-        lines.next().unwrap().to_owned(),
-    )
-}
-
 fn guest_xml(name: &str, console: &str) -> String {
-    let (kernel, initrd) = guest_paths();
-    std::fs::read_to_string(repo_root().join("scripts/test-guest-domain.xml.in"))
-        .unwrap()
-        .replace("@NAME@", name)
-        .replace("@KERNEL@", &kernel)
-        .replace("@INITRD@", &initrd)
-        .replace("@CONSOLE_LOG@", console)
+    libvirt_grpc_tests::guest::xml(name, console)
 }
 
 async fn create(s: &TestServer, xml: String) {

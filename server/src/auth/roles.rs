@@ -63,6 +63,11 @@ pub const TABLE: &[(&str, Role)] = &[
     ),
     ("/libvirt_grpc.v1.DomainService/GetDomainJob", Reader),
     ("/libvirt_grpc.v1.DomainService/AbortDomainJob", Operator),
+    ("/libvirt_grpc.v1.DomainService/MigrateDomain", Operator),
+    (
+        "/libvirt_grpc.v1.DomainService/StartDomainMigrationPostCopy",
+        Operator,
+    ),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),

@@ -649,6 +649,98 @@ pub fn job(j: ops::JobStats) -> v1::DomainJob {
     }
 }
 
+/// Largest migration bandwidth a request may ask for, in MiB/s (1 TiB/s).
+pub const MAX_MIGRATION_BANDWIDTH_MIB: u64 = 1 << 20;
+
+/// A migration request's options and progress interval, validated; `uri`
+/// is the destination's migration URI (`HostConfig::migration_uri`).
+pub fn migration(
+    r: &v1::MigrateDomainRequest,
+    uri: Option<String>,
+) -> Result<(crate::ops::migrate::Migration, std::time::Duration), Error> {
+    use std::time::Duration as Span;
+    use v1::MigrationMode as M;
+    let mut v = validate::Violations::default();
+    let o = r.options.unwrap_or_default();
+    let mut flags = 0;
+    match enum_field(&mut v, "options.mode", o.mode) {
+        Some(M::Unspecified | M::Live) => flags |= sys::VIR_MIGRATE_LIVE,
+        Some(M::Paused) | None => {}
+        Some(M::Offline) => {
+            flags |= sys::VIR_MIGRATE_OFFLINE;
+            if !o.persistent_destination {
+                v.add(
+                    "options.persistent_destination",
+                    "an offline migration moves only the definition: set persistent_destination",
+                );
+            }
+            if o.post_copy || o.copy_storage {
+                v.add(
+                    "options.mode",
+                    "an offline migration copies no memory and no storage",
+                );
+            }
+        }
+    }
+    for (on, flag) in [
+        (o.persistent_destination, sys::VIR_MIGRATE_PERSIST_DEST),
+        (o.undefine_source, sys::VIR_MIGRATE_UNDEFINE_SOURCE),
+        (o.auto_converge, sys::VIR_MIGRATE_AUTO_CONVERGE),
+        (o.post_copy, sys::VIR_MIGRATE_POSTCOPY),
+        (o.copy_storage, sys::VIR_MIGRATE_NON_SHARED_DISK),
+    ] {
+        if on {
+            flags |= flag;
+        }
+    }
+    if o.bandwidth_mib_per_second > MAX_MIGRATION_BANDWIDTH_MIB {
+        v.add(
+            "options.bandwidth_mib_per_second",
+            format!("must be at most {MAX_MIGRATION_BANDWIDTH_MIB}"),
+        );
+    }
+    let max_downtime_ms = match &o.max_downtime {
+        None => None,
+        Some(d) => v
+            .check(super::time::span("options.max_downtime", d))
+            .and_then(|d| {
+                if d < Span::from_millis(1) || d > Span::from_secs(3600) {
+                    v.add("options.max_downtime", "must be between 1 ms and 1 hour");
+                    None
+                } else {
+                    Some(d.as_millis() as u64)
+                }
+            }),
+    };
+    let interval = match &r.progress_interval {
+        None => Some(Span::from_millis(500)),
+        Some(d) => v
+            .check(super::time::span("progress_interval", d))
+            .and_then(|d| {
+                if d < Span::from_millis(100) || d > Span::from_secs(60) {
+                    v.add("progress_interval", "must be between 100 ms and 60 s");
+                    None
+                } else {
+                    Some(d)
+                }
+            }),
+    };
+    if r.destination_host.is_empty() {
+        v.add("destination_host", "is required");
+    }
+    v.done(interval.map(|i| {
+        (
+            crate::ops::migrate::Migration {
+                flags,
+                bandwidth_mib: o.bandwidth_mib_per_second,
+                max_downtime_ms,
+                uri,
+            },
+            i,
+        )
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

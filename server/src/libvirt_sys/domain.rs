@@ -64,6 +64,17 @@ pub fn domain_abort_job(dom: &Domain) -> Result<(), Error> {
     Ok(())
 }
 
+/// `virDomainMigrateStartPostCopy`: switches a running migration to
+/// post-copy.
+pub fn domain_migrate_start_post_copy(dom: &Domain) -> Result<(), Error> {
+    // SAFETY: see the module doc.
+    let rc = unsafe { sys::virDomainMigrateStartPostCopy(dom.as_ptr(), 0) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
 /// `virDomainSaveFlags`: saves the domain's memory to `path` and stops it.
 pub fn domain_save(dom: &Domain, path: &str, flags: u32) -> Result<(), Error> {
     let path = cstring("path", path)?;

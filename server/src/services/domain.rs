@@ -747,4 +747,50 @@ impl DomainService for DomainApi {
             .await?;
         ok(v1::AbortDomainJobResponse {})
     }
+
+    type MigrateDomainStream = super::migrate::MigrateStream;
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn migrate_domain(
+        &self,
+        req: Request<v1::MigrateDomainRequest>,
+    ) -> Result<Response<Self::MigrateDomainStream>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let dest = if r.destination_host.is_empty() {
+            None
+        } else {
+            Some(std::sync::Arc::clone(self.hosts.get(&r.destination_host)?))
+        };
+        let uri = dest.as_ref().and_then(|d| d.migration_uri());
+        let (t, (m, interval)) =
+            self.target_with(r.domain.as_ref(), convert::migration(&r, uri))?;
+        let Some(dest) = dest else {
+            return Err(Error::invalid("destination_host", "is required").into());
+        };
+        if dest.name() == t.host() {
+            return Err(Error::invalid(
+                "destination_host",
+                format!("names the domain's own host '{}'", t.host()),
+            )
+            .into());
+        }
+        Ok(Response::new(super::migrate::start(
+            t, dest, m, interval, dl,
+        )))
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn start_domain_migration_post_copy(
+        &self,
+        req: Request<v1::StartDomainMigrationPostCopyRequest>,
+    ) -> Result<Response<v1::StartDomainMigrationPostCopyResponse>, Status> {
+        let dl = deadline(&req);
+        let t = self.target(req.get_ref().domain.as_ref())?;
+        t.run(Lane::Quick, dl, |c, k, _| {
+            crate::ops::migrate::start_post_copy(c, k)
+        })
+        .await?;
+        ok(v1::StartDomainMigrationPostCopyResponse {})
+    }
 }

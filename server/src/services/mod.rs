@@ -7,6 +7,7 @@ mod confine_tests;
 pub mod domain;
 pub mod events;
 pub mod host;
+pub mod migrate;
 pub mod network;
 pub mod paging;
 pub mod resolve;

@@ -1,0 +1,78 @@
+//! Extra libvirt hosts for the real suites: "hosts in a box"
+//! (`scripts/libvirtd-box.sh`, shared/TESTBED.md section 6), each a libvirtd
+//! in its own mount namespace on a loopback TCP port. A test starts the
+//! boxes it needs; dropping a [`LibvirtBox`] purges it (destroys its guests,
+//! stops its daemon by the pid the script checked, deletes its state), also
+//! when the test panics.
+
+use std::{path::PathBuf, process::Command};
+
+/// One running box.
+pub struct LibvirtBox {
+    /// The box's name (also the script's).
+    pub name: String,
+    /// `qemu+tcp://127.0.0.1:PORT/system`.
+    pub uri: String,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/libvirtd-box.sh")
+}
+
+/// A loopback TCP port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl LibvirtBox {
+    /// Starts box `name` (letters, digits, `_` and `-`, at most 32) and
+    /// waits until it answers.
+    pub fn start(name: &str) -> Self {
+        let port = free_port();
+        let out = Command::new(script())
+            .args(["start", name, &port.to_string()])
+            .output()
+            .expect("run libvirtd-box.sh");
+        let b = LibvirtBox {
+            name: name.to_owned(),
+            uri: format!("qemu+tcp://127.0.0.1:{port}/system"),
+        };
+        assert!(
+            out.status.success(),
+            "libvirtd-box.sh start {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        b
+    }
+
+    /// Stops the daemon (its guests are destroyed); `start` brings it back.
+    pub fn stop(&self) {
+        let out = Command::new(script())
+            .args(["stop", &self.name])
+            .output()
+            .expect("run libvirtd-box.sh");
+        assert!(
+            out.status.success(),
+            "libvirtd-box.sh stop {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for LibvirtBox {
+    fn drop(&mut self) {
+        match Command::new(script()).args(["purge", &self.name]).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "libvirtd-box.sh purge {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("cannot run libvirtd-box.sh purge {}: {e}", self.name),
+        }
+    }
+}

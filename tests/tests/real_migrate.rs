@@ -1,0 +1,346 @@
+//! Live migration between real libvirt hosts: the machine's libvirtd
+//! (`real`) and libvirtd "hosts in a box" (`scripts/libvirtd-box.sh`) the
+//! tests start themselves, reached over `qemu+tcp://127.0.0.1:PORT`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use libvirt_grpc_server::config::HostConfig;
+use libvirt_grpc_tests::{
+    boxes::LibvirtBox, prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use v1::{
+    migrate_domain_response::Item, DomainLifecycleDetail as D, DomainLifecycleEvent as L,
+    DomainState,
+};
+
+fn dref(host: &str, name: &str) -> Option<v1::DomainRef> {
+    libvirt_grpc_tests::domain_ref(host, name)
+}
+
+fn host(name: &str, uri: &str) -> HostConfig {
+    HostConfig {
+        migration_address: "127.0.0.1".into(),
+        ..HostConfig::new(name, uri)
+    }
+}
+
+/// Starts boxes `{p}b0`, `{p}b1`, ... at once.
+fn boxes(p: &str, n: usize) -> Vec<LibvirtBox> {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let name = format!("{p}b{i}");
+            std::thread::spawn(move || LibvirtBox::start(&name))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn millis(ms: i32) -> Option<libvirt_grpc::prost_types::Duration> {
+    Some(libvirt_grpc::prost_types::Duration {
+        seconds: 0,
+        nanos: ms * 1_000_000,
+    })
+}
+
+/// Boots the test guest on `real` (transient: it lives where it runs).
+async fn boot(s: &TestServer, c: &mut Cleanup, name: &str) {
+    let console = format!("/tmp/{name}-console.log");
+    c.file(&console);
+    s.client
+        .domains()
+        .create_domain(v1::CreateDomainRequest {
+            host: "real".into(),
+            source: Some(v1::create_domain_request::Source::Xml(
+                libvirt_grpc_tests::guest::xml(name, &console),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+fn request(
+    name: &str,
+    from: &str,
+    to: &str,
+    options: v1::MigrationOptions,
+) -> v1::MigrateDomainRequest {
+    v1::MigrateDomainRequest {
+        domain: dref(from, name),
+        destination_host: to.into(),
+        options: Some(options),
+        progress_interval: millis(100),
+    }
+}
+
+/// Runs a migration to its end: the progress seen and the final domain.
+async fn migrate(s: &TestServer, r: v1::MigrateDomainRequest) -> (Vec<v1::DomainJob>, v1::Domain) {
+    let mut st = s
+        .client
+        .domains()
+        .migrate_domain(r)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut progress = Vec::new();
+    while let Some(m) = st.next().await {
+        match m.unwrap().item.unwrap() {
+            Item::Progress(j) => progress.push(j),
+            Item::Domain(d) => {
+                assert!(st.next().await.is_none(), "the domain is the last message");
+                return (progress, d);
+            }
+        }
+    }
+    panic!("the stream ended without the domain");
+}
+
+async fn state_on(s: &TestServer, host: &str, name: &str) -> Result<DomainState, Code> {
+    s.client
+        .domains()
+        .get_domain(v1::GetDomainRequest {
+            domain: dref(host, name),
+            view: v1::DomainView::Basic as i32,
+        })
+        .await
+        .map(|r| r.into_inner().domain.unwrap().state())
+        .map_err(|e| e.code())
+}
+
+/// real -> box 0 -> box 1, live, while one watcher sees both sides of each
+/// hop on its one stream.
+#[tokio::test]
+async fn live_migration_across_three_hosts() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let b = boxes(&p, 2);
+    let s = TestServer::start(vec![
+        host("real", REAL_URI),
+        host("b0", &b[0].uri),
+        host("b1", &b[1].uri),
+    ])
+    .await;
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let _c0 = Cleanup::new(&b[0].uri, &p);
+    let _c1 = Cleanup::new(&b[1].uri, &p);
+    let name = format!("{p}mig");
+    let mut events = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest {
+            names: vec![name.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    boot(&s, &mut c, &name).await;
+
+    for (from, to) in [("real", "b0"), ("b0", "b1")] {
+        let (progress, d) = migrate(
+            &s,
+            request(&name, from, to, v1::MigrationOptions::default()),
+        )
+        .await;
+        assert_eq!(
+            (d.host.as_str(), d.state()),
+            (to, DomainState::Running),
+            "{d:?}"
+        );
+        assert!(
+            !progress.is_empty(),
+            "{from} -> {to}: no progress at 100 ms intervals"
+        );
+        for j in &progress {
+            assert_eq!(j.operation(), v1::JobOperation::MigrationOut, "{j:?}");
+            assert!(
+                matches!(
+                    j.r#type(),
+                    v1::DomainJobType::Bounded | v1::DomainJobType::Unbounded
+                ),
+                "{j:?}"
+            );
+        }
+        assert!(
+            progress.iter().any(|j| j.memory_total_bytes > 0),
+            "{progress:?}"
+        );
+        // Transient: gone from the source, running on the destination.
+        assert_eq!(state_on(&s, from, &name).await, Err(Code::NotFound));
+        assert_eq!(state_on(&s, to, &name).await, Ok(DomainState::Running));
+    }
+
+    // Both sides of both hops, each host named, on the one stream.
+    let mut want = vec![
+        ("real", L::Stopped),
+        ("b0", L::Started),
+        ("b0", L::Stopped),
+        ("b1", L::Started),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !want.is_empty() {
+        let m = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("events still missing: {want:?}"))
+            .unwrap()
+            .unwrap();
+        let Some(v1::watch_events_response::Item::Event(e)) = m.item else {
+            continue;
+        };
+        let Some(v1::event::Details::Lifecycle(l)) = &e.details else {
+            continue;
+        };
+        let detail = l.detail();
+        let seen = match l.event() {
+            L::Stopped if detail == D::StoppedMigrated => L::Stopped,
+            L::Started if detail == D::StartedMigrated => L::Started,
+            // Some QEMU versions announce the arrival as RESUMED/MIGRATED.
+            L::Resumed if detail == D::ResumedMigrated => L::Started,
+            _ => continue,
+        };
+        if let Some(i) = want.iter().position(|w| *w == (e.host.as_str(), seen)) {
+            want.remove(i);
+        }
+    }
+}
+
+/// A migration whose stream the caller drops is aborted: the guest keeps
+/// running on the source and never appears on the destination.
+#[tokio::test]
+async fn cancelled_migration_leaves_the_guest_on_the_source() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let b = boxes(&p, 1);
+    let s = TestServer::start(vec![host("real", REAL_URI), host("b0", &b[0].uri)]).await;
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let _c0 = Cleanup::new(&b[0].uri, &p);
+    let name = format!("{p}cancel");
+    boot(&s, &mut c, &name).await;
+    // 1 MiB/s: the guest's memory takes many seconds.
+    let slow = v1::MigrationOptions {
+        bandwidth_mib_per_second: 1,
+        ..Default::default()
+    };
+    let mut st = s
+        .client
+        .domains()
+        .migrate_domain(request(&name, "real", "b0", slow))
+        .await
+        .unwrap()
+        .into_inner();
+    match tokio::time::timeout(Duration::from_secs(30), st.next()).await {
+        Ok(Some(Ok(v1::MigrateDomainResponse {
+            item: Some(Item::Progress(j)),
+        }))) => assert_eq!(j.operation(), v1::JobOperation::MigrationOut),
+        other => panic!("expected progress first, got {other:?}"),
+    }
+    drop(st);
+    let mut jobs = s.client.domains();
+    wait_until(
+        Duration::from_secs(30),
+        "the aborted migration to end",
+        || {
+            let mut jobs = jobs.clone();
+            let name = name.clone();
+            async move {
+                let j = jobs
+                    .get_domain_job(v1::GetDomainJobRequest {
+                        domain: dref("real", &name),
+                        completed: false,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .job?;
+                (j.r#type() == v1::DomainJobType::None).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(state_on(&s, "real", &name).await, Ok(DomainState::Running));
+    assert_eq!(state_on(&s, "b0", &name).await, Err(Code::NotFound));
+}
+
+/// An unknown destination, the source itself and a host that is down: each
+/// answers its code and the guest stays where it was.
+#[tokio::test]
+async fn bad_destinations_change_nothing() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    // Nothing listens on this port: the host is configured but down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("qemu+tcp://127.0.0.1:{port}/system");
+    let s = TestServer::start(vec![host("real", REAL_URI), host("down", &down)]).await;
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}stay");
+    boot(&s, &mut c, &name).await;
+    let mut dom = s.client.domains();
+    let o = v1::MigrationOptions::default;
+    let code = |r: Result<
+        tonic::Response<tonic::codec::Streaming<v1::MigrateDomainResponse>>,
+        tonic::Status,
+    >| { r.map(|_| ()).unwrap_err().code() };
+    assert_eq!(
+        code(
+            dom.migrate_domain(request(&name, "real", "nowhere", o()))
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            dom.migrate_domain(request(&name, "real", "real", o()))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(dom.migrate_domain(request(&name, "real", "", o())).await),
+        Code::InvalidArgument
+    );
+    let offline_transient = v1::MigrationOptions {
+        mode: v1::MigrationMode::Offline as i32,
+        ..Default::default()
+    };
+    assert_eq!(
+        code(
+            dom.migrate_domain(request(&name, "real", "down", offline_transient))
+                .await
+        ),
+        Code::InvalidArgument,
+        "offline without persistent_destination"
+    );
+    let too_fast = v1::MigrationOptions {
+        bandwidth_mib_per_second: u64::MAX,
+        ..Default::default()
+    };
+    assert_eq!(
+        code(
+            dom.migrate_domain(request(&name, "real", "down", too_fast))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    // A host that is down: the stream ends with UNAVAILABLE.
+    let mut st = dom
+        .migrate_domain(request(&name, "real", "down", o()))
+        .await
+        .unwrap()
+        .into_inner();
+    let end = st.next().await.expect("an answer").unwrap_err();
+    assert_eq!(end.code(), Code::Unavailable, "{end:?}");
+    assert_eq!(state_on(&s, "real", &name).await, Ok(DomainState::Running));
+}
