@@ -242,7 +242,7 @@ async fn cancelled_migration_leaves_the_guest_on_the_source() {
         other => panic!("expected progress first, got {other:?}"),
     }
     drop(st);
-    let mut jobs = s.client.domains();
+    let jobs = s.client.domains();
     wait_until(
         Duration::from_secs(30),
         "the aborted migration to end",
