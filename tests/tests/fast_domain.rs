@@ -1190,3 +1190,90 @@ async fn job_calls_are_unimplemented_on_the_test_driver() {
         .unwrap_err();
     assert_eq!(st.code(), Code::NotFound);
 }
+
+/// `host = "*"` lists every configured host in one call: domains in the
+/// configuration's host order, by name within a host, each exactly once
+/// across pages; a host that is down is named, not fatal.
+#[tokio::test]
+async fn listing_across_every_host() {
+    use libvirt_grpc_server::config::HostConfig;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Two names for the same in-process driver, and one host that is down.
+    let s = TestServer::start(vec![
+        HostConfig::new("a", URI),
+        HostConfig::new("down", format!("test+tcp://127.0.0.1:{port}/default")),
+        HostConfig::new("b", URI),
+    ])
+    .await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    for i in 0..3 {
+        s.client
+            .define_domain(small_spec(&format!("{p}{i}")))
+            .await
+            .unwrap();
+    }
+    let mut dom = s.client.domains();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = dom
+            .list_domains(v1::ListDomainsRequest {
+                host: "*".into(),
+                name_prefix: p.clone(),
+                page_size: 2,
+                page_token: token,
+                view: v1::DomainView::Basic as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for h in &r.unreachable_hosts {
+            assert_eq!(h.host, "down");
+            assert_eq!(h.code, Code::Unavailable as i32, "{h:?}");
+        }
+        seen.extend(r.domains.iter().map(|d| (d.host.clone(), d.name.clone())));
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        token = r.next_page_token;
+    }
+    let want: Vec<(String, String)> = ["a", "b"]
+        .iter()
+        .flat_map(|h| (0..3).map(move |i| (h.to_string(), i)))
+        .map(|(h, i)| (h, format!("{p}{i}")))
+        .collect();
+    assert_eq!(seen, want);
+    let first = dom
+        .list_domains(v1::ListDomainsRequest {
+            host: "*".into(),
+            name_prefix: p.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.domains.len(), 6);
+    assert_eq!(
+        first
+            .unreachable_hosts
+            .iter()
+            .map(|h| h.host.as_str())
+            .collect::<Vec<_>>(),
+        vec!["down"]
+    );
+    // A single-host token is not a token of the "*" listing.
+    let bad = dom
+        .list_domains(v1::ListDomainsRequest {
+            host: "*".into(),
+            page_token: "6162".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(bad), Code::InvalidArgument);
+}

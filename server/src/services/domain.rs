@@ -19,6 +19,9 @@ use crate::{
     pool::{Hosts, Lane},
 };
 
+/// The `host` of a listing across every configured host.
+const EVERY_HOST: &str = "*";
+
 /// The `DomainService` implementation.
 #[derive(Debug, Clone)]
 pub struct DomainApi {
@@ -28,6 +31,83 @@ pub struct DomainApi {
 }
 
 impl DomainApi {
+    /// `ListDomains` with `host = "*"`: every host read at once (each
+    /// within the call's deadline), merged in configuration order, by name
+    /// within a host. A page token names the host and the domain it
+    /// resumes after; hosts that fail are named, not fatal.
+    async fn list_every_host(
+        &self,
+        r: &v1::ListDomainsRequest,
+        dl: Option<tokio::time::Instant>,
+    ) -> Result<v1::ListDomainsResponse, Error> {
+        let limit = paging::page_size(r.page_size);
+        let filter = convert::list_filter(r, limit)?;
+        let bad_token = || Error::invalid("page_token", "is not a token this server issued");
+        let resume = match &filter.after {
+            None => None,
+            Some(a) => Some(a.split_once('\0').ok_or_else(bad_token)?),
+        };
+        let pools: Vec<_> = match resume {
+            None => self.hosts.iter().cloned().collect(),
+            Some((host, _)) => {
+                let all: Vec<_> = self.hosts.iter().cloned().collect();
+                let at = all
+                    .iter()
+                    .position(|p| p.name() == host)
+                    .ok_or_else(bad_token)?;
+                all[at..].to_vec()
+            }
+        };
+        let position = self.events.as_ref().map(|h| h.position());
+        let reads = pools.iter().map(|pool| {
+            let mut f = filter.clone();
+            f.after = match resume {
+                Some((host, name)) if host == pool.name() => Some(name.to_owned()),
+                _ => None,
+            };
+            let host = pool.name().to_owned();
+            let pool = std::sync::Arc::clone(pool);
+            async move {
+                pool.run(Lane::Quick, dl, move |c| ops::list(c, &host, &f))
+                    .await
+            }
+        });
+        let answers = futures::future::join_all(reads).await;
+        let (mut domains, mut unreachable_hosts, mut more) = (Vec::new(), Vec::new(), false);
+        for (pool, answer) in pools.iter().zip(answers) {
+            match answer {
+                Ok((page, host_more)) => {
+                    for d in page {
+                        if domains.len() == limit {
+                            more = true;
+                            break;
+                        }
+                        domains.push(d);
+                    }
+                    more |= host_more && domains.len() == limit;
+                }
+                Err(e) => unreachable_hosts.push(v1::HostError {
+                    host: pool.name().to_owned(),
+                    code: e.code() as i32,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let next_page_token = match (more, domains.last()) {
+            (true, Some(d)) => paging::encode_token(&format!("{}\0{}", d.host, d.name)),
+            _ => String::new(),
+        };
+        let (event_sequence, event_epoch) =
+            position.map(|p| (p.sequence, p.epoch)).unwrap_or_default();
+        Ok(v1::ListDomainsResponse {
+            domains: domains.into_iter().map(v1::Domain::from).collect(),
+            next_page_token,
+            event_sequence,
+            event_epoch,
+            unreachable_hosts,
+        })
+    }
+
     /// A service over `hosts`.
     pub fn new(hosts: Hosts) -> Self {
         DomainApi {
@@ -118,6 +198,9 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::ListDomainsResponse>, Status> {
         let dl = deadline(&req);
         let r = req.into_inner();
+        if r.host == EVERY_HOST {
+            return ok(self.list_every_host(&r, dl).await?);
+        }
         let pool = self.hosts.get(&r.host)?;
         let filter = convert::list_filter(&r, paging::page_size(r.page_size))?;
         let host = pool.name().to_owned();
@@ -138,6 +221,7 @@ impl DomainService for DomainApi {
             next_page_token,
             event_sequence,
             event_epoch,
+            unreachable_hosts: Vec::new(),
         })
     }
 
