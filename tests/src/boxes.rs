@@ -48,18 +48,40 @@ impl LibvirtBox {
         b
     }
 
-    /// Stops the daemon (its guests are destroyed); `start` brings it back.
-    pub fn stop(&self) {
+    fn run(&self, command: &str) {
         let out = Command::new(script())
-            .args(["stop", &self.name])
+            .args([command, &self.name])
             .output()
             .expect("run libvirtd-box.sh");
         assert!(
             out.status.success(),
-            "libvirtd-box.sh stop {} failed: {}",
+            "libvirtd-box.sh {command} {} failed: {}",
             self.name,
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Stops the daemon (its guests are destroyed); [`restart`](Self::restart)
+    /// brings it back.
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+
+    /// Kills the daemon as a crash would (its guests live on).
+    pub fn kill(&self) {
+        self.run("kill");
+    }
+
+    /// Starts the daemon again on the same port and waits until it answers.
+    pub fn restart(&self) {
+        self.run("start");
+    }
+
+    /// The box's private state directory (`/run/libvirt` of the box is
+    /// `run/` in it).
+    pub fn state_dir(&self) -> PathBuf {
+        PathBuf::from(std::env::var("LIBVIRTD_BOX_ROOT").unwrap_or_else(|_| "/tmp".into()))
+            .join(format!("libvirt-grpc-box-{}", self.name))
     }
 }
 

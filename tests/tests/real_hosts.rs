@@ -1,0 +1,196 @@
+//! Many hosts: the machine's libvirtd (`real`) and a libvirtd "host in a
+//! box" (`b0`, `scripts/libvirtd-box.sh`) behind one server. A box that
+//! goes down answers UNAVAILABLE while the other host is unaffected; when
+//! it comes back its events resume and what changed meanwhile is
+//! reconciled.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use libvirt_grpc_server::config::HostConfig;
+use libvirt_grpc_tests::{
+    boxes::LibvirtBox, prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI,
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+use v1::{watch_events_response::Item, DomainLifecycleEvent as L, EventKind};
+
+/// One call's bound: "at once" for an answer of a host that is down.
+const AT_ONCE: Duration = Duration::from_secs(3);
+
+async fn next(st: &mut tonic::codec::Streaming<v1::WatchEventsResponse>) -> Item {
+    match tokio::time::timeout(Duration::from_secs(60), st.next()).await {
+        Ok(Some(Ok(m))) => m.item.unwrap(),
+        other => panic!("no event within 60 s: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_box_down_and_back() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let b = LibvirtBox::start(&format!("{p}b0"));
+    let s = TestServer::start(vec![
+        HostConfig::new("real", REAL_URI),
+        HostConfig::new("b0", &b.uri),
+    ])
+    .await;
+    let mut c = Cleanup::new(&b.uri, &p);
+    let _c_real = Cleanup::new(REAL_URI, &p);
+    let health = HealthClient::new(s.client.channel());
+    let status = |host: &str| {
+        let mut health = health.clone();
+        let service = format!("libvirt_grpc.host.{host}");
+        async move {
+            health
+                .check(HealthCheckRequest { service })
+                .await
+                .ok()
+                .map(|r| r.into_inner().status)
+        }
+    };
+    wait_until(Duration::from_secs(20), "both hosts serving", || async {
+        (status("real").await == Some(1) && status("b0").await == Some(1)).then_some(())
+    })
+    .await;
+    let mut events = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+
+    // A running guest on the box (diskless, SeaBIOS).
+    let name = format!("{p}g");
+    let console = format!("/tmp/{name}-console.log");
+    c.file(&console);
+    s.client
+        .domains()
+        .create_domain(v1::CreateDomainRequest {
+            host: "b0".into(),
+            source: Some(v1::create_domain_request::Source::Xml(
+                libvirt_grpc_tests::guest::xml(&name, &console),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // The box's daemon dies (its guest lives on): the server sees it, the
+    // box's calls are UNAVAILABLE at once, the other host is unaffected.
+    b.kill();
+    loop {
+        if let Item::Event(e) = next(&mut events).await {
+            if e.kind() == EventKind::HostDisconnected && e.host == "b0" {
+                break;
+            }
+        }
+    }
+    let get = |host: &'static str, n: String| {
+        let mut dom = s.client.domains();
+        async move {
+            let r = dom.get_domain(v1::GetDomainRequest {
+                domain: libvirt_grpc_tests::domain_ref(host, &n),
+                ..Default::default()
+            });
+            tokio::time::timeout(AT_ONCE, r)
+                .await
+                .unwrap_or_else(|_| panic!("a call to {host} took longer than {AT_ONCE:?}"))
+        }
+    };
+    assert_eq!(
+        get("b0", name.clone()).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    // `real` answers (NOT_FOUND: no such domain there), and lists at once.
+    assert_eq!(
+        get("real", name.clone()).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let listed = tokio::time::timeout(
+        AT_ONCE,
+        s.client.domains().list_domains(v1::ListDomainsRequest {
+            host: "real".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("a listing of real took longer than AT_ONCE");
+    assert!(listed.is_ok(), "{listed:?}");
+    wait_until(
+        Duration::from_secs(20),
+        "b0 reported not serving",
+        || async { (status("b0").await == Some(2)).then_some(()) },
+    )
+    .await;
+    assert_eq!(status("real").await, Some(1));
+
+    // While the daemon is away the guest ends too: its QEMU is killed.
+    let qemu_pid = b.state_dir().join(format!("run/qemu/{name}.pid"));
+    let pid: i32 = std::fs::read_to_string(&qemu_pid)
+        .unwrap_or_else(|e| panic!("{}: {e}", qemu_pid.display()))
+        .trim()
+        .parse()
+        .unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert!(
+        comm.starts_with("qemu"),
+        "pid {pid} is {comm:?}, not the guest's QEMU"
+    );
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+
+    // Back: reconnected, the guest's end reconciled, health serving again.
+    b.restart();
+    let (mut reconciled_stop, mut reconnected) = (false, false);
+    while !(reconciled_stop && reconnected) {
+        if let Item::Event(e) = next(&mut events).await {
+            if e.host != "b0" {
+                continue;
+            }
+            match (e.kind(), &e.details) {
+                (EventKind::HostReconnected, _) => reconnected = true,
+                (_, Some(v1::event::Details::Lifecycle(l))) if e.name == name && e.reconciled => {
+                    // A transient guest that ended is gone: a reconciled stop
+                    // or undefine, whichever libvirt's view gives.
+                    assert!(matches!(l.event(), L::Stopped | L::Undefined), "{e:?}");
+                    reconciled_stop = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    wait_until(Duration::from_secs(20), "b0 serving again", || async {
+        (status("b0").await == Some(1)).then_some(())
+    })
+    .await;
+    // Events flow again from the box.
+    let again = format!("{p}again");
+    s.client
+        .domains()
+        .define_domain(v1::DefineDomainRequest {
+            host: "b0".into(),
+            source: Some(v1::define_domain_request::Source::Spec(v1::DomainSpec {
+                domain_type: "qemu".into(),
+                arch: "x86_64".into(),
+                ..libvirt_grpc_tests::small_spec(&again)
+            })),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    loop {
+        if let Item::Event(e) = next(&mut events).await {
+            if e.host == "b0" && e.name == again {
+                assert!(!e.reconciled);
+                break;
+            }
+        }
+    }
+}
