@@ -344,3 +344,103 @@ async fn bad_destinations_change_nothing() {
     assert_eq!(end.code(), Code::Unavailable, "{end:?}");
     assert_eq!(state_on(&s, "real", &name).await, Ok(DomainState::Running));
 }
+
+/// Waits for a migration's first progress message.
+async fn first_progress(st: &mut tonic::codec::Streaming<v1::MigrateDomainResponse>) {
+    match tokio::time::timeout(Duration::from_secs(30), st.next()).await {
+        Ok(Some(Ok(v1::MigrateDomainResponse {
+            item: Some(Item::Progress(j)),
+        }))) => assert_eq!(j.operation(), v1::JobOperation::MigrationOut),
+        other => panic!("expected progress first, got {other:?}"),
+    }
+}
+
+/// AbortDomainJob during a migration ends its stream with libvirt's error
+/// and leaves the guest on the source; a post-copy switch finishes a
+/// migration that would otherwise crawl at 1 MiB/s.
+#[tokio::test]
+async fn abort_call_and_post_copy_switch() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let b = boxes(&p, 1);
+    let s = TestServer::start(vec![host("real", REAL_URI), host("b0", &b[0].uri)]).await;
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let _c0 = Cleanup::new(&b[0].uri, &p);
+    let name = format!("{p}abort");
+    boot(&s, &mut c, &name).await;
+    let mut dom = s.client.domains();
+    let slow = v1::MigrationOptions {
+        bandwidth_mib_per_second: 1,
+        post_copy: true,
+        ..Default::default()
+    };
+
+    let mut st = dom
+        .migrate_domain(request(&name, "real", "b0", slow))
+        .await
+        .unwrap()
+        .into_inner();
+    first_progress(&mut st).await;
+    dom.abort_domain_job(v1::AbortDomainJobRequest {
+        domain: dref("real", &name),
+    })
+    .await
+    .unwrap();
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(30), st.next()).await {
+            Ok(Some(Ok(_progress))) => continue,
+            Ok(Some(Err(e))) => break e,
+            other => panic!("expected the aborted migration's error, got {other:?}"),
+        }
+    };
+    assert!(
+        end.message().contains("abort") || end.message().contains("cancel"),
+        "{end:?}"
+    );
+    assert_eq!(state_on(&s, "real", &name).await, Ok(DomainState::Running));
+    assert_eq!(state_on(&s, "b0", &name).await, Err(Code::NotFound));
+
+    // Post-copy: the switch makes the destination run the guest at once and
+    // pull the rest of its memory.
+    let mut st = dom
+        .migrate_domain(request(&name, "real", "b0", slow))
+        .await
+        .unwrap()
+        .into_inner();
+    // The switch needs QEMU's migration under way (libvirt's job exists
+    // before that): wait until memory moves.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), st.next()).await {
+            Ok(Some(Ok(v1::MigrateDomainResponse {
+                item: Some(Item::Progress(j)),
+            }))) if j.memory_processed_bytes > 0 => break,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected progress, got {other:?}"),
+        }
+    }
+    dom.start_domain_migration_post_copy(v1::StartDomainMigrationPostCopyRequest {
+        domain: dref("real", &name),
+    })
+    .await
+    .unwrap();
+    let d = loop {
+        match tokio::time::timeout(Duration::from_secs(120), st.next()).await {
+            Ok(Some(Ok(v1::MigrateDomainResponse {
+                item: Some(Item::Domain(d)),
+            }))) => break d,
+            Ok(Some(Ok(_progress))) => continue,
+            other => panic!("expected the migrated domain, got {other:?}"),
+        }
+    };
+    assert_eq!((d.host.as_str(), d.state()), ("b0", DomainState::Running));
+    // Not a post-copy migration: the switch is refused.
+    let st = dom
+        .start_domain_migration_post_copy(v1::StartDomainMigrationPostCopyRequest {
+            domain: dref("b0", &name),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+}
