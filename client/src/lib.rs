@@ -276,6 +276,7 @@ impl Client {
             .domains()
             .get_domain(self.request(v1::GetDomainRequest {
                 domain: Some(self.domain_ref(name)),
+                ..Default::default()
             }))
             .await?
             .into_inner();
