@@ -107,6 +107,7 @@ async fn libvirtd_restart_is_reported_and_reconciled() {
                 host: "real".into(),
                 key: Some(v1::domain_ref::Key::Name(name.clone())),
             }),
+            ..Default::default()
         })
         .await;
     assert_eq!(r.unwrap_err().code(), Code::Unavailable);
@@ -152,6 +153,7 @@ async fn libvirtd_restart_is_reported_and_reconciled() {
                         host: "real".into(),
                         key: Some(v1::domain_ref::Key::Name(n)),
                     }),
+                    ..Default::default()
                 })
                 .await
                 .ok()
