@@ -109,6 +109,7 @@ async fn exists(api: &DomainApi, name: &str) -> bool {
                     key: Some(v1::domain_ref::Key::Name(name.to_owned())),
                     ..Default::default()
                 }),
+                ..Default::default()
             },
         ))
         .await;
