@@ -65,6 +65,7 @@ async fn main() {
     let mut dom = s.client.domains();
     let req = v1::GetDomainRequest {
         domain: Some(s.client.domain_ref(&first)),
+        ..Default::default()
     };
     let t = Instant::now();
     for _ in 0..n {

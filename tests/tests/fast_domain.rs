@@ -67,6 +67,7 @@ async fn lifecycle_through_every_state() {
                     host: "default".into(),
                     key: Some(key),
                 }),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -346,7 +347,12 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
         })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
-    let r = dom.get_domain(v1::GetDomainRequest { domain: None }).await;
+    let r = dom
+        .get_domain(v1::GetDomainRequest {
+            domain: None,
+            ..Default::default()
+        })
+        .await;
     assert_eq!(code_of(r), Code::InvalidArgument);
     let r = dom
         .get_domain(v1::GetDomainRequest {
@@ -354,6 +360,7 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
                 host: String::new(),
                 key: Some(Key::Uuid("not-a-uuid".into())),
             }),
+            ..Default::default()
         })
         .await;
     let st = r.unwrap_err();
@@ -365,6 +372,7 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
                 host: "nosuchhost".into(),
                 key: Some(Key::Name("test".into())),
             }),
+            ..Default::default()
         })
         .await;
     // The server's own error: ErrorInfo with its own domain and reason.
@@ -377,6 +385,7 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
     let r = dom
         .get_domain(v1::GetDomainRequest {
             domain: by_name(&format!("{p}missing")),
+            ..Default::default()
         })
         .await;
     let st = r.unwrap_err();
@@ -394,6 +403,7 @@ async fn bad_input_is_rejected_and_leaves_nothing() {
     let r = dom
         .get_domain(v1::GetDomainRequest {
             domain: by_name("a\0b"),
+            ..Default::default()
         })
         .await;
     assert_eq!(code_of(r), Code::InvalidArgument);

@@ -106,6 +106,7 @@ async fn vcpu_counts_past_the_host_maximum_are_refused_before_libvirt() {
     let r = dom
         .get_domain(v1::GetDomainRequest {
             domain: by_name(&format!("{p}cpus")),
+            ..Default::default()
         })
         .await;
     assert_eq!(code_of(r), Code::NotFound);
@@ -189,6 +190,7 @@ async fn memory_sizes_past_libvirts_types_are_invalid_argument() {
         .domains()
         .get_domain(v1::GetDomainRequest {
             domain: by_name(&format!("{p}ok")),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -199,6 +201,7 @@ async fn memory_sizes_past_libvirts_types_are_invalid_argument() {
     let r = dom
         .get_domain(v1::GetDomainRequest {
             domain: by_name(&format!("{p}mem")),
+            ..Default::default()
         })
         .await;
     assert_eq!(code_of(r), Code::NotFound);
@@ -380,6 +383,7 @@ async fn every_raw_xml_field_refuses_doctype_and_oversize() {
     let r = dom
         .get_domain(v1::GetDomainRequest {
             domain: by_name(&format!("{p}x")),
+            ..Default::default()
         })
         .await;
     assert_eq!(code_of(r), Code::NotFound);

@@ -118,6 +118,7 @@ async fn sighup_reloads_the_certificate_and_open_streams_stay() {
     old.domains()
         .get_domain(authed(v1::GetDomainRequest {
             domain: libvirt_grpc_tests::domain_ref("", &name),
+            ..Default::default()
         }))
         .await
         .unwrap();

@@ -225,7 +225,10 @@ async fn qemu_refusals_answer_caller_mistake_codes() {
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
     let d = dom
-        .get_domain(v1::GetDomainRequest { domain: dref() })
+        .get_domain(v1::GetDomainRequest {
+            domain: dref(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
