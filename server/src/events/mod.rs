@@ -53,6 +53,7 @@
 //!    ([`shutting_down`]), never OK.
 
 pub mod convert;
+pub mod hints;
 pub mod hub;
 pub mod reconcile;
 pub mod source;
@@ -60,4 +61,4 @@ pub mod subscriber;
 
 pub use hub::Hub;
 pub use source::{start, ALIVE_CHECK, STARTUP_WAIT};
-pub use subscriber::{shutting_down, stream, Filter, StreamItem, SHUTDOWN_MESSAGE};
+pub use subscriber::{shutting_down, stream, EventStream, Filter, StreamItem, SHUTDOWN_MESSAGE};
