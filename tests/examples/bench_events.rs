@@ -144,7 +144,12 @@ async fn start_server(uri: &str) -> Server {
     assert!(built.success(), "building libvirt-grpcd failed");
     // target/release/examples/bench_events -> target/release/libvirt-grpcd
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("libvirt-grpcd");
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("libvirt-grpcd");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -194,14 +199,8 @@ fn direct(uri: &str) -> Direct {
     libvirt_grpc_server::pool::ensure_event_loop();
     let conn = Connect::open(Some(uri)).expect("direct libvirt connection");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let reg = libvirt_sys::register(
-        &conn,
-        &Sink {
-            tx,
-            generation: 1,
-        },
-    )
-    .expect("direct event registration");
+    let reg = libvirt_sys::register(&conn, &Sink { tx, generation: 1 })
+        .expect("direct event registration");
     let domain_type = if uri.starts_with("test") {
         "test"
     } else {
@@ -226,7 +225,8 @@ fn xml(domain_type: &str, name: &str) -> String {
 /// libvirt.
 fn direct_op(conn: &Connect, domain_type: &str, name: &str, i: usize) {
     if i % 2 == 0 {
-        conn.define_domain_xml(&xml(domain_type, name)).expect("define");
+        conn.define_domain_xml(&xml(domain_type, name))
+            .expect("define");
     } else {
         conn.lookup_domain_by_name(name)
             .and_then(|d| d.undefine())
@@ -388,9 +388,15 @@ async fn service_round(
 
 /// The burst through the service: `(total time, lag after the last
 /// operation, lost + missing)`.
-async fn service_burst(producer: &Client, clients: &[Client], burst: usize) -> (Duration, Duration, u64) {
+async fn service_burst(
+    producer: &Client,
+    clients: &[Client],
+    burst: usize,
+) -> (Duration, Duration, u64) {
     let p = prefix();
-    let names: Vec<String> = (0..BURST_PRODUCERS).map(|k| format!("{p}burst{k}")).collect();
+    let names: Vec<String> = (0..BURST_PRODUCERS)
+        .map(|k| format!("{p}burst{k}"))
+        .collect();
     let tasks = subscribe(clients, BURST_SUBSCRIBERS, names.clone(), burst).await;
     let start = Instant::now();
     let per = burst / BURST_PRODUCERS;
@@ -451,7 +457,8 @@ async fn direct_burst(d: &mut Direct, burst: usize) -> (Duration, Duration) {
             .await
             .expect("direct burst event")
             .unwrap();
-        if raw.name.starts_with(&format!("{p}dburst")) && matches!(raw.kind, RawKind::Lifecycle { .. })
+        if raw.name.starts_with(&format!("{p}dburst"))
+            && matches!(raw.kind, RawKind::Lifecycle { .. })
         {
             got += 1;
         }
@@ -489,9 +496,7 @@ async fn main() {
     let dname = format!("{}direct", prefix());
     let direct_delays = direct_round(&mut d, &dname, a.events, a.interval).await;
     let (d50, d99) = (pct(&direct_delays, 0.5), pct(&direct_delays, 0.99));
-    println!(
-        "direct libvirt client: operation -> callback p50 {d50:.3} ms  p99 {d99:.3} ms"
-    );
+    println!("direct libvirt client: operation -> callback p50 {d50:.3} ms  p99 {d99:.3} ms");
     let mut rss_1000 = 0;
     for n in [1usize, 100, 1000] {
         let (f, rss) =
