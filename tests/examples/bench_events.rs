@@ -224,7 +224,7 @@ fn xml(domain_type: &str, name: &str) -> String {
 /// Defines (even `i`) or undefines (odd `i`) `name` straight through
 /// libvirt.
 fn direct_op(conn: &Connect, domain_type: &str, name: &str, i: usize) {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         conn.define_domain_xml(&xml(domain_type, name))
             .expect("define");
     } else {
@@ -235,7 +235,7 @@ fn direct_op(conn: &Connect, domain_type: &str, name: &str, i: usize) {
 }
 
 async fn service_op(c: &Client, name: &str, i: usize) {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         c.define_domain(small_spec(name)).await.expect("define");
     } else {
         c.undefine_domain(name).await.expect("undefine");
@@ -355,7 +355,7 @@ async fn service_round(
         service_op(producer, &name, i).await;
         tokio::time::sleep(interval).await;
     }
-    if events % 2 == 1 {
+    if !events.is_multiple_of(2) {
         let _ = producer.undefine_domain(&name).await;
     }
     let (mut cb, mut op, mut lost, mut got) = (Vec::new(), Vec::new(), 0, 0u64);

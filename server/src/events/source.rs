@@ -1,7 +1,9 @@
 //! The per-host event source: one task per host that owns the host's event
 //! connection and the registration of every callback on it, reads the raw
-//! events in order, observes each object's state right after its event,
-//! and reconnects (with the pool's policy) when the connection is lost.
+//! events in order and in batches, gives each its state hint (from the
+//! event where libvirt's detail says it, else one bulk read per batch:
+//! [`hints`]), publishes them in libvirt's order, and reconnects (with the
+//! pool's policy) when the connection is lost.
 
 use std::{
     collections::{HashMap, HashSet},
