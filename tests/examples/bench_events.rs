@@ -6,7 +6,9 @@
 //! `--events N` (events per latency round, default 200), `--burst N`
 //! (default 10000), `--conns N` (client HTTP/2 connections the subscribers
 //! share, default 16), `--interval-us N` (pause between the round's
-//! operations, default 2000).
+//! operations, default 20000: one event per 20 ms, so that 1000 subscribers
+//! measure one event's fan-out, not a queue of them), `--server-bin PATH` (run this server binary
+//! instead of building one).
 //!
 //! The server is the real `libvirt-grpcd` binary (built here with `cargo
 //! build --release` if needed) in a process of its own, so its RSS is its
@@ -23,12 +25,15 @@
 //!   UndefineDomain, one gRPC call more than the direct client's
 //!   `virDomainDefineXML`); with `--uri` both are made through the service
 //!   likewise and the direct client watches its own operations on the same
-//!   daemon.
+//!   daemon (each client timing from its own operation's start).
 //! * a burst of `--burst` events (8 producers defining and undefining
 //!   their own domains as fast as they can): time until the last of 10
 //!   subscribers has them all, events/s, and the lag after the last
-//!   operation returned; the same against a direct libvirt event client
-//!   receiving the same burst made straight through libvirt.
+//!   operation returned, against a direct libvirt event client. With
+//!   `--uri` it is ONE burst made straight through libvirt (as virsh
+//!   would) that both receive; with the in-process default the service's
+//!   burst is made through the service and the direct client's straight
+//!   through libvirt.
 //! * server RSS with 1000 streams open.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -54,6 +59,7 @@ struct Args {
     burst: usize,
     conns: usize,
     interval: Duration,
+    server_bin: Option<std::path::PathBuf>,
 }
 
 fn args() -> Args {
@@ -62,7 +68,8 @@ fn args() -> Args {
         events: 200,
         burst: 10_000,
         conns: 16,
-        interval: Duration::from_micros(2000),
+        interval: Duration::from_micros(20_000),
+        server_bin: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +82,7 @@ fn args() -> Args {
             "--interval-us" => {
                 a.interval = Duration::from_micros(value().parse().expect("--interval-us N"))
             }
+            "--server-bin" => a.server_bin = Some(value().into()),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -126,8 +134,14 @@ impl Drop for Server {
     }
 }
 
-/// Builds (if needed) and starts `libvirt-grpcd` fronting `uri`.
-async fn start_server(uri: &str) -> Server {
+/// Builds (if needed) and starts `libvirt-grpcd` fronting `uri` (or the
+/// binary `bin`, as it is).
+async fn start_server(uri: &str, bin: Option<std::path::PathBuf>) -> Server {
+    start_bin(uri, bin.unwrap_or_else(build_server)).await
+}
+
+/// `cargo build --release` of `libvirt-grpcd`; its path.
+fn build_server() -> std::path::PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = Command::new(cargo)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -144,12 +158,15 @@ async fn start_server(uri: &str) -> Server {
     assert!(built.success(), "building libvirt-grpcd failed");
     // target/release/examples/bench_events -> target/release/libvirt-grpcd
     let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
+    exe.parent()
         .unwrap()
         .parent()
         .unwrap()
-        .join("libvirt-grpcd");
+        .join("libvirt-grpcd")
+}
+
+/// Starts `bin` fronting `uri`.
+async fn start_bin(uri: &str, bin: std::path::PathBuf) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -426,8 +443,7 @@ async fn service_burst(
 
 /// The same burst straight through libvirt, received by the direct client:
 /// `(total time, lag after the last operation)`.
-async fn direct_burst(d: &mut Direct, burst: usize) -> (Duration, Duration) {
-    let p = prefix();
+async fn direct_burst(d: &mut Direct, p: &str, burst: usize) -> (Duration, Duration) {
     let per = burst / BURST_PRODUCERS;
     let start = Instant::now();
     let threads: Vec<_> = (0..BURST_PRODUCERS)
@@ -469,12 +485,39 @@ async fn direct_burst(d: &mut Direct, burst: usize) -> (Duration, Duration) {
     (all, all.saturating_sub(produced))
 }
 
+/// With a daemon (`--uri`): ONE burst made straight through libvirt (as
+/// virsh would), received at once by the direct client and by the gRPC
+/// subscribers: `(direct all, direct lag, service all, service lag after
+/// the last operation, lost + missing)`.
+async fn shared_burst(
+    d: &mut Direct,
+    clients: &[Client],
+    burst: usize,
+) -> (Duration, Duration, Duration, Duration, u64) {
+    let p = prefix();
+    let names: Vec<String> = (0..BURST_PRODUCERS)
+        .map(|k| format!("{p}dburst{k}"))
+        .collect();
+    let per = burst / BURST_PRODUCERS;
+    let tasks = subscribe(clients, BURST_SUBSCRIBERS, names, per * BURST_PRODUCERS).await;
+    let start = Instant::now();
+    let (d_all, d_lag) = direct_burst(d, &p, burst).await;
+    let produced = d_all.saturating_sub(d_lag);
+    let mut bad = 0u64;
+    for t in tasks {
+        let (g, l) = t.await.unwrap();
+        bad += l + (per * BURST_PRODUCERS).saturating_sub(g.len() + l as usize) as u64;
+    }
+    let s_all = start.elapsed();
+    (d_all, d_lag, s_all, s_all.saturating_sub(produced), bad)
+}
+
 #[tokio::main]
 async fn main() {
     let a = args();
     let uri = a.uri.clone().unwrap_or_else(|| "test:///default".into());
     virt::error::clear_error_callback();
-    let server = start_server(&uri).await;
+    let server = start_server(&uri, a.server_bin.clone()).await;
     let server_pid = server.child.id();
     let producer = Client::connect(server.url.clone())
         .await
@@ -526,8 +569,19 @@ async fn main() {
             }
         );
     }
-    let (s_all, s_lag, s_bad) = service_burst(&producer, &clients, a.burst).await;
-    let (d_all, d_lag) = direct_burst(&mut d, a.burst).await;
+    let (s_all, s_lag, s_bad, d_all, d_lag) = if a.uri.is_some() {
+        let (d_all, d_lag, s_all, s_lag, bad) = shared_burst(&mut d, &clients, a.burst).await;
+        println!("burst: one burst made straight through libvirt, seen by both clients");
+        (s_all, s_lag, bad, d_all, d_lag)
+    } else {
+        let (s_all, s_lag, s_bad) = service_burst(&producer, &clients, a.burst).await;
+        let (d_all, d_lag) = direct_burst(&mut d, &prefix(), a.burst).await;
+        println!(
+            "burst: made through the service (its libvirt is in its process), \
+             and the same straight through libvirt for the direct client"
+        );
+        (s_all, s_lag, s_bad, d_all, d_lag)
+    };
     let rate = |t: Duration| a.burst as f64 / t.as_secs_f64();
     println!(
         "burst of {} events, {BURST_PRODUCERS} producers, {BURST_SUBSCRIBERS} subscribers: \
