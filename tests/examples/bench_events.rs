@@ -1,14 +1,16 @@
 //! Benchmark (not a test) of the event pipeline against libvirt itself.
 //!
 //! Run: `cargo run --release -p libvirt-grpc-tests --example bench_events`
-//! Options: `--uri URI` (a real daemon, e.g. `qemu:///system` or
-//! `test+unix:///abs/node.xml`; default `test:///default`, no daemon),
+//! Options: `--uri URI` (a real daemon, e.g. `qemu:///system`; default
+//! `test:///default`, in process, no daemon; a test driver served by the
+//! daemon does not do: its connections do not see each other's domains,
+//! so the shared burst below never reaches the server),
 //! `--events N` (events per latency round, default 200), `--burst N`
 //! (default 10000), `--conns N` (client HTTP/2 connections the subscribers
 //! share, default 16), `--interval-us N` (pause between the round's
 //! operations, default 20000: one event per 20 ms, so that 1000 subscribers
-//! measure one event's fan-out, not a queue of them), `--server-bin PATH` (run this server binary
-//! instead of building one).
+//! measure one event's fan-out, not a queue of them), `--server-bin PATH`
+//! (run this server binary instead of building one).
 //!
 //! The server is the real `libvirt-grpcd` binary (built here with `cargo
 //! build --release` if needed) in a process of its own, so its RSS is its
