@@ -462,7 +462,12 @@ async fn watch(
                 if !rest.is_empty() {
                     let observed = blocking(&live.conn, move |c| {
                         let mut rest = rest;
-                        let hints = observe_batch(c, &rest);
+                        // A panic must not take the batch with it: its
+                        // events then go out without hints, never lost.
+                        let hints = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            observe_batch(c, &rest)
+                        }))
+                        .unwrap_or_else(|_| vec![None; rest.len()]);
                         // The handles' last use: free them here, off the
                         // async threads.
                         for r in &mut rest {
