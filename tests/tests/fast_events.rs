@@ -877,3 +877,114 @@ async fn no_host_filter_means_every_host() {
         "nothing of the default host"
     );
 }
+
+/// Collects `n` lifecycle events of domains named with `prefix`, skipping
+/// everything else.
+async fn collect(
+    st: &mut Streaming<v1::WatchEventsResponse>,
+    prefix: &str,
+    n: usize,
+) -> Vec<v1::Event> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match next(st).await {
+            Message::Event(e) if e.name.starts_with(prefix) => out.push(e),
+            Message::EventsLost(l) => panic!("events lost: {l:?}"),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A burst of events (200 domains defined, then undefined, 16 calls at a
+/// time, and 20 domains taken through define/start/destroy/undefine at
+/// once) arrives complete, in sequence order, in each domain's order, with
+/// the hints libvirt gives: shut off after DEFINED, gone after UNDEFINED.
+#[tokio::test]
+async fn a_burst_of_200_domains_arrives_complete_in_order_with_hints() {
+    use futures::StreamExt as _;
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let (_, mut st) = open(
+        &s,
+        v1::WatchEventsRequest {
+            kinds: vec![EventKind::Lifecycle as i32],
+            ..Default::default()
+        },
+    )
+    .await;
+    let names: Vec<String> = (0..200).map(|i| format!("{p}b{i:03}")).collect();
+    let c = &s.client;
+    futures::stream::iter(names.iter())
+        .for_each_concurrent(16, |n| async move {
+            c.define_domain(small_spec(n)).await.unwrap();
+        })
+        .await;
+    let defined = collect(&mut st, &p, names.len()).await;
+    let mut seen = std::collections::HashSet::new();
+    let mut last = 0;
+    for e in &defined {
+        assert!(e.sequence > last, "sequences strictly increase");
+        last = e.sequence;
+        assert_eq!(lifecycle(e).0, L::Defined);
+        assert!(seen.insert(e.name.clone()), "{} delivered twice", e.name);
+        let hint = e.state.unwrap();
+        assert!(hint.exists && !hint.active, "{}: {hint:?}", e.name);
+        assert_eq!(hint.domain_state(), v1::DomainState::Shutoff);
+    }
+    assert_eq!(seen.len(), names.len(), "every domain's DEFINED arrived");
+    futures::stream::iter(names.iter())
+        .for_each_concurrent(16, |n| async move {
+            c.undefine_domain(n).await.unwrap();
+        })
+        .await;
+    let undefined = collect(&mut st, &p, names.len()).await;
+    let mut gone = std::collections::HashSet::new();
+    for e in &undefined {
+        assert!(e.sequence > last, "sequences strictly increase");
+        last = e.sequence;
+        assert_eq!(lifecycle(e).0, L::Undefined);
+        assert_eq!(
+            e.state,
+            Some(v1::ObjectState::default()),
+            "{} is gone",
+            e.name
+        );
+        gone.insert(e.name.clone());
+    }
+    assert_eq!(gone, seen, "every domain's UNDEFINED arrived");
+    // Many events of the same domains in flight at once: each domain's own
+    // order holds, and its last hint is libvirt's final word (gone).
+    let cycled: Vec<String> = (0..20).map(|i| format!("{p}c{i:02}")).collect();
+    futures::stream::iter(cycled.iter())
+        .for_each_concurrent(20, |n| async move {
+            c.define_domain(small_spec(n)).await.unwrap();
+            c.start_domain(n).await.unwrap();
+            c.stop_domain(n).await.unwrap();
+            c.undefine_domain(n).await.unwrap();
+        })
+        .await;
+    let events = collect(&mut st, &p, cycled.len() * 4).await;
+    for n in &cycled {
+        let mine: Vec<&v1::Event> = events.iter().filter(|e| &e.name == n).collect();
+        assert_eq!(
+            mine.iter().map(|e| lifecycle(e).0).collect::<Vec<_>>(),
+            vec![L::Defined, L::Started, L::Stopped, L::Undefined],
+            "{n}: its events in its order"
+        );
+        assert!(mine.windows(2).all(|w| w[0].sequence < w[1].sequence));
+        assert_eq!(mine[3].state, Some(v1::ObjectState::default()), "{n} gone");
+        // A hint is what libvirt said at or after its event: never a state
+        // the domain had before it.
+        let started = mine[1].state.unwrap();
+        assert!(
+            !started.exists
+                || matches!(
+                    started.domain_state(),
+                    v1::DomainState::Running | v1::DomainState::Shutoff
+                ),
+            "{n}: {started:?}"
+        );
+    }
+}

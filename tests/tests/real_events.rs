@@ -179,3 +179,115 @@ async fn hotplug_and_reset_events() {
     assert!(alias.contains("disk"), "alias {alias:?}");
     virsh(&["destroy", &name]);
 }
+
+/// libvirt's own `(state, reason)` of `name`, read now through a direct
+/// connection, as the hint's enum and reason code.
+fn libvirt_state(conn: &virt::connect::Connect, name: &str) -> (v1::DomainState, i32) {
+    let (state, reason) =
+        libvirt_grpc_server::libvirt_sys::domain_state(&conn.lookup_domain_by_name(name).unwrap())
+            .unwrap();
+    let state = match state as u32 {
+        virt::sys::VIR_DOMAIN_RUNNING => v1::DomainState::Running,
+        virt::sys::VIR_DOMAIN_PAUSED => v1::DomainState::Paused,
+        virt::sys::VIR_DOMAIN_SHUTOFF => v1::DomainState::Shutoff,
+        other => panic!("unexpected libvirt state {other}"),
+    };
+    (state, reason)
+}
+
+/// Waits for the next lifecycle event `want` of the stream (skipping the
+/// steps QEMU adds, such as RESUMED at boot) and returns its hint.
+async fn hint_of_next(
+    st: &mut tonic::Streaming<v1::WatchEventsResponse>,
+    want: L,
+) -> v1::ObjectState {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), st.next())
+            .await
+            .expect("event within 30 s")
+            .unwrap()
+            .unwrap();
+        if let Some(Message::Event(e)) = m.item {
+            if let Some(v1::event::Details::Lifecycle(l)) = &e.details {
+                if l.event() == want {
+                    return e.state.expect("domain events carry a hint");
+                }
+            }
+        }
+    }
+}
+
+/// A real QEMU guest started, suspended, resumed and destroyed through
+/// virsh: each event's state hint is exactly what libvirt says once the
+/// step is done (the guest does not move in between), and a transient
+/// guest's STOPPED says it is gone.
+#[tokio::test]
+async fn state_hints_match_what_libvirt_says() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let _c = Cleanup::new(REAL_URI, &p);
+    let conn = virt::connect::Connect::open(Some(REAL_URI)).unwrap();
+    let name = format!("{p}hint");
+    let mut st = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest {
+            hosts: vec!["real".into()],
+            names: vec![name.clone()],
+            kinds: vec![v1::EventKind::Lifecycle as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        st.next().await.unwrap().unwrap().item,
+        Some(Message::Started(_))
+    ));
+    let xml = std::env::temp_dir().join(format!("{name}.xml"));
+    std::fs::write(&xml, diskless_xml(&name)).unwrap();
+    virsh(&["define", xml.to_str().unwrap()]);
+    let defined = hint_of_next(&mut st, L::Defined).await;
+    assert!(defined.exists && !defined.active);
+    for (cmd, event, state, active) in [
+        ("start", L::Started, v1::DomainState::Running, true),
+        ("suspend", L::Suspended, v1::DomainState::Paused, true),
+        ("resume", L::Resumed, v1::DomainState::Running, true),
+        ("destroy", L::Stopped, v1::DomainState::Shutoff, false),
+    ] {
+        virsh(&[cmd, &name]);
+        let hint = hint_of_next(&mut st, event).await;
+        let (now, reason) = libvirt_state(&conn, &name);
+        assert_eq!(now, state, "{cmd}: libvirt's state");
+        assert!(hint.exists, "{cmd}: {hint:?}");
+        assert_eq!(
+            (
+                hint.domain_state(),
+                hint.domain_state_reason_code,
+                hint.active
+            ),
+            (now, reason, active),
+            "{cmd}: the hint is libvirt's state and reason"
+        );
+    }
+    virsh(&["undefine", &name]);
+    assert_eq!(
+        hint_of_next(&mut st, L::Undefined).await,
+        v1::ObjectState::default(),
+        "gone after undefine"
+    );
+    // Transient: created, then destroyed: STOPPED says gone.
+    virsh(&["create", xml.to_str().unwrap()]);
+    let started = hint_of_next(&mut st, L::Started).await;
+    assert!(started.exists && started.active);
+    virsh(&["destroy", &name]);
+    assert_eq!(
+        hint_of_next(&mut st, L::Stopped).await,
+        v1::ObjectState::default(),
+        "a transient domain is gone once stopped"
+    );
+    let _ = std::fs::remove_file(&xml);
+}

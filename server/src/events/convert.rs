@@ -634,6 +634,7 @@ mod tests {
             uuid: "u".into(),
             at: SystemTime::UNIX_EPOCH + Duration::from_micros(1_500_000),
             kind,
+            domain: None,
         }
     }
 

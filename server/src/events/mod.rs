@@ -2,7 +2,8 @@
 //!
 //! | module | its job |
 //! | --- | --- |
-//! | [`source`] | per host: the event connection, callback registration, reconnect |
+//! | [`source`] | per host: the event connection, callback registration, batches, reconnect |
+//! | [`hints`] | which events say their state themselves; the others are read in batches |
 //! | [`reconcile`] | after a reconnect: what changed while the connection was away |
 //! | [`convert`] | libvirt's callback values and states -> `v1::Event` (proto enums, `Timestamp`), and `WatchEventsRequest` -> [`convert::Watch`]: every table once |
 //! | [`hub`] | sequence numbers, the ring of recent events, the broadcast |
@@ -28,31 +29,37 @@
 //!    like every connection of the pool) and the
 //!    [`Registration`](crate::libvirt_sys::Registration) of every callback
 //!    on it, and is the only reader of the channel. It reads the raw events
-//!    in order, reads the object's state right after each one (on the
-//!    blocking pool, through the event connection), has [`convert`] turn
-//!    both into a `v1::Event` and hands it to the [`Hub`]. It also checks
-//!    the connection with `virConnectIsAlive` every [`ALIVE_CHECK`] and
-//!    reacts to the close callback.
+//!    in order, in batches (whatever is queued when it wakes), and gives
+//!    each its state hint ([`hints`]): from the event itself where
+//!    libvirt's lifecycle detail alone says the state, else read after the
+//!    batch with ONE `virDomainListGetStats` on the domain handles the
+//!    callbacks took (no lookup; a missing record means gone). It has
+//!    [`convert`] turn each into a `v1::Event` and hands them to the
+//!    [`Hub`] in libvirt's order, one by one through `publish_event`. It
+//!    also checks the connection with `virConnectIsAlive` every
+//!    [`ALIVE_CHECK`] and reacts to the close callback.
 //! 3. The same task owns the host's last-seen domain states (a
-//!    [`reconcile::Snapshot`], raw libvirt values, kept current from the
-//!    states it reads after each event). On loss it publishes
+//!    [`reconcile::Snapshot`], raw libvirt values, kept current from each
+//!    event's hint). On loss it publishes
 //!    `HOST_DISCONNECTED`, resets the host's pool and reconnects, waiting
 //!    [`retry_delay`](crate::pool::retry_delay) between attempts (the
-//!    pool's policy), re-registers, lists every domain and lets
+//!    pool's policy), re-registers, lists every domain (one
+//!    `virConnectGetAllDomainStats`, state group) and lets
 //!    [`reconcile`] publish a `reconciled` event for each one that changed,
 //!    appeared or vanished, then publishes `HOST_RECONNECTED`.
 //! 4. The [`Hub`] (one, shared by all hosts) assigns the server-wide
 //!    sequence under a lock, keeps the last `event_ring_size` events and
 //!    broadcasts them.
-//! 5. Each `WatchEvents` stream is one task ([`subscriber::stream`]) that
-//!    owns its broadcast receiver and filter: it replays from the ring, then
-//!    forwards live events into a small bounded channel towards tonic. A
-//!    subscriber that falls more than [`hub::BROADCAST_CAPACITY`] events
-//!    behind is told exactly which range it lost, and never slows anyone
-//!    else. At server shutdown it ends with `UNAVAILABLE`
-//!    ([`shutting_down`]), never OK.
+//! 5. Each `WatchEvents` stream ([`subscriber::stream`]) owns its
+//!    broadcast receiver and filter and has no task or channel of its own:
+//!    tonic polls it, it replays from the ring, then reads live events
+//!    straight off the broadcast. A subscriber that falls more than
+//!    [`hub::BROADCAST_CAPACITY`] events behind is told exactly which range
+//!    it lost, and never slows anyone else. At server shutdown it ends with
+//!    `UNAVAILABLE` ([`shutting_down`]), never OK.
 
 pub mod convert;
+pub mod hints;
 pub mod hub;
 pub mod reconcile;
 pub mod source;
@@ -60,4 +67,4 @@ pub mod subscriber;
 
 pub use hub::Hub;
 pub use source::{start, ALIVE_CHECK, STARTUP_WAIT};
-pub use subscriber::{shutting_down, stream, Filter, StreamItem, SHUTDOWN_MESSAGE};
+pub use subscriber::{shutting_down, stream, EventStream, Filter, StreamItem, SHUTDOWN_MESSAGE};

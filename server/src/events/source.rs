@@ -1,15 +1,21 @@
 //! The per-host event source: one task per host that owns the host's event
 //! connection and the registration of every callback on it, reads the raw
-//! events in order, observes each object's state right after its event,
-//! and reconnects (with the pool's policy) when the connection is lost.
+//! events in order and in batches, gives each its state hint (from the
+//! event where libvirt's detail says it, else one bulk read per batch:
+//! [`hints`]), publishes them in libvirt's order, and reconnects (with the
+//! pool's policy) when the connection is lost.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use virt::connect::Connect;
+use virt::{connect::Connect, domain::Domain, sys};
 
 use super::{
-    convert,
+    convert, hints,
     hub::Hub,
     reconcile::{self, Snapshot},
 };
@@ -100,43 +106,31 @@ fn open(pool: &HostPool, sink: &Sink) -> Result<Live, Error> {
     })
 }
 
-/// Blocking: every domain's `(name, state, reason)` by UUID.
+/// Blocking: every domain's `(name, state, reason)` by UUID, from one
+/// `virConnectGetAllDomainStats` call (state group): one round trip
+/// whatever the number of domains.
 fn list_states(conn: &Connect) -> Result<Snapshot, Error> {
-    let mut out = Snapshot::new();
-    for d in conn.list_all_domains(0)? {
-        let (Ok(uuid), Ok(name)) = (d.uuid_string(), d.name()) else {
+    let records = libvirt_sys::domain_stats(conn, &[], sys::VIR_DOMAIN_STATS_STATE, 0)?;
+    let mut out = Snapshot::with_capacity(records.len());
+    for rec in records {
+        // Name and UUID are read from the handle itself (local calls).
+        let (Ok(uuid), Ok(name)) = (rec.domain.uuid_string(), rec.domain.name()) else {
             continue;
         };
-        if let Ok((s, r)) = libvirt_sys::domain_state(&d) {
+        if let Some((s, r)) = hints::state_of(&rec.params) {
             out.insert(uuid, (name, s, r));
         }
     }
     Ok(out)
 }
 
-/// Blocking: the state of an object right after its event.
-fn observe(conn: &Connect, object: Object, uuid: &str) -> Option<Observed> {
+/// Blocking: the state of a pool or network right after its event.
+fn observe_other(conn: &Connect, object: Object, uuid: &str) -> Option<Observed> {
     // Only libvirt's "no such object" means the object is gone; any other
     // failure (the connection died right after the event) leaves the state
     // unknown: no hint, rather than a false "vanished".
     let gone = |e: virt::error::Error| crate::error::is_not_found(&e).then_some(Observed::Gone);
     match object {
-        Object::Domain => {
-            let d = match conn.lookup_domain_by_uuid_string(uuid) {
-                Ok(d) => d,
-                Err(e) => return gone(e),
-            };
-            let (state, reason) = match libvirt_sys::domain_state(&d) {
-                Ok(sr) => sr,
-                Err(Error::Libvirt { error: e, .. }) => return gone(e),
-                Err(_) => return None,
-            };
-            Some(Observed::Domain {
-                state,
-                reason,
-                active: d.is_active().unwrap_or(false),
-            })
-        }
         Object::StoragePool => match conn.lookup_storage_pool_by_uuid_string(uuid) {
             Ok(p) => Some(Observed::Other {
                 active: p.is_active().unwrap_or(false),
@@ -149,8 +143,120 @@ fn observe(conn: &Connect, object: Object, uuid: &str) -> Option<Observed> {
             }),
             Err(e) => gone(e),
         },
-        Object::Connection => None,
+        Object::Domain | Object::Connection => None,
     }
+}
+
+/// Blocking: one domain's state through its handle, when the bulk call
+/// failed (two round trips, no lookup).
+fn observe_one(d: &Domain) -> Option<Observed> {
+    match libvirt_sys::domain_state(d) {
+        Ok((state, reason)) => Some(Observed::Domain {
+            state,
+            reason,
+            active: d.is_active().unwrap_or(false),
+        }),
+        Err(e) if e.is_not_found() => Some(Observed::Gone),
+        Err(_) => None,
+    }
+}
+
+/// Blocking: the states of every domain of `handles` (by UUID), read with
+/// ONE `virDomainListGetStats` call (state group) on the handles the
+/// callbacks gave: a domain without a record no longer exists (gone), and a
+/// domain is active when its record's handle has an id. Should the bulk
+/// call fail (a driver without it), each domain is read on its own; a
+/// connection failure leaves the states unknown (no hint).
+fn observe_domains(conn: &Connect, handles: &[(String, Domain)]) -> HashMap<String, Observed> {
+    let mut out = HashMap::with_capacity(handles.len());
+    if handles.is_empty() {
+        return out;
+    }
+    let doms: Vec<Domain> = handles.iter().map(|(_, d)| d.clone()).collect();
+    match libvirt_sys::domain_stats(conn, &doms, sys::VIR_DOMAIN_STATS_STATE, 0) {
+        Ok(records) => {
+            for rec in records {
+                let (Ok(uuid), Some((state, reason))) =
+                    (rec.domain.uuid_string(), hints::state_of(&rec.params))
+                else {
+                    continue;
+                };
+                let active = rec.domain.id().is_some();
+                out.insert(
+                    uuid,
+                    Observed::Domain {
+                        state,
+                        reason,
+                        active,
+                    },
+                );
+            }
+            for (uuid, _) in handles {
+                out.entry(uuid.clone()).or_insert(Observed::Gone);
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "bulk domain stats failed; reading one by one");
+            for (uuid, d) in handles {
+                if let Some(o) = observe_one(d) {
+                    out.insert(uuid.clone(), o);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Blocking: the hints of a batch of raw events (same order), each
+/// derived from its event where libvirt's detail says the state
+/// ([`hints::source`]), the rest read after the batch: every domain in one
+/// bulk call ([`observe_domains`]), pools and networks one by one (rare).
+/// Domains whose event carries no handle are looked up by UUID first.
+fn observe_batch(conn: &Connect, batch: &[RawEvent]) -> Vec<Option<Observed>> {
+    let mut handles: Vec<(String, Domain)> = Vec::new();
+    let mut missing = Vec::new();
+    let mut seen = HashSet::new();
+    for raw in batch {
+        if raw.object != Object::Domain
+            || hints::source(raw) != hints::Source::Observe
+            || !seen.insert(raw.uuid.as_str())
+        {
+            continue;
+        }
+        let handle = match &raw.domain {
+            Some(d) => d.clone(),
+            None => match conn.lookup_domain_by_uuid_string(&raw.uuid) {
+                Ok(d) => d,
+                Err(e) => {
+                    if crate::error::is_not_found(&e) {
+                        missing.push(raw.uuid.clone());
+                    }
+                    continue;
+                }
+            },
+        };
+        handles.push((raw.uuid.clone(), handle));
+    }
+    let mut domains = observe_domains(conn, &handles);
+    for uuid in missing {
+        domains.insert(uuid, Observed::Gone);
+    }
+    let mut others: HashMap<&str, Option<Observed>> = HashMap::new();
+    batch
+        .iter()
+        .map(|raw| match hints::source(raw) {
+            hints::Source::Derived(o) => Some(o),
+            hints::Source::Nothing => None,
+            hints::Source::Observe => match raw.object {
+                // Unknown (no hint) when neither a record nor a "no such
+                // domain" answered for it (the connection failed).
+                Object::Domain => domains.get(&raw.uuid).copied(),
+                object => *others
+                    .entry(raw.uuid.as_str())
+                    .or_insert_with(|| observe_other(conn, object, &raw.uuid)),
+            },
+        })
+        .collect()
 }
 
 /// Runs on a blocking thread with a clone of the event connection.
@@ -263,8 +369,50 @@ pub async fn run_host(
     }
 }
 
+/// Most raw events observed and published as one batch.
+pub const MAX_BATCH: usize = 1024;
+
+/// Hands ONE event to the hub, in libvirt's order (every event of a host
+/// goes through here). Keeps `states` (the domains as last seen, for the
+/// next reconciliation) current from the event's hint. The caller has
+/// taken the domain handle out already (see [`drop_blocking`]).
+fn publish_event(
+    host: &str,
+    hub: &Hub,
+    states: &mut Snapshot,
+    raw: RawEvent,
+    observed: Option<Observed>,
+) {
+    if raw.object == Object::Domain {
+        match observed {
+            Some(Observed::Domain { state, reason, .. }) => {
+                states.insert(raw.uuid.clone(), (raw.name.clone(), state, reason));
+            }
+            Some(Observed::Gone) => {
+                states.remove(&raw.uuid);
+            }
+            Some(Observed::Other { .. }) | None => {}
+        }
+    }
+    hub.publish(convert::event(host, raw, observed));
+}
+
+/// Drops a value holding libvirt references (domain handles) on the
+/// blocking pool: `virDomainFree` may release the event connection's last
+/// reference, and closing a connection is an RPC.
+fn drop_blocking<T: Send + 'static>(v: T) {
+    tokio::task::spawn_blocking(move || drop(v));
+}
+
 /// Forwards events until the connection is lost; returns why. Keeps
 /// `states` (the domains as last seen) current for the next reconciliation.
+///
+/// Events are taken in batches: whatever is queued when the task wakes (at
+/// most [`MAX_BATCH`]). Events at the front of a batch whose hint the event
+/// itself gives are published at once; from the first one that needs
+/// reading on, the batch is observed with one bulk call
+/// ([`observe_batch`]) and then published, in libvirt's order. A burst
+/// therefore costs one round trip per batch, not three per event.
 async fn watch(
     host: &str,
     hub: &Hub,
@@ -279,33 +427,74 @@ async fn watch(
     loop {
         tokio::select! {
             raw = rx.recv() => {
-                let Some(raw) = raw else { return Lost::ChannelClosed };
-                if raw.generation != generation {
-                    continue;
-                }
-                if let RawKind::Closed(r) = raw.kind {
-                    return Lost::Closed(r);
-                }
-                if raw.object == Object::Domain {
-                    // Before the event can be published (see ops::cache).
-                    facts.forget(&raw.uuid);
-                }
-                let (object, uuid) = (raw.object, raw.uuid.clone());
-                let observed = blocking(&live.conn, move |c| observe(c, object, &uuid))
-                    .await
-                    .flatten();
-                if object == Object::Domain {
-                    match observed {
-                        Some(Observed::Domain { state, reason, .. }) => {
-                            states.insert(raw.uuid.clone(), (raw.name.clone(), state, reason));
+                let Some(first) = raw else { return Lost::ChannelClosed };
+                let mut batch = Vec::with_capacity(16);
+                let mut closed = None;
+                let mut next = Some(first);
+                while let Some(raw) = next.take() {
+                    if raw.generation != generation {
+                        // A dead connection's event: its handle may hold
+                        // that connection's last reference.
+                        drop_blocking(raw);
+                    } else if let RawKind::Closed(r) = raw.kind {
+                        closed = Some(r);
+                        break;
+                    } else {
+                        if raw.object == Object::Domain {
+                            // As soon as libvirt's event is here, long before
+                            // it is published (see ops::cache).
+                            facts.forget(&raw.uuid);
                         }
-                        Some(Observed::Gone) => {
-                            states.remove(&raw.uuid);
-                        }
-                        Some(Observed::Other { .. }) | None => {}
+                        batch.push(raw);
+                    }
+                    if batch.len() < MAX_BATCH {
+                        next = rx.try_recv().ok();
                     }
                 }
-                hub.publish(convert::event(host, raw, observed));
+                // The front whose hints the events give goes out at once.
+                let ready = batch
+                    .iter()
+                    .take_while(|r| hints::source(r) != hints::Source::Observe)
+                    .count();
+                let rest = batch.split_off(ready);
+                let handles: Vec<Domain> =
+                    batch.iter_mut().filter_map(|r| r.domain.take()).collect();
+                if !handles.is_empty() {
+                    drop_blocking(handles);
+                }
+                for raw in batch {
+                    let observed = match hints::source(&raw) {
+                        hints::Source::Derived(o) => Some(o),
+                        _ => None,
+                    };
+                    publish_event(host, hub, states, raw, observed);
+                }
+                if !rest.is_empty() {
+                    let observed = blocking(&live.conn, move |c| {
+                        let mut rest = rest;
+                        // A panic must not take the batch with it: its
+                        // events then go out without hints, never lost.
+                        let hints = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            observe_batch(c, &rest)
+                        }))
+                        .unwrap_or_else(|_| vec![None; rest.len()]);
+                        // The handles' last use: free them here, off the
+                        // async threads.
+                        for r in &mut rest {
+                            r.domain = None;
+                        }
+                        (rest, hints)
+                    })
+                    .await;
+                    if let Some((rest, hints)) = observed {
+                        for (raw, o) in rest.into_iter().zip(hints) {
+                            publish_event(host, hub, states, raw, o);
+                        }
+                    }
+                }
+                if let Some(r) = closed {
+                    return Lost::Closed(r);
+                }
             }
             _ = tick.tick() => {
                 let alive = blocking(&live.conn, |c| c.is_alive().unwrap_or(false)).await;

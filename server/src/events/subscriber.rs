@@ -1,22 +1,20 @@
-//! Subscription and filtering: each `WatchEvents` stream is one task that
-//! replays from the [`Hub`]'s ring, then forwards live events through its
-//! [`Filter`] into a small bounded channel towards tonic, tells a lagging
-//! subscriber exactly which range it lost, and ends with `UNAVAILABLE` at
-//! server shutdown.
+//! Subscription and filtering: each `WatchEvents` stream replays from the
+//! [`Hub`]'s ring, then reads live events off the broadcast through its
+//! [`Filter`] as tonic polls it (no task or channel of its own), tells a
+//! lagging subscriber exactly which range it lost, and ends with
+//! `UNAVAILABLE` at server shutdown.
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
 
+use futures::{Stream, StreamExt};
 use libvirt_grpc::v1::{self, ObjectType};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
 use super::{
     convert::Watch,
     hub::{self, Hub},
 };
 use crate::error::Error;
-
-/// Messages buffered per stream between its task and the transport.
-const STREAM_BUFFER: usize = 64;
 
 /// A subscriber's server-side filter.
 #[derive(Debug, Clone, Default)]
@@ -72,13 +70,16 @@ pub fn shutting_down() -> tonic::Status {
 /// The item type of a watch stream.
 pub type StreamItem = Result<v1::WatchEventsResponse, tonic::Status>;
 
-/// Subscribes `watch` to the hub and starts its stream; `INVALID_ARGUMENT`
+/// A watch stream, as tonic polls it.
+pub type EventStream = Pin<Box<dyn Stream<Item = StreamItem> + Send + 'static>>;
+
+/// Subscribes `watch` to the hub and makes its stream; `INVALID_ARGUMENT`
 /// (`resume_after`) for a resume point after the newest event of its epoch.
 pub fn open(
     hub: &Arc<Hub>,
     request: Watch,
     shutdown: watch::Receiver<bool>,
-) -> Result<mpsc::Receiver<StreamItem>, Error> {
+) -> Result<EventStream, Error> {
     let resume = request.resume.as_ref().map(|(e, s)| (e.as_str(), *s));
     let sub = hub
         .subscribe(resume)
@@ -86,90 +87,111 @@ pub fn open(
     Ok(stream(hub, sub, request.filter, shutdown))
 }
 
-/// Starts a subscriber's task; the receiver is the gRPC response stream.
-pub fn stream(
-    hub: &Arc<Hub>,
-    sub: hub::Subscription,
+/// The live part of a stream: its broadcast receiver and filter.
+struct Live {
+    hub: Arc<Hub>,
+    rx: broadcast::Receiver<Arc<v1::Event>>,
     filter: Filter,
-    mut shutdown: watch::Receiver<bool>,
-) -> mpsc::Receiver<StreamItem> {
-    let (tx, out) = mpsc::channel::<StreamItem>(STREAM_BUFFER);
-    let hub = Arc::clone(hub);
-    tokio::spawn(async move {
-        let hub::Subscription {
-            position,
-            lost,
-            replay,
-            mut rx,
-        } = sub;
-        let started = v1::WatchEventsResponse {
-            item: Some(v1::watch_events_response::Item::Started(
-                v1::WatchStarted::from(&position),
-            )),
-        };
-        if tx.send(Ok(started)).await.is_err() {
-            return;
-        }
-        if let Some(l) = lost {
-            hub.record_lost(&l);
-            if tx.send(Ok(lost_msg(l))).await.is_err() {
-                return;
-            }
-        }
-        for e in replay.iter().filter(|e| filter.accepts(e)) {
-            if tx.send(Ok(event_msg(e))).await.is_err() {
-                return;
-            }
-        }
-        drop(replay);
-        let mut last = position.sequence;
+    shutdown: watch::Receiver<bool>,
+    /// The last sequence received (delivered or filtered out).
+    last: u64,
+    /// The shutdown status was sent: nothing follows.
+    done: bool,
+}
+
+impl Live {
+    /// The next message of the stream; `None` ends it.
+    async fn next(&mut self) -> Option<StreamItem> {
         loop {
+            if self.done {
+                return None;
+            }
             let next = tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|stop| *stop) => None,
-                _ = tx.closed() => return,
-                r = rx.recv() => Some(r),
+                _ = self.shutdown.wait_for(|stop| *stop) => None,
+                r = self.rx.recv() => Some(r),
             };
             let Some(next) = next else {
                 // Server shutdown: end the stream with UNAVAILABLE, never
                 // OK, so the client knows to reconnect and resume. A
                 // subscriber that stopped reading never takes this status;
-                // its connection is closed at the end of the grace period,
-                // which ends this send too.
-                tokio::select! {
-                    _ = tx.send(Err(shutting_down())) => {}
-                    _ = tx.closed() => {}
-                }
-                return;
+                // its connection is closed at the end of the grace period.
+                self.done = true;
+                return Some(Err(shutting_down()));
             };
-            let msg = match next {
+            return Some(Ok(match next {
                 Ok(e) => {
-                    last = e.sequence;
-                    if !filter.accepts(&e) {
+                    self.last = e.sequence;
+                    if !self.filter.accepts(&e) {
                         continue;
                     }
                     event_msg(&e)
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let from = last + 1;
-                    last += n;
+                    let from = self.last + 1;
+                    self.last += n;
                     let l = v1::EventsLost {
                         from_sequence: from,
-                        to_sequence: last,
-                        epoch: hub.epoch().to_owned(),
+                        to_sequence: self.last,
+                        epoch: self.hub.epoch().to_owned(),
                         reason: v1::LossReason::SubscriberTooSlow as i32,
                     };
-                    hub.record_lost(&l);
+                    self.hub.record_lost(&l);
                     lost_msg(l)
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            if tx.send(Ok(msg)).await.is_err() {
-                return;
-            }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }));
         }
+    }
+}
+
+/// A subscriber's stream: `started`, what was lost before the replay, the
+/// replay, then live events until shutdown. No task and no channel of its
+/// own: the transport polls it straight off the broadcast receiver, so an
+/// event costs each subscriber one wake-up, a filter check and an encode.
+/// A subscriber that stops reading stops being polled (HTTP/2 flow
+/// control), falls behind the broadcast, and is told exactly which range
+/// it lost when it reads again; it never slows anyone else.
+pub fn stream(
+    hub: &Arc<Hub>,
+    sub: hub::Subscription,
+    filter: Filter,
+    shutdown: watch::Receiver<bool>,
+) -> EventStream {
+    let hub::Subscription {
+        position,
+        lost,
+        replay,
+        rx,
+    } = sub;
+    let started = v1::WatchEventsResponse {
+        item: Some(v1::watch_events_response::Item::Started(
+            v1::WatchStarted::from(&position),
+        )),
+    };
+    let lost = lost.map(|l| {
+        hub.record_lost(&l);
+        Ok(lost_msg(l))
     });
-    out
+    let replay_filter = filter.clone();
+    let head = std::iter::once(Ok(started)).chain(lost).chain(
+        replay
+            .into_iter()
+            .filter(move |e| replay_filter.accepts(e))
+            .map(|e| Ok(event_msg(&e))),
+    );
+    let live = Live {
+        hub: Arc::clone(hub),
+        rx,
+        filter,
+        shutdown,
+        last: position.sequence,
+        done: false,
+    };
+    let live = futures::stream::unfold(live, |mut live| async move {
+        live.next().await.map(|item| (item, live))
+    });
+    Box::pin(futures::stream::iter(head).chain(live))
 }
 
 #[cfg(test)]
@@ -222,7 +244,7 @@ mod tests {
         let sub = hub.subscribe(None).unwrap();
         let (_stop, shutdown) = watch::channel(false);
         let mut rx = stream(&hub, sub, Filter::default(), shutdown);
-        let total = (hub::BROADCAST_CAPACITY + STREAM_BUFFER) as u64 * 3;
+        let total = hub::BROADCAST_CAPACITY as u64 * 3 + 64;
         for _ in 0..total {
             hub.publish(v1::Event::default());
         }
@@ -230,7 +252,7 @@ mod tests {
         let mut lost_ranges = 0;
         let mut lost_events = 0;
         while covered < total {
-            let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            let msg = tokio::time::timeout(Duration::from_secs(5), rx.next())
                 .await
                 .unwrap()
                 .unwrap()
@@ -265,19 +287,19 @@ mod tests {
         let sub = hub.subscribe(None).unwrap();
         let (stop, shutdown) = watch::channel(false);
         let mut rx = stream(&hub, sub, Filter::default(), shutdown);
-        let first = rx.recv().await.unwrap().unwrap();
+        let first = rx.next().await.unwrap().unwrap();
         assert!(matches!(
             first.item,
             Some(v1::watch_events_response::Item::Started(_))
         ));
         stop.send(true).unwrap();
-        let end = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        let end = tokio::time::timeout(Duration::from_secs(5), rx.next())
             .await
             .unwrap()
             .unwrap()
             .unwrap_err();
         assert_eq!(end.code(), tonic::Code::Unavailable);
         assert_eq!(end.message(), SHUTDOWN_MESSAGE);
-        assert!(rx.recv().await.is_none(), "nothing after the status");
+        assert!(rx.next().await.is_none(), "nothing after the status");
     }
 }

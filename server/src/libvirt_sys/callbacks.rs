@@ -10,7 +10,9 @@
 //! * The object pointer (domain, pool, network) is valid for the duration
 //!   of the call; we only read its name and UUID (local calls, no RPC,
 //!   never blocking) and copy every string libvirt hands us into owned
-//!   Rust values before returning. String pointers may be NULL and are
+//!   Rust values before returning. For a domain we also take a reference
+//!   of our own (`virDomainRef`, local) that the [`RawEvent`] carries as a
+//!   `virt` `Domain`, which frees it exactly once when dropped. String pointers may be NULL and are
 //!   checked (`copy_c_str`).
 //! * Callbacks run on the `libvirt-events` thread and never block: they
 //!   only push into an unbounded tokio channel (a non-blocking send) and
@@ -24,7 +26,7 @@ use std::{
 };
 
 use tokio::sync::mpsc::UnboundedSender;
-use virt::sys;
+use virt::{domain::Domain, sys};
 
 use super::{copy_c_array, copy_c_str, typed_params::copy_params, TypedValue};
 
@@ -96,7 +98,7 @@ pub enum RawKind {
 }
 
 /// One callback's report.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RawEvent {
     /// The connection generation it came from (see [`Sink`]).
     pub generation: u64,
@@ -110,6 +112,14 @@ pub struct RawEvent {
     pub at: SystemTime,
     /// What happened.
     pub kind: RawKind,
+    /// For domain events: a handle on the domain the callback was given
+    /// (our own reference, taken with `virDomainRef` inside the callback, a
+    /// local call), so the state hint can be read without a lookup round
+    /// trip. It belongs to the event connection; `None` for other objects
+    /// (or if taking the reference failed). Dropping it is `virDomainFree`,
+    /// which may be the connection's last reference: drop it off the async
+    /// threads.
+    pub domain: Option<Domain>,
 }
 
 /// Where callbacks deliver: the hub's channel and the generation of the
@@ -137,7 +147,14 @@ fn uuid_of(read: impl FnOnce(*mut c_char) -> c_int) -> String {
 ///
 /// # Safety
 /// `opaque` is null or the registration's live `Sink` (module doc).
-unsafe fn deliver(opaque: *mut c_void, object: Object, name: String, uuid: String, kind: RawKind) {
+unsafe fn deliver(
+    opaque: *mut c_void,
+    object: Object,
+    name: String,
+    uuid: String,
+    kind: RawKind,
+    domain: Option<Domain>,
+) {
     if opaque.is_null() {
         return;
     }
@@ -152,6 +169,7 @@ unsafe fn deliver(opaque: *mut c_void, object: Object, name: String, uuid: Strin
             uuid,
             at: SystemTime::now(),
             kind,
+            domain,
         });
     });
 }
@@ -168,12 +186,13 @@ unsafe fn deliver_about(
     name: *const c_char,
     read_uuid: impl FnOnce(*mut c_char) -> c_int,
     kind: RawKind,
+    domain: Option<Domain>,
 ) {
     // SAFETY: the caller's promise on `name`.
     let name = unsafe { copy_c_str(name) };
     let uuid = uuid_of(read_uuid);
     // SAFETY: the caller's promise on `opaque`.
-    unsafe { deliver(opaque, object, name, uuid, kind) };
+    unsafe { deliver(opaque, object, name, uuid, kind, domain) };
 }
 
 /// Delivers a domain event with the domain's name and UUID.
@@ -182,6 +201,12 @@ unsafe fn deliver_about(
 /// `dom` is the domain libvirt passed to the running callback; `opaque` as
 /// for [`deliver`].
 unsafe fn domain(dom: sys::virDomainPtr, opaque: *mut c_void, kind: RawKind) {
+    // SAFETY: `dom` is valid during the callback, and virDomainRef is a
+    // local call (a reference count, no RPC). The reference it takes is
+    // ours: `Domain::from_ptr` adopts it and frees it once, on drop. A
+    // failed virDomainRef (null or invalid pointer) took nothing: no handle.
+    let handle = (!dom.is_null() && unsafe { sys::virDomainRef(dom) } == 0)
+        .then(|| unsafe { Domain::from_ptr(dom) });
     // SAFETY: `dom` is valid during the callback; both calls are local,
     // the name is a string the domain owns; `opaque` is the caller's.
     unsafe {
@@ -191,6 +216,7 @@ unsafe fn domain(dom: sys::virDomainPtr, opaque: *mut c_void, kind: RawKind) {
             sys::virDomainGetName(dom),
             |b| sys::virDomainGetUUIDString(dom, b),
             kind,
+            handle,
         )
     };
 }
@@ -404,6 +430,7 @@ pub(super) unsafe extern "C" fn on_pool_lifecycle(
             sys::virStoragePoolGetName(p),
             |b| sys::virStoragePoolGetUUIDString(p, b),
             kind,
+            None,
         )
     };
 }
@@ -423,11 +450,21 @@ pub(super) unsafe extern "C" fn on_network_lifecycle(
             sys::virNetworkGetName(n),
             |b| sys::virNetworkGetUUIDString(n, b),
             kind,
+            None,
         )
     };
 }
 pub(super) unsafe extern "C" fn on_close(_c: sys::virConnectPtr, reason: c_int, o: *mut c_void) {
     let kind = RawKind::Closed(reason);
     // SAFETY: module doc.
-    unsafe { deliver(o, Object::Connection, String::new(), String::new(), kind) };
+    unsafe {
+        deliver(
+            o,
+            Object::Connection,
+            String::new(),
+            String::new(),
+            kind,
+            None,
+        )
+    };
 }

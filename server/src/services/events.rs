@@ -6,11 +6,10 @@
 use std::sync::Arc;
 
 use libvirt_grpc::v1::{self, event_service_server::EventService};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    events::{self, convert, hub::Hub, StreamItem},
+    events::{self, convert, hub::Hub, EventStream},
     pool::Hosts,
 };
 
@@ -45,7 +44,7 @@ impl EventApi {
 
 #[tonic::async_trait]
 impl EventService for EventApi {
-    type WatchEventsStream = ReceiverStream<StreamItem>;
+    type WatchEventsStream = EventStream;
 
     #[tracing::instrument(skip_all)]
     async fn watch_events(
@@ -59,8 +58,8 @@ impl EventService for EventApi {
         // Bounded: a host that hangs on connect must not hold streams back.
         let mut ready = self.ready.clone();
         let _ = tokio::time::timeout(events::STARTUP_WAIT, ready.wait_for(|r| *r)).await;
-        let rx = events::subscriber::open(&self.hub, watch, self.shutdown.clone())?;
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let stream = events::subscriber::open(&self.hub, watch, self.shutdown.clone())?;
+        Ok(Response::new(stream))
     }
 
     async fn get_event_position(
