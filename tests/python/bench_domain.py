@@ -98,7 +98,9 @@ def main():
                 return n
 
     assert list_all(basic) == len(names), "the server's host and the URI hold different domains"
-    print(f"\n== Python client (grpcio {grpc.__version__}, libvirt-python {libvirt.getVersion()}), host {a.host}: {len(names)} domains")
+    v = libvirt.getVersion()
+    pyver = f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+    print(f"\n== Python client (grpcio {grpc.__version__}, libvirt-python {pyver}), host {a.host}: {len(names)} domains")
 
     counter = [0]
 
