@@ -8,7 +8,7 @@
 //! and run state, FULL everything.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use libvirt_grpc_tests::{
     code_of, prefix,
@@ -41,7 +41,7 @@ fn xml_file(c: &mut Cleanup, name: &str, xml: &str) -> PathBuf {
     path
 }
 
-fn path_str(p: &PathBuf) -> &str {
+fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
