@@ -183,6 +183,41 @@ async fn a_redefined_name_never_answers_the_old_uuid() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_uuid_defined_under_a_new_name_answers_the_new_name() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let reads = Reads::new(&s.client, HOST);
+    let conn = open();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let names = [format!("{p}first"), format!("{p}second")];
+    for round in 0..6 {
+        let (name, other) = (&names[round % 2], &names[(round + 1) % 2]);
+        let xml = domain_xml(name).replace("</name>", &format!("</name><uuid>{uuid}</uuid>"));
+        let d = conn.define_domain_xml(&xml).unwrap();
+        if round % 3 == 2 {
+            d.create().unwrap();
+        }
+        for view in VIEWS {
+            let got = reads.try_get_uuid(&uuid, view).await.unwrap();
+            assert_eq!(&got.name, name, "round {round} ({view:?}): {got:?}");
+        }
+        reads
+            .expect(name, &VIEWS, &format!("define #{round}"), |d| {
+                d.uuid == uuid
+            })
+            .await;
+        reads.expect_gone(other, &format!("define #{round}")).await;
+        if round % 3 == 2 {
+            d.destroy().unwrap();
+        }
+        d.undefine().unwrap();
+        let r = reads.try_get_uuid(&uuid, DomainView::Basic).await;
+        assert_eq!(code_of(r), Code::NotFound, "{uuid} after undefine");
+    }
+}
+
 fn define_many(names: &[String]) {
     let conn = open();
     for n in names {

@@ -279,6 +279,45 @@ async fn a_redefined_name_never_answers_the_old_uuid() {
     drop(c);
 }
 
+/// One UUID defined under one name, undefined, then defined under another:
+/// a read by that UUID answers the new name at once, the old name is
+/// NOT_FOUND, and back again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_uuid_defined_under_a_new_name_answers_the_new_name() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let reads = Reads::new(&s.client, HOST);
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let names = [format!("{p}first"), format!("{p}second")];
+    let files: Vec<PathBuf> = names
+        .iter()
+        .map(|n| xml_file(&mut c, n, &domain_xml(n, Some(&uuid))))
+        .collect();
+    for round in 0..4 {
+        let (name, other) = (&names[round % 2], &names[(round + 1) % 2]);
+        virsh(&["define", path_str(&files[round % 2])]);
+        for view in VIEWS {
+            let d = reads.try_get_uuid(&uuid, view).await.unwrap();
+            assert_eq!(&d.name, name, "round {round} ({view:?}): {d:?}");
+            assert_eq!(d.uuid, uuid);
+        }
+        reads
+            .expect(name, &VIEWS, &format!("define #{round}"), |d| {
+                d.uuid == uuid
+            })
+            .await;
+        reads.expect_gone(other, &format!("define #{round}")).await;
+        virsh(&["undefine", name]);
+        let r = reads.try_get_uuid(&uuid, DomainView::Basic).await;
+        assert_eq!(code_of(r), Code::NotFound, "{uuid} after undefine");
+    }
+    drop(c);
+}
+
 /// Defines `names` (inactive) through libvirt directly, on a few
 /// connections at once.
 fn define_many(names: &[String]) {
