@@ -13,7 +13,9 @@
 #   4. starts the real libvirt-grpcd binary as its own process on a free
 #      loopback port, its three hosts n100 / n1000 / n3000 being
 #      test+unix:///<node file> (plain text, no auth: loopback only);
-#   5. runs the Rust benchmark (tests/examples/bench_domain.rs) and the
+#   5. runs the Rust benchmark (tests/examples/bench_domain.rs; its last
+#      section defines 1000 inactive QEMU domains named $prefix* on
+#      qemu:///system, host "qemu", and undefines them) and the
 #      Python one (tests/python/bench_domain.py: grpcio stubs generated here,
 #      libvirt-python from Debian's python3-libvirt for the direct side);
 #   6. stops the server by its pid and removes its files.
@@ -72,6 +74,12 @@ cleanup() {
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    # The QEMU domains of section 5 are undefined by the benchmark itself,
+    # also when it panics; this catches a benchmark that was killed.
+    if virsh -c qemu:///system list --all --name 2>/dev/null | grep -q "^$prefix"; then
+        virsh -c qemu:///system list --all --name | grep "^$prefix" |
+            while read -r d; do virsh -c qemu:///system undefine "$d" >/dev/null 2>&1 || true; done
+    fi
     # Stops the daemon only when this run started it (the state file exists
     # only then).
     LIBVIRTD_STATE_FILE="$libvirtd_state" scripts/libvirtd.sh stop >/dev/null 2>&1 || true
@@ -122,6 +130,7 @@ addr="127.0.0.1:$port"
     for n in "${sizes[@]}"; do
         printf '[[hosts]]\nname = "n%s"\nuri = "test+unix://%s"\n' "$n" "$work/n$n.xml"
     done
+    printf '[[hosts]]\nname = "qemu"\nuri = "qemu:///system"\n'
 } >"$work/libvirt-grpcd.toml"
 target/release/libvirt-grpcd --config "$work/libvirt-grpcd.toml" >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -133,7 +142,8 @@ echo "   $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 hosts=()
 for n in "${sizes[@]}"; do hosts+=(--host "n$n=test+unix://$work/n$n.xml"); done
 target/release/examples/bench_domain --addr "http://$addr" "${hosts[@]}" \
-    --budget-ms "$budget_ms" --secs "$secs" --callers 64 --conns 8 ||
+    --budget-ms "$budget_ms" --secs "$secs" --callers 64 --conns 8 \
+    --qemu-host qemu=qemu:///system --qemu-n 1000 --prefix "$prefix" ||
     { cat "$work/server.log" >&2; die "the Rust benchmark failed"; }
 
 gen="$work/gen"
