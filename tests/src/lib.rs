@@ -24,6 +24,7 @@ pub mod guest;
 pub mod peers;
 pub mod pki;
 pub mod raw_h2;
+pub mod reads;
 pub mod scenario;
 
 /// The URI of the real daemon the real suites use.
