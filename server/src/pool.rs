@@ -43,7 +43,10 @@ use std::{
 use crate::{
     config::HostConfig,
     error::Error,
-    ops::{cache::Facts, Connect},
+    ops::{
+        cache::{Facts, Handles},
+        Connect,
+    },
 };
 use tokio::{
     sync::{watch, Semaphore},
@@ -143,6 +146,9 @@ pub struct HostPool {
     /// What is kept of the host's domains between calls (`ops::cache`);
     /// the host's event task keeps it honest.
     facts: Arc<Facts>,
+    /// Domain handles kept between calls (`ops::cache`), dropped whenever a
+    /// slot's connection goes.
+    handles: Arc<Handles>,
 }
 
 impl std::fmt::Debug for HostPool {
@@ -179,6 +185,7 @@ impl HostPool {
             default_timeout,
             open: AtomicUsize::new(0),
             facts: Arc::default(),
+            handles: Arc::default(),
             config,
         })
     }
@@ -248,6 +255,7 @@ impl HostPool {
     /// Empties a slot, keeping the count of open connections.
     fn clear_slot(&self, slot: &mut Option<Connect>) {
         if slot.take().is_some() {
+            self.handles.clear();
             self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -395,7 +403,7 @@ impl HostPool {
         self.fail_fast()?;
         match self.open_connection() {
             Ok(conn) => {
-                let conn = Connect::new(conn, Arc::clone(&self.facts));
+                let conn = Connect::new(conn, Arc::clone(&self.handles), Arc::clone(&self.facts));
                 self.record_success();
                 self.clear_slot(&mut guard);
                 *guard = Some(conn.clone());

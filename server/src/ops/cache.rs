@@ -1,16 +1,19 @@
 //! What the server keeps between calls, and why no answer built from it is
 //! ever wrong. Two things, nothing else:
 //!
-//! * [`Handles`]: per pool connection, the domain handles (`virDomainPtr`)
-//!   earlier lookups by name or UUID returned, so that a read need not look
-//!   the domain up again (a lookup is a round trip). A handle only names a
+//! * [`Handles`]: per host, the domain handles (`virDomainPtr`) earlier
+//!   lookups by name or UUID returned, so that a read need not look the
+//!   domain up again (a lookup is a round trip). A handle calls over the
+//!   pool connection that looked it up, from whichever thread uses it (libvirt
+//!   connections take calls from many threads). A handle only names a
 //!   domain: libvirt resolves it by UUID on every call, so a handle of a
 //!   domain that was undefined (or undefined and redefined under the same
 //!   name, with a new UUID) finds nothing, and a read through it is checked
 //!   against the key it was kept for (the name libvirt answers must be the
-//!   name asked for). A read that finds nothing, or the wrong domain, drops
-//!   the handle, looks the domain up afresh and reads once more. Handles die
-//!   with their connection.
+//!   name asked for). A read that finds nothing, the wrong domain or any
+//!   error drops the handle, looks the domain up afresh and reads once
+//!   more. All handles are dropped whenever one of the host's pool
+//!   connections is closed or replaced.
 //! * [`Facts`]: per host, by UUID, the one value of a domain that changes
 //!   only with a define, a start or a stop: its OS type (and on QEMU, never
 //!   for a given UUID). Each of those changes is announced by a lifecycle
@@ -36,8 +39,8 @@ use virt::domain::Domain;
 
 use super::domain::DomainKey;
 
-/// Most handles one connection keeps; past it the map starts afresh.
-const MAX_HANDLES: usize = 4096;
+/// Most handles a host keeps; past it the map starts afresh.
+const MAX_HANDLES: usize = 16_384;
 /// Most domains a host's facts are kept for; past it they start afresh.
 const MAX_FACTS: usize = 65_536;
 
@@ -47,7 +50,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Domain handles of one connection, by the key they were looked up with.
+/// Domain handles of one host, by the key they were looked up with.
 #[derive(Default)]
 pub struct Handles {
     by_key: Mutex<HashMap<DomainKey, Domain>>,
@@ -75,6 +78,12 @@ impl Handles {
     /// Drops the handle kept for `key`.
     pub fn forget(&self, key: &DomainKey) {
         lock(&self.by_key).remove(key);
+    }
+
+    /// Drops every handle (a pool connection was closed: its handles would
+    /// keep it allocated and fail).
+    pub fn clear(&self) {
+        lock(&self.by_key).clear();
     }
 }
 

@@ -354,18 +354,19 @@ fn answers(key: &DomainKey, d: &DomainInfo) -> bool {
     }
 }
 
-/// The domain `key` names, in `view`: through the handle kept on this
-/// connection when there is one (no lookup), checked against `key`; a
-/// handle that finds nothing or another domain is dropped and the domain
+/// The domain `key` names, in `view`: through the handle kept for the host
+/// when there is one (no lookup), checked against `key`; a handle that
+/// finds nothing, another domain or an error is dropped and the domain
 /// looked up afresh, once.
 pub fn get(conn: &Connect, key: &DomainKey, host: &str, view: View) -> Result<DomainInfo, Error> {
     if let Some(dom) = conn.handles().get(key) {
-        match read(conn, host, &dom, view, Kept::Use) {
-            Ok(Some(d)) if answers(key, &d) => return Ok(d),
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+        if let Ok(Some(d)) = read(conn, host, &dom, view, Kept::Use) {
+            if answers(key, &d) {
+                return Ok(d);
+            }
         }
+        // Gone, another domain, or its connection failed: afresh, once, on
+        // this call's own connection.
         conn.handles().forget(key);
     }
     let dom = lookup(conn, key)?;

@@ -21,8 +21,8 @@ use crate::error::Error;
 
 /// The libvirt connection every operation runs on (what `HostPool::run`
 /// hands out): libvirt's connection (it dereferences to `virt`'s
-/// `Connect`), the domain handles kept on it and the facts kept for its
-/// host ([`cache`]).
+/// `Connect`), and the domain handles and facts kept for its host
+/// ([`cache`]).
 #[derive(Clone)]
 pub struct Connect {
     conn: virt::connect::Connect,
@@ -31,11 +31,15 @@ pub struct Connect {
 }
 
 impl Connect {
-    /// A connection of a host whose facts are `facts`; keeps no handle yet.
-    pub fn new(conn: virt::connect::Connect, facts: Arc<cache::Facts>) -> Self {
+    /// A connection of a host whose handles and facts are these.
+    pub fn new(
+        conn: virt::connect::Connect,
+        handles: Arc<cache::Handles>,
+        facts: Arc<cache::Facts>,
+    ) -> Self {
         Connect {
             conn,
-            handles: Arc::default(),
+            handles,
             facts,
         }
     }
@@ -43,10 +47,10 @@ impl Connect {
     /// A connection that keeps nothing between calls (its facts are never
     /// live): for tools and tests that call `ops` outside a pool.
     pub fn unpooled(conn: virt::connect::Connect) -> Self {
-        Connect::new(conn, Arc::default())
+        Connect::new(conn, Arc::default(), Arc::default())
     }
 
-    /// The domain handles kept on this connection.
+    /// The domain handles kept for this connection's host.
     pub fn handles(&self) -> &cache::Handles {
         &self.handles
     }
