@@ -100,6 +100,29 @@ async fn qemu_guest_full_lifecycle() {
     );
     let _ = std::fs::remove_file(&out);
 
+    // A running guest in a FULL listing: CPU time (read apart, for running
+    // domains only), memory and vCPUs from libvirt's bulk answers.
+    let listed = dom
+        .list_domains(v1::ListDomainsRequest {
+            host: "real".into(),
+            name_prefix: name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domains;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let l = &listed[0];
+    assert!(
+        l.cpu_time.is_some_and(|t| t.seconds > 0 || t.nanos > 0),
+        "{l:?}"
+    );
+    assert_eq!(
+        (l.memory_bytes, l.vcpus, l.state()),
+        (128 << 20, 1, DomainState::Running)
+    );
+
     // Bulk stats of a real guest carry CPU time and vCPU figures; no group
     // named asks for every group.
     let stats = dom
