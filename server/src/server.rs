@@ -303,8 +303,10 @@ pub async fn serve_with_metrics(
     let stop_accepting = async move {
         let _ = begin_rx.wait_for(|b| *b).await;
     };
-    // Always: an unhandled SIGHUP would end the process.
-    let reload = tokio::spawn(reload_on_sighup(tls.clone()));
+    // Always: an unhandled SIGHUP would end the process. The handler is in
+    // place before the start line is logged (whoever waits for that line
+    // may send a SIGHUP at once).
+    let reload = tokio::spawn(reload_on_sighup(sighup(), tls.clone()));
     let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match (listener, tls) {
             (Listener::Tcp(l), None) => {
@@ -394,17 +396,24 @@ async fn probe_loop(pool: std::sync::Arc<HostPool>, every: Duration) {
     }
 }
 
+/// The process's SIGHUP handler, installed now.
+fn sighup() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS files will not be reloaded");
+            None
+        }
+    }
+}
+
 /// Re-reads the TLS files on every SIGHUP; new handshakes use them, open
 /// connections keep theirs. Without TLS a SIGHUP is logged and ignored
 /// (rather than ending the process, its default).
-async fn reload_on_sighup(tls: Option<Arc<Tls>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS files will not be reloaded");
-            return;
-        }
+async fn reload_on_sighup(hup: Option<tokio::signal::unix::Signal>, tls: Option<Arc<Tls>>) {
+    let Some(mut hup) = hup else {
+        return;
     };
     while hup.recv().await.is_some() {
         let Some(tls) = &tls else {
