@@ -433,24 +433,22 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
     // inactive QEMU domain, whose CPU time is 0 anyway: it is read apart,
     // for the running domains of the page only.
     let groups = stats_groups(f.view) & !sys::VIR_DOMAIN_STATS_CPU_TOTAL;
-    let mut records = bulk_stats(conn, &[], groups, f.flags & STATS_FILTERS)?;
+    let records = bulk_stats(conn, &[], groups, f.flags & STATS_FILTERS)?;
     let autostart = if f.view == View::Full || f.flags & AUTOSTART_FILTERS != 0 {
         Some(uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?)
     } else {
         None
     };
-    let mut page = Vec::new();
-    records.retain(|r| {
-        r.domain
-            .name()
-            .is_ok_and(|n| n.starts_with(&f.name_prefix) && f.after.as_ref().is_none_or(|a| &n > a))
-    });
     let mut named: Vec<(String, libvirt_sys::StatsRecord)> = records
         .into_iter()
-        .filter_map(|r| Some((r.domain.name().ok()?, r)))
+        .filter_map(|r| {
+            let n = r.domain.name().ok()?;
+            let wanted = n.starts_with(&f.name_prefix) && f.after.as_ref().is_none_or(|a| &n > a);
+            wanted.then_some((n, r))
+        })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut more = false;
+    let (mut page, mut more) = (Vec::new(), false);
     for (_, rec) in named {
         let d = basic(host, &rec, f.view)?;
         if let (Some(set), true) = (&autostart, f.flags & AUTOSTART_FILTERS != 0) {
@@ -1084,6 +1082,13 @@ pub struct JobStats {
     pub kind: i32,
     /// The VIR_DOMAIN_JOB_* statistics, by libvirt's names.
     pub params: Vec<(String, TypedValue)>,
+}
+
+impl JobStats {
+    /// Whether a job runs (libvirt's type is not VIR_DOMAIN_JOB_NONE).
+    pub fn runs(&self) -> bool {
+        self.kind != sys::VIR_DOMAIN_JOB_NONE as i32
+    }
 }
 
 /// The domain's running job, or with `completed` its last completed one

@@ -50,6 +50,11 @@ impl Connect {
         Connect::new(conn, Arc::default(), Arc::default())
     }
 
+    /// Opens `uri` as an [`unpooled`](Self::unpooled) connection.
+    pub fn open_unpooled(uri: &str) -> Result<Self, Error> {
+        Ok(Connect::unpooled(virt::connect::Connect::open(Some(uri))?))
+    }
+
     /// The domain handles kept for this connection's host.
     pub fn handles(&self) -> &cache::Handles {
         &self.handles

@@ -65,8 +65,7 @@ impl Drop for Undefine {
     fn drop(&mut self) {
         // Through ops, as every libvirt call of services/.
         use crate::ops::{domain, Connect};
-        if let Ok(c) = virt::connect::Connect::open(Some(self.0)) {
-            let c = Connect::unpooled(c);
+        if let Ok(c) = Connect::open_unpooled(self.0) {
             let key = domain::DomainKey::Name(self.1.clone());
             let _ = domain::stop(&c, &key, "cleanup", 0);
             let _ = domain::undefine(&c, &key, "cleanup", 0);

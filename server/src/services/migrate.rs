@@ -12,7 +12,6 @@ use libvirt_grpc::v1;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use virt::sys;
 
 use super::resolve::Target;
 use crate::{
@@ -99,7 +98,7 @@ async fn drive(
                     })
                     .await;
                 if let Ok(j) = job {
-                    if j.kind != sys::VIR_DOMAIN_JOB_NONE as i32 {
+                    if j.runs() {
                         let item = v1::MigrateDomainResponse {
                             item: Some(v1::migrate_domain_response::Item::Progress(
                                 crate::convert::domain::job(j),
