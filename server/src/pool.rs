@@ -331,7 +331,7 @@ impl HostPool {
         let (src, dst) = (Arc::clone(self), Arc::clone(other));
         let handle = tokio::task::spawn_blocking(move || {
             let _permits = permits;
-            src.call(Lane::Slow, |s| dst.call(Lane::Slow, |d| f(s, d)))
+            src.call_pair(&dst, f)
         });
         match tokio::time::timeout_at(deadline, handle).await {
             Err(_) => Err(self.deadline_error()),
@@ -385,6 +385,30 @@ impl HostPool {
                     host: self.config.name.clone(),
                     reason: e.to_string(),
                 });
+            }
+        }
+        result
+    }
+
+    /// Blocking: [`call`](Self::call) with a slow-lane connection of this
+    /// host and one of `other`. A failure is held against the host whose
+    /// connection it broke (each connection's liveness is checked), never
+    /// against the other one.
+    fn call_pair<T>(
+        &self,
+        other: &HostPool,
+        f: impl FnOnce(&Connect, &Connect) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mine = self.connection(&self.slow_slot)?;
+        let theirs = other.connection(&other.slow_slot)?;
+        let result = f(&mine, &theirs);
+        if let Err(e) = &result {
+            for (pool, conn) in [(self, &mine), (other, &theirs)] {
+                if !conn.is_alive().unwrap_or(false) {
+                    tracing::warn!(host = %pool.config.name, error = %e, "libvirt connection lost");
+                    pool.drop_connection(&pool.slow_slot);
+                    pool.record_failure(e.to_string());
+                }
             }
         }
         result

@@ -27,6 +27,11 @@ fn host(name: &str, uri: &str) -> HostConfig {
     }
 }
 
+/// One migration at a time in this suite: every box picks the incoming
+/// migration port from libvirt's default range on its own, unaware of the
+/// others on this machine, so two migrations at once may pick the same.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts boxes `{p}b0`, `{p}b1`, ... at once.
 fn boxes(p: &str, n: usize) -> Vec<LibvirtBox> {
     let handles: Vec<_> = (0..n)
@@ -117,6 +122,7 @@ async fn live_migration_across_three_hosts() {
     if !real_enabled() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let p = prefix();
     let b = boxes(&p, 2);
     let s = TestServer::start(vec![
@@ -216,6 +222,7 @@ async fn cancelled_migration_leaves_the_guest_on_the_source() {
     if !real_enabled() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let p = prefix();
     let b = boxes(&p, 1);
     let s = TestServer::start(vec![host("real", REAL_URI), host("b0", &b[0].uri)]).await;
@@ -275,6 +282,7 @@ async fn bad_destinations_change_nothing() {
     if !real_enabled() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let p = prefix();
     // Nothing listens on this port: the host is configured but down.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -363,6 +371,7 @@ async fn abort_call_and_post_copy_switch() {
     if !real_enabled() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().await;
     let p = prefix();
     let b = boxes(&p, 1);
     let s = TestServer::start(vec![host("real", REAL_URI), host("b0", &b[0].uri)]).await;
