@@ -27,6 +27,34 @@ fn host(name: &str, uri: &str) -> HostConfig {
     }
 }
 
+/// A server over `real` and one box `b0`, with the test guest booted on
+/// `real`; everything named with the run's prefix is removed on drop (the
+/// guests first, then the box).
+struct OneBox {
+    server: TestServer,
+    name: String,
+    _cleanup: (Cleanup, Cleanup),
+    _box: LibvirtBox,
+}
+
+impl OneBox {
+    async fn boot(tag: &str) -> Self {
+        let p = prefix();
+        let b = boxes(&p, 1).remove(0);
+        let server = TestServer::start(vec![host("real", REAL_URI), host("b0", &b.uri)]).await;
+        let mut c = Cleanup::new(REAL_URI, &p);
+        let c0 = Cleanup::new(&b.uri, &p);
+        let name = format!("{p}{tag}");
+        boot(&server, &mut c, &name).await;
+        OneBox {
+            server,
+            name,
+            _cleanup: (c, c0),
+            _box: b,
+        }
+    }
+}
+
 /// One migration at a time in this suite: every box picks the incoming
 /// migration port from libvirt's default range on its own, unaware of the
 /// others on this machine, so two migrations at once may pick the same.
@@ -223,13 +251,8 @@ async fn cancelled_migration_leaves_the_guest_on_the_source() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().await;
-    let p = prefix();
-    let b = boxes(&p, 1);
-    let s = TestServer::start(vec![host("real", REAL_URI), host("b0", &b[0].uri)]).await;
-    let mut c = Cleanup::new(REAL_URI, &p);
-    let _c0 = Cleanup::new(&b[0].uri, &p);
-    let name = format!("{p}cancel");
-    boot(&s, &mut c, &name).await;
+    let f = OneBox::boot("cancel").await;
+    let (s, name) = (&f.server, f.name.clone());
     // 1 MiB/s: the guest's memory takes many seconds.
     let slow = v1::MigrationOptions {
         bandwidth_mib_per_second: 1,
@@ -242,12 +265,7 @@ async fn cancelled_migration_leaves_the_guest_on_the_source() {
         .await
         .unwrap()
         .into_inner();
-    match tokio::time::timeout(Duration::from_secs(30), st.next()).await {
-        Ok(Some(Ok(v1::MigrateDomainResponse {
-            item: Some(Item::Progress(j)),
-        }))) => assert_eq!(j.operation(), v1::JobOperation::MigrationOut),
-        other => panic!("expected progress first, got {other:?}"),
-    }
+    first_progress(&mut st).await;
     drop(st);
     let jobs = s.client.domains();
     wait_until(
@@ -271,8 +289,8 @@ async fn cancelled_migration_leaves_the_guest_on_the_source() {
         },
     )
     .await;
-    assert_eq!(state_on(&s, "real", &name).await, Ok(DomainState::Running));
-    assert_eq!(state_on(&s, "b0", &name).await, Err(Code::NotFound));
+    assert_eq!(state_on(s, "real", &name).await, Ok(DomainState::Running));
+    assert_eq!(state_on(s, "b0", &name).await, Err(Code::NotFound));
 }
 
 /// An unknown destination, the source itself and a host that is down: each
@@ -372,13 +390,8 @@ async fn abort_call_and_post_copy_switch() {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().await;
-    let p = prefix();
-    let b = boxes(&p, 1);
-    let s = TestServer::start(vec![host("real", REAL_URI), host("b0", &b[0].uri)]).await;
-    let mut c = Cleanup::new(REAL_URI, &p);
-    let _c0 = Cleanup::new(&b[0].uri, &p);
-    let name = format!("{p}abort");
-    boot(&s, &mut c, &name).await;
+    let f = OneBox::boot("abort").await;
+    let (s, name) = (&f.server, f.name.clone());
     let mut dom = s.client.domains();
     let slow = v1::MigrationOptions {
         bandwidth_mib_per_second: 1,
@@ -408,8 +421,8 @@ async fn abort_call_and_post_copy_switch() {
         end.message().contains("abort") || end.message().contains("cancel"),
         "{end:?}"
     );
-    assert_eq!(state_on(&s, "real", &name).await, Ok(DomainState::Running));
-    assert_eq!(state_on(&s, "b0", &name).await, Err(Code::NotFound));
+    assert_eq!(state_on(s, "real", &name).await, Ok(DomainState::Running));
+    assert_eq!(state_on(s, "b0", &name).await, Err(Code::NotFound));
 
     // Post-copy: the switch makes the destination run the guest at once and
     // pull the rest of its memory.
