@@ -702,28 +702,24 @@ pub fn migration(
     let max_downtime_ms = match &o.max_downtime {
         None => None,
         Some(d) => v
-            .check(super::time::span("options.max_downtime", d))
-            .and_then(|d| {
-                if d < Span::from_millis(1) || d > Span::from_secs(3600) {
-                    v.add("options.max_downtime", "must be between 1 ms and 1 hour");
-                    None
-                } else {
-                    Some(d.as_millis() as u64)
-                }
-            }),
+            .check(super::time::span_within(
+                "options.max_downtime",
+                d,
+                Span::from_millis(1),
+                Span::from_secs(3600),
+                "1 ms and 1 hour",
+            ))
+            .map(|d| d.as_millis() as u64),
     };
     let interval = match &r.progress_interval {
         None => Some(Span::from_millis(500)),
-        Some(d) => v
-            .check(super::time::span("progress_interval", d))
-            .and_then(|d| {
-                if d < Span::from_millis(100) || d > Span::from_secs(60) {
-                    v.add("progress_interval", "must be between 100 ms and 60 s");
-                    None
-                } else {
-                    Some(d)
-                }
-            }),
+        Some(d) => v.check(super::time::span_within(
+            "progress_interval",
+            d,
+            Span::from_millis(100),
+            Span::from_secs(60),
+            "100 ms and 60 s",
+        )),
     };
     if r.destination_host.is_empty() {
         v.add("destination_host", "is required");
@@ -841,5 +837,44 @@ mod tests {
             };
             assert!(c.len() <= SCREENSHOT_CHUNK_BYTES);
         }
+    }
+
+    #[test]
+    fn migration_durations_are_bounded() {
+        let ms = |n: i32| prost_types::Duration {
+            seconds: 0,
+            nanos: n * 1_000_000,
+        };
+        let req = |downtime: Option<prost_types::Duration>,
+                   every: Option<prost_types::Duration>| {
+            v1::MigrateDomainRequest {
+                destination_host: "b".into(),
+                options: Some(v1::MigrationOptions {
+                    max_downtime: downtime,
+                    ..Default::default()
+                }),
+                progress_interval: every,
+                ..Default::default()
+            }
+        };
+        let (m, every) = migration(&req(Some(ms(300)), Some(ms(250))), None).unwrap();
+        assert_eq!(
+            (m.max_downtime_ms, every),
+            (Some(300), std::time::Duration::from_millis(250))
+        );
+        assert_eq!(m.flags, sys::VIR_MIGRATE_LIVE);
+        let (m, every) = migration(&req(None, None), None).unwrap();
+        assert_eq!(
+            (m.max_downtime_ms, every),
+            (None, std::time::Duration::from_millis(500))
+        );
+        for bad in [req(Some(ms(0)), None), req(None, Some(ms(50)))] {
+            assert!(migration(&bad, None).is_err(), "{bad:?}");
+        }
+        let far = prost_types::Duration {
+            seconds: 3601,
+            nanos: 0,
+        };
+        assert!(migration(&req(Some(far), None), None).is_err());
     }
 }

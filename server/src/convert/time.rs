@@ -43,6 +43,22 @@ pub fn span(field: &str, d: &prost_types::Duration) -> Result<Duration, Error> {
     Ok(Duration::new(d.seconds as u64, d.nanos as u32))
 }
 
+/// [`span`], and between `min` and `max` (inclusive; `range` names them
+/// for the message, e.g. "1 ms and 1 hour").
+pub fn span_within(
+    field: &str,
+    d: &prost_types::Duration,
+    min: Duration,
+    max: Duration,
+    range: &str,
+) -> Result<Duration, Error> {
+    let d = span(field, d)?;
+    if d < min || d > max {
+        return Err(Error::invalid(field, format!("must be between {range}")));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
