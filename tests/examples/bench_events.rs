@@ -169,11 +169,7 @@ fn build_server() -> std::path::PathBuf {
 
 /// Starts `bin` fronting `uri`.
 async fn start_bin(uri: &str, bin: std::path::PathBuf) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = libvirt_grpc_tests::free_port();
     let child = Command::new(&bin)
         .args([
             "--listen",

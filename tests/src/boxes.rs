@@ -7,6 +7,8 @@
 
 use std::{path::PathBuf, process::Command};
 
+use crate::free_port;
+
 /// One running box.
 pub struct LibvirtBox {
     /// The box's name (also the script's).
@@ -17,14 +19,6 @@ pub struct LibvirtBox {
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/libvirtd-box.sh")
-}
-
-/// A loopback TCP port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl LibvirtBox {

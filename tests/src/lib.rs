@@ -222,6 +222,15 @@ fn tracing_subscriber_init() -> Result<(), ()> {
         .map_err(|_| ())
 }
 
+/// A loopback TCP port nothing listens on right now (for a host that is
+/// down, or a daemon to start on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// A name prefix unique to this test run and call: `lvgt<pid>x<n>-`.
 pub fn prefix() -> String {
     static N: AtomicU32 = AtomicU32::new(0);

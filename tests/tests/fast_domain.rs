@@ -1197,11 +1197,7 @@ async fn job_calls_are_unimplemented_on_the_test_driver() {
 #[tokio::test]
 async fn listing_across_every_host() {
     use libvirt_grpc_server::config::HostConfig;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = libvirt_grpc_tests::free_port();
     // Two names for the same in-process driver, and one host that is down.
     let s = TestServer::start(vec![
         HostConfig::new("a", URI),

@@ -303,11 +303,7 @@ async fn bad_destinations_change_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let p = prefix();
     // Nothing listens on this port: the host is configured but down.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = libvirt_grpc_tests::free_port();
     let down = format!("qemu+tcp://127.0.0.1:{port}/system");
     let s = TestServer::start(vec![host("real", REAL_URI), host("down", &down)]).await;
     let mut c = Cleanup::new(REAL_URI, &p);
