@@ -27,6 +27,8 @@
 #     freezes mounts with a real block device (it skips major 0: rootfs,
 #     tmpfs, proc...), so without it guest-fsfreeze-freeze would "freeze" 0
 #     file systems; with it, freeze/thaw do a real FIFREEZE/FITHAW on 1.
+#   - a root shell (busybox sh, no prompt) on ttyS0, for the serial console
+#     tests; it only sees input when the domain XML gives ttyS0 a pty
 set -euo pipefail
 
 log() { echo "build-test-guest: $*" >&2; }
@@ -229,6 +231,12 @@ if dd if=/dev/zero of=/run/data.img bs=1M count=8 2>/dev/null &&
 else
     echo "init: /mnt/data not mounted, fsfreeze will freeze 0 file systems" >&2
 fi
+
+# A shell on the serial console (ttyS0), restarted whenever it exits, for
+# the console tests (OpenDomainConsole): what is typed there runs as root.
+# Without a pty serial (the default guest XML logs ttyS0 to a file) nothing
+# reads it and it just waits.
+(while :; do setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'; sleep 1; done) &
 
 echo "init: lvg-guest up, starting qemu-ga" >&2
 while :; do

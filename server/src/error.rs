@@ -82,6 +82,11 @@ pub mod reason {
     pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
     /// A client stream sent nothing for `stream_idle_timeout_secs`.
     pub const STREAM_IDLE: &str = "STREAM_IDLE";
+    /// A session was cut off by something outside the call (a console
+    /// another client took over with `force`).
+    pub const ABORTED: &str = "ABORTED";
+    /// A server-wide bound is reached (open consoles); retry later.
+    pub const LIMIT_REACHED: &str = "LIMIT_REACHED";
     /// The server is shutting down (with a `RetryInfo`).
     pub const SERVER_SHUTTING_DOWN: &str = "SERVER_SHUTTING_DOWN";
     /// A bug or an unexpected answer.
@@ -259,6 +264,13 @@ pub enum Error {
     /// A client stream stalled longer than the idle timeout.
     #[error("No message from the client for {} s (stream_idle_timeout_secs): the transfer was aborted", .0.as_secs())]
     StreamIdle(Duration),
+    /// A session was cut off by something outside the call (a console
+    /// another client took over).
+    #[error("{0}")]
+    Aborted(String),
+    /// A server-wide bound is reached (`RESOURCE_EXHAUSTED`).
+    #[error("{0}")]
+    LimitReached(String),
     /// The server is shutting down.
     #[error("{}", SHUTDOWN_MESSAGE)]
     ShuttingDown,
@@ -372,7 +384,8 @@ impl Error {
             Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Error::OperationInvalid(_) | Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unimplemented(_) => Code::Unimplemented,
-            Error::StreamIdle(_) => Code::Aborted,
+            Error::StreamIdle(_) | Error::Aborted(_) => Code::Aborted,
+            Error::LimitReached(_) => Code::ResourceExhausted,
             Error::Confined(_) => Code::PermissionDenied,
             Error::Internal { .. } => Code::Internal,
             Error::Unauthenticated(_) => Code::Unauthenticated,
@@ -398,6 +411,8 @@ impl Error {
             Error::NotFound(_) => own(reason::NOT_FOUND),
             Error::AlreadyExists(_) => own(reason::ALREADY_EXISTS),
             Error::StreamIdle(_) => own(reason::STREAM_IDLE),
+            Error::Aborted(_) => own(reason::ABORTED),
+            Error::LimitReached(_) => own(reason::LIMIT_REACHED),
             Error::ShuttingDown => own(reason::SERVER_SHUTTING_DOWN),
             Error::Confined(r) => own(r.reason),
             Error::Internal { .. } => own(reason::INTERNAL),
@@ -658,6 +673,12 @@ mod tests {
             Code::Aborted,
             reason::STREAM_IDLE,
         );
+        own(Error::Aborted("x".into()), Code::Aborted, reason::ABORTED);
+        own(
+            Error::LimitReached("x".into()),
+            Code::ResourceExhausted,
+            reason::LIMIT_REACHED,
+        );
         own(
             Error::ShuttingDown,
             Code::Unavailable,
@@ -678,6 +699,8 @@ mod tests {
             reason::UNIMPLEMENTED,
             reason::NOT_FOUND,
             reason::STREAM_IDLE,
+            reason::ABORTED,
+            reason::LIMIT_REACHED,
             reason::SERVER_SHUTTING_DOWN,
             reason::INTERNAL,
             names::UNKNOWN_CODE,

@@ -257,6 +257,7 @@ pub async fn serve_with_metrics(
                 DomainApi::new(hosts.clone())
                     .with_events(hub.clone())
                     .with_confinement(confinement.clone())
+                    .with_stream_stop(streams_stop_rx.clone())
             ),
             max
         ))

@@ -43,3 +43,32 @@ pub fn xml(name: &str, console: &str) -> String {
         .replace("@INITRD@", &initrd)
         .replace("@CONSOLE_LOG@", console)
 }
+
+/// [`xml`] with an interactive serial console: ttyS0 on a pty (what
+/// `OpenDomainConsole` connects to, and where the guest runs a shell),
+/// still logged to `console`.
+pub fn xml_with_pty_console(name: &str, console: &str) -> String {
+    let xml = xml(name, console);
+    let start = xml
+        .find("<serial type='file'>")
+        .expect("the template's serial");
+    let end_tag = "</console>";
+    let end = xml.find(end_tag).expect("the template's console") + end_tag.len();
+    let pty = format!(
+        "<serial type='pty'>\n      <log file='{console}' append='off'/>\n      \
+         <target port='0'/>\n    </serial>\n    <console type='pty'>\n      \
+         <target type='serial' port='0'/>\n    </console>"
+    );
+    format!("{}{pty}{}", &xml[..start], &xml[end..])
+}
+
+/// [`xml`] without any serial port or console.
+pub fn xml_without_console(name: &str, console: &str) -> String {
+    let xml = xml(name, console);
+    let start = xml
+        .find("<serial type='file'>")
+        .expect("the template's serial");
+    let end_tag = "</console>";
+    let end = xml.find(end_tag).expect("the template's console") + end_tag.len();
+    format!("{}{}", &xml[..start], &xml[end..])
+}

@@ -56,6 +56,8 @@ pub const TABLE: &[(&str, Role)] = &[
     ("/libvirt_grpc.v1.DomainService/GetDomainStats", Reader),
     ("/libvirt_grpc.v1.DomainService/ScreenshotDomain", Operator),
     ("/libvirt_grpc.v1.DomainService/SendDomainKey", Operator),
+    // Typing into the guest, as SendDomainKey does.
+    ("/libvirt_grpc.v1.DomainService/OpenDomainConsole", Operator),
     ("/libvirt_grpc.v1.DomainService/PinDomainVcpu", Operator),
     (
         "/libvirt_grpc.v1.DomainService/GetDomainVcpuPinning",

@@ -10,6 +10,7 @@
 //! | [`guest`] | guest-agent calls: file systems, SSH keys, guest info, guest vCPUs |
 //! | [`network`] | DHCP leases |
 //! | [`callbacks`] | the event callbacks and the values they copy out |
+//! | [`console`] | the serial console stream and its readiness callback |
 //! | [`registration`] | registering those callbacks on a connection, and deregistering |
 //! | [`typed_params`] | decoding libvirt's typed parameters (once, for all of the above) |
 //!
@@ -34,6 +35,7 @@
 //!   [`registration`] and [`callbacks`].
 
 pub mod callbacks;
+pub mod console;
 pub mod domain;
 pub mod guest;
 pub mod network;

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod cache;
+pub mod console;
 pub mod domain;
 pub mod guest_exec;
 pub mod guest_file;

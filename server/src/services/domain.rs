@@ -28,6 +28,7 @@ pub struct DomainApi {
     hosts: Hosts,
     events: Option<std::sync::Arc<crate::events::hub::Hub>>,
     confinement: std::sync::Arc<Confinement>,
+    consoles: super::console::Consoles,
 }
 
 impl DomainApi {
@@ -114,6 +115,7 @@ impl DomainApi {
             hosts,
             events: None,
             confinement: std::sync::Arc::default(),
+            consoles: super::console::Consoles::default(),
         }
     }
 
@@ -136,6 +138,12 @@ impl DomainApi {
             ops::Definition::Xml(x) => self.confinement.check_xml("xml", x, role, reach),
             ops::Definition::Spec(s) => self.confinement.check_domain_spec("spec", s, role, reach),
         }
+    }
+
+    /// Ends open consoles when `stop` turns true (server shutdown).
+    pub fn with_stream_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.consoles = self.consoles.with_stop(stop);
+        self
     }
 
     /// Lets `ListDomains` report the event position of its listing.
@@ -746,6 +754,19 @@ impl DomainService for DomainApi {
             .await?;
         let items = convert::screenshot_items(shot).into_iter().map(Ok);
         Ok(Response::new(Box::pin(futures::stream::iter(items))))
+    }
+
+    type OpenDomainConsoleStream = super::console::ConsoleStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn open_domain_console(
+        &self,
+        req: Request<tonic::Streaming<v1::OpenDomainConsoleRequest>>,
+    ) -> Result<Response<Self::OpenDomainConsoleStream>, Status> {
+        let dl = deadline(&req);
+        let stream =
+            super::console::open(&self.hosts, &self.consoles, req.into_inner(), dl).await?;
+        Ok(Response::new(stream))
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]

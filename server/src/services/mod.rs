@@ -4,6 +4,7 @@
 pub mod agent;
 #[cfg(test)]
 mod confine_tests;
+pub mod console;
 pub mod domain;
 pub mod events;
 pub mod host;
