@@ -112,8 +112,9 @@ copy_with_libs /usr/sbin/qemu-ga
 
 # Kernel modules, stored uncompressed under plain names so busybox insmod
 # (which has no xz/zstd support built in) can load them. Order matters:
-# insmod does not resolve dependencies. loop is for /mnt/data (see top).
-modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console loop)
+# insmod does not resolve dependencies. loop is for /mnt/data (see top);
+# virtio_balloon lets a balloon (when the XML has one) really change size.
+modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console virtio_balloon loop)
 for m in "${modules[@]}"; do
     src=$(find "$kmod/kernel" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \
         -o -name "$m.ko.gz" \) -print -quit)
