@@ -462,3 +462,83 @@ async fn abort_call_and_post_copy_switch() {
         .unwrap_err();
     assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
 }
+
+/// `copy_storage`: a guest whose data disk the destination does not share
+/// (the box's /var/lib/libvirt is its own) is migrated with the disk copied
+/// over (libvirt's NBD copy); the destination's file then holds what the
+/// source's did.
+#[tokio::test]
+async fn copy_storage_copies_a_non_shared_disk() {
+    if !real_enabled() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let p = prefix();
+    let b = boxes(&p, 1).remove(0);
+    let s = TestServer::start(vec![host("real", REAL_URI), host("b0", &b.uri)]).await;
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let _c0 = Cleanup::new(&b.uri, &p);
+    let name = format!("{p}copy");
+    let file = format!("{name}.raw");
+    // The source's disk, with a marker at its start and at 1 MiB.
+    let images = std::path::Path::new("/var/lib/libvirt/images");
+    std::fs::create_dir_all(images).unwrap();
+    let src = images.join(&file);
+    c.file(&src);
+    let mut data = vec![0u8; 4 << 20];
+    let marker = format!("lvg-copy-storage {p}");
+    data[..marker.len()].copy_from_slice(marker.as_bytes());
+    data[1 << 20..(1 << 20) + marker.len()].copy_from_slice(marker.as_bytes());
+    std::fs::write(&src, &data).unwrap();
+    // The destination's volume of the same path and size (in the box's own
+    // /var/lib/libvirt), empty.
+    let dst_dir = b.state_dir().join("lib/images");
+    std::fs::create_dir_all(&dst_dir).unwrap();
+    let dst = dst_dir.join(&file);
+    std::fs::write(&dst, vec![0u8; data.len()]).unwrap();
+
+    let console = format!("/tmp/{name}-console.log");
+    c.file(&console);
+    let xml = libvirt_grpc_tests::guest::xml(&name, &console).replace(
+        "<devices>",
+        &format!(
+            "<devices><disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+            src.display()
+        ),
+    );
+    s.client
+        .domains()
+        .create_domain(v1::CreateDomainRequest {
+            host: "real".into(),
+            source: Some(v1::create_domain_request::Source::Xml(xml)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (_, d) = migrate(
+        &s,
+        request(
+            &name,
+            "real",
+            "b0",
+            v1::MigrationOptions {
+                copy_storage: true,
+                ..Default::default()
+            },
+        ),
+    )
+    .await;
+    assert_eq!(
+        (d.host.as_str(), d.state()),
+        ("b0", DomainState::Running),
+        "{d:?}"
+    );
+    assert_eq!(state_on(&s, "real", &name).await, Err(Code::NotFound));
+    let copied = std::fs::read(&dst).unwrap();
+    assert_eq!(copied.len(), data.len());
+    assert!(
+        copied == data,
+        "the destination's disk differs from the source's"
+    );
+}
