@@ -9,9 +9,15 @@
 #
 # Usage: scripts/libvirtd-box.sh COMMAND NAME [ARGS]
 #
-#   start NAME [PORT]  start the box (PORT is remembered: a restart may omit
+#   start NAME [PORT [TLS_PORT PKI_DIR]]
+#                      start the box (PORT is remembered: a restart may omit
 #                      it); a box already answering is left as it is. Waits
-#                      until qemu+tcp://127.0.0.1:PORT/system answers.
+#                      until qemu+tcp://127.0.0.1:PORT/system answers. With
+#                      TLS_PORT and PKI_DIR (cacert.pem, servercert.pem,
+#                      serverkey.pem; copied into the box, remembered) it
+#                      also listens with TLS on 127.0.0.1:TLS_PORT
+#                      (qemu+tls://127.0.0.1:TLS_PORT/system), verifying
+#                      client certificates against that CA.
 #   stop NAME          destroy the box's running guests and active networks
 #                      (the box is private: all of them belong to its user),
 #                      stop the daemon by the pid in the box's own pid file,
@@ -76,6 +82,7 @@ name="${2:-}"
 readonly BOX="$ROOT/libvirt-grpc-box-$name"
 readonly PIDFILE="$BOX/libvirtd.pid"
 readonly PORTFILE="$BOX/port"
+readonly TLSPORTFILE="$BOX/tls-port"
 
 port() { tr -dc '0-9' <"$PORTFILE" 2>/dev/null || true; }
 qemu_uri() { echo "qemu+tcp://127.0.0.1:$(port)/system"; }
@@ -193,6 +200,16 @@ auth_tcp = "none"
 host_uuid = "$(cat "$BOX/host-uuid")"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 EOF
+    if [[ -s "$TLSPORTFILE" ]]; then
+        sed -i 's/^listen_tls = 0$/listen_tls = 1/' "$BOX/etc/libvirtd.conf"
+        cat >>"$BOX/etc/libvirtd.conf" <<EOF
+tls_port = "$(tr -dc '0-9' <"$TLSPORTFILE")"
+auth_tls = "none"
+ca_file = "/etc/libvirt/pki/cacert.pem"
+cert_file = "/etc/libvirt/pki/servercert.pem"
+key_file = "/etc/libvirt/pki/serverkey.pem"
+EOF
+    fi
     local q="$BOX/etc/qemu.conf"
     touch "$q"
     set_conf "$q" user '"root"'
@@ -227,6 +244,17 @@ wait_until_answers() {
 cmd_start() {
     local p="${1:-$(port)}"
     [[ "$p" =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "start $name: a TCP port is needed (none remembered)"
+    if [[ $# -ge 3 ]]; then
+        local tp="$2" pki="$3" f
+        [[ "$tp" =~ ^[0-9]+$ ]] && ((tp > 0 && tp < 65536)) || die "start $name: TLS_PORT '$tp' is not a port"
+        for f in cacert.pem servercert.pem serverkey.pem; do
+            [[ -r "$pki/$f" ]] || die "start $name: $pki/$f missing"
+        done
+        mkdir -p "$BOX/etc/pki"
+        chmod 700 "$BOX" "$BOX/etc/pki"
+        cp "$pki/cacert.pem" "$pki/servercert.pem" "$pki/serverkey.pem" "$BOX/etc/pki/"
+        echo "$tp" >"$TLSPORTFILE"
+    fi
     prepare_machine
     local pid
     if pid=$(daemon_pid); then
@@ -357,7 +385,7 @@ cmd_purge() {
 }
 
 case "$cmd" in
-    start) cmd_start "${3:-}" ;;
+    start) cmd_start "${@:3}" ;;
     stop) cmd_stop ;;
     kill) cmd_kill ;;
     status) cmd_status ;;

@@ -15,6 +15,9 @@ pub struct LibvirtBox {
     pub name: String,
     /// `qemu+tcp://127.0.0.1:PORT/system`.
     pub uri: String,
+    /// `qemu+tls://127.0.0.1:TLS_PORT/system` of a box started with
+    /// [`start_tls`](Self::start_tls) (without `?pkipath=`).
+    pub tls_uri: Option<String>,
 }
 
 fn script() -> PathBuf {
@@ -25,14 +28,33 @@ impl LibvirtBox {
     /// Starts box `name` (letters, digits, `_` and `-`, at most 32) and
     /// waits until it answers.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, None)
+    }
+
+    /// [`start`](Self::start), also listening with TLS: `pki` holds the
+    /// box's cacert.pem, servercert.pem and serverkey.pem.
+    pub fn start_tls(name: &str, pki: &std::path::Path) -> Self {
+        Self::start_with(name, Some(pki))
+    }
+
+    fn start_with(name: &str, pki: Option<&std::path::Path>) -> Self {
         let port = free_port();
+        let mut args = vec!["start".to_owned(), name.to_owned(), port.to_string()];
+        let mut tls_uri = None;
+        if let Some(pki) = pki {
+            let tls_port = free_port();
+            args.push(tls_port.to_string());
+            args.push(pki.to_str().expect("a UTF-8 path").to_owned());
+            tls_uri = Some(format!("qemu+tls://127.0.0.1:{tls_port}/system"));
+        }
         let out = Command::new(script())
-            .args(["start", name, &port.to_string()])
+            .args(&args)
             .output()
             .expect("run libvirtd-box.sh");
         let b = LibvirtBox {
             name: name.to_owned(),
             uri: format!("qemu+tcp://127.0.0.1:{port}/system"),
+            tls_uri,
         };
         assert!(
             out.status.success(),

@@ -194,3 +194,125 @@ async fn a_box_down_and_back() {
         }
     }
 }
+
+/// A host reached over libvirt's TLS transport (`qemu+tls://`, client
+/// certificate from `?pkipath=`): served like any other, its events on the
+/// stream; the same daemon reached by a client that trusts another CA is
+/// NOT_SERVING and its calls answer UNAVAILABLE with the TLS failure.
+#[tokio::test]
+async fn a_host_over_qemu_tls() {
+    use libvirt_grpc_tests::pki::{Ca, Pki};
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let ca = Ca::new("lvg box CA");
+    let server_pki = Pki::new(&format!("{p}srv"));
+    let server = ca.server();
+    server_pki.write("cacert.pem", &ca.pem);
+    server_pki.write("servercert.pem", &server.cert);
+    server_pki.write("serverkey.pem", &server.key);
+    // libvirt's client reads cacert.pem, clientcert.pem and clientkey.pem
+    // from `pkipath`.
+    let client_pki = Pki::new(&format!("{p}cli"));
+    let client = ca.client("libvirt-grpc");
+    client_pki.write("cacert.pem", &ca.pem);
+    client_pki.write("clientcert.pem", &client.cert);
+    client_pki.write("clientkey.pem", &client.key);
+    let other = Ca::new("another CA");
+    let stranger_pki = Pki::new(&format!("{p}str"));
+    let stranger = other.client("libvirt-grpc");
+    // It trusts only its own CA, which did not sign the daemon's
+    // certificate: the handshake fails on the daemon's certificate.
+    stranger_pki.write("cacert.pem", &other.pem);
+    stranger_pki.write("clientcert.pem", &stranger.cert);
+    stranger_pki.write("clientkey.pem", &stranger.key);
+
+    let b = LibvirtBox::start_tls(&format!("{p}tls"), &server_pki.dir);
+    let tls = b.tls_uri.clone().expect("a TLS box");
+    let uri = format!("{tls}?pkipath={}", client_pki.dir.display());
+    let bad_uri = format!("{tls}?pkipath={}", stranger_pki.dir.display());
+    let s = TestServer::start(vec![
+        HostConfig::new("t0", &uri),
+        HostConfig::new("bad", &bad_uri),
+    ])
+    .await;
+    let _c = Cleanup::new(&b.uri, &p);
+
+    let name = format!("{p}overtls");
+    let mut st = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest {
+            hosts: vec!["t0".into()],
+            names: vec![name.clone()],
+            kinds: vec![EventKind::Lifecycle as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let d = s
+        .client
+        .domains()
+        .create_domain(v1::CreateDomainRequest {
+            host: "t0".into(),
+            source: Some(v1::create_domain_request::Source::Xml(format!(
+                "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+                 <vcpu>1</vcpu><os><type>hvm</type></os><devices/></domain>"
+            ))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(
+        (d.host.as_str(), d.state()),
+        ("t0", v1::DomainState::Running)
+    );
+    loop {
+        if let Item::Event(e) = next(&mut st).await {
+            if let Some(v1::event::Details::Lifecycle(l)) = &e.details {
+                if l.event() == L::Started {
+                    assert_eq!(e.host, "t0");
+                    break;
+                }
+            }
+        }
+    }
+    let hosts = s
+        .client
+        .hosts()
+        .list_hosts(v1::ListHostsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
+    let t0 = hosts.iter().find(|h| h.name == "t0").unwrap();
+    assert_eq!(t0.health(), v1::HostHealth::Serving, "{t0:?}");
+
+    let e = s
+        .client
+        .domains()
+        .list_domains(v1::ListDomainsRequest {
+            host: "bad".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a daemon certificate of an unknown CA is refused");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    let hosts = s
+        .client
+        .hosts()
+        .list_hosts(v1::ListHostsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
+    let bad = hosts.iter().find(|h| h.name == "bad").unwrap();
+    assert_eq!(bad.health(), v1::HostHealth::NotServing, "{bad:?}");
+    assert!(bad.last_error.contains("certificate"), "{bad:?}");
+    s.stop().await;
+}
