@@ -70,6 +70,8 @@ pub const TABLE: &[(&str, Role)] = &[
         "/libvirt_grpc.v1.DomainService/StartDomainMigrationPostCopy",
         Operator,
     ),
+    // Domain internals (issue 13). The monitor controls QEMU entirely.
+    ("/libvirt_grpc.v1.DomainService/QemuMonitorCommand", Admin),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),

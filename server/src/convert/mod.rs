@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod domain;
 pub mod host;
+pub mod internals;
 pub mod network;
 pub mod snapshot;
 pub mod state;

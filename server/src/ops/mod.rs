@@ -10,6 +10,7 @@ pub mod guest_exec;
 pub mod guest_file;
 pub mod host;
 pub mod migrate;
+pub mod monitor;
 pub mod network;
 pub mod screenshot;
 pub mod snapshot;

@@ -9,6 +9,8 @@ use futures::Stream;
 use libvirt_grpc::v1::{self, domain_service_server::DomainService};
 use tonic::{Request, Response, Status};
 
+mod internals;
+
 use super::{deadline, ok, paging, resolve::Target};
 use crate::{
     auth::{Caller, Role},
@@ -897,5 +899,14 @@ impl DomainService for DomainApi {
         })
         .await?;
         ok(v1::StartDomainMigrationPostCopyResponse {})
+    }
+
+    // Domain internals (issue 13): handlers in `domain/internals.rs`.
+
+    async fn qemu_monitor_command(
+        &self,
+        req: Request<v1::QemuMonitorCommandRequest>,
+    ) -> Result<Response<v1::QemuMonitorCommandResponse>, Status> {
+        internals::qemu_monitor_command(self, req).await
     }
 }
