@@ -242,6 +242,24 @@ pub const TABLE: &[(&str, Role)] = &[
         "/libvirt_grpc.v1.StorageService/DownloadStorageVolume",
         Operator,
     ),
+    // StorageService, issue 13: lookups read; a transient pool is a change
+    // (its target path is confined like a defined pool's).
+    (
+        "/libvirt_grpc.v1.StorageService/LookupStorageVolumeByKey",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.StorageService/LookupStorageVolumeByPath",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.StorageService/LookupStoragePoolByVolume",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.StorageService/CreateStoragePool",
+        Operator,
+    ),
     // Health and reflection.
     ("/grpc.health.v1.Health/Check", Reader),
     ("/grpc.health.v1.Health/Watch", Reader),

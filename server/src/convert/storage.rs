@@ -411,18 +411,8 @@ impl TryFrom<&v1::DefineStoragePoolRequest> for DefinePool {
 
     /// Validates `r` (its host paths are confinement's: `crate::confine`).
     fn try_from(r: &v1::DefineStoragePoolRequest) -> Result<Self, Error> {
-        use v1::define_storage_pool_request::Source;
         let mut v = Violations::default();
-        let xml = match &r.source {
-            Some(Source::Xml(x)) => v
-                .check(validate::required_xml("xml", x))
-                .map(|()| x.clone()),
-            Some(Source::Spec(s)) => v.check(render::render_pool(s)),
-            None => {
-                v.add("source", "set one of xml or spec");
-                None
-            }
-        };
+        let xml = pool_xml(&mut v, r.source.as_ref().map(PoolSource::from));
         let steps = PoolSteps {
             build: r.build,
             start: r.start,
@@ -430,6 +420,89 @@ impl TryFrom<&v1::DefineStoragePoolRequest> for DefinePool {
         };
         v.done(xml.map(|xml| DefinePool { xml, steps }))
     }
+}
+
+/// The definition of a pool a define or create request carries.
+#[derive(Debug, Clone, Copy)]
+pub enum PoolSource<'a> {
+    /// Raw pool XML (field `xml`).
+    Xml(&'a str),
+    /// A structured spec (field `spec`).
+    Spec(&'a v1::StoragePoolSpec),
+}
+
+impl<'a> From<&'a v1::define_storage_pool_request::Source> for PoolSource<'a> {
+    fn from(s: &'a v1::define_storage_pool_request::Source) -> Self {
+        use v1::define_storage_pool_request::Source;
+        match s {
+            Source::Xml(x) => PoolSource::Xml(x),
+            Source::Spec(s) => PoolSource::Spec(s),
+        }
+    }
+}
+
+impl<'a> From<&'a v1::create_storage_pool_request::Source> for PoolSource<'a> {
+    fn from(s: &'a v1::create_storage_pool_request::Source) -> Self {
+        use v1::create_storage_pool_request::Source;
+        match s {
+            Source::Xml(x) => PoolSource::Xml(x),
+            Source::Spec(s) => PoolSource::Spec(s),
+        }
+    }
+}
+
+/// The pool XML of a define or create: raw XML checked, or the spec
+/// rendered; its violations go into `v`.
+fn pool_xml(v: &mut Violations, source: Option<PoolSource<'_>>) -> Option<String> {
+    match source {
+        Some(PoolSource::Xml(x)) => v
+            .check(validate::required_xml("xml", x))
+            .map(|()| x.to_owned()),
+        Some(PoolSource::Spec(s)) => v.check(render::render_pool(s)),
+        None => {
+            v.add("source", "set one of xml or spec");
+            None
+        }
+    }
+}
+
+/// `CreateStoragePool`, validated: the pool XML and libvirt's create flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePool {
+    /// The pool XML.
+    pub xml: String,
+    /// VIR_STORAGE_POOL_CREATE_*.
+    pub flags: u32,
+}
+
+impl TryFrom<&v1::CreateStoragePoolRequest> for CreatePool {
+    type Error = Error;
+
+    /// Validates `r` (its host paths are confinement's: `crate::confine`).
+    fn try_from(r: &v1::CreateStoragePoolRequest) -> Result<Self, Error> {
+        let mut v = Violations::default();
+        let xml = pool_xml(&mut v, r.source.as_ref().map(PoolSource::from));
+        v.done(xml.map(|xml| CreatePool {
+            xml,
+            flags: start_flags(r.build),
+        }))
+    }
+}
+
+/// The key of `LookupStorageVolumeByKey`: present, at most 4096 bytes, no
+/// NUL bytes.
+pub fn volume_lookup_key(field: &str, key: &str) -> Result<(), Error> {
+    validate::required_text(field, key)?;
+    validate::max_bytes(field, key, validate::MAX_PATH_BYTES)
+}
+
+/// The path of `LookupStorageVolumeByPath`: present and absolute (see
+/// [`validate::absolute_path`]).
+pub fn volume_lookup_path(field: &str, path: &str) -> Result<(), Error> {
+    if path.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    validate::absolute_path(field, path)
 }
 
 /// `FindStoragePoolSources`, validated.

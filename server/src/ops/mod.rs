@@ -9,6 +9,7 @@ pub mod domain;
 pub mod guest_exec;
 pub mod guest_file;
 pub mod host;
+pub mod lookup;
 pub mod migrate;
 pub mod monitor;
 pub mod network;

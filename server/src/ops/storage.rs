@@ -217,6 +217,13 @@ pub fn stop_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts,
     }
 }
 
+/// Creates and starts a transient pool from XML (virStoragePoolCreateXML,
+/// `flags`: VIR_STORAGE_POOL_CREATE_*). libvirt itself forgets a pool whose
+/// start fails, so there is nothing to undo.
+pub fn create_pool(conn: &Connect, host: &str, xml: &str, flags: u32) -> Result<PoolFacts, Error> {
+    pool_facts(&conn.create_storage_pool_xml(xml, flags)?, host)
+}
+
 /// Deletes a pool's storage; the definition stays.
 pub fn delete_pool(conn: &Connect, key: &PoolKey, host: &str) -> Result<PoolFacts, Error> {
     changed_pool(conn, key, host, |p| {

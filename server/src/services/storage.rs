@@ -29,13 +29,15 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{deadline, next_message, ok, paging, resolve::Target, DEFAULT_STREAM_IDLE};
 use crate::{
-    auth::Caller,
+    auth::{Caller, Role},
     confine::{Confinement, Reach},
     convert::storage::{
-        self as convert, CloneVolume, DefinePool, FindSources, PoolListFlags, Resize,
+        self as convert, CloneVolume, CreatePool, DefinePool, FindSources, PoolListFlags,
+        PoolSource, Resize,
     },
     error::Error,
     ops::{
+        lookup,
         storage::{self as ops, PoolKey, VolumeKey},
         volume_transfer::{self as transfer, UploadItem},
     },
@@ -81,6 +83,32 @@ impl StorageApi {
 
     fn pool(&self, r: Option<&v1::StoragePoolRef>) -> Result<Target<PoolKey>, Error> {
         Target::resolve(&self.hosts, r, "pool")
+    }
+
+    /// Confines a pool definition: its target path for every caller (a
+    /// pool's directory is a path the caller names), every other host path
+    /// of its XML below admin.
+    fn confine_pool(
+        &self,
+        source: Option<PoolSource<'_>>,
+        xml: &str,
+        role: Role,
+        reach: Reach,
+    ) -> Result<(), Error> {
+        let field = match source {
+            Some(PoolSource::Spec(s)) => {
+                if !s.target_path.is_empty() {
+                    self.confinement
+                        .check_path("spec.target_path", &s.target_path, reach)?;
+                }
+                "spec"
+            }
+            _ => {
+                self.confinement.check_pool_xml_target("xml", xml, reach)?;
+                "xml"
+            }
+        };
+        self.confinement.check_xml(field, xml, role, reach)
     }
 
     fn volume(
@@ -183,29 +211,17 @@ impl StorageService for StorageApi {
         &self,
         req: Request<v1::DefineStoragePoolRequest>,
     ) -> Result<Response<v1::DefineStoragePoolResponse>, Status> {
-        use v1::define_storage_pool_request::Source;
         let role = Caller::of(&req).role;
         let dl = deadline(&req);
         let r = req.into_inner();
         let def = DefinePool::try_from(&r)?;
         let pool = self.hosts.get(&r.host)?;
-        let reach = Reach::of_uri(pool.uri());
-        // The target for every caller; the rest of the XML below admin.
-        let field = match &r.source {
-            Some(Source::Spec(s)) => {
-                if !s.target_path.is_empty() {
-                    self.confinement
-                        .check_path("spec.target_path", &s.target_path, reach)?;
-                }
-                "spec"
-            }
-            _ => {
-                self.confinement
-                    .check_pool_xml_target("xml", &def.xml, reach)?;
-                "xml"
-            }
-        };
-        self.confinement.check_xml(field, &def.xml, role, reach)?;
+        self.confine_pool(
+            r.source.as_ref().map(PoolSource::from),
+            &def.xml,
+            role,
+            Reach::of_uri(pool.uri()),
+        )?;
         let host = pool.name().to_owned();
         let p = pool
             .run(Lane::Slow, dl, move |c| {
@@ -466,6 +482,89 @@ impl StorageService for StorageApi {
         ok(v1::ResizeStorageVolumeResponse {
             volume: volume_msg(vol),
         })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn lookup_storage_volume_by_key(
+        &self,
+        req: Request<v1::LookupStorageVolumeByKeyRequest>,
+    ) -> Result<Response<v1::LookupStorageVolumeByKeyResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let mut v = crate::validate::Violations::default();
+        let pool = v.check(self.hosts.get(&r.host).map(Arc::clone));
+        v.check(convert::volume_lookup_key("key", &r.key));
+        let pool = v.done(pool)?;
+        let host = pool.name().to_owned();
+        let vol = pool
+            .run(Lane::Quick, dl, move |c| {
+                lookup::volume_by_key(c, &host, &r.key)
+            })
+            .await?;
+        ok(v1::LookupStorageVolumeByKeyResponse {
+            volume: volume_msg(vol),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn lookup_storage_volume_by_path(
+        &self,
+        req: Request<v1::LookupStorageVolumeByPathRequest>,
+    ) -> Result<Response<v1::LookupStorageVolumeByPathResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let mut v = crate::validate::Violations::default();
+        let pool = v.check(self.hosts.get(&r.host).map(Arc::clone));
+        v.check(convert::volume_lookup_path("path", &r.path));
+        let pool = v.done(pool)?;
+        let host = pool.name().to_owned();
+        let vol = pool
+            .run(Lane::Quick, dl, move |c| {
+                lookup::volume_by_path(c, &host, &r.path)
+            })
+            .await?;
+        ok(v1::LookupStorageVolumeByPathResponse {
+            volume: volume_msg(vol),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn lookup_storage_pool_by_volume(
+        &self,
+        req: Request<v1::LookupStoragePoolByVolumeRequest>,
+    ) -> Result<Response<v1::LookupStoragePoolByVolumeResponse>, Status> {
+        let dl = deadline(&req);
+        let t = self.volume(req.get_ref().volume.as_ref(), "volume")?;
+        let p = t.run(Lane::Quick, dl, lookup::pool_of_volume).await?;
+        ok(v1::LookupStoragePoolByVolumeResponse { pool: pool_msg(p) })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn create_storage_pool(
+        &self,
+        req: Request<v1::CreateStoragePoolRequest>,
+    ) -> Result<Response<v1::CreateStoragePoolResponse>, Status> {
+        let role = Caller::of(&req).role;
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let mut v = crate::validate::Violations::default();
+        let new = v.check(CreatePool::try_from(&r));
+        let pool = v.check(self.hosts.get(&r.host).map(Arc::clone));
+        let (new, pool) = v.done(new.zip(pool))?;
+        self.confine_pool(
+            r.source.as_ref().map(PoolSource::from),
+            &new.xml,
+            role,
+            Reach::of_uri(pool.uri()),
+        )?;
+        let host = pool.name().to_owned();
+        let p = pool
+            .run(Lane::Slow, dl, move |c| {
+                ops::create_pool(c, &host, &new.xml, new.flags)
+            })
+            .await?;
+        crate::auth::audit::note_target(&p.host, &p.name);
+        ok(v1::CreateStoragePoolResponse { pool: pool_msg(p) })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]
