@@ -59,6 +59,18 @@ pub const TABLE: &[(&str, Role)] = &[
     // Typing into the guest, as SendDomainKey does.
     ("/libvirt_grpc.v1.DomainService/OpenDomainConsole", Operator),
     ("/libvirt_grpc.v1.DomainService/PinDomainVcpu", Operator),
+    ("/libvirt_grpc.v1.DomainService/PinDomainEmulator", Operator),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainEmulatorPinning",
+        Reader,
+    ),
+    ("/libvirt_grpc.v1.DomainService/GetDomainIOThreads", Reader),
+    ("/libvirt_grpc.v1.DomainService/AddDomainIOThread", Operator),
+    (
+        "/libvirt_grpc.v1.DomainService/DeleteDomainIOThread",
+        Operator,
+    ),
+    ("/libvirt_grpc.v1.DomainService/PinDomainIOThread", Operator),
     (
         "/libvirt_grpc.v1.DomainService/GetDomainVcpuPinning",
         Reader,

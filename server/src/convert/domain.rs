@@ -563,12 +563,75 @@ pub fn send_key(r: v1::SendDomainKeyRequest) -> Result<(u32, u32, Vec<u32>), Err
     v.done(codeset.zip(hold).map(|(c, h)| (c, h, r.keycodes)))
 }
 
-/// PinDomainVcpu: the CPUs and VIR_DOMAIN_AFFECT_*.
-pub fn pin_vcpu(r: &v1::PinDomainVcpuRequest) -> Result<u32, Error> {
-    if r.cpus.is_empty() {
+/// Most host CPUs one pinning request may name.
+const MAX_PIN_CPUS: usize = 4096;
+
+/// Largest IOThread id accepted.
+const MAX_IOTHREAD_ID: u32 = 4096;
+
+/// The host CPUs of a pinning request: 1 to [`MAX_PIN_CPUS`] of them
+/// (whether the host has them, the ops check).
+fn pin_cpus(cpus: &[u32]) -> Result<(), Error> {
+    if cpus.is_empty() {
         return Err(Error::invalid("cpus", "name at least one host CPU"));
     }
+    if cpus.len() > MAX_PIN_CPUS {
+        return Err(Error::invalid(
+            "cpus",
+            format!("at most {MAX_PIN_CPUS} host CPUs"),
+        ));
+    }
+    Ok(())
+}
+
+/// PinDomainVcpu: the CPUs and VIR_DOMAIN_AFFECT_*.
+pub fn pin_vcpu(r: &v1::PinDomainVcpuRequest) -> Result<u32, Error> {
+    pin_cpus(&r.cpus)?;
     Ok(scope_flags(r.scope.as_ref()))
+}
+
+/// PinDomainEmulator: VIR_DOMAIN_AFFECT_*.
+pub fn pin_emulator(r: &v1::PinDomainEmulatorRequest) -> Result<u32, Error> {
+    pin_cpus(&r.cpus)?;
+    Ok(scope_flags(r.scope.as_ref()))
+}
+
+/// An IOThread id: 1 to [`MAX_IOTHREAD_ID`].
+fn iothread_id(id: u32) -> Result<u32, Error> {
+    if id == 0 || id > MAX_IOTHREAD_ID {
+        return Err(Error::invalid(
+            "iothread_id",
+            format!("1 to {MAX_IOTHREAD_ID}"),
+        ));
+    }
+    Ok(id)
+}
+
+/// Add/DeleteDomainIOThread: the id and VIR_DOMAIN_AFFECT_*.
+pub fn iothread_change(id: u32, scope: Option<&v1::ModifyScope>) -> Result<(u32, u32), Error> {
+    Ok((iothread_id(id)?, scope_flags(scope)))
+}
+
+/// PinDomainIOThread: the id, the change and VIR_DOMAIN_AFFECT_*.
+pub fn pin_iothread(
+    r: v1::PinDomainIoThreadRequest,
+) -> Result<(u32, crate::ops::threads::IoThreadChange, u32), Error> {
+    let mut v = crate::validate::Violations::default();
+    let id = v.check(iothread_id(r.iothread_id));
+    let cpus = v.check(pin_cpus(&r.cpus));
+    let (id, ()) = v.done(id.zip(cpus))?;
+    Ok((
+        id,
+        crate::ops::threads::IoThreadChange::Pin(r.cpus),
+        scope_flags(r.scope.as_ref()),
+    ))
+}
+
+/// IOThreads as messages.
+pub fn iothreads(t: Vec<crate::ops::threads::IoThread>) -> Vec<v1::IoThreadPinning> {
+    t.into_iter()
+        .map(|(iothread_id, cpus)| v1::IoThreadPinning { iothread_id, cpus })
+        .collect()
 }
 
 /// GetDomainVcpuPinning: VIR_DOMAIN_AFFECT_CONFIG or CURRENT.

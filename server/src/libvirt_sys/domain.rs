@@ -95,7 +95,7 @@ pub fn vcpu_pin_info(
     host_cpus: u32,
     flags: u32,
 ) -> Result<Vec<Vec<u32>>, Error> {
-    let maplen = host_cpus.div_ceil(8).max(1) as usize;
+    let maplen = super::cpumap::map_len(host_cpus);
     let mut maps = vec![0u8; maplen * vcpus as usize];
     // SAFETY: see the module doc; `maps` holds exactly `vcpus * maplen`
     // bytes, as the call requires for `ncpumaps = vcpus`.
@@ -115,11 +115,7 @@ pub fn vcpu_pin_info(
     Ok(maps
         .chunks(maplen)
         .take(n)
-        .map(|map| {
-            (0..host_cpus)
-                .filter(|cpu| map[(cpu / 8) as usize] & (1 << (cpu % 8)) != 0)
-                .collect()
-        })
+        .map(|map| super::cpumap::cpus_in(map, host_cpus))
         .collect())
 }
 

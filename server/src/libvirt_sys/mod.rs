@@ -11,6 +11,8 @@
 //! | [`network`] | DHCP leases |
 //! | [`callbacks`] | the event callbacks and the values they copy out |
 //! | [`console`] | the serial console stream and its readiness callback |
+//! | [`cpumap`] | libvirt's CPU bit maps (no FFI; shared by the pinning calls) |
+//! | [`threads`] | emulator pinning and IOThreads |
 //! | [`registration`] | registering those callbacks on a connection, and deregistering |
 //! | [`typed_params`] | decoding libvirt's typed parameters (once, for all of the above) |
 //!
@@ -36,10 +38,12 @@
 
 pub mod callbacks;
 pub mod console;
+pub mod cpumap;
 pub mod domain;
 pub mod guest;
 pub mod network;
 pub mod registration;
+pub mod threads;
 pub mod typed_params;
 
 use std::{

@@ -1012,17 +1012,7 @@ pub fn pin_vcpu(
     flags: u32,
 ) -> Result<DomainInfo, Error> {
     let dom = lookup(conn, key)?;
-    let host_cpus = conn.node_info()?.cpus;
-    if let Some(bad) = cpus.iter().find(|cpu| **cpu >= host_cpus) {
-        return Err(Error::invalid(
-            "cpus",
-            format!("host CPU {bad} does not exist (the host has {host_cpus})"),
-        ));
-    }
-    let mut map = vec![0u8; host_cpus.div_ceil(8) as usize];
-    for cpu in cpus {
-        map[(cpu / 8) as usize] |= 1 << (cpu % 8);
-    }
+    let (map, _) = super::threads::host_cpumap(conn, "cpus", cpus)?;
     dom.pin_vcpu_flags(vcpu, &map, flags)?;
     describe(conn, host, &dom)
 }

@@ -17,7 +17,10 @@ use crate::{
     confine::{Confinement, Reach},
     convert::domain as convert,
     error::Error,
-    ops::domain::{self as ops, DeviceChange, DomainKey},
+    ops::{
+        domain::{self as ops, DeviceChange, DomainKey},
+        threads::{self, IoThreadChange},
+    },
     pool::{Hosts, Lane},
 };
 
@@ -823,6 +826,123 @@ impl DomainService for DomainApi {
             .await?;
         ok(v1::GetDomainVcpuPinningResponse {
             vcpus: convert::vcpu_pinning(maps),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn pin_domain_emulator(
+        &self,
+        req: Request<v1::PinDomainEmulatorRequest>,
+    ) -> Result<Response<v1::PinDomainEmulatorResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let (t, flags) = self.target_with(r.domain.as_ref(), convert::pin_emulator(&r))?;
+        let cpus = r.cpus;
+        let d = t
+            .run(Lane::Quick, dl, move |c, k, h| {
+                threads::pin_emulator(c, k, h, &cpus, flags)
+            })
+            .await?;
+        ok(v1::PinDomainEmulatorResponse {
+            domain: Some(d.into()),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_domain_emulator_pinning(
+        &self,
+        req: Request<v1::GetDomainEmulatorPinningRequest>,
+    ) -> Result<Response<v1::GetDomainEmulatorPinningResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let flags = convert::vcpu_pinning_flags(r.config);
+        let t = self.target(r.domain.as_ref())?;
+        let cpus = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                threads::emulator_pinning(c, k, flags)
+            })
+            .await?;
+        ok(v1::GetDomainEmulatorPinningResponse { cpus })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn get_domain_io_threads(
+        &self,
+        req: Request<v1::GetDomainIoThreadsRequest>,
+    ) -> Result<Response<v1::GetDomainIoThreadsResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let flags = convert::vcpu_pinning_flags(r.config);
+        let t = self.target(r.domain.as_ref())?;
+        let list = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                threads::iothreads(c, k, flags)
+            })
+            .await?;
+        ok(v1::GetDomainIoThreadsResponse {
+            iothreads: convert::iothreads(list),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn add_domain_io_thread(
+        &self,
+        req: Request<v1::AddDomainIoThreadRequest>,
+    ) -> Result<Response<v1::AddDomainIoThreadResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let (t, (id, flags)) = self.target_with(
+            r.domain.as_ref(),
+            convert::iothread_change(r.iothread_id, r.scope.as_ref()),
+        )?;
+        let list = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                threads::change_iothread(c, k, id, &IoThreadChange::Add, flags)
+            })
+            .await?;
+        ok(v1::AddDomainIoThreadResponse {
+            iothreads: convert::iothreads(list),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn delete_domain_io_thread(
+        &self,
+        req: Request<v1::DeleteDomainIoThreadRequest>,
+    ) -> Result<Response<v1::DeleteDomainIoThreadResponse>, Status> {
+        let dl = deadline(&req);
+        let r = req.into_inner();
+        let (t, (id, flags)) = self.target_with(
+            r.domain.as_ref(),
+            convert::iothread_change(r.iothread_id, r.scope.as_ref()),
+        )?;
+        let list = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                threads::change_iothread(c, k, id, &IoThreadChange::Delete, flags)
+            })
+            .await?;
+        ok(v1::DeleteDomainIoThreadResponse {
+            iothreads: convert::iothreads(list),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn pin_domain_io_thread(
+        &self,
+        req: Request<v1::PinDomainIoThreadRequest>,
+    ) -> Result<Response<v1::PinDomainIoThreadResponse>, Status> {
+        let dl = deadline(&req);
+        let mut r = req.into_inner();
+        let domain = r.domain.take();
+        let (t, (id, change, flags)) =
+            self.target_with(domain.as_ref(), convert::pin_iothread(r))?;
+        let list = t
+            .run(Lane::Quick, dl, move |c, k, _| {
+                threads::change_iothread(c, k, id, &change, flags)
+            })
+            .await?;
+        ok(v1::PinDomainIoThreadResponse {
+            iothreads: convert::iothreads(list),
         })
     }
 
