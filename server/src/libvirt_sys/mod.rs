@@ -9,6 +9,7 @@
 //! | [`domain`] | state, save, vCPU pinning, bulk statistics, job statistics and abort |
 //! | [`guest`] | guest-agent calls: file systems, SSH keys, guest info, guest vCPUs |
 //! | [`network`] | DHCP leases |
+//! | [`snapshot`] | whether a domain has a current snapshot |
 //! | [`callbacks`] | the event callbacks and the values they copy out |
 //! | [`registration`] | registering those callbacks on a connection, and deregistering |
 //! | [`typed_params`] | decoding libvirt's typed parameters (once, for all of the above) |
@@ -38,6 +39,7 @@ pub mod domain;
 pub mod guest;
 pub mod network;
 pub mod registration;
+pub mod snapshot;
 pub mod typed_params;
 
 use std::{
@@ -57,6 +59,7 @@ pub use guest::{
 };
 pub use network::{network_dhcp_leases, DhcpLease};
 pub use registration::{register, Registration};
+pub use snapshot::has_current_snapshot;
 pub use typed_params::TypedValue;
 
 use crate::error::Error;
