@@ -31,6 +31,41 @@ pub fn attr(xml: &str, path: &[&str], attr: &str) -> Option<String> {
     }
 }
 
+/// The values of attribute `attr` of every element at `path` that has it,
+/// in document order; empty when the XML cannot be read to its end.
+pub fn attrs(xml: &str, path: &[&str], attr: &str) -> Vec<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let Ok(event) = reader.read_event() else {
+            return Vec::new();
+        };
+        let opens = matches!(event, Event::Start(_));
+        match event {
+            Event::Start(e) | Event::Empty(e) if at(&stack, path, e.name().as_ref()) => {
+                if let Some(v) = e
+                    .try_get_attribute(attr)
+                    .ok()
+                    .flatten()
+                    .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                {
+                    out.push(v);
+                }
+                if opens {
+                    stack.push(e.name().as_ref().to_vec());
+                }
+            }
+            Event::Start(e) => stack.push(e.name().as_ref().to_vec()),
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Eof => return out,
+            _ => {}
+        }
+    }
+}
+
 /// The text content of the first element at `path`.
 pub fn text(xml: &str, path: &[&str]) -> Option<String> {
     let mut reader = Reader::from_str(xml);
@@ -118,5 +153,23 @@ mod tests {
             Some("/p")
         );
         assert_eq!(text(xml, &["volume", "nothing"]), None);
+    }
+
+    #[test]
+    fn reads_every_matching_attribute() {
+        let xml = "<domainsnapshot><disks>\
+                   <disk name='vda'><source file='/a &amp; b'/></disk>\
+                   <disk name='vdb' snapshot='no'/>\
+                   <disk name='vdc'><source file='/c'></source></disk>\
+                   </disks><source file='/not-a-disk'/></domainsnapshot>";
+        assert_eq!(
+            attrs(xml, &["domainsnapshot", "disks", "disk", "source"], "file"),
+            ["/a & b", "/c"]
+        );
+        assert_eq!(
+            attrs(xml, &["domainsnapshot", "disks", "disk"], "name"),
+            ["vda", "vdb", "vdc"]
+        );
+        assert!(attrs("<a><b x='1'></a>", &["a", "b"], "x").is_empty());
     }
 }

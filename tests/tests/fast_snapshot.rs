@@ -31,6 +31,7 @@ async fn create(s: &TestServer, d: &str, name: &str) -> v1::Snapshot {
             source: Some(Source::Spec(SnapshotSpec {
                 name: name.into(),
                 description: format!("snapshot {name} <&>"),
+                ..Default::default()
             })),
             ..Default::default()
         }))
@@ -310,7 +311,7 @@ async fn snapshot_bad_input() {
             domain: dom(&d),
             source: Some(Source::Spec(SnapshotSpec {
                 name: "a/b".into(),
-                description: String::new(),
+                ..Default::default()
             })),
             ..Default::default()
         }))
@@ -371,7 +372,7 @@ async fn halt_and_revert_to_running_or_paused() {
             domain: dom(&d),
             source: Some(Source::Spec(SnapshotSpec {
                 name: "live".into(),
-                description: String::new(),
+                ..Default::default()
             })),
             halt: true,
             ..Default::default()
@@ -528,7 +529,7 @@ async fn one_bad_request_names_every_bad_field() {
             }),
             source: Some(Source::Spec(SnapshotSpec {
                 name: "a/b".into(),
-                description: String::new(),
+                ..Default::default()
             })),
             redefine: true,
             redefine_current: true,

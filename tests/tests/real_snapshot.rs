@@ -94,6 +94,7 @@ async fn internal_snapshot_tree_of_a_qcow2_guest() {
             source: Some(Source::Spec(SnapshotSpec {
                 name: name.into(),
                 description: format!("{name} on qcow2"),
+                ..Default::default()
             })),
             ..Default::default()
         });

@@ -186,6 +186,10 @@ pub const TABLE: &[(&str, Role)] = &[
     ("/libvirt_grpc.v1.SnapshotService/GetSnapshotTree", Reader),
     ("/libvirt_grpc.v1.SnapshotService/RevertSnapshot", Operator),
     ("/libvirt_grpc.v1.SnapshotService/DeleteSnapshot", Operator),
+    (
+        "/libvirt_grpc.v1.SnapshotService/HasCurrentSnapshot",
+        Reader,
+    ),
     // StorageService
     ("/libvirt_grpc.v1.StorageService/ListStoragePools", Reader),
     ("/libvirt_grpc.v1.StorageService/GetStoragePool", Reader),

@@ -9,9 +9,10 @@ use virt::sys;
 use super::{flags_of, state};
 use crate::{
     error::Error,
-    ops::snapshot::{ListFilter, NewSnapshot, SnapshotInfo, SnapshotNode},
+    ops::snapshot::{ExternalFiles, ListFilter, NewSnapshot, SnapshotInfo, SnapshotNode},
     render::snapshot as render,
     validate::{self, Violations},
+    xml_query,
 };
 
 /// libvirt's snapshot `<state>` name that marks a disk-only snapshot.
@@ -100,12 +101,31 @@ impl TryFrom<&v1::CreateSnapshotRequest> for NewSnapshot {
             (r.no_metadata, sys::VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA),
             (r.redefine, sys::VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE),
             (r.redefine_current, sys::VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT),
+            (r.reuse_external, sys::VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT),
+            (r.validate, sys::VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE),
         ]);
         v.done(xml.map(|xml| NewSnapshot {
+            files: external_files(&xml, r.redefine, r.reuse_external),
             xml,
             flags,
             no_metadata: r.no_metadata,
         }))
+    }
+}
+
+/// The files a snapshot's XML names for libvirt to create: external disk
+/// overlays and the memory file. A redefine creates nothing (its XML
+/// describes files that exist). Whether they are this machine's is the
+/// service's to say (`ExternalFiles::local`).
+fn external_files(xml: &str, redefine: bool, reuse: bool) -> ExternalFiles {
+    if redefine {
+        return ExternalFiles::default();
+    }
+    ExternalFiles {
+        disks: xml_query::attrs(xml, &["domainsnapshot", "disks", "disk", "source"], "file"),
+        memory: xml_query::attr(xml, &["domainsnapshot", "memory"], "file"),
+        reuse,
+        local: false,
     }
 }
 
@@ -160,6 +180,15 @@ impl TryFrom<&v1::ListSnapshotsRequest> for ListFilter {
                 &[
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_INTERNAL,
                     sys::VIR_DOMAIN_SNAPSHOT_LIST_EXTERNAL,
+                ],
+            )
+            | filter_flag(
+                &mut v,
+                "metadata_filter",
+                r.metadata_filter,
+                &[
+                    sys::VIR_DOMAIN_SNAPSHOT_LIST_METADATA,
+                    sys::VIR_DOMAIN_SNAPSHOT_LIST_NO_METADATA,
                 ],
             )
             | filter_flag(
@@ -265,6 +294,8 @@ mod tests {
         assert_eq!(v1::SnapshotStateFilter::Active as i32, 1);
         assert_eq!(v1::SnapshotStateFilter::Inactive as i32, 2);
         assert_eq!(v1::SnapshotStateFilter::DiskOnly as i32, 3);
+        assert_eq!(v1::SnapshotMetadataFilter::Metadata as i32, 1);
+        assert_eq!(v1::SnapshotMetadataFilter::NoMetadata as i32, 2);
     }
 
     #[test]
@@ -302,6 +333,57 @@ mod tests {
                 "state_filter"
             ]
         );
+    }
+
+    #[test]
+    fn creation_flags_and_the_files_to_guard() {
+        use v1::{SnapshotDiskMode, SnapshotDiskSpec};
+        let spec = v1::SnapshotSpec {
+            name: "s".into(),
+            disks: vec![SnapshotDiskSpec {
+                name: "vda".into(),
+                mode: SnapshotDiskMode::External as i32,
+                file: "/r/vda.overlay".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let new = NewSnapshot::try_from(&v1::CreateSnapshotRequest {
+            source: Some(create_snapshot_request::Source::Spec(spec)),
+            disk_only: true,
+            atomic: true,
+            reuse_external: true,
+            validate: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            new.flags,
+            sys::VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+                | sys::VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC
+                | sys::VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT
+                | sys::VIR_DOMAIN_SNAPSHOT_CREATE_VALIDATE
+        );
+        assert_eq!(new.files.disks, ["/r/vda.overlay"]);
+        assert!(new.files.reuse && !new.files.local);
+        let raw = |redefine| {
+            NewSnapshot::try_from(&v1::CreateSnapshotRequest {
+                source: Some(create_snapshot_request::Source::Xml(
+                    "<domainsnapshot><memory snapshot='external' file='/r/mem'/><disks>\
+                     <disk name='vda'><source file='/r/a'/></disk>\
+                     <disk name='vdb'><source file='/r/b'/></disk></disks></domainsnapshot>"
+                        .into(),
+                )),
+                redefine,
+                ..Default::default()
+            })
+            .unwrap()
+            .files
+        };
+        let files = raw(false);
+        assert_eq!(files.disks, ["/r/a", "/r/b"]);
+        assert_eq!(files.memory.as_deref(), Some("/r/mem"));
+        assert_eq!(raw(true), ExternalFiles::default());
     }
 
     #[test]

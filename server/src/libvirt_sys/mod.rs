@@ -9,6 +9,7 @@
 //! | [`domain`] | state, save, vCPU pinning, bulk statistics, job statistics and abort |
 //! | [`guest`] | guest-agent calls: file systems, SSH keys, guest info, guest vCPUs |
 //! | [`network`] | DHCP leases |
+//! | [`snapshot`] | whether a domain has a current snapshot |
 //! | [`callbacks`] | the event callbacks and the values they copy out |
 //! | [`console`] | the serial console stream and its readiness callback |
 //! | [`cpumap`] | libvirt's CPU bit maps (no FFI; shared by the pinning calls) |
@@ -43,6 +44,7 @@ pub mod domain;
 pub mod guest;
 pub mod network;
 pub mod registration;
+pub mod snapshot;
 pub mod threads;
 pub mod typed_params;
 
@@ -63,6 +65,7 @@ pub use guest::{
 };
 pub use network::{network_dhcp_leases, DhcpLease};
 pub use registration::{register, Registration};
+pub use snapshot::has_current_snapshot;
 pub use typed_params::TypedValue;
 
 use crate::error::Error;

@@ -100,13 +100,27 @@ impl SnapshotService for SnapshotApi {
         let mut v = Violations::default();
         let t = v.check(self.domain(r.domain.as_ref()));
         let new = v.check(NewSnapshot::try_from(r));
-        let (t, new) = v.done(t.zip(new))?;
-        let field = match r.source {
-            Some(v1::create_snapshot_request::Source::Spec(_)) => "spec",
+        let (t, mut new) = v.done(t.zip(new))?;
+        let reach = Reach::of_uri(t.pool.uri());
+        let field = match &r.source {
+            Some(v1::create_snapshot_request::Source::Spec(spec)) => {
+                // Overlay files are paths the caller names: confined for
+                // every caller, like a save file.
+                for (i, d) in spec.disks.iter().enumerate() {
+                    if !d.file.is_empty() {
+                        self.confinement.check_path(
+                            &format!("spec.disks[{i}].file"),
+                            &d.file,
+                            reach,
+                        )?;
+                    }
+                }
+                "spec"
+            }
             _ => "xml",
         };
-        self.confinement
-            .check_xml(field, &new.xml, role, Reach::of_uri(t.pool.uri()))?;
+        self.confinement.check_xml(field, &new.xml, role, reach)?;
+        new.files.local = reach == Reach::Local;
         let s = t
             .run(Lane::Slow, dl, move |c, k, h| ops::create(c, k, h, &new))
             .await?;
@@ -160,6 +174,19 @@ impl SnapshotService for SnapshotApi {
         let s = t.run(Lane::Quick, dl, ops::current).await?;
         ok(v1::GetCurrentSnapshotResponse {
             snapshot: Some(s.into()),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(host, target))]
+    async fn has_current_snapshot(
+        &self,
+        req: Request<v1::HasCurrentSnapshotRequest>,
+    ) -> Result<Response<v1::HasCurrentSnapshotResponse>, Status> {
+        let dl = deadline(&req);
+        let t = self.domain(req.get_ref().domain.as_ref())?;
+        let has_current_snapshot = t.run(Lane::Quick, dl, ops::has_current).await?;
+        ok(v1::HasCurrentSnapshotResponse {
+            has_current_snapshot,
         })
     }
 
