@@ -135,23 +135,23 @@ else
     echo "FAIL python client (pytest)"
 fi
 
-# The pip package (clients/python): a wheel built from proto/ with the
+# The pip package (client/python): a wheel built from proto/ with the
 # tools of .venv, installed into a fresh virtualenv whose dependencies come
 # from PyPI as any user's would; its tests and example run against the
 # plain-text server.
 pkg=$(mktemp -d)
 if "$venv/pip" wheel --quiet --disable-pip-version-check --no-build-isolation --no-deps \
-    clients/python -w "$pkg/dist" &&
+    client/python -w "$pkg/dist" &&
     python3 -m venv "$pkg/venv" &&
     "$pkg/venv/bin/pip" install --quiet --disable-pip-version-check "$pkg"/dist/*.whl pytest &&
-    LIBVIRT_GRPC_SERVER="$addr" "$pkg/venv/bin/pytest" -q -p no:cacheprovider clients/python/tests; then
+    LIBVIRT_GRPC_SERVER="$addr" "$pkg/venv/bin/pytest" -q -p no:cacheprovider client/python/tests; then
     passed=$((passed + 1))
     echo "ok   python package (wheel in a fresh venv: tests and example)"
 else
     failed=$((failed + 1))
     echo "FAIL python package (wheel in a fresh venv: tests and example)"
 fi
-rm -rf "$pkg" clients/python/build clients/python/src/*.egg-info
+rm -rf "$pkg" client/python/build client/python/src/*.egg-info
 
 echo "client-checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
