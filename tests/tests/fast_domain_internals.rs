@@ -4,8 +4,10 @@
 //! bad request refused before libvirt is called.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use libvirt_grpc_tests::{bad_fields, code_of, v1, TestServer};
+use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
+
+const URI: &str = "test:///default";
 
 fn by_name(name: &str) -> Option<v1::DomainRef> {
     libvirt_grpc_tests::domain_ref("", name)
@@ -66,4 +68,250 @@ async fn monitor_commands_need_qemu_and_a_valid_command() {
         })
         .await;
     assert_eq!(code_of(r), Code::NotFound);
+}
+
+#[tokio::test]
+async fn max_vcpus_follow_the_definition() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}vm");
+    let mut dom = s.client.domains();
+    dom.define_domain(v1::DefineDomainRequest {
+        source: Some(v1::define_domain_request::Source::Spec(v1::DomainSpec {
+            vcpus: 3,
+            ..small_spec(&name)
+        })),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    dom.start_domain(v1::StartDomainRequest {
+        domain: by_name(&name),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let n = dom
+        .get_domain_max_vcpus(v1::GetDomainMaxVcpusRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .max_vcpus;
+    assert_eq!(n, 3);
+    let r = dom
+        .get_domain_max_vcpus(v1::GetDomainMaxVcpusRequest {
+            domain: by_name(&format!("{p}missing")),
+        })
+        .await;
+    assert_eq!(code_of(r), Code::NotFound);
+}
+
+#[tokio::test]
+async fn block_and_interface_counters_of_named_devices() {
+    let s = TestServer::test_driver().await;
+    let mut dom = s.client.domains();
+    // The test driver's counters grow with the clock; it has no typed
+    // call, so times and flushes are unset (the struct call's fields only).
+    let read = |disk: &str| {
+        let mut dom = dom.clone();
+        let disk = disk.to_owned();
+        async move {
+            dom.get_domain_block_stats(v1::GetDomainBlockStatsRequest {
+                domain: by_name("test"),
+                disk,
+            })
+            .await
+            .map(|r| r.into_inner().stats.unwrap())
+        }
+    };
+    let a = read("vda").await.unwrap();
+    assert_eq!(a.disk, "vda");
+    assert!(
+        a.read_requests.unwrap() > 0 && a.read_bytes.unwrap() > 0,
+        "{a:?}"
+    );
+    assert!(
+        a.write_requests.unwrap() > 0 && a.write_bytes.unwrap() > 0,
+        "{a:?}"
+    );
+    assert!(a.read_time.is_none() && a.flush_requests.is_none(), "{a:?}");
+    // Its source path names the same disk.
+    let b = read("/guest/diskimage1").await.unwrap();
+    assert!(b.read_bytes >= a.read_bytes, "{a:?} then {b:?}");
+    let st = read("vdz").await.unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+    assert!(st.message().contains("vdz"), "{}", st.message());
+    let st = read("").await.unwrap_err();
+    assert_eq!(bad_fields(&st), ["disk"]);
+
+    let nic = |interface: &str| {
+        let mut dom = dom.clone();
+        let interface = interface.to_owned();
+        async move {
+            dom.get_domain_interface_stats(v1::GetDomainInterfaceStatsRequest {
+                domain: by_name("test"),
+                interface,
+            })
+            .await
+            .map(|r| r.into_inner().stats.unwrap())
+        }
+    };
+    let n = nic("testnet0").await.unwrap();
+    assert_eq!(n.interface, "testnet0");
+    assert!(
+        n.rx_bytes.unwrap() > 0 && n.tx_packets.unwrap() > 0,
+        "{n:?}"
+    );
+    let st = nic("vnet9").await.unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+    let st = nic(&"x".repeat(5000)).await.unwrap_err();
+    assert_eq!(bad_fields(&st), ["interface"]);
+    let _ = &mut dom;
+}
+
+#[tokio::test]
+async fn memory_stats_in_bytes_and_their_period() {
+    let s = TestServer::test_driver().await;
+    let mut dom = s.client.domains();
+    let m = dom
+        .get_domain_memory_stats(v1::GetDomainMemoryStatsRequest {
+            domain: by_name("test"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    // The test driver reports its current memory (2 GiB) as the balloon.
+    let current = s.client.get_domain("test").await.unwrap().memory_bytes;
+    assert_eq!(m.actual_balloon_bytes, Some(current), "{m:?}");
+    assert!(
+        m.rss_bytes.unwrap() > 0 && m.rss_bytes.unwrap() % 1024 == 0,
+        "{m:?}"
+    );
+
+    let d = dom
+        .set_domain_memory_stats_period(v1::SetDomainMemoryStatsPeriodRequest {
+            domain: by_name("test"),
+            period: Some(libvirt_grpc::prost_types::Duration {
+                seconds: 5,
+                nanos: 0,
+            }),
+            scope: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.name, "test");
+    for (seconds, nanos) in [(86_401, 0), (1, 1), (-1, 0)] {
+        let st = dom
+            .set_domain_memory_stats_period(v1::SetDomainMemoryStatsPeriodRequest {
+                domain: by_name("test"),
+                period: Some(libvirt_grpc::prost_types::Duration { seconds, nanos }),
+                scope: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&st), ["period"], "{seconds}.{nanos}");
+    }
+}
+
+#[tokio::test]
+async fn nmi_rename_wakeup_and_disk_errors() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let mut dom = s.client.domains();
+
+    let d = dom
+        .inject_domain_nmi(v1::InjectDomainNmiRequest {
+            domain: by_name("test"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.state(), v1::DomainState::Running);
+
+    // The test driver has no power management wakeup.
+    let st = dom
+        .wakeup_domain(v1::WakeupDomainRequest {
+            domain: by_name("test"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Unimplemented, "{st:?}");
+    assert!(
+        st.message().contains("virDomainPMWakeup"),
+        "{}",
+        st.message()
+    );
+
+    // Its one disk reports an unspecified I/O error.
+    let errors = dom
+        .get_domain_disk_errors(v1::GetDomainDiskErrorsRequest {
+            domain: by_name("test"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].disk, "vda");
+    assert_eq!(errors[0].kind(), v1::DomainDiskErrorKind::IoError);
+    assert_eq!(errors[0].kind_code, 1);
+
+    // Rename: inactive only; the UUID stays, the old name is gone.
+    let (old, new) = (format!("{p}old"), format!("{p}new"));
+    let defined = s.client.define_domain(small_spec(&old)).await.unwrap();
+    let d = dom
+        .rename_domain(v1::RenameDomainRequest {
+            domain: by_name(&old),
+            new_name: new.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(
+        (d.name.as_str(), d.uuid.as_str()),
+        (new.as_str(), defined.uuid.as_str())
+    );
+    assert_eq!(
+        s.client.get_domain(&old).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(s.client.get_domain(&new).await.unwrap().uuid, defined.uuid);
+    let st = dom
+        .rename_domain(v1::RenameDomainRequest {
+            domain: by_name("test"),
+            new_name: format!("{p}running"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    let st = dom
+        .rename_domain(v1::RenameDomainRequest {
+            domain: by_name(&new),
+            new_name: "a/b".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&st), ["new_name"]);
+    // A name another domain has.
+    let st = dom
+        .rename_domain(v1::RenameDomainRequest {
+            domain: by_name(&new),
+            new_name: "test".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::AlreadyExists, "{st:?}");
 }

@@ -92,3 +92,198 @@ async fn qmp_and_hmp_through_the_monitor() {
     let st = monitor(&s, &name, "info status", P::Hmp).await.unwrap_err();
     assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
 }
+
+/// A raw disk image of `len` bytes with a recognisable pattern, for a
+/// guest's `vda`; its `<disk>` element.
+fn raw_disk(c: &mut Cleanup, name: &str, len: usize) -> (std::path::PathBuf, String) {
+    let path = std::env::temp_dir().join(format!("{name}-vda.raw"));
+    c.file(&path);
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&path, data).unwrap();
+    let xml = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+        path.display()
+    );
+    (path, xml)
+}
+
+/// The value of `field` in `virsh domblkstat` output.
+fn virsh_stat(out: &str, field: &str) -> u64 {
+    out.lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.nth(1) == Some(field)).then(|| w.next().unwrap().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no {field} in {out}"))
+}
+
+#[tokio::test]
+async fn counters_and_actions_of_a_running_guest() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}cnt");
+    let (_, disk) = raw_disk(&mut c, &name, 1 << 20);
+    boot(&s, &mut c, &name, &disk).await;
+    let mut dom = s.client.domains();
+    use tonic::Code;
+
+    let max = dom
+        .get_domain_max_vcpus(v1::GetDomainMaxVcpusRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .max_vcpus;
+    let virsh_max: u32 = libvirt_grpc_tests::virsh(&["vcpucount", &name, "--maximum", "--live"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(max, virsh_max);
+
+    // One disk's counters: the same as virsh reads (once SeaBIOS has read
+    // the boot sector and the disk is quiet), plus QEMU's times.
+    let (b, v) = libvirt_grpc_tests::wait_until(
+        std::time::Duration::from_secs(30),
+        "the disk counters to settle after a read",
+        || {
+            let mut dom = dom.clone();
+            let name = name.clone();
+            async move {
+                let v = libvirt_grpc_tests::virsh(&["domblkstat", &name, "vda"]);
+                let b = dom
+                    .get_domain_block_stats(v1::GetDomainBlockStatsRequest {
+                        domain: by_name(&name),
+                        disk: "vda".into(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .stats
+                    .unwrap();
+                let settled = b.read_requests.unwrap_or(0) > 0
+                    && b.read_requests == Some(virsh_stat(&v, "rd_req"))
+                    && b.read_bytes == Some(virsh_stat(&v, "rd_bytes"));
+                settled.then_some((b, v))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        b.write_bytes,
+        Some(virsh_stat(&v, "wr_bytes")),
+        "{b:?} / {v}"
+    );
+    assert_eq!(b.flush_requests, Some(virsh_stat(&v, "flush_operations")));
+    let t = b.read_time.unwrap();
+    assert!(t.seconds > 0 || t.nanos > 0, "a read took no time: {b:?}");
+    assert!(b.write_time.is_some() && b.flush_time.is_some(), "{b:?}");
+    let st = dom
+        .get_domain_block_stats(v1::GetDomainBlockStatsRequest {
+            domain: by_name(&name),
+            disk: "vdz".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+
+    // The suite's guests have no NIC: any interface is NOT_FOUND.
+    let st = dom
+        .get_domain_interface_stats(v1::GetDomainInterfaceStatsRequest {
+            domain: by_name(&name),
+            interface: "vnet0".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+
+    // No balloon device: only the RSS of QEMU's process, in bytes.
+    let m = dom
+        .get_domain_memory_stats(v1::GetDomainMemoryStatsRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert_eq!(m.actual_balloon_bytes, None, "{m:?}");
+    let rss = m.rss_bytes.unwrap();
+    assert!(rss > 1 << 20 && rss % 1024 == 0, "{m:?}");
+    // ... and no period can be set without one.
+    let st = dom
+        .set_domain_memory_stats_period(v1::SetDomainMemoryStatsPeriodRequest {
+            domain: by_name(&name),
+            period: Some(libvirt_grpc::prost_types::Duration {
+                seconds: 2,
+                nanos: 0,
+            }),
+            scope: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("balloon"), "{}", st.message());
+
+    let d = dom
+        .inject_domain_nmi(v1::InjectDomainNmiRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.name, name);
+    let errors = dom
+        .get_domain_disk_errors(v1::GetDomainDiskErrorsRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .errors;
+    assert!(errors.is_empty(), "{errors:?}");
+    // A running (not suspended) guest cannot be woken.
+    let st = dom
+        .wakeup_domain(v1::WakeupDomainRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+
+    // Rename: refused while running, done once stopped.
+    let new = format!("{p}renamed");
+    let st = dom
+        .rename_domain(v1::RenameDomainRequest {
+            domain: by_name(&name),
+            new_name: new.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    dom.stop_domain(v1::StopDomainRequest {
+        domain: by_name(&name),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let d = dom
+        .rename_domain(v1::RenameDomainRequest {
+            domain: by_name(&name),
+            new_name: new.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.name, new);
+    assert_eq!(libvirt_grpc_tests::virsh(&["domname", &d.uuid]).trim(), new);
+}

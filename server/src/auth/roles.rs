@@ -84,6 +84,24 @@ pub const TABLE: &[(&str, Role)] = &[
     ),
     // Domain internals (issue 13). The monitor controls QEMU entirely.
     ("/libvirt_grpc.v1.DomainService/QemuMonitorCommand", Admin),
+    ("/libvirt_grpc.v1.DomainService/GetDomainMaxVcpus", Reader),
+    ("/libvirt_grpc.v1.DomainService/GetDomainBlockStats", Reader),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainInterfaceStats",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainMemoryStats",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/SetDomainMemoryStatsPeriod",
+        Operator,
+    ),
+    ("/libvirt_grpc.v1.DomainService/InjectDomainNmi", Operator),
+    ("/libvirt_grpc.v1.DomainService/RenameDomain", Operator),
+    ("/libvirt_grpc.v1.DomainService/WakeupDomain", Operator),
+    ("/libvirt_grpc.v1.DomainService/GetDomainDiskErrors", Reader),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),

@@ -2,8 +2,12 @@
 //! peeks, dumps): requests into validated `ops` inputs, `ops` answers into
 //! messages.
 
-use libvirt_grpc::v1;
+use std::{collections::HashMap, time::Duration};
 
+use libvirt_grpc::v1;
+use virt::sys;
+
+use super::{domain::scope_flags, time};
 use crate::{error::Error, ops::monitor::MonitorProtocol, validate};
 
 /// Longest monitor command accepted (64 KiB): QMP and HMP commands are a
@@ -44,6 +48,143 @@ pub fn monitor_command(
         }
     }
     v.done(protocol.map(|p| (r.command.clone(), p)))
+}
+
+/// Longest disk or interface name (a target or a host path) accepted.
+pub const MAX_DEVICE_NAME_BYTES: usize = 4096;
+
+/// A disk or interface name: present, no NUL, at most
+/// [`MAX_DEVICE_NAME_BYTES`].
+pub fn device_name(field: &str, name: &str) -> Result<String, Error> {
+    validate::required_text(field, name)?;
+    validate::max_bytes(field, name, MAX_DEVICE_NAME_BYTES)?;
+    Ok(name.to_owned())
+}
+
+/// A libvirt counter (-1 or any negative: not reported).
+fn counter(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+/// Nanoseconds as a Duration (negative: not reported).
+fn nanos(v: Option<i64>) -> Option<prost_types::Duration> {
+    counter(v).map(|ns| time::duration(Duration::from_nanos(ns)))
+}
+
+/// One disk's typed counters (virDomainBlockStatsFlags field names) as
+/// the API's message.
+pub fn block_stats(disk: String, f: &HashMap<String, i64>) -> v1::DomainBlockStats {
+    let get = |name: &str| f.get(name).copied();
+    v1::DomainBlockStats {
+        disk,
+        read_requests: counter(get("rd_operations")),
+        read_bytes: counter(get("rd_bytes")),
+        read_time: nanos(get("rd_total_times")),
+        write_requests: counter(get("wr_operations")),
+        write_bytes: counter(get("wr_bytes")),
+        write_time: nanos(get("wr_total_times")),
+        flush_requests: counter(get("flush_operations")),
+        flush_time: nanos(get("flush_total_times")),
+        errors: counter(get("errs")),
+    }
+}
+
+/// One interface's counters as the API's message.
+pub fn interface_stats(
+    interface: String,
+    s: &virt::domain::InterfaceStats,
+) -> v1::DomainInterfaceStats {
+    let c = |v: i64| counter(Some(v));
+    v1::DomainInterfaceStats {
+        interface,
+        rx_bytes: c(s.rx_bytes),
+        rx_packets: c(s.rx_packets),
+        rx_errors: c(s.rx_errs),
+        rx_drops: c(s.rx_drop),
+        tx_bytes: c(s.tx_bytes),
+        tx_packets: c(s.tx_packets),
+        tx_errors: c(s.tx_errs),
+        tx_drops: c(s.tx_drop),
+    }
+}
+
+/// libvirt's memory statistics (tag, value) as the API's message: sizes
+/// from KiB to bytes (saturating), LAST_UPDATE as a Timestamp, unknown tags
+/// dropped.
+pub fn memory_stats(stats: &[(u32, u64)]) -> v1::DomainMemoryStats {
+    let mut m = v1::DomainMemoryStats::default();
+    for &(tag, v) in stats {
+        let bytes = Some(v.saturating_mul(1024));
+        match tag {
+            sys::VIR_DOMAIN_MEMORY_STAT_SWAP_IN => m.swap_in_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_SWAP_OUT => m.swap_out_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT => m.major_faults = Some(v),
+            sys::VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT => m.minor_faults = Some(v),
+            sys::VIR_DOMAIN_MEMORY_STAT_UNUSED => m.unused_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE => m.available_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON => m.actual_balloon_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_RSS => m.rss_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_USABLE => m.usable_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE => {
+                m.last_update_time = Some(time::unix_seconds(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            sys::VIR_DOMAIN_MEMORY_STAT_DISK_CACHES => m.disk_caches_bytes = bytes,
+            sys::VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGALLOC => m.hugetlb_page_allocations = Some(v),
+            sys::VIR_DOMAIN_MEMORY_STAT_HUGETLB_PGFAIL => m.hugetlb_page_failures = Some(v),
+            _ => {}
+        }
+    }
+    m
+}
+
+/// Disks with errors as the API's messages.
+pub fn disk_errors(errors: Vec<(String, i32)>) -> Vec<v1::DomainDiskError> {
+    use v1::DomainDiskErrorKind as K;
+    errors
+        .into_iter()
+        .map(|(disk, code)| {
+            let kind = match u32::try_from(code) {
+                Ok(sys::VIR_DOMAIN_DISK_ERROR_UNSPEC) => K::IoError,
+                Ok(sys::VIR_DOMAIN_DISK_ERROR_NO_SPACE) => K::NoSpace,
+                _ => K::Unknown,
+            };
+            v1::DomainDiskError {
+                disk,
+                kind: kind as i32,
+                kind_code: code,
+            }
+        })
+        .collect()
+}
+
+/// Longest memory statistics period accepted: a day.
+pub const MAX_MEMORY_STATS_PERIOD: Duration = Duration::from_secs(86_400);
+
+/// SetDomainMemoryStatsPeriod: whole seconds (0 stops the collection) and
+/// VIR_DOMAIN_AFFECT_* flags.
+pub fn memory_stats_period(r: &v1::SetDomainMemoryStatsPeriodRequest) -> Result<(i32, u32), Error> {
+    let d = match &r.period {
+        None => Duration::ZERO,
+        Some(p) => time::span_within(
+            "period",
+            p,
+            Duration::ZERO,
+            MAX_MEMORY_STATS_PERIOD,
+            "0 and 86400 s",
+        )?,
+    };
+    if d.subsec_nanos() != 0 {
+        return Err(Error::invalid("period", "must be whole seconds"));
+    }
+    let seconds = i32::try_from(d.as_secs())
+        .map_err(|_| Error::invalid("period", "must be between 0 and 86400 s"))?;
+    Ok((seconds, scope_flags(r.scope.as_ref())))
+}
+
+/// RenameDomain: the new name, checked as a domain name.
+pub fn new_name(r: &v1::RenameDomainRequest) -> Result<String, Error> {
+    validate::object_name("new_name", &r.new_name)?;
+    Ok(r.new_name.clone())
 }
 
 #[cfg(test)]
@@ -101,5 +242,63 @@ mod tests {
         let mut bad = req("info", P::Hmp);
         bad.protocol = 9;
         assert_eq!(fields(monitor_command(&bad).unwrap_err()), ["protocol"]);
+    }
+
+    #[test]
+    fn memory_stats_convert_kib_and_drop_unknown_tags() {
+        let m = memory_stats(&[
+            (sys::VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON, 2048),
+            (sys::VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT, 7),
+            (sys::VIR_DOMAIN_MEMORY_STAT_LAST_UPDATE, 1_700_000_000),
+            (99, 1),
+        ]);
+        assert_eq!(m.actual_balloon_bytes, Some(2 << 20));
+        assert_eq!(m.major_faults, Some(7));
+        assert_eq!(m.last_update_time.unwrap().seconds, 1_700_000_000);
+        assert_eq!(m.rss_bytes, None);
+    }
+
+    #[test]
+    fn block_counters_not_reported_stay_unset() {
+        let f: HashMap<String, i64> = [
+            ("rd_bytes".to_owned(), 512),
+            ("errs".to_owned(), -1),
+            ("rd_total_times".to_owned(), 1_500_000_000),
+        ]
+        .into_iter()
+        .collect();
+        let b = block_stats("vda".into(), &f);
+        assert_eq!(b.read_bytes, Some(512));
+        assert_eq!(b.errors, None);
+        assert_eq!(b.write_bytes, None);
+        let t = b.read_time.unwrap();
+        assert_eq!((t.seconds, t.nanos), (1, 500_000_000));
+    }
+
+    #[test]
+    fn memory_stats_periods_are_whole_bounded_seconds() {
+        let req = |seconds, nanos| v1::SetDomainMemoryStatsPeriodRequest {
+            period: Some(prost_types::Duration { seconds, nanos }),
+            ..Default::default()
+        };
+        assert_eq!(memory_stats_period(&req(5, 0)).unwrap().0, 5);
+        assert_eq!(
+            memory_stats_period(&v1::SetDomainMemoryStatsPeriodRequest::default())
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            fields(memory_stats_period(&req(1, 5)).unwrap_err()),
+            ["period"]
+        );
+        assert_eq!(
+            fields(memory_stats_period(&req(86_401, 0)).unwrap_err()),
+            ["period"]
+        );
+        assert_eq!(
+            fields(memory_stats_period(&req(-1, 0)).unwrap_err()),
+            ["period"]
+        );
     }
 }

@@ -55,7 +55,12 @@ fn is_agent_refusal(code: u32, domain: u32, message: &str) -> bool {
 /// - a pool whose source or target another pool already uses:
 ///   OPERATION_FAILED from the storage driver ("Storage source conflict");
 /// - a pool, network, domain or snapshot whose name or UUID is taken:
-///   OPERATION_FAILED ("pool 'p' already exists with uuid ...").
+///   OPERATION_FAILED ("pool 'p' already exists with uuid ...");
+/// - a rename onto a name another domain has: OPERATION_INVALID from the
+///   domain list (ALREADY_EXISTS);
+/// - a memory statistics period for a domain without a balloon device, a
+///   wakeup of a guest that is not suspended: INTERNAL_ERROR from the QEMU
+///   driver (FAILED_PRECONDITION).
 fn caller_mistake(code: u32, domain: u32, message: &str) -> Option<Code> {
     match code {
         sys::VIR_ERR_SYSTEM_ERROR if message.ends_with(": No such file or directory") => {
@@ -131,6 +136,25 @@ fn caller_mistake(code: u32, domain: u32, message: &str) -> Option<Code> {
         // More PCI devices than the machine type has slots for.
         sys::VIR_ERR_INTERNAL_ERROR if message.contains("PCI slot is needed") => {
             Some(Code::InvalidArgument)
+        }
+        // A rename onto a name another domain has (the domain list's own
+        // check, shared by every driver).
+        sys::VIR_ERR_OPERATION_INVALID
+            if domain == sys::VIR_FROM_DOMAIN
+                && message.contains("domain with name")
+                && message.contains("already exists") =>
+        {
+            Some(Code::AlreadyExists)
+        }
+        // A call that needs a device or a state the domain lacks, which
+        // QEMU 9.0 reports as INTERNAL_ERROR: a memory statistics period
+        // without a balloon, a wakeup of a guest that is not suspended.
+        sys::VIR_ERR_INTERNAL_ERROR
+            if domain == sys::VIR_FROM_QEMU
+                && (message.contains("No memory balloon device configured")
+                    || message.contains("guest is not in suspended state")) =>
+        {
+            Some(Code::FailedPrecondition)
         }
         // virCheckFlags reports flags a driver lacks as INVALID_ARG; the
         // caller did nothing wrong, the driver cannot do it.
@@ -294,6 +318,37 @@ mod tests {
         );
         assert_eq!(
             code_for(sys::VIR_ERR_AGENT_COMMAND_FAILED, q, "x"),
+            Code::FailedPrecondition
+        );
+    }
+
+    #[test]
+    fn a_rename_onto_a_taken_name_already_exists() {
+        let msg = "Requested operation is not valid: domain with name 'test' already exists";
+        let inv = sys::VIR_ERR_OPERATION_INVALID;
+        assert_eq!(
+            code_for(inv, sys::VIR_FROM_DOMAIN, msg),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code_for(inv, sys::VIR_FROM_QEMU, msg),
+            Code::FailedPrecondition
+        );
+    }
+
+    #[test]
+    fn a_missing_balloon_is_a_failed_precondition() {
+        let msg = "internal error: No memory balloon device configured, can not set the collection period";
+        let int = sys::VIR_ERR_INTERNAL_ERROR;
+        assert_eq!(
+            code_for(int, sys::VIR_FROM_QEMU, msg),
+            Code::FailedPrecondition
+        );
+        assert_eq!(code_for(int, sys::VIR_FROM_TEST, msg), Code::Internal);
+        let awake = "internal error: unable to execute QEMU command 'system_wakeup': \
+                     Unable to wake up: guest is not in suspended state";
+        assert_eq!(
+            code_for(int, sys::VIR_FROM_QEMU, awake),
             Code::FailedPrecondition
         );
     }

@@ -7,6 +7,7 @@
 //! | module | what it wraps |
 //! | --- | --- |
 //! | [`domain`] | state, save, vCPU pinning, bulk statistics, job statistics and abort |
+//! | [`internals`] | per-disk statistics, disk errors, NMI, block and memory peeks, scheduler parameters |
 //! | [`guest`] | guest-agent calls: file systems, SSH keys, guest info, guest vCPUs |
 //! | [`network`] | DHCP leases |
 //! | [`snapshot`] | whether a domain has a current snapshot |
@@ -42,6 +43,7 @@ pub mod console;
 pub mod cpumap;
 pub mod domain;
 pub mod guest;
+pub mod internals;
 pub mod network;
 pub mod registration;
 pub mod snapshot;

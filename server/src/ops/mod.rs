@@ -2,9 +2,11 @@
 //! blocking functions over a `&Connect`. Services run them through
 //! `HostPool::run`, which puts them on the blocking pool.
 
+pub mod actions;
 pub mod agent;
 pub mod cache;
 pub mod console;
+pub mod counters;
 pub mod domain;
 pub mod guest_exec;
 pub mod guest_file;

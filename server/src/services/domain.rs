@@ -1029,4 +1029,67 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::QemuMonitorCommandResponse>, Status> {
         internals::qemu_monitor_command(self, req).await
     }
+
+    async fn get_domain_max_vcpus(
+        &self,
+        req: Request<v1::GetDomainMaxVcpusRequest>,
+    ) -> Result<Response<v1::GetDomainMaxVcpusResponse>, Status> {
+        internals::get_domain_max_vcpus(self, req).await
+    }
+
+    async fn get_domain_block_stats(
+        &self,
+        req: Request<v1::GetDomainBlockStatsRequest>,
+    ) -> Result<Response<v1::GetDomainBlockStatsResponse>, Status> {
+        internals::get_domain_block_stats(self, req).await
+    }
+
+    async fn get_domain_interface_stats(
+        &self,
+        req: Request<v1::GetDomainInterfaceStatsRequest>,
+    ) -> Result<Response<v1::GetDomainInterfaceStatsResponse>, Status> {
+        internals::get_domain_interface_stats(self, req).await
+    }
+
+    async fn get_domain_memory_stats(
+        &self,
+        req: Request<v1::GetDomainMemoryStatsRequest>,
+    ) -> Result<Response<v1::GetDomainMemoryStatsResponse>, Status> {
+        internals::get_domain_memory_stats(self, req).await
+    }
+
+    async fn set_domain_memory_stats_period(
+        &self,
+        req: Request<v1::SetDomainMemoryStatsPeriodRequest>,
+    ) -> Result<Response<v1::SetDomainMemoryStatsPeriodResponse>, Status> {
+        internals::set_domain_memory_stats_period(self, req).await
+    }
+
+    async fn inject_domain_nmi(
+        &self,
+        req: Request<v1::InjectDomainNmiRequest>,
+    ) -> Result<Response<v1::InjectDomainNmiResponse>, Status> {
+        internals::inject_domain_nmi(self, req).await
+    }
+
+    async fn rename_domain(
+        &self,
+        req: Request<v1::RenameDomainRequest>,
+    ) -> Result<Response<v1::RenameDomainResponse>, Status> {
+        internals::rename_domain(self, req).await
+    }
+
+    async fn wakeup_domain(
+        &self,
+        req: Request<v1::WakeupDomainRequest>,
+    ) -> Result<Response<v1::WakeupDomainResponse>, Status> {
+        internals::wakeup_domain(self, req).await
+    }
+
+    async fn get_domain_disk_errors(
+        &self,
+        req: Request<v1::GetDomainDiskErrorsRequest>,
+    ) -> Result<Response<v1::GetDomainDiskErrorsResponse>, Status> {
+        internals::get_domain_disk_errors(self, req).await
+    }
 }

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::DomainApi;
 use crate::{
     convert::internals as convert,
-    ops::monitor,
+    ops::{actions, counters, monitor},
     pool::Lane,
     services::{deadline, ok},
 };
@@ -32,4 +32,162 @@ pub(super) async fn qemu_monitor_command(
         })
         .await?;
     ok(v1::QemuMonitorCommandResponse { reply })
+}
+
+/// `GetDomainMaxVcpus`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn get_domain_max_vcpus(
+    api: &DomainApi,
+    req: Request<v1::GetDomainMaxVcpusRequest>,
+) -> Result<Response<v1::GetDomainMaxVcpusResponse>, Status> {
+    let dl = deadline(&req);
+    let t = api.target(req.get_ref().domain.as_ref())?;
+    let n = t
+        .run(Lane::Quick, dl, |c, k, _| counters::max_vcpus(c, k))
+        .await?;
+    ok(v1::GetDomainMaxVcpusResponse {
+        max_vcpus: u32::try_from(n).unwrap_or(u32::MAX),
+    })
+}
+
+/// `GetDomainBlockStats`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn get_domain_block_stats(
+    api: &DomainApi,
+    req: Request<v1::GetDomainBlockStatsRequest>,
+) -> Result<Response<v1::GetDomainBlockStatsResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, disk) = api.target_with(r.domain.as_ref(), convert::device_name("disk", &r.disk))?;
+    let name = disk.clone();
+    let f = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            counters::block_stats(c, k, &name)
+        })
+        .await?;
+    ok(v1::GetDomainBlockStatsResponse {
+        stats: Some(convert::block_stats(disk, &f)),
+    })
+}
+
+/// `GetDomainInterfaceStats`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn get_domain_interface_stats(
+    api: &DomainApi,
+    req: Request<v1::GetDomainInterfaceStatsRequest>,
+) -> Result<Response<v1::GetDomainInterfaceStatsResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, nic) = api.target_with(
+        r.domain.as_ref(),
+        convert::device_name("interface", &r.interface),
+    )?;
+    let name = nic.clone();
+    let st = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            counters::interface_stats(c, k, &name)
+        })
+        .await?;
+    ok(v1::GetDomainInterfaceStatsResponse {
+        stats: Some(convert::interface_stats(nic, &st)),
+    })
+}
+
+/// `GetDomainMemoryStats`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn get_domain_memory_stats(
+    api: &DomainApi,
+    req: Request<v1::GetDomainMemoryStatsRequest>,
+) -> Result<Response<v1::GetDomainMemoryStatsResponse>, Status> {
+    let dl = deadline(&req);
+    let t = api.target(req.get_ref().domain.as_ref())?;
+    let stats = t
+        .run(Lane::Quick, dl, |c, k, _| counters::memory_stats(c, k))
+        .await?;
+    ok(v1::GetDomainMemoryStatsResponse {
+        stats: Some(convert::memory_stats(&stats)),
+    })
+}
+
+/// `SetDomainMemoryStatsPeriod`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn set_domain_memory_stats_period(
+    api: &DomainApi,
+    req: Request<v1::SetDomainMemoryStatsPeriodRequest>,
+) -> Result<Response<v1::SetDomainMemoryStatsPeriodResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, (seconds, flags)) =
+        api.target_with(r.domain.as_ref(), convert::memory_stats_period(&r))?;
+    let d = t
+        .run(Lane::Quick, dl, move |c, k, h| {
+            actions::set_memory_stats_period(c, k, h, seconds, flags)
+        })
+        .await?;
+    ok(v1::SetDomainMemoryStatsPeriodResponse {
+        domain: Some(d.into()),
+    })
+}
+
+/// `InjectDomainNmi`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn inject_domain_nmi(
+    api: &DomainApi,
+    req: Request<v1::InjectDomainNmiRequest>,
+) -> Result<Response<v1::InjectDomainNmiResponse>, Status> {
+    let dl = deadline(&req);
+    let t = api.target(req.get_ref().domain.as_ref())?;
+    let d = t.run(Lane::Quick, dl, actions::inject_nmi).await?;
+    ok(v1::InjectDomainNmiResponse {
+        domain: Some(d.into()),
+    })
+}
+
+/// `RenameDomain`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn rename_domain(
+    api: &DomainApi,
+    req: Request<v1::RenameDomainRequest>,
+) -> Result<Response<v1::RenameDomainResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, new_name) = api.target_with(r.domain.as_ref(), convert::new_name(&r))?;
+    let d = t
+        .run(Lane::Quick, dl, move |c, k, h| {
+            actions::rename(c, k, h, &new_name)
+        })
+        .await?;
+    ok(v1::RenameDomainResponse {
+        domain: Some(d.into()),
+    })
+}
+
+/// `WakeupDomain`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn wakeup_domain(
+    api: &DomainApi,
+    req: Request<v1::WakeupDomainRequest>,
+) -> Result<Response<v1::WakeupDomainResponse>, Status> {
+    let dl = deadline(&req);
+    let t = api.target(req.get_ref().domain.as_ref())?;
+    let d = t.run(Lane::Quick, dl, actions::wakeup).await?;
+    ok(v1::WakeupDomainResponse {
+        domain: Some(d.into()),
+    })
+}
+
+/// `GetDomainDiskErrors`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn get_domain_disk_errors(
+    api: &DomainApi,
+    req: Request<v1::GetDomainDiskErrorsRequest>,
+) -> Result<Response<v1::GetDomainDiskErrorsResponse>, Status> {
+    let dl = deadline(&req);
+    let t = api.target(req.get_ref().domain.as_ref())?;
+    let errors = t
+        .run(Lane::Quick, dl, |c, k, _| counters::disk_errors(c, k))
+        .await?;
+    ok(v1::GetDomainDiskErrorsResponse {
+        errors: convert::disk_errors(errors),
+    })
 }
