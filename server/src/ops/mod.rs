@@ -3,6 +3,7 @@
 //! `HostPool::run`, which puts them on the blocking pool.
 
 pub mod agent;
+pub mod blockjob;
 pub mod cache;
 pub mod domain;
 pub mod guest_exec;
