@@ -240,6 +240,13 @@ impl Client {
         libvirt_grpc::v1::snapshot_service_client::SnapshotServiceClient::new(self.channel.clone())
     }
 
+    /// The generated `BlockJobService` stub.
+    pub fn block_jobs(
+        &self,
+    ) -> libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient<Channel> {
+        libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient::new(self.channel.clone())
+    }
+
     /// A reference to the domain `name` on the default host.
     pub fn domain_ref(&self, name: &str) -> DomainRef {
         DomainRef {

@@ -5,10 +5,10 @@
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use libvirt_grpc::v1::{
-    domain_service_server::DomainServiceServer, event_service_server::EventServiceServer,
-    guest_agent_service_server::GuestAgentServiceServer, host_service_server::HostServiceServer,
-    network_service_server::NetworkServiceServer, snapshot_service_server::SnapshotServiceServer,
-    storage_service_server::StorageServiceServer,
+    block_job_service_server::BlockJobServiceServer, domain_service_server::DomainServiceServer,
+    event_service_server::EventServiceServer, guest_agent_service_server::GuestAgentServiceServer,
+    host_service_server::HostServiceServer, network_service_server::NetworkServiceServer,
+    snapshot_service_server::SnapshotServiceServer, storage_service_server::StorageServiceServer,
 };
 use tokio::{
     net::{TcpListener, UnixListener},
@@ -23,8 +23,8 @@ use crate::{
     metrics::{Metrics, MetricsLayer, ServerCollector},
     pool::{Health, HostPool, Hosts},
     services::{
-        agent::GuestAgentApi, domain::DomainApi, events::EventApi, host::HostApi,
-        network::NetworkApi, snapshot::SnapshotApi, storage::StorageApi,
+        agent::GuestAgentApi, blockjob::BlockJobApi, domain::DomainApi, events::EventApi,
+        host::HostApi, network::NetworkApi, snapshot::SnapshotApi, storage::StorageApi,
     },
     transport::{
         self,
@@ -195,6 +195,9 @@ pub async fn serve_with_metrics(
     reporter
         .set_serving::<SnapshotServiceServer<SnapshotApi>>()
         .await;
+    reporter
+        .set_serving::<BlockJobServiceServer<BlockJobApi>>()
+        .await;
     let (hub, events_ready) = crate::events::start(&hosts, config.event_ring_size);
     let (call_metrics, _metrics_endpoint) = match metrics {
         Some(l) => {
@@ -286,7 +289,13 @@ pub async fn serve_with_metrics(
         ))
         .add_service(limited!(
             SnapshotServiceServer::new(
-                SnapshotApi::new(hosts.clone()).with_confinement(confinement)
+                SnapshotApi::new(hosts.clone()).with_confinement(confinement.clone())
+            ),
+            max
+        ))
+        .add_service(limited!(
+            BlockJobServiceServer::new(
+                BlockJobApi::new(hosts.clone()).with_confinement(confinement)
             ),
             max
         ));

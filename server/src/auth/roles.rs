@@ -294,7 +294,29 @@ pub const TABLE: &[(&str, Role)] = &[
         "/libvirt_grpc.v1.StorageService/CreateStoragePool",
         Operator,
     ),
-    // Health and reflection.
+    // BlockJobService (issue 13): a copy writes a new host file, confined
+    // to the roots for every caller (like a snapshot's overlay).
+    (
+        "/libvirt_grpc.v1.BlockJobService/BlockCopyDomainDisk",
+        Operator,
+    ),
+    ("/libvirt_grpc.v1.BlockJobService/GetDomainBlockJob", Reader),
+    (
+        "/libvirt_grpc.v1.BlockJobService/SetDomainBlockJobSpeed",
+        Operator,
+    ),
+    (
+        "/libvirt_grpc.v1.BlockJobService/AbortDomainBlockJob",
+        Operator,
+    ),
+    (
+        "/libvirt_grpc.v1.BlockJobService/BlockCommitDomainDisk",
+        Operator,
+    ),
+    (
+        "/libvirt_grpc.v1.BlockJobService/BlockPullDomainDisk",
+        Operator,
+    ),
     ("/grpc.health.v1.Health/Check", Reader),
     ("/grpc.health.v1.Health/Watch", Reader),
     (

@@ -3,6 +3,7 @@
 //! inputs (`TryFrom`) and `ops` answers into messages (`From`) here.
 
 pub mod agent;
+pub mod blockjob;
 pub mod domain;
 pub mod host;
 pub mod internals;

@@ -288,7 +288,9 @@ fn agent_reason(reason: i32) -> v1::AgentStateReason {
     }
 }
 
-fn block_job_type(t: i32) -> v1::BlockJobType {
+/// The API's block job type for libvirt's virDomainBlockJobType (events
+/// and `BlockJobService` alike).
+pub fn block_job_type(t: i32) -> v1::BlockJobType {
     use v1::BlockJobType as T;
     match raw(t) {
         sys::VIR_DOMAIN_BLOCK_JOB_TYPE_PULL => T::Pull,

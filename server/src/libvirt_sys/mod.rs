@@ -11,6 +11,7 @@
 //! | [`guest`] | guest-agent calls: file systems, SSH keys, guest info, guest vCPUs |
 //! | [`network`] | DHCP leases |
 //! | [`snapshot`] | whether a domain has a current snapshot |
+//! | [`blockjob`] | block jobs: copy, commit, pull, job info, speed, abort |
 //! | [`callbacks`] | the event callbacks and the values they copy out |
 //! | [`console`] | the serial console stream and its readiness callback |
 //! | [`cpumap`] | libvirt's CPU bit maps (no FFI; shared by the pinning calls) |
@@ -38,6 +39,7 @@
 //!   function-pointer casts are sound, why a callback never blocks) is in
 //!   [`registration`] and [`callbacks`].
 
+pub mod blockjob;
 pub mod callbacks;
 pub mod console;
 pub mod cpumap;
@@ -56,6 +58,10 @@ use std::{
     ptr,
 };
 
+pub use blockjob::{
+    block_commit, block_copy, block_job_abort, block_job_info, block_job_set_speed, block_pull,
+    RawBlockJob,
+};
 pub use callbacks::{Object, RawEvent, RawKind, Sink};
 pub use domain::{
     domain_abort_job, domain_job_stats, domain_migrate_start_post_copy, domain_save, domain_state,

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod agent;
+pub mod blockjob;
 pub mod cache;
 pub mod console;
 pub mod counters;

@@ -90,7 +90,8 @@ pub struct NewSnapshot {
     pub files: ExternalFiles,
 }
 
-/// The host files a snapshot names for libvirt to create: checked before
+/// The host files a call names for libvirt to create (a snapshot's
+/// overlays and memory file, a block copy's destination): checked before
 /// the call, and those the call made removed again when it fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExternalFiles {
@@ -143,7 +144,7 @@ impl ExternalFiles {
 
     /// Runs `make`; when it fails, removes those of `missing` that exist
     /// now (this call's files: they did not exist before it).
-    fn guarded<T>(&self, make: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    pub fn guarded<T>(&self, make: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
         let missing = self.missing()?;
         make().inspect_err(|_| {
             for f in &missing {

@@ -1,6 +1,7 @@
 //! Structured specs rendered to libvirt XML with an XML writer that escapes
 //! every text and attribute value, so no request field can inject markup.
 
+pub mod blockjob;
 pub mod domain;
 pub mod network;
 pub mod snapshot;

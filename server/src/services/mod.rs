@@ -2,6 +2,7 @@
 //! through the host's pool, convert the answer. No libvirt calls here.
 
 pub mod agent;
+pub mod blockjob;
 #[cfg(test)]
 mod confine_tests;
 pub mod console;
