@@ -72,6 +72,46 @@ pub const TABLE: &[(&str, Role)] = &[
     ),
     ("/libvirt_grpc.v1.DomainService/PinDomainIOThread", Operator),
     (
+        "/libvirt_grpc.v1.DomainService/GetDomainMemoryParameters",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/SetDomainMemoryParameters",
+        Operator,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainNumaParameters",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/SetDomainNumaParameters",
+        Operator,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainBlkioParameters",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/SetDomainBlkioParameters",
+        Operator,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainInterfaceParameters",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/SetDomainInterfaceParameters",
+        Operator,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainBlockIoTune",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/SetDomainBlockIoTune",
+        Operator,
+    ),
+    (
         "/libvirt_grpc.v1.DomainService/GetDomainVcpuPinning",
         Reader,
     ),

@@ -12,6 +12,7 @@ pub mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod time;
+pub mod tuning;
 
 /// The OR of the libvirt flags whose request boolean is set.
 pub fn flags_of(pairs: &[(bool, u32)]) -> u32 {

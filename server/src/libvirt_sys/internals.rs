@@ -32,7 +32,7 @@ unsafe fn take_cleared(
 }
 
 /// A zeroed array of `n` typed parameters for libvirt to fill.
-fn param_array(n: c_int) -> Vec<sys::virTypedParameter> {
+pub(super) fn param_array(n: c_int) -> Vec<sys::virTypedParameter> {
     let n = usize::try_from(n).unwrap_or(0);
     // SAFETY: virTypedParameter is plain C data (a char array, an int and
     // a union of numbers and a pointer); all zeroes is a valid value.
@@ -234,21 +234,34 @@ pub fn scheduler_parameters(dom: &Domain, flags: u32) -> Result<Vec<TypedParam>,
     if rc < 0 {
         return Err(last_error());
     }
+    // SAFETY: on success libvirt filled the first `n` elements.
+    Ok(unsafe { take_typed(&mut params, n) })
+}
+
+/// Copies `n` caller-allocated typed parameters libvirt filled, with the
+/// type of each, then clears them.
+///
+/// # Safety
+/// As for [`take_cleared`].
+pub(super) unsafe fn take_typed(
+    params: &mut [sys::virTypedParameter],
+    n: c_int,
+) -> Vec<TypedParam> {
     let n = n.clamp(0, params.len() as c_int);
     let kinds: Vec<(String, ParamKind)> = params
         .iter()
         .take(n as usize)
         .filter_map(|p| ParamKind::of(p.type_).map(|k| (copy_c_array(&p.field), k)))
         .collect();
-    // SAFETY: on success libvirt filled the first `n` elements.
-    let values = unsafe { take_cleared(&mut params, n) };
-    Ok(values
+    // SAFETY: the caller's promise, passed on.
+    let values = unsafe { take_cleared(params, n) };
+    values
         .into_iter()
         .filter_map(|(field, value)| {
             let kind = kinds.iter().find(|(f, _)| *f == field)?.1;
             Some(TypedParam { field, kind, value })
         })
-        .collect())
+        .collect()
 }
 
 /// `virDomainSetSchedulerParametersFlags` with these parameters.
@@ -257,14 +270,23 @@ pub fn set_scheduler_parameters(
     values: &[TypedParam],
     flags: u32,
 ) -> Result<(), Error> {
+    with_params(values, |params, n| {
+        // SAFETY: `params` holds the `n` parameters built from `values`.
+        unsafe { sys::virDomainSetSchedulerParametersFlags(dom.as_ptr(), params, n, flags) }
+    })
+}
+
+/// Builds libvirt's array of `values`, makes the setter call `set` with
+/// it (a negative answer is libvirt's error), and frees the array.
+pub(super) fn with_params(
+    values: &[TypedParam],
+    set: impl FnOnce(sys::virTypedParameterPtr, c_int) -> c_int,
+) -> Result<(), Error> {
     let mut params: sys::virTypedParameterPtr = ptr::null_mut();
     let mut n: c_int = 0;
     let mut max: c_int = 0;
     let result = add_params(&mut params, &mut n, &mut max, values).and_then(|()| {
-        // SAFETY: `params` holds the `n` parameters built above.
-        let rc =
-            unsafe { sys::virDomainSetSchedulerParametersFlags(dom.as_ptr(), params, n, flags) };
-        if rc < 0 {
+        if set(params, n) < 0 {
             Err(last_error())
         } else {
             Ok(())

@@ -16,6 +16,7 @@
 //! | [`console`] | the serial console stream and its readiness callback |
 //! | [`cpumap`] | libvirt's CPU bit maps (no FFI; shared by the pinning calls) |
 //! | [`threads`] | emulator pinning and IOThreads |
+//! | [`tunables`] | memory, NUMA, blkio, interface and block I/O tunables (typed parameters) |
 //! | [`registration`] | registering those callbacks on a connection, and deregistering |
 //! | [`typed_params`] | decoding libvirt's typed parameters (once, for all of the above) |
 //!
@@ -50,6 +51,7 @@ pub mod network;
 pub mod registration;
 pub mod snapshot;
 pub mod threads;
+pub mod tunables;
 pub mod typed_params;
 
 use std::{

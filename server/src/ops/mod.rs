@@ -20,6 +20,7 @@ pub mod screenshot;
 pub mod snapshot;
 pub mod storage;
 pub mod threads;
+pub mod tunables;
 pub mod volume_transfer;
 
 use std::{ops::Deref, sync::Arc};
@@ -113,5 +114,16 @@ pub fn config_xml(
         Ok(xml) => Some(xml),
         Err(e) if crate::error::is_unsupported(&e) => read(0).ok(),
         Err(_) => None,
+    }
+}
+
+/// What to read back after a change made with `flags`
+/// (VIR_DOMAIN_AFFECT_*): the persistent definition when only it changed,
+/// else the current one.
+pub fn read_back_flags(flags: u32) -> u32 {
+    if flags == virt::sys::VIR_DOMAIN_AFFECT_CONFIG {
+        virt::sys::VIR_DOMAIN_AFFECT_CONFIG
+    } else {
+        virt::sys::VIR_DOMAIN_AFFECT_CURRENT
     }
 }

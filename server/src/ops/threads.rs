@@ -89,14 +89,7 @@ pub fn change_iothread(
         }
     };
     result.map_err(|e| refine(e, id))?;
-    // Read back what was changed: CONFIG alone names the persistent
-    // definition; otherwise the current one.
-    let read = if flags == virt::sys::VIR_DOMAIN_AFFECT_CONFIG {
-        virt::sys::VIR_DOMAIN_AFFECT_CONFIG
-    } else {
-        virt::sys::VIR_DOMAIN_AFFECT_CURRENT
-    };
-    libvirt_sys::threads::iothread_info(&dom, host_cpus, read)
+    libvirt_sys::threads::iothread_info(&dom, host_cpus, super::read_back_flags(flags))
 }
 
 fn refine(e: Error, id: u32) -> Error {

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 mod internals;
 
-use super::{deadline, ok, paging, resolve::Target};
+use super::{deadline, ok, paging, resolve::Target, tunables};
 use crate::{
     auth::{Caller, Role},
     confine::{Confinement, Reach},
@@ -20,6 +20,7 @@ use crate::{
     ops::{
         domain::{self as ops, DeviceChange, DomainKey},
         threads::{self, IoThreadChange},
+        tunables::Kind,
     },
     pool::{Hosts, Lane},
 };
@@ -944,6 +945,181 @@ impl DomainService for DomainApi {
         ok(v1::PinDomainIoThreadResponse {
             iothreads: convert::iothreads(list),
         })
+    }
+
+    async fn get_domain_memory_parameters(
+        &self,
+        req: Request<v1::GetDomainMemoryParametersRequest>,
+    ) -> Result<Response<v1::GetDomainMemoryParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::get(
+            &self.hosts,
+            dl,
+            Kind::Memory,
+            r.domain,
+            String::new(),
+            r.config,
+        )
+        .await?;
+        ok(v1::GetDomainMemoryParametersResponse { parameters })
+    }
+
+    async fn set_domain_memory_parameters(
+        &self,
+        req: Request<v1::SetDomainMemoryParametersRequest>,
+    ) -> Result<Response<v1::SetDomainMemoryParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::set(
+            &self.hosts,
+            dl,
+            Kind::Memory,
+            r.domain,
+            String::new(),
+            r.parameters,
+            r.scope,
+        )
+        .await?;
+        ok(v1::SetDomainMemoryParametersResponse { parameters })
+    }
+
+    async fn get_domain_numa_parameters(
+        &self,
+        req: Request<v1::GetDomainNumaParametersRequest>,
+    ) -> Result<Response<v1::GetDomainNumaParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::get(
+            &self.hosts,
+            dl,
+            Kind::Numa,
+            r.domain,
+            String::new(),
+            r.config,
+        )
+        .await?;
+        ok(v1::GetDomainNumaParametersResponse { parameters })
+    }
+
+    async fn set_domain_numa_parameters(
+        &self,
+        req: Request<v1::SetDomainNumaParametersRequest>,
+    ) -> Result<Response<v1::SetDomainNumaParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::set(
+            &self.hosts,
+            dl,
+            Kind::Numa,
+            r.domain,
+            String::new(),
+            r.parameters,
+            r.scope,
+        )
+        .await?;
+        ok(v1::SetDomainNumaParametersResponse { parameters })
+    }
+
+    async fn get_domain_blkio_parameters(
+        &self,
+        req: Request<v1::GetDomainBlkioParametersRequest>,
+    ) -> Result<Response<v1::GetDomainBlkioParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::get(
+            &self.hosts,
+            dl,
+            Kind::Blkio,
+            r.domain,
+            String::new(),
+            r.config,
+        )
+        .await?;
+        ok(v1::GetDomainBlkioParametersResponse { parameters })
+    }
+
+    async fn set_domain_blkio_parameters(
+        &self,
+        req: Request<v1::SetDomainBlkioParametersRequest>,
+    ) -> Result<Response<v1::SetDomainBlkioParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::set(
+            &self.hosts,
+            dl,
+            Kind::Blkio,
+            r.domain,
+            String::new(),
+            r.parameters,
+            r.scope,
+        )
+        .await?;
+        ok(v1::SetDomainBlkioParametersResponse { parameters })
+    }
+
+    async fn get_domain_interface_parameters(
+        &self,
+        req: Request<v1::GetDomainInterfaceParametersRequest>,
+    ) -> Result<Response<v1::GetDomainInterfaceParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::get(
+            &self.hosts,
+            dl,
+            Kind::Interface,
+            r.domain,
+            r.device,
+            r.config,
+        )
+        .await?;
+        ok(v1::GetDomainInterfaceParametersResponse { parameters })
+    }
+
+    async fn set_domain_interface_parameters(
+        &self,
+        req: Request<v1::SetDomainInterfaceParametersRequest>,
+    ) -> Result<Response<v1::SetDomainInterfaceParametersResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::set(
+            &self.hosts,
+            dl,
+            Kind::Interface,
+            r.domain,
+            r.device,
+            r.parameters,
+            r.scope,
+        )
+        .await?;
+        ok(v1::SetDomainInterfaceParametersResponse { parameters })
+    }
+
+    async fn get_domain_block_io_tune(
+        &self,
+        req: Request<v1::GetDomainBlockIoTuneRequest>,
+    ) -> Result<Response<v1::GetDomainBlockIoTuneResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::get(
+            &self.hosts,
+            dl,
+            Kind::BlockIoTune,
+            r.domain,
+            r.device,
+            r.config,
+        )
+        .await?;
+        ok(v1::GetDomainBlockIoTuneResponse { parameters })
+    }
+
+    async fn set_domain_block_io_tune(
+        &self,
+        req: Request<v1::SetDomainBlockIoTuneRequest>,
+    ) -> Result<Response<v1::SetDomainBlockIoTuneResponse>, Status> {
+        let (dl, r) = (deadline(&req), req.into_inner());
+        let parameters = tunables::set(
+            &self.hosts,
+            dl,
+            Kind::BlockIoTune,
+            r.domain,
+            r.device,
+            r.parameters,
+            r.scope,
+        )
+        .await?;
+        ok(v1::SetDomainBlockIoTuneResponse { parameters })
     }
 
     #[tracing::instrument(skip_all, fields(host, target))]

@@ -15,6 +15,7 @@ pub mod paging;
 pub mod resolve;
 pub mod snapshot;
 pub mod storage;
+pub mod tunables;
 
 use std::time::Duration;
 
