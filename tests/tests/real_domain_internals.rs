@@ -287,3 +287,63 @@ async fn counters_and_actions_of_a_running_guest() {
     assert_eq!(d.name, new);
     assert_eq!(libvirt_grpc_tests::virsh(&["domname", &d.uuid]).trim(), new);
 }
+
+#[tokio::test]
+async fn scheduler_cpu_shares_or_a_clear_refusal() {
+    use tonic::Code;
+    use v1::scheduler_parameter::Value;
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}sched");
+    boot(&s, &mut c, &name, "").await;
+    let mut dom = s.client.domains();
+    let kind = dom
+        .get_domain_scheduler_type(v1::GetDomainSchedulerTypeRequest {
+            domain: by_name(&name),
+        })
+        .await;
+    let set = dom
+        .set_domain_scheduler_parameters(v1::SetDomainSchedulerParametersRequest {
+            domain: by_name(&name),
+            parameters: vec![v1::SchedulerParameter {
+                field: "cpu_shares".into(),
+                r#type: 0,
+                value: Some(Value::IntValue(512)),
+            }],
+            scope: None,
+        })
+        .await;
+    match (kind, set) {
+        // Where the host has the cgroup CPU controller: read back.
+        (Ok(k), Ok(after)) => {
+            assert_eq!(k.into_inner().scheduler, "posix");
+            let shares = after
+                .into_inner()
+                .parameters
+                .into_iter()
+                .find(|p| p.field == "cpu_shares")
+                .unwrap();
+            assert_eq!(shares.value, Some(Value::UintValue(512)), "{shares:?}");
+        }
+        // This machine kind runs libvirtd with `cgroup_controllers = [ ]`:
+        // libvirt's refusal, with a code that says so, never INTERNAL.
+        (kind, set) => {
+            for st in [kind.err(), set.err()].into_iter().flatten() {
+                assert!(
+                    matches!(st.code(), Code::FailedPrecondition | Code::Unimplemented),
+                    "{st:?}"
+                );
+                assert!(
+                    st.message().contains("cgroup") || st.message().contains("CPU"),
+                    "{}",
+                    st.message()
+                );
+                eprintln!("scheduler refused: {:?} {}", st.code(), st.message());
+            }
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod network;
 pub mod screenshot;
 pub mod snapshot;
 pub mod storage;
+pub mod tuning;
 pub mod volume_transfer;
 
 use std::{ops::Deref, sync::Arc};
