@@ -418,3 +418,57 @@ async fn scheduler_weight_set_and_read_back() {
         .unwrap_err();
     assert_eq!(st.code(), Code::Unimplemented, "{st:?}");
 }
+
+#[tokio::test]
+async fn peeks_are_bounded_and_need_a_driver_that_peeks() {
+    let s = TestServer::test_driver().await;
+    let mut dom = s.client.domains();
+    let block = |offset_bytes: u64, size_bytes: u64| v1::PeekDomainBlockRequest {
+        domain: by_name("test"),
+        disk: "vda".into(),
+        offset_bytes,
+        size_bytes,
+    };
+    let st = dom.peek_domain_block(block(0, 512)).await.unwrap_err();
+    assert_eq!(st.code(), Code::Unimplemented, "{st:?}");
+    assert!(
+        st.message().contains("virDomainBlockPeek"),
+        "{}",
+        st.message()
+    );
+    for (offset, size, field) in [
+        (0, 0, "size_bytes"),
+        (0, 65_537, "size_bytes"),
+        (u64::MAX - 10, 512, "offset_bytes"),
+    ] {
+        let st = dom
+            .peek_domain_block(block(offset, size))
+            .await
+            .unwrap_err();
+        assert_eq!(bad_fields(&st), [field], "{offset} {size}");
+    }
+    // The test driver's memory holds each address's low byte.
+    let data = dom
+        .peek_domain_memory(v1::PeekDomainMemoryRequest {
+            domain: by_name("test"),
+            address: 0x1234,
+            size_bytes: 4096,
+            address_space: v1::MemoryAddressSpace::Physical as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    let want: Vec<u8> = (0x1234u64..0x1234 + 4096).map(|a| a as u8).collect();
+    assert_eq!(data, want);
+    let st = dom
+        .peek_domain_memory(v1::PeekDomainMemoryRequest {
+            domain: by_name("test"),
+            address: 0,
+            size_bytes: 0,
+            address_space: 7,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&st), ["size_bytes", "address_space"]);
+}

@@ -347,3 +347,124 @@ async fn scheduler_cpu_shares_or_a_clear_refusal() {
         }
     }
 }
+
+async fn peek_block(
+    s: &TestServer,
+    name: &str,
+    disk: &str,
+    offset_bytes: u64,
+    size_bytes: u64,
+) -> Result<Vec<u8>, tonic::Status> {
+    s.client
+        .domains()
+        .peek_domain_block(v1::PeekDomainBlockRequest {
+            domain: by_name(name),
+            disk: disk.into(),
+            offset_bytes,
+            size_bytes,
+        })
+        .await
+        .map(|r| r.into_inner().data)
+}
+
+#[tokio::test]
+async fn block_and_memory_peeks() {
+    use tonic::Code;
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}peek");
+    let len = 1 << 20;
+    let (raw, mut disks) = raw_disk(&mut c, &name, len);
+    // A qcow2 disk beside it (vdb).
+    let qcow = std::env::temp_dir().join(format!("{name}-vdb.qcow2"));
+    c.file(&qcow);
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&qcow)
+        .arg("1M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    disks.push_str(&format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+        qcow.display()
+    ));
+    boot(&s, &mut c, &name, &disks).await;
+
+    // The first 512 bytes of the raw disk are the file's, and so is a
+    // range at an offset (by source path this time), and the very end.
+    let file = std::fs::read(&raw).unwrap();
+    assert_eq!(
+        peek_block(&s, &name, "vda", 0, 512).await.unwrap(),
+        file[..512]
+    );
+    let path = raw.to_str().unwrap();
+    assert_eq!(
+        peek_block(&s, &name, path, 4096, 65_536).await.unwrap(),
+        file[4096..4096 + 65_536]
+    );
+    assert_eq!(
+        peek_block(&s, &name, "vda", len as u64 - 16, 16)
+            .await
+            .unwrap(),
+        file[len - 16..]
+    );
+    // Past the end, too large, nothing, unknown disk, qcow2.
+    let st = peek_block(&s, &name, "vda", len as u64 - 16, 17)
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::OutOfRange, "{st:?}");
+    let st = peek_block(&s, &name, "vda", 0, 65_537).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    let st = peek_block(&s, &name, "vda", 0, 0).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    let st = peek_block(&s, &name, "vdz", 0, 512).await.unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+    let st = peek_block(&s, &name, "vdb", 0, 512).await;
+    // libvirt 9.0 peeks raw images only.
+    let st = st.unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("raw"), "{}", st.message());
+
+    // 4 KiB of physical memory, whose first bytes are what QEMU's own
+    // monitor shows there (the real-mode vectors, which nothing rewrites).
+    let mut dom = s.client.domains();
+    let data = dom
+        .peek_domain_memory(v1::PeekDomainMemoryRequest {
+            domain: by_name(&name),
+            address: 0,
+            size_bytes: 4096,
+            address_space: v1::MemoryAddressSpace::Unspecified as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(data.len(), 4096);
+    let xp = monitor(&s, &name, "xp /16xb 0", v1::QemuMonitorProtocol::Hmp)
+        .await
+        .unwrap();
+    let shown: Vec<u8> = xp
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .flat_map(|(_, bytes)| bytes.split_whitespace())
+        .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    assert_eq!(shown.len(), 16, "{xp}");
+    assert_eq!(data[..16], shown[..], "{xp}");
+    let st = dom
+        .peek_domain_memory(v1::PeekDomainMemoryRequest {
+            domain: by_name(&name),
+            address: 0,
+            size_bytes: 65_537,
+            address_space: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(libvirt_grpc_tests::bad_fields(&st), ["size_bytes"]);
+}

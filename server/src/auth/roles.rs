@@ -100,6 +100,9 @@ pub const TABLE: &[(&str, Role)] = &[
         "/libvirt_grpc.v1.DomainService/SetDomainSchedulerParameters",
         Operator,
     ),
+    // Peeks read the guest's disks and memory.
+    ("/libvirt_grpc.v1.DomainService/PeekDomainBlock", Admin),
+    ("/libvirt_grpc.v1.DomainService/PeekDomainMemory", Admin),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),

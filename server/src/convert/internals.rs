@@ -14,7 +14,10 @@ use crate::{
         internals::{ParamKind, TypedParam},
         TypedValue,
     },
-    ops::monitor::MonitorProtocol,
+    ops::{
+        monitor::MonitorProtocol,
+        peek::{AddressSpace, MAX_PEEK_BYTES},
+    },
     validate,
 };
 
@@ -313,6 +316,45 @@ pub fn scheduler_get_flags(config: bool) -> u32 {
     }
 }
 
+/// A peek's range: a size of 1 to [`MAX_PEEK_BYTES`] whose end does not
+/// overflow (`offset_field` names the start's field).
+fn peek_range(offset_field: &str, offset: u64, size: u64) -> Result<usize, Error> {
+    let mut v = validate::Violations::default();
+    if size == 0 || size > MAX_PEEK_BYTES {
+        v.add(
+            "size_bytes",
+            format!("must be between 1 and {MAX_PEEK_BYTES} bytes (libvirt's cap)"),
+        );
+    } else if offset.checked_add(size).is_none() {
+        v.add(offset_field, "the range's end overflows 64 bits");
+    }
+    v.done(usize::try_from(size).ok())
+}
+
+/// PeekDomainBlock: the disk, offset and size, checked.
+pub fn block_peek(r: &v1::PeekDomainBlockRequest) -> Result<(String, u64, usize), Error> {
+    let mut v = validate::Violations::default();
+    let disk = v.check(device_name("disk", &r.disk));
+    let size = v.check(peek_range("offset_bytes", r.offset_bytes, r.size_bytes));
+    v.done(disk.zip(size).map(|(d, n)| (d, r.offset_bytes, n)))
+}
+
+/// PeekDomainMemory: the address, size and address space, checked.
+pub fn memory_peek(r: &v1::PeekDomainMemoryRequest) -> Result<(u64, usize, AddressSpace), Error> {
+    use v1::MemoryAddressSpace as S;
+    let mut v = validate::Violations::default();
+    let size = v.check(peek_range("address", r.address, r.size_bytes));
+    let space = match S::try_from(r.address_space) {
+        Ok(S::Unspecified | S::Physical) => Some(AddressSpace::Physical),
+        Ok(S::Virtual) => Some(AddressSpace::Virtual),
+        Err(_) => {
+            v.add("address_space", "unknown address space");
+            None
+        }
+    };
+    v.done(size.zip(space).map(|(n, s)| (r.address, n, s)))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -466,5 +508,35 @@ mod tests {
             .map(|i| p(&format!("f{i}"), Some(Value::IntValue(1))))
             .collect();
         assert_eq!(fields(scheduler_values(&many).unwrap_err()), ["parameters"]);
+    }
+
+    #[test]
+    fn peeks_are_bounded() {
+        let r = |offset_bytes, size_bytes| v1::PeekDomainBlockRequest {
+            domain: None,
+            disk: "vda".into(),
+            offset_bytes,
+            size_bytes,
+        };
+        assert_eq!(
+            block_peek(&r(512, 65_536)).unwrap(),
+            ("vda".into(), 512, 65_536)
+        );
+        assert_eq!(fields(block_peek(&r(0, 0)).unwrap_err()), ["size_bytes"]);
+        assert_eq!(
+            fields(block_peek(&r(0, 65_537)).unwrap_err()),
+            ["size_bytes"]
+        );
+        assert_eq!(
+            fields(block_peek(&r(u64::MAX, 2)).unwrap_err()),
+            ["offset_bytes"]
+        );
+        let m = v1::PeekDomainMemoryRequest {
+            address: 4096,
+            size_bytes: 4096,
+            address_space: 9,
+            ..Default::default()
+        };
+        assert_eq!(fields(memory_peek(&m).unwrap_err()), ["address_space"]);
     }
 }

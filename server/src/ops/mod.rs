@@ -13,6 +13,7 @@ pub mod host;
 pub mod migrate;
 pub mod monitor;
 pub mod network;
+pub mod peek;
 pub mod screenshot;
 pub mod snapshot;
 pub mod storage;

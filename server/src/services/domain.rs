@@ -972,4 +972,18 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::SetDomainSchedulerParametersResponse>, Status> {
         internals::set_domain_scheduler_parameters(self, req).await
     }
+
+    async fn peek_domain_block(
+        &self,
+        req: Request<v1::PeekDomainBlockRequest>,
+    ) -> Result<Response<v1::PeekDomainBlockResponse>, Status> {
+        internals::peek_domain_block(self, req).await
+    }
+
+    async fn peek_domain_memory(
+        &self,
+        req: Request<v1::PeekDomainMemoryRequest>,
+    ) -> Result<Response<v1::PeekDomainMemoryResponse>, Status> {
+        internals::peek_domain_memory(self, req).await
+    }
 }

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::DomainApi;
 use crate::{
     convert::internals as convert,
-    ops::{actions, counters, monitor, tuning},
+    ops::{actions, counters, monitor, peek, tuning},
     pool::Lane,
     services::{deadline, ok},
 };
@@ -257,4 +257,39 @@ pub(super) async fn set_domain_scheduler_parameters(
             .map(convert::scheduler_parameter)
             .collect(),
     })
+}
+
+/// `PeekDomainBlock`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn peek_domain_block(
+    api: &DomainApi,
+    req: Request<v1::PeekDomainBlockRequest>,
+) -> Result<Response<v1::PeekDomainBlockResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, (disk, offset, size)) = api.target_with(r.domain.as_ref(), convert::block_peek(&r))?;
+    let data = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            peek::block(c, k, &disk, offset, size)
+        })
+        .await?;
+    ok(v1::PeekDomainBlockResponse { data })
+}
+
+/// `PeekDomainMemory`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn peek_domain_memory(
+    api: &DomainApi,
+    req: Request<v1::PeekDomainMemoryRequest>,
+) -> Result<Response<v1::PeekDomainMemoryResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, (address, size, space)) =
+        api.target_with(r.domain.as_ref(), convert::memory_peek(&r))?;
+    let data = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            peek::memory(c, k, address, size, space)
+        })
+        .await?;
+    ok(v1::PeekDomainMemoryResponse { data })
 }
