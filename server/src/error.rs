@@ -77,6 +77,8 @@ pub mod reason {
     pub const UNIMPLEMENTED: &str = "UNIMPLEMENTED";
     /// An object the server looked for itself does not exist.
     pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// A range lies past the end of what it reads (`OUT_OF_RANGE`).
+    pub const OUT_OF_RANGE: &str = "OUT_OF_RANGE";
     /// An object the call would create exists already (checked by the
     /// server itself, e.g. CreateDomain of a defined name).
     pub const ALREADY_EXISTS: &str = "ALREADY_EXISTS";
@@ -257,6 +259,9 @@ pub enum Error {
     /// An object was not found (outside libvirt's own lookups).
     #[error("{0}")]
     NotFound(String),
+    /// A range past the end of what it reads (a peek past a disk's end).
+    #[error("{0}")]
+    OutOfRange(String),
     /// The object a call would create exists already (outside libvirt's
     /// own checks).
     #[error("{0}")]
@@ -379,6 +384,7 @@ impl Error {
             Error::Libvirt { error, .. } => code_for_libvirt(error),
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::UnknownHost(_) | Error::NotFound(_) => Code::NotFound,
+            Error::OutOfRange(_) => Code::OutOfRange,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::HostUnavailable { .. } | Error::ShuttingDown => Code::Unavailable,
             Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
@@ -409,6 +415,7 @@ impl Error {
             Error::FailedPrecondition(_) => own(reason::FAILED_PRECONDITION),
             Error::Unimplemented(_) => own(reason::UNIMPLEMENTED),
             Error::NotFound(_) => own(reason::NOT_FOUND),
+            Error::OutOfRange(_) => own(reason::OUT_OF_RANGE),
             Error::AlreadyExists(_) => own(reason::ALREADY_EXISTS),
             Error::StreamIdle(_) => own(reason::STREAM_IDLE),
             Error::Aborted(_) => own(reason::ABORTED),
@@ -684,6 +691,11 @@ mod tests {
             Code::Unavailable,
             reason::SERVER_SHUTTING_DOWN,
         );
+        own(
+            Error::OutOfRange("x".into()),
+            Code::OutOfRange,
+            reason::OUT_OF_RANGE,
+        );
         own(Error::internal("x"), Code::Internal, reason::INTERNAL);
     }
 
@@ -698,6 +710,7 @@ mod tests {
             reason::FAILED_PRECONDITION,
             reason::UNIMPLEMENTED,
             reason::NOT_FOUND,
+            reason::OUT_OF_RANGE,
             reason::STREAM_IDLE,
             reason::ABORTED,
             reason::LIMIT_REACHED,

@@ -287,3 +287,184 @@ async fn counters_and_actions_of_a_running_guest() {
     assert_eq!(d.name, new);
     assert_eq!(libvirt_grpc_tests::virsh(&["domname", &d.uuid]).trim(), new);
 }
+
+#[tokio::test]
+async fn scheduler_cpu_shares_or_a_clear_refusal() {
+    use tonic::Code;
+    use v1::scheduler_parameter::Value;
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}sched");
+    boot(&s, &mut c, &name, "").await;
+    let mut dom = s.client.domains();
+    let kind = dom
+        .get_domain_scheduler_type(v1::GetDomainSchedulerTypeRequest {
+            domain: by_name(&name),
+        })
+        .await;
+    let set = dom
+        .set_domain_scheduler_parameters(v1::SetDomainSchedulerParametersRequest {
+            domain: by_name(&name),
+            parameters: vec![v1::SchedulerParameter {
+                field: "cpu_shares".into(),
+                r#type: 0,
+                value: Some(Value::IntValue(512)),
+            }],
+            scope: None,
+        })
+        .await;
+    match (kind, set) {
+        // Where the host has the cgroup CPU controller: read back.
+        (Ok(k), Ok(after)) => {
+            assert_eq!(k.into_inner().scheduler, "posix");
+            let shares = after
+                .into_inner()
+                .parameters
+                .into_iter()
+                .find(|p| p.field == "cpu_shares")
+                .unwrap();
+            assert_eq!(shares.value, Some(Value::UintValue(512)), "{shares:?}");
+        }
+        // This machine kind runs libvirtd with `cgroup_controllers = [ ]`:
+        // libvirt's refusal, with a code that says so, never INTERNAL.
+        (kind, set) => {
+            for st in [kind.err(), set.err()].into_iter().flatten() {
+                assert!(
+                    matches!(st.code(), Code::FailedPrecondition | Code::Unimplemented),
+                    "{st:?}"
+                );
+                assert!(
+                    st.message().contains("cgroup") || st.message().contains("CPU"),
+                    "{}",
+                    st.message()
+                );
+                eprintln!("scheduler refused: {:?} {}", st.code(), st.message());
+            }
+        }
+    }
+}
+
+async fn peek_block(
+    s: &TestServer,
+    name: &str,
+    disk: &str,
+    offset_bytes: u64,
+    size_bytes: u64,
+) -> Result<Vec<u8>, tonic::Status> {
+    s.client
+        .domains()
+        .peek_domain_block(v1::PeekDomainBlockRequest {
+            domain: by_name(name),
+            disk: disk.into(),
+            offset_bytes,
+            size_bytes,
+        })
+        .await
+        .map(|r| r.into_inner().data)
+}
+
+#[tokio::test]
+async fn block_and_memory_peeks() {
+    use tonic::Code;
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}peek");
+    let len = 1 << 20;
+    let (raw, mut disks) = raw_disk(&mut c, &name, len);
+    // A qcow2 disk beside it (vdb).
+    let qcow = std::env::temp_dir().join(format!("{name}-vdb.qcow2"));
+    c.file(&qcow);
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&qcow)
+        .arg("1M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    disks.push_str(&format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+        qcow.display()
+    ));
+    boot(&s, &mut c, &name, &disks).await;
+
+    // The first 512 bytes of the raw disk are the file's, and so is a
+    // range at an offset (by source path this time), and the very end.
+    let file = std::fs::read(&raw).unwrap();
+    assert_eq!(
+        peek_block(&s, &name, "vda", 0, 512).await.unwrap(),
+        file[..512]
+    );
+    let path = raw.to_str().unwrap();
+    assert_eq!(
+        peek_block(&s, &name, path, 4096, 65_536).await.unwrap(),
+        file[4096..4096 + 65_536]
+    );
+    assert_eq!(
+        peek_block(&s, &name, "vda", len as u64 - 16, 16)
+            .await
+            .unwrap(),
+        file[len - 16..]
+    );
+    // Past the end, too large, nothing, unknown disk, qcow2.
+    let st = peek_block(&s, &name, "vda", len as u64 - 16, 17)
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::OutOfRange, "{st:?}");
+    let st = peek_block(&s, &name, "vda", 0, 65_537).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    let st = peek_block(&s, &name, "vda", 0, 0).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    let st = peek_block(&s, &name, "vdz", 0, 512).await.unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+    let st = peek_block(&s, &name, "vdb", 0, 512).await;
+    // libvirt 9.0 peeks raw images only.
+    let st = st.unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("raw"), "{}", st.message());
+
+    // 4 KiB of physical memory, whose first bytes are what QEMU's own
+    // monitor shows there (the real-mode vectors, which nothing rewrites).
+    let mut dom = s.client.domains();
+    let data = dom
+        .peek_domain_memory(v1::PeekDomainMemoryRequest {
+            domain: by_name(&name),
+            address: 0,
+            size_bytes: 4096,
+            address_space: v1::MemoryAddressSpace::Unspecified as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .data;
+    assert_eq!(data.len(), 4096);
+    let xp = monitor(&s, &name, "xp /16xb 0", v1::QemuMonitorProtocol::Hmp)
+        .await
+        .unwrap();
+    let shown: Vec<u8> = xp
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .flat_map(|(_, bytes)| bytes.split_whitespace())
+        .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    assert_eq!(shown.len(), 16, "{xp}");
+    assert_eq!(data[..16], shown[..], "{xp}");
+    let st = dom
+        .peek_domain_memory(v1::PeekDomainMemoryRequest {
+            domain: by_name(&name),
+            address: 0,
+            size_bytes: 65_537,
+            address_space: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(libvirt_grpc_tests::bad_fields(&st), ["size_bytes"]);
+}

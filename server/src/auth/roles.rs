@@ -142,6 +142,21 @@ pub const TABLE: &[(&str, Role)] = &[
     ("/libvirt_grpc.v1.DomainService/RenameDomain", Operator),
     ("/libvirt_grpc.v1.DomainService/WakeupDomain", Operator),
     ("/libvirt_grpc.v1.DomainService/GetDomainDiskErrors", Reader),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainSchedulerType",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/GetDomainSchedulerParameters",
+        Reader,
+    ),
+    (
+        "/libvirt_grpc.v1.DomainService/SetDomainSchedulerParameters",
+        Operator,
+    ),
+    // Peeks read the guest's disks and memory.
+    ("/libvirt_grpc.v1.DomainService/PeekDomainBlock", Admin),
+    ("/libvirt_grpc.v1.DomainService/PeekDomainMemory", Admin),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),

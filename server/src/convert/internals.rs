@@ -8,7 +8,18 @@ use libvirt_grpc::v1;
 use virt::sys;
 
 use super::{domain::scope_flags, time};
-use crate::{error::Error, ops::monitor::MonitorProtocol, validate};
+use crate::{
+    error::Error,
+    libvirt_sys::{
+        internals::{ParamKind, TypedParam},
+        TypedValue,
+    },
+    ops::{
+        monitor::MonitorProtocol,
+        peek::{AddressSpace, MAX_PEEK_BYTES},
+    },
+    validate,
+};
 
 /// Longest monitor command accepted (64 KiB): QMP and HMP commands are a
 /// line or a small JSON object; the cap keeps a request from making QEMU
@@ -187,6 +198,163 @@ pub fn new_name(r: &v1::RenameDomainRequest) -> Result<String, Error> {
     Ok(r.new_name.clone())
 }
 
+/// Most scheduler parameters one request sets.
+pub const MAX_SCHEDULER_PARAMETERS: usize = 16;
+/// Longest typed-parameter field name (libvirt's
+/// VIR_TYPED_PARAM_FIELD_LENGTH, 80, with its NUL).
+pub const MAX_PARAMETER_FIELD_BYTES: usize = 79;
+/// Longest string value of a scheduler parameter.
+pub const MAX_PARAMETER_STRING_BYTES: usize = 4096;
+
+/// A scheduler parameter as the API's message.
+pub fn scheduler_parameter(p: TypedParam) -> v1::SchedulerParameter {
+    use v1::{scheduler_parameter::Value, SchedulerParameterType as T};
+    let r#type = match p.kind {
+        ParamKind::Int => T::Int,
+        ParamKind::UInt => T::Uint,
+        ParamKind::LLong => T::Llong,
+        ParamKind::ULLong => T::Ullong,
+        ParamKind::Double => T::Double,
+        ParamKind::Boolean => T::Boolean,
+        ParamKind::String => T::String,
+    };
+    let value = match p.value {
+        TypedValue::Int(v) => Value::IntValue(v),
+        TypedValue::UInt(v) => Value::UintValue(v),
+        TypedValue::Double(v) => Value::DoubleValue(v),
+        TypedValue::Bool(v) => Value::BoolValue(v),
+        TypedValue::String(v) => Value::StringValue(v),
+    };
+    v1::SchedulerParameter {
+        field: p.field,
+        r#type: r#type as i32,
+        value: Some(value),
+    }
+}
+
+/// The parameters of SetDomainSchedulerParameters, checked: 1 to
+/// [`MAX_SCHEDULER_PARAMETERS`], each with a field name (at most
+/// [`MAX_PARAMETER_FIELD_BYTES`], no NUL, not repeated) and a value.
+pub fn scheduler_values(
+    params: &[v1::SchedulerParameter],
+) -> Result<Vec<(String, TypedValue)>, Error> {
+    use v1::scheduler_parameter::Value;
+    let mut v = validate::Violations::default();
+    if params.is_empty() {
+        v.add("parameters", "set at least one parameter");
+    }
+    if params.len() > MAX_SCHEDULER_PARAMETERS {
+        v.add(
+            "parameters",
+            format!(
+                "sets {} parameters; the limit is {MAX_SCHEDULER_PARAMETERS}",
+                params.len()
+            ),
+        );
+        return Err(v
+            .finish()
+            .err()
+            .unwrap_or_else(|| Error::internal("no violation")));
+    }
+    let mut out: Vec<(String, TypedValue)> = Vec::with_capacity(params.len());
+    for (i, p) in params.iter().enumerate() {
+        let field = format!("parameters[{i}].field");
+        let named = v
+            .check(validate::required_text(&field, &p.field))
+            .and_then(|()| {
+                v.check(validate::max_bytes(
+                    &field,
+                    &p.field,
+                    MAX_PARAMETER_FIELD_BYTES,
+                ))
+            });
+        if named.is_some() && out.iter().any(|(f, _)| *f == p.field) {
+            v.add(&field, format!("'{}' is set twice", p.field));
+        }
+        let value = match &p.value {
+            None => {
+                v.add(format!("parameters[{i}].value"), "is required");
+                None
+            }
+            Some(Value::IntValue(x)) => Some(TypedValue::Int(*x)),
+            Some(Value::UintValue(x)) => Some(TypedValue::UInt(*x)),
+            Some(Value::DoubleValue(x)) if x.is_finite() => Some(TypedValue::Double(*x)),
+            Some(Value::DoubleValue(_)) => {
+                v.add(format!("parameters[{i}].double_value"), "must be finite");
+                None
+            }
+            Some(Value::BoolValue(x)) => Some(TypedValue::Bool(*x)),
+            Some(Value::StringValue(x)) => {
+                let f = format!("parameters[{i}].string_value");
+                v.check(validate::text(&f, x))
+                    .and_then(|()| v.check(validate::max_bytes(&f, x, MAX_PARAMETER_STRING_BYTES)))
+                    .map(|()| TypedValue::String(x.clone()))
+            }
+        };
+        if let (Some(()), Some(value)) = (named, value) {
+            out.push((p.field.clone(), value));
+        }
+    }
+    v.done(Some(out))
+}
+
+/// The flags a scheduler change is read back with: the definition's
+/// values when only `config` was set, else the current ones.
+pub fn scheduler_read_flags(scope: Option<&v1::ModifyScope>) -> u32 {
+    match scope {
+        Some(s) if s.config && !s.live => sys::VIR_DOMAIN_AFFECT_CONFIG,
+        _ => sys::VIR_DOMAIN_AFFECT_CURRENT,
+    }
+}
+
+/// The flags of a scheduler read: the definition's values for `config`.
+pub fn scheduler_get_flags(config: bool) -> u32 {
+    if config {
+        sys::VIR_DOMAIN_AFFECT_CONFIG
+    } else {
+        sys::VIR_DOMAIN_AFFECT_CURRENT
+    }
+}
+
+/// A peek's range: a size of 1 to [`MAX_PEEK_BYTES`] whose end does not
+/// overflow (`offset_field` names the start's field).
+fn peek_range(offset_field: &str, offset: u64, size: u64) -> Result<usize, Error> {
+    let mut v = validate::Violations::default();
+    if size == 0 || size > MAX_PEEK_BYTES {
+        v.add(
+            "size_bytes",
+            format!("must be between 1 and {MAX_PEEK_BYTES} bytes (libvirt's cap)"),
+        );
+    } else if offset.checked_add(size).is_none() {
+        v.add(offset_field, "the range's end overflows 64 bits");
+    }
+    v.done(usize::try_from(size).ok())
+}
+
+/// PeekDomainBlock: the disk, offset and size, checked.
+pub fn block_peek(r: &v1::PeekDomainBlockRequest) -> Result<(String, u64, usize), Error> {
+    let mut v = validate::Violations::default();
+    let disk = v.check(device_name("disk", &r.disk));
+    let size = v.check(peek_range("offset_bytes", r.offset_bytes, r.size_bytes));
+    v.done(disk.zip(size).map(|(d, n)| (d, r.offset_bytes, n)))
+}
+
+/// PeekDomainMemory: the address, size and address space, checked.
+pub fn memory_peek(r: &v1::PeekDomainMemoryRequest) -> Result<(u64, usize, AddressSpace), Error> {
+    use v1::MemoryAddressSpace as S;
+    let mut v = validate::Violations::default();
+    let size = v.check(peek_range("address", r.address, r.size_bytes));
+    let space = match S::try_from(r.address_space) {
+        Ok(S::Unspecified | S::Physical) => Some(AddressSpace::Physical),
+        Ok(S::Virtual) => Some(AddressSpace::Virtual),
+        Err(_) => {
+            v.add("address_space", "unknown address space");
+            None
+        }
+    };
+    v.done(size.zip(space).map(|(n, s)| (r.address, n, s)))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -300,5 +468,75 @@ mod tests {
             fields(memory_stats_period(&req(-1, 0)).unwrap_err()),
             ["period"]
         );
+    }
+
+    #[test]
+    fn scheduler_values_are_checked() {
+        use v1::scheduler_parameter::Value;
+        let p = |field: &str, value: Option<Value>| v1::SchedulerParameter {
+            field: field.into(),
+            r#type: 0,
+            value,
+        };
+        let ok = scheduler_values(&[p("weight", Some(Value::UintValue(7)))]).unwrap();
+        assert_eq!(ok, [("weight".to_owned(), TypedValue::UInt(7))]);
+        assert_eq!(fields(scheduler_values(&[]).unwrap_err()), ["parameters"]);
+        let twice = [
+            p("weight", Some(Value::IntValue(1))),
+            p("weight", Some(Value::IntValue(2))),
+        ];
+        assert_eq!(
+            fields(scheduler_values(&twice).unwrap_err()),
+            ["parameters[1].field"]
+        );
+        let bad = [
+            p("", Some(Value::IntValue(1))),
+            p("x", None),
+            p("y", Some(Value::DoubleValue(f64::NAN))),
+            p(&"z".repeat(80), Some(Value::BoolValue(true))),
+        ];
+        assert_eq!(
+            fields(scheduler_values(&bad).unwrap_err()),
+            [
+                "parameters[0].field",
+                "parameters[1].value",
+                "parameters[2].double_value",
+                "parameters[3].field"
+            ]
+        );
+        let many: Vec<_> = (0..17)
+            .map(|i| p(&format!("f{i}"), Some(Value::IntValue(1))))
+            .collect();
+        assert_eq!(fields(scheduler_values(&many).unwrap_err()), ["parameters"]);
+    }
+
+    #[test]
+    fn peeks_are_bounded() {
+        let r = |offset_bytes, size_bytes| v1::PeekDomainBlockRequest {
+            domain: None,
+            disk: "vda".into(),
+            offset_bytes,
+            size_bytes,
+        };
+        assert_eq!(
+            block_peek(&r(512, 65_536)).unwrap(),
+            ("vda".into(), 512, 65_536)
+        );
+        assert_eq!(fields(block_peek(&r(0, 0)).unwrap_err()), ["size_bytes"]);
+        assert_eq!(
+            fields(block_peek(&r(0, 65_537)).unwrap_err()),
+            ["size_bytes"]
+        );
+        assert_eq!(
+            fields(block_peek(&r(u64::MAX, 2)).unwrap_err()),
+            ["offset_bytes"]
+        );
+        let m = v1::PeekDomainMemoryRequest {
+            address: 4096,
+            size_bytes: 4096,
+            address_space: 9,
+            ..Default::default()
+        };
+        assert_eq!(fields(memory_peek(&m).unwrap_err()), ["address_space"]);
     }
 }

@@ -54,13 +54,7 @@ pub fn block_stats_flags(dom: &Domain, disk: &str) -> Result<Vec<(String, TypedV
     let mut params = param_array(n);
     // SAFETY: `params` holds exactly `n` elements, as the call requires.
     let rc = unsafe {
-        sys::virDomainBlockStatsFlags(
-            dom.as_ptr(),
-            disk.as_ptr(),
-            params.as_mut_ptr(),
-            &mut n,
-            sys::VIR_TYPED_PARAM_STRING_OKAY,
-        )
+        sys::virDomainBlockStatsFlags(dom.as_ptr(), disk.as_ptr(), params.as_mut_ptr(), &mut n, 0)
     };
     if rc < 0 {
         return Err(last_error());
@@ -222,14 +216,21 @@ pub struct TypedParam {
 pub fn scheduler_parameters(dom: &Domain, flags: u32) -> Result<Vec<TypedParam>, Error> {
     let (_, mut n) = scheduler_type(dom)?;
     let mut params = param_array(n);
-    // SAFETY: `params` holds exactly `n` elements, as the call requires.
+    // SAFETY: `params` holds exactly `n` elements, as the calls require.
+    // For the current values the call without flags: libvirt adds
+    // VIR_TYPED_PARAM_STRING_OKAY to the flags call, which the test driver
+    // refuses (virsh makes the same choice).
     let rc = unsafe {
-        sys::virDomainGetSchedulerParametersFlags(
-            dom.as_ptr(),
-            params.as_mut_ptr(),
-            &mut n,
-            flags | sys::VIR_TYPED_PARAM_STRING_OKAY,
-        )
+        if flags == sys::VIR_DOMAIN_AFFECT_CURRENT {
+            sys::virDomainGetSchedulerParameters(dom.as_ptr(), params.as_mut_ptr(), &mut n)
+        } else {
+            sys::virDomainGetSchedulerParametersFlags(
+                dom.as_ptr(),
+                params.as_mut_ptr(),
+                &mut n,
+                flags,
+            )
+        }
     };
     if rc < 0 {
         return Err(last_error());
@@ -272,7 +273,13 @@ pub fn set_scheduler_parameters(
 ) -> Result<(), Error> {
     with_params(values, |params, n| {
         // SAFETY: `params` holds the `n` parameters built from `values`.
-        unsafe { sys::virDomainSetSchedulerParametersFlags(dom.as_ptr(), params, n, flags) }
+        unsafe {
+            if flags == sys::VIR_DOMAIN_AFFECT_CURRENT {
+                sys::virDomainSetSchedulerParameters(dom.as_ptr(), params, n)
+            } else {
+                sys::virDomainSetSchedulerParametersFlags(dom.as_ptr(), params, n, flags)
+            }
+        }
     })
 }
 

@@ -16,11 +16,13 @@ pub mod lookup;
 pub mod migrate;
 pub mod monitor;
 pub mod network;
+pub mod peek;
 pub mod screenshot;
 pub mod snapshot;
 pub mod storage;
 pub mod threads;
 pub mod tunables;
+pub mod tuning;
 pub mod volume_transfer;
 
 use std::{ops::Deref, sync::Arc};

@@ -1268,4 +1268,39 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::GetDomainDiskErrorsResponse>, Status> {
         internals::get_domain_disk_errors(self, req).await
     }
+
+    async fn get_domain_scheduler_type(
+        &self,
+        req: Request<v1::GetDomainSchedulerTypeRequest>,
+    ) -> Result<Response<v1::GetDomainSchedulerTypeResponse>, Status> {
+        internals::get_domain_scheduler_type(self, req).await
+    }
+
+    async fn get_domain_scheduler_parameters(
+        &self,
+        req: Request<v1::GetDomainSchedulerParametersRequest>,
+    ) -> Result<Response<v1::GetDomainSchedulerParametersResponse>, Status> {
+        internals::get_domain_scheduler_parameters(self, req).await
+    }
+
+    async fn set_domain_scheduler_parameters(
+        &self,
+        req: Request<v1::SetDomainSchedulerParametersRequest>,
+    ) -> Result<Response<v1::SetDomainSchedulerParametersResponse>, Status> {
+        internals::set_domain_scheduler_parameters(self, req).await
+    }
+
+    async fn peek_domain_block(
+        &self,
+        req: Request<v1::PeekDomainBlockRequest>,
+    ) -> Result<Response<v1::PeekDomainBlockResponse>, Status> {
+        internals::peek_domain_block(self, req).await
+    }
+
+    async fn peek_domain_memory(
+        &self,
+        req: Request<v1::PeekDomainMemoryRequest>,
+    ) -> Result<Response<v1::PeekDomainMemoryResponse>, Status> {
+        internals::peek_domain_memory(self, req).await
+    }
 }

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::DomainApi;
 use crate::{
     convert::internals as convert,
-    ops::{actions, counters, monitor},
+    ops::{actions, counters, monitor, peek, tuning},
     pool::Lane,
     services::{deadline, ok},
 };
@@ -190,4 +190,106 @@ pub(super) async fn get_domain_disk_errors(
     ok(v1::GetDomainDiskErrorsResponse {
         errors: convert::disk_errors(errors),
     })
+}
+
+/// `GetDomainSchedulerType`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn get_domain_scheduler_type(
+    api: &DomainApi,
+    req: Request<v1::GetDomainSchedulerTypeRequest>,
+) -> Result<Response<v1::GetDomainSchedulerTypeResponse>, Status> {
+    let dl = deadline(&req);
+    let t = api.target(req.get_ref().domain.as_ref())?;
+    let (scheduler, n) = t
+        .run(Lane::Quick, dl, |c, k, _| tuning::scheduler_type(c, k))
+        .await?;
+    ok(v1::GetDomainSchedulerTypeResponse {
+        scheduler,
+        parameter_count: u32::try_from(n).unwrap_or(0),
+    })
+}
+
+/// `GetDomainSchedulerParameters`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn get_domain_scheduler_parameters(
+    api: &DomainApi,
+    req: Request<v1::GetDomainSchedulerParametersRequest>,
+) -> Result<Response<v1::GetDomainSchedulerParametersResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let flags = convert::scheduler_get_flags(r.config);
+    let t = api.target(r.domain.as_ref())?;
+    let (scheduler, params) = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            tuning::scheduler_parameters(c, k, flags)
+        })
+        .await?;
+    ok(v1::GetDomainSchedulerParametersResponse {
+        scheduler,
+        parameters: params
+            .into_iter()
+            .map(convert::scheduler_parameter)
+            .collect(),
+    })
+}
+
+/// `SetDomainSchedulerParameters`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn set_domain_scheduler_parameters(
+    api: &DomainApi,
+    req: Request<v1::SetDomainSchedulerParametersRequest>,
+) -> Result<Response<v1::SetDomainSchedulerParametersResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, values) =
+        api.target_with(r.domain.as_ref(), convert::scheduler_values(&r.parameters))?;
+    let flags = crate::convert::domain::scope_flags(r.scope.as_ref());
+    let read_flags = convert::scheduler_read_flags(r.scope.as_ref());
+    let (scheduler, params) = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            tuning::set_scheduler_parameters(c, k, &values, flags, read_flags)
+        })
+        .await?;
+    ok(v1::SetDomainSchedulerParametersResponse {
+        scheduler,
+        parameters: params
+            .into_iter()
+            .map(convert::scheduler_parameter)
+            .collect(),
+    })
+}
+
+/// `PeekDomainBlock`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn peek_domain_block(
+    api: &DomainApi,
+    req: Request<v1::PeekDomainBlockRequest>,
+) -> Result<Response<v1::PeekDomainBlockResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, (disk, offset, size)) = api.target_with(r.domain.as_ref(), convert::block_peek(&r))?;
+    let data = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            peek::block(c, k, &disk, offset, size)
+        })
+        .await?;
+    ok(v1::PeekDomainBlockResponse { data })
+}
+
+/// `PeekDomainMemory`.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn peek_domain_memory(
+    api: &DomainApi,
+    req: Request<v1::PeekDomainMemoryRequest>,
+) -> Result<Response<v1::PeekDomainMemoryResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, (address, size, space)) =
+        api.target_with(r.domain.as_ref(), convert::memory_peek(&r))?;
+    let data = t
+        .run(Lane::Quick, dl, move |c, k, _| {
+            peek::memory(c, k, address, size, space)
+        })
+        .await?;
+    ok(v1::PeekDomainMemoryResponse { data })
 }
