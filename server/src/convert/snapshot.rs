@@ -92,6 +92,10 @@ impl TryFrom<&v1::CreateSnapshotRequest> for NewSnapshot {
         if r.redefine_current && !r.redefine {
             v.add("redefine_current", "needs redefine");
         }
+        // libvirt's own rule, checked here for every driver alike.
+        if r.quiesce && !r.disk_only {
+            v.add("quiesce", "needs disk_only");
+        }
         let flags = flags_of(&[
             (r.disk_only, sys::VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY),
             (r.quiesce, sys::VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE),
@@ -384,6 +388,16 @@ mod tests {
         assert_eq!(files.disks, ["/r/a", "/r/b"]);
         assert_eq!(files.memory.as_deref(), Some("/r/mem"));
         assert_eq!(raw(true), ExternalFiles::default());
+        let Err(Error::InvalidArgument(bad)) = NewSnapshot::try_from(&v1::CreateSnapshotRequest {
+            source: Some(create_snapshot_request::Source::Xml(
+                "<domainsnapshot/>".into(),
+            )),
+            quiesce: true,
+            ..Default::default()
+        }) else {
+            panic!("quiesce without disk_only passed");
+        };
+        assert_eq!(bad[0].field, "quiesce");
     }
 
     #[test]

@@ -98,9 +98,11 @@ pub fn copy(
             let block = match vol.info()?.kind {
                 sys::VIR_STORAGE_VOL_FILE => false,
                 sys::VIR_STORAGE_VOL_BLOCK => true,
-                other => return Err(Error::Unimplemented(format!(
+                other => {
+                    return Err(Error::Unimplemented(format!(
                     "A block copy goes into a file or block volume; this volume's type is {other}"
-                ))),
+                )))
+                }
             };
             let xml = render::copy_to_volume(&vol.path()?, block, *format)?;
             let flags = c.flags | sys::VIR_DOMAIN_BLOCK_COPY_REUSE_EXT;
