@@ -11,7 +11,7 @@ use crate::{
     events::convert::block_job_type,
     ops::{
         blockjob::{BlockCommit, BlockCopy, BlockJobFacts, CopyDestination},
-        snapshot::ExternalFiles,
+        external_files::ExternalFiles,
         storage::VolumeKey,
     },
     render::blockjob as render,

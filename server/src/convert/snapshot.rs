@@ -9,7 +9,10 @@ use virt::sys;
 use super::{flags_of, state};
 use crate::{
     error::Error,
-    ops::snapshot::{ExternalFiles, ListFilter, NewSnapshot, SnapshotInfo, SnapshotNode},
+    ops::{
+        external_files::ExternalFiles,
+        snapshot::{ListFilter, NewSnapshot, SnapshotInfo, SnapshotNode},
+    },
     render::snapshot as render,
     validate::{self, Violations},
     xml_query,

@@ -5,7 +5,7 @@
 
 use virt::sys;
 
-use super::{domain::DomainKey, snapshot::ExternalFiles, storage::VolumeKey, Connect};
+use super::{domain::DomainKey, external_files::ExternalFiles, storage::VolumeKey, Connect};
 use crate::{error::Error, libvirt_sys, render::blockjob as render};
 
 /// A disk's block job as read from libvirt.
@@ -100,8 +100,8 @@ pub fn copy(
                 sys::VIR_STORAGE_VOL_BLOCK => true,
                 other => {
                     return Err(Error::Unimplemented(format!(
-                    "A block copy goes into a file or block volume; this volume's type is {other}"
-                )))
+                        "Block copies go into file or block volumes, not type {other}"
+                    )))
                 }
             };
             let xml = render::copy_to_volume(&vol.path()?, block, *format)?;

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod blockjob;
 pub mod cache;
 pub mod domain;
+pub mod external_files;
 pub mod guest_exec;
 pub mod guest_file;
 pub mod host;
