@@ -6,6 +6,7 @@
 
 use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
+use v1::block_copy_domain_disk_request::Destination;
 
 const URI: &str = "test:///default";
 
@@ -31,7 +32,7 @@ async fn the_test_driver_has_no_block_jobs() {
         .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
             domain: dom(&d),
             disk: "vda".into(),
-            file: dest.to_str().unwrap().into(),
+            destination: Some(Destination::File(dest.to_str().unwrap().into())),
             ..Default::default()
         }))
         .await
@@ -79,6 +80,66 @@ async fn the_test_driver_has_no_block_jobs() {
         }))
         .await;
     assert_eq!(code_of(pull), Code::Unimplemented);
+    // A volume destination: the volume is looked up first (NOT_FOUND), and
+    // the driver then lacks the copy.
+    let pool = format!("{p}bjpool");
+    s.client
+        .storage()
+        .define_storage_pool(s.client.request(v1::DefineStoragePoolRequest {
+            source: Some(v1::define_storage_pool_request::Source::Spec(
+                v1::StoragePoolSpec {
+                    name: pool.clone(),
+                    r#type: v1::StoragePoolType::Dir as i32,
+                    target_path: format!("/tmp/{pool}"),
+                    ..Default::default()
+                },
+            )),
+            build: true,
+            start: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    s.client
+        .storage()
+        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
+            pool: libvirt_grpc_tests::pool_ref("", &pool),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                v1::StorageVolumeSpec {
+                    name: "dest.img".into(),
+                    capacity_bytes: 1 << 20,
+                    ..Default::default()
+                },
+            )),
+        }))
+        .await
+        .unwrap();
+    let to_volume = |name: &str| v1::BlockCopyDomainDiskRequest {
+        domain: dom(&d),
+        disk: "vda".into(),
+        destination: Some(Destination::Volume(v1::StorageVolumeRef {
+            pool: libvirt_grpc_tests::pool_ref("", &pool),
+            name: name.into(),
+        })),
+        ..Default::default()
+    };
+    let e = bj
+        .block_copy_domain_disk(s.client.request(to_volume("missing.img")))
+        .await;
+    assert_eq!(code_of(e), Code::NotFound);
+    let e = bj
+        .block_copy_domain_disk(s.client.request(to_volume("dest.img")))
+        .await;
+    assert_eq!(code_of(e), Code::Unimplemented);
+    let e = bj
+        .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
+            domain: dom(&d),
+            disk: "vda".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&e), ["destination"]);
     let missing = bj
         .get_domain_block_job(s.client.request(v1::GetDomainBlockJobRequest {
             domain: dom(&format!("{p}nodomain")),
@@ -107,7 +168,7 @@ async fn block_job_requests_are_checked_before_libvirt() {
         .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
             domain: dom(&d),
             disk: "vda".into(),
-            file: taken.to_str().unwrap().into(),
+            destination: Some(Destination::File(taken.to_str().unwrap().into())),
             ..Default::default()
         }))
         .await;
@@ -119,7 +180,7 @@ async fn block_job_requests_are_checked_before_libvirt() {
         .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
             domain: dom(&d),
             disk: "vda".into(),
-            file: outside.clone(),
+            destination: Some(Destination::File(outside.clone())),
             ..Default::default()
         }))
         .await;
@@ -130,7 +191,7 @@ async fn block_job_requests_are_checked_before_libvirt() {
         .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
             domain: None,
             disk: "a/b".into(),
-            file: "copy.qcow2".into(),
+            destination: Some(Destination::File("copy.qcow2".into())),
             format: v1::StorageVolumeFormat::Iso as i32,
             bandwidth_bytes_per_second: u64::MAX,
             ..Default::default()

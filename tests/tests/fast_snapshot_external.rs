@@ -6,6 +6,7 @@
 
 use libvirt_grpc_tests::{bad_fields, code_of, prefix, small_spec, v1, Cleanup, TestServer};
 use tonic::Code;
+use tonic_types::StatusExt;
 use v1::{
     create_snapshot_request::Source, SnapshotDiskMode, SnapshotDiskSpec, SnapshotMetadataFilter,
     SnapshotSpec,
@@ -204,8 +205,19 @@ async fn an_existing_external_file_is_already_exists_and_left_alone() {
                 disk_only: true,
                 ..Default::default()
             }))
-            .await;
-        assert_eq!(code_of(e), Code::AlreadyExists);
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::AlreadyExists);
+        let info = e
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("an ErrorInfo");
+        assert_eq!(
+            (info.domain.as_str(), info.reason.as_str()),
+            ("libvirt-grpc", "ALREADY_EXISTS")
+        );
+        assert!(e.message().contains(old.to_str().unwrap()), "{e:?}");
         assert_eq!(std::fs::read(&old).unwrap(), b"not yours");
         assert!(!new.exists());
         assert!(!has_current(&s, &d).await.unwrap());

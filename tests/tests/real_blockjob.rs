@@ -2,7 +2,8 @@
 //! guest with a qcow2 disk in a per-run `dir` pool): a block copy to a new
 //! file reaches READY, is throttled, then pivoted, with BLOCK_JOB events on
 //! WatchEvents; a copy onto an existing file is ALREADY_EXISTS; a pull and
-//! an active commit over external snapshot overlays. Runs only with
+//! an active commit over external snapshot overlays; a copy into a new
+//! volume, pivoted. Runs only with
 //! LIBVIRT_GRPC_REAL=1.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -11,7 +12,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use libvirt_grpc_tests::{code_of, prefix, real_enabled, v1, Cleanup, TestServer, REAL_URI};
 use tonic::Code;
-use v1::{watch_events_response::Item as Message, BlockJobStatus, BlockJobType};
+use v1::{
+    block_copy_domain_disk_request::Destination, watch_events_response::Item as Message,
+    BlockJobStatus, BlockJobType,
+};
 
 fn dom(name: &str) -> Option<v1::DomainRef> {
     libvirt_grpc_tests::domain_ref("real", name)
@@ -208,7 +212,7 @@ async fn copy_to_ready_then_pivot_and_pull_and_active_commit() {
         .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
             domain: dom(&d),
             disk: "vda".into(),
-            file: copy.to_str().unwrap().into(),
+            destination: Some(Destination::File(copy.to_str().unwrap().into())),
             format: v1::StorageVolumeFormat::Qcow2 as i32,
             ..Default::default()
         }))
@@ -219,7 +223,7 @@ async fn copy_to_ready_then_pivot_and_pull_and_active_commit() {
         .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
             domain: dom(&d),
             disk: "vda".into(),
-            file: copy.to_str().unwrap().into(),
+            destination: Some(Destination::File(copy.to_str().unwrap().into())),
             format: v1::StorageVolumeFormat::Qcow2 as i32,
             transient_job: true,
             ..Default::default()
@@ -263,7 +267,7 @@ async fn copy_to_ready_then_pivot_and_pull_and_active_commit() {
         .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
             domain: dom(&d),
             disk: "vda".into(),
-            file: copy.to_str().unwrap().into(),
+            destination: Some(Destination::File(copy.to_str().unwrap().into())),
             ..Default::default()
         }))
         .await;
@@ -333,4 +337,54 @@ async fn copy_to_ready_then_pivot_and_pull_and_active_commit() {
         xml.contains(ov1.to_str().unwrap()) && !xml.contains(ov2.to_str().unwrap()),
         "{xml}"
     );
+
+    // A copy into a new volume of the pool: READY, then pivoted onto it.
+    let dest = st
+        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
+            pool: libvirt_grpc_tests::pool_ref("real", &pool),
+            source: Some(v1::create_storage_volume_request::Source::Spec(
+                v1::StorageVolumeSpec {
+                    name: "dest.qcow2".into(),
+                    format: v1::StorageVolumeFormat::Qcow2 as i32,
+                    capacity_bytes: 16 << 20,
+                    ..Default::default()
+                },
+            )),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    let to_volume = bj
+        .block_copy_domain_disk(s.client.request(v1::BlockCopyDomainDiskRequest {
+            domain: dom(&d),
+            disk: "vda".into(),
+            destination: Some(Destination::Volume(v1::StorageVolumeRef {
+                pool: libvirt_grpc_tests::pool_ref("real", &pool),
+                name: "dest.qcow2".into(),
+            })),
+            format: v1::StorageVolumeFormat::Qcow2 as i32,
+            transient_job: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(to_volume.r#type(), BlockJobType::Copy);
+    block_event(&mut events, BlockJobType::Copy, BlockJobStatus::Ready).await;
+    bj.abort_domain_block_job(s.client.request(v1::AbortDomainBlockJobRequest {
+        domain: dom(&d),
+        disk: "vda".into(),
+        pivot: true,
+    }))
+    .await
+    .unwrap();
+    block_event(&mut events, BlockJobType::Copy, BlockJobStatus::Completed).await;
+    let xml = live_xml(&s, &d).await;
+    assert!(xml.contains(&dest.path), "{xml}");
+    // The volume now holds the guest's disk, a standalone qcow2 image.
+    assert_eq!(backing_file(std::path::Path::new(&dest.path)), "");
 }

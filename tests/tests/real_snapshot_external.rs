@@ -6,7 +6,11 @@
 //! removed at the end. Runs only with LIBVIRT_GRPC_REAL=1.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use libvirt_grpc_tests::{code_of, prefix, real_enabled, v1, Cleanup, TestServer, REAL_URI};
+use std::time::Duration;
+
+use libvirt_grpc_tests::{
+    code_of, prefix, real_enabled, v1, wait_until, Cleanup, TestServer, REAL_URI,
+};
 use tonic::Code;
 use v1::{
     create_snapshot_request::Source, SnapshotDiskMode, SnapshotDiskSpec, SnapshotLocationFilter,
@@ -26,7 +30,11 @@ fn external(name: &str, file: &std::path::Path) -> SnapshotDiskSpec {
     }
 }
 
-fn disk_only(d: &str, name: &str, disks: Vec<SnapshotDiskSpec>) -> v1::CreateSnapshotRequest {
+fn disk_only_request(
+    d: &str,
+    name: &str,
+    disks: Vec<SnapshotDiskSpec>,
+) -> v1::CreateSnapshotRequest {
     v1::CreateSnapshotRequest {
         domain: dom(d),
         source: Some(Source::Spec(SnapshotSpec {
@@ -88,20 +96,21 @@ fn qemu_img_info(path: &std::path::Path) -> (String, String) {
     (field("file format:"), field("backing file:"))
 }
 
-#[tokio::test]
-async fn external_disk_only_snapshot_of_a_running_guest() {
-    if !real_enabled() {
-        return;
-    }
-    let s = TestServer::real().await;
-    let p = prefix();
-    let mut c = Cleanup::new(REAL_URI, &p);
-    let pool_dir = std::env::temp_dir().join(format!("{p}xpool"));
-    let overlays = std::env::temp_dir().join(format!("{p}xover"));
+/// The test guest with a qcow2 disk (vda) in a per-run `dir` pool, defined
+/// and started: its name, the disk's path and a per-run directory for
+/// overlays (both directories removed by `c`).
+async fn running_guest(
+    s: &TestServer,
+    c: &mut Cleanup,
+    p: &str,
+    tag: &str,
+) -> (String, String, std::path::PathBuf) {
+    let pool_dir = std::env::temp_dir().join(format!("{p}{tag}pool"));
+    let overlays = std::env::temp_dir().join(format!("{p}{tag}over"));
     c.file(&pool_dir);
     c.file(&overlays);
     std::fs::create_dir_all(&overlays).unwrap();
-    let pool = format!("{p}xpool");
+    let pool = format!("{p}{tag}pool");
     let mut st = s.client.storage();
     st.define_storage_pool(s.client.request(v1::DefineStoragePoolRequest {
         host: "real".into(),
@@ -136,8 +145,7 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
         .into_inner()
         .volume
         .unwrap();
-
-    let d = format!("{p}xsnap");
+    let d = format!("{p}{tag}");
     let console = overlays.join("console.log");
     let xml = libvirt_grpc_tests::guest::xml(&d, console.to_str().unwrap()).replace(
         "</devices>",
@@ -166,7 +174,19 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
         .domain
         .unwrap();
     assert_eq!(started.state(), v1::DomainState::Running);
+    (d, disk.path, overlays)
+}
 
+#[tokio::test]
+async fn external_disk_only_snapshot_of_a_running_guest() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let (d, disk_path, overlays) = running_guest(&s, &mut c, &p, "xsnap").await;
+    let mut doms = s.client.domains();
     let mut sn = s.client.snapshots();
     let has_current =
         |sn: &mut libvirt_grpc_tests::v1::snapshot_service_client::SnapshotServiceClient<_>| {
@@ -186,10 +206,11 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
 
     let overlay = overlays.join("vda.ext1.qcow2");
     let snap = sn
-        .create_snapshot(
-            s.client
-                .request(disk_only(&d, "ext1", vec![external("vda", &overlay)])),
-        )
+        .create_snapshot(s.client.request(disk_only_request(
+            &d,
+            "ext1",
+            vec![external("vda", &overlay)],
+        )))
         .await
         .unwrap()
         .into_inner()
@@ -201,7 +222,7 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
     // now writes to it.
     assert_eq!(
         qemu_img_info(&overlay),
-        ("qcow2".to_owned(), disk.path.clone())
+        ("qcow2".to_owned(), disk_path.clone())
     );
     let live = doms
         .get_domain_xml(s.client.request(v1::GetDomainXmlRequest {
@@ -241,10 +262,11 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
     for file in [&overlay, &keep] {
         let before = std::fs::metadata(file).unwrap();
         let e = sn
-            .create_snapshot(
-                s.client
-                    .request(disk_only(&d, "ext2", vec![external("vda", file)])),
-            )
+            .create_snapshot(s.client.request(disk_only_request(
+                &d,
+                "ext2",
+                vec![external("vda", file)],
+            )))
             .await;
         assert_eq!(code_of(e), Code::AlreadyExists);
         let after = std::fs::metadata(file).unwrap();
@@ -259,7 +281,7 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
     let stray = overlays.join("vda.ext3.qcow2");
     let ghost = overlays.join("vdz.ext3.qcow2");
     let e = sn
-        .create_snapshot(s.client.request(disk_only(
+        .create_snapshot(s.client.request(disk_only_request(
             &d,
             "ext3",
             vec![external("vda", &stray), external("vdz", &ghost)],
@@ -272,7 +294,7 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
         ["ext1"]
     );
     // The guest still runs on the first overlay.
-    assert_eq!(qemu_img_info(&overlay).1, disk.path);
+    assert_eq!(qemu_img_info(&overlay).1, disk_path);
 
     // Clean up: libvirt 9 deletes external snapshots' metadata only; the
     // overlay files go with the run's directory (Cleanup).
@@ -289,4 +311,62 @@ async fn external_disk_only_snapshot_of_a_running_guest() {
             .is_empty()
     );
     assert!(!has_current(&mut sn).await);
+}
+
+#[tokio::test]
+async fn a_quiesced_snapshot_needs_disk_only_and_the_guest_agent() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let (d, disk_path, overlays) = running_guest(&s, &mut c, &p, "qsnap").await;
+    let mut sn = s.client.snapshots();
+    let overlay = overlays.join("vda.q1.qcow2");
+    let quiesced = |disk_only: bool| v1::CreateSnapshotRequest {
+        quiesce: true,
+        disk_only,
+        ..disk_only_request(&d, "q1", vec![external("vda", &overlay)])
+    };
+    // Without disk_only quiesce is refused; nothing is made.
+    let e = sn
+        .create_snapshot(s.client.request(quiesced(false)))
+        .await
+        .unwrap_err();
+    assert_eq!(libvirt_grpc_tests::bad_fields(&e), ["quiesce"], "{e:?}");
+    assert!(!overlay.exists());
+    // Right after the start the guest's agent is not up: no snapshot, and
+    // no overlay left behind.
+    let e = sn
+        .create_snapshot(s.client.request(quiesced(true)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(!overlay.exists());
+    let mut agent = s.client.agent();
+    wait_until(Duration::from_secs(90), "the guest agent to answer", || {
+        let mut agent = agent.clone();
+        let d = d.clone();
+        async move {
+            agent
+                .ping_guest_agent(v1::PingGuestAgentRequest { domain: dom(&d) })
+                .await
+                .ok()
+        }
+    })
+    .await;
+    agent
+        .ping_guest_agent(v1::PingGuestAgentRequest { domain: dom(&d) })
+        .await
+        .unwrap();
+    let snap = sn
+        .create_snapshot(s.client.request(quiesced(true)))
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    assert!(snap.disk_only);
+    assert_eq!(qemu_img_info(&overlay), ("qcow2".to_owned(), disk_path));
 }

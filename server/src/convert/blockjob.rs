@@ -10,8 +10,9 @@ use crate::{
     error::Error,
     events::convert::block_job_type,
     ops::{
-        blockjob::{BlockCommit, BlockCopy, BlockJobFacts},
-        snapshot::ExternalFiles,
+        blockjob::{BlockCommit, BlockCopy, BlockJobFacts, CopyDestination},
+        external_files::ExternalFiles,
+        storage::VolumeKey,
     },
     render::blockjob as render,
     validate::{self, Violations},
@@ -61,58 +62,80 @@ fn chain_path(v: &mut Violations, field: &str, p: &str) -> Option<String> {
     Some(p.to_owned())
 }
 
-impl TryFrom<&v1::BlockCopyDomainDiskRequest> for BlockCopy {
-    type Error = Error;
-
-    /// Every bad field (the domain aside) in one error; the file's
-    /// confinement is the service's.
-    fn try_from(r: &v1::BlockCopyDomainDiskRequest) -> Result<Self, Error> {
-        let mut v = Violations::default();
-        let disk = v.check(disk("disk", &r.disk));
-        if r.file.is_empty() {
+/// `BlockCopyDomainDisk`, validated: every bad field (the domain aside)
+/// in one error. `volume` is the destination volume's key when the request
+/// names one (the service resolves it, and confines a file).
+pub fn block_copy(
+    r: &v1::BlockCopyDomainDiskRequest,
+    volume: Result<Option<VolumeKey>, Error>,
+) -> Result<BlockCopy, Error> {
+    use v1::block_copy_domain_disk_request::Destination;
+    let mut v = Violations::default();
+    let disk = v.check(disk("disk", &r.disk));
+    let volume = v.check(volume).flatten();
+    let file = match &r.destination {
+        Some(Destination::File(f)) if f.is_empty() => {
             v.add("file", "is required");
-        } else {
-            v.check(validate::absolute_path("file", &r.file));
+            None
         }
-        let format = match StorageVolumeFormat::try_from(r.format) {
-            Ok(StorageVolumeFormat::Unspecified) => None,
-            Ok(StorageVolumeFormat::Raw) => Some("raw"),
-            Ok(StorageVolumeFormat::Qcow2) => Some("qcow2"),
-            _ => {
-                v.add(
-                    "format",
-                    format!("{} is not offered: RAW, QCOW2 or UNSPECIFIED", r.format),
-                );
-                None
-            }
-        };
-        let bw = v.check(bandwidth(
-            "bandwidth_bytes_per_second",
-            r.bandwidth_bytes_per_second,
-        ));
-        v.finish()?;
-        let dest_xml = render::copy_destination(&r.file, format)?;
-        let flags = flags_of(&[
-            (r.shallow, sys::VIR_DOMAIN_BLOCK_COPY_SHALLOW),
-            (r.reuse_external, sys::VIR_DOMAIN_BLOCK_COPY_REUSE_EXT),
-            (r.transient_job, sys::VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB),
-        ]);
-        let (Some(disk), Some(bandwidth)) = (disk, bw) else {
-            return Err(Error::internal("a checked value is missing"));
-        };
-        Ok(BlockCopy {
-            disk,
-            dest_xml,
-            bandwidth,
-            flags,
-            files: ExternalFiles {
-                disks: vec![r.file.clone()],
+        Some(Destination::File(f)) => {
+            v.check(validate::absolute_path("file", f));
+            Some(f.clone())
+        }
+        Some(Destination::Volume(_)) => None,
+        None => {
+            v.add("destination", "set one of file or volume");
+            None
+        }
+    };
+    let format = match StorageVolumeFormat::try_from(r.format) {
+        Ok(StorageVolumeFormat::Unspecified) => None,
+        Ok(StorageVolumeFormat::Raw) => Some("raw"),
+        Ok(StorageVolumeFormat::Qcow2) => Some("qcow2"),
+        _ => {
+            v.add(
+                "format",
+                format!("{} is not offered: RAW, QCOW2 or UNSPECIFIED", r.format),
+            );
+            None
+        }
+    };
+    let bw = v.check(bandwidth(
+        "bandwidth_bytes_per_second",
+        r.bandwidth_bytes_per_second,
+    ));
+    v.finish()?;
+    let flags = flags_of(&[
+        (r.shallow, sys::VIR_DOMAIN_BLOCK_COPY_SHALLOW),
+        (r.reuse_external, sys::VIR_DOMAIN_BLOCK_COPY_REUSE_EXT),
+        (r.transient_job, sys::VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB),
+    ]);
+    let (destination, files) = match (file, volume) {
+        (Some(file), _) => (
+            CopyDestination::File(render::copy_destination(&file, format)?),
+            ExternalFiles {
+                disks: vec![file],
                 memory: None,
                 reuse: r.reuse_external,
                 local: false,
             },
-        })
-    }
+        ),
+        (None, Some(key)) => (
+            CopyDestination::Volume { key, format },
+            ExternalFiles::default(),
+        ),
+        (None, None) => return Err(Error::internal("a checked destination is missing")),
+    };
+    let (Some(disk), Some(bandwidth)) = (disk, bw) else {
+        return Err(Error::internal("a checked value is missing"));
+    };
+    Ok(BlockCopy {
+        disk,
+        destination,
+        bandwidth,
+        flags,
+        files,
+    })
 }
 
 impl TryFrom<&v1::BlockCommitDomainDiskRequest> for BlockCommit {
@@ -157,16 +180,21 @@ mod tests {
 
     #[test]
     fn a_copy_request_is_checked_field_by_field() {
-        let c = BlockCopy::try_from(&v1::BlockCopyDomainDiskRequest {
-            disk: "vda".into(),
-            file: "/r/copy.qcow2".into(),
-            format: StorageVolumeFormat::Qcow2 as i32,
-            shallow: true,
-            reuse_external: true,
-            transient_job: true,
-            bandwidth_bytes_per_second: 1 << 20,
-            ..Default::default()
-        })
+        use v1::block_copy_domain_disk_request::Destination;
+        let file = |f: &str| Some(Destination::File(f.into()));
+        let c = block_copy(
+            &v1::BlockCopyDomainDiskRequest {
+                disk: "vda".into(),
+                destination: file("/r/copy.qcow2"),
+                format: StorageVolumeFormat::Qcow2 as i32,
+                shallow: true,
+                reuse_external: true,
+                transient_job: true,
+                bandwidth_bytes_per_second: 1 << 20,
+                ..Default::default()
+            },
+            Ok(None),
+        )
         .unwrap();
         assert_eq!(
             c.flags,
@@ -176,19 +204,34 @@ mod tests {
         );
         assert_eq!(c.files.disks, ["/r/copy.qcow2"]);
         assert!(c.files.reuse);
-        assert!(c.dest_xml.contains("qcow2"), "{}", c.dest_xml);
-        let e = BlockCopy::try_from(&v1::BlockCopyDomainDiskRequest {
-            disk: String::new(),
-            file: "relative".into(),
-            format: StorageVolumeFormat::Vmdk as i32,
-            bandwidth_bytes_per_second: u64::MAX,
-            ..Default::default()
-        })
+        assert!(
+            matches!(&c.destination, CopyDestination::File(x) if x.contains("qcow2")),
+            "{c:?}"
+        );
+        let e = block_copy(
+            &v1::BlockCopyDomainDiskRequest {
+                disk: String::new(),
+                destination: file("relative"),
+                format: StorageVolumeFormat::Vmdk as i32,
+                bandwidth_bytes_per_second: u64::MAX,
+                ..Default::default()
+            },
+            Ok(None),
+        )
         .unwrap_err();
         assert_eq!(
             fields(e),
             ["disk", "file", "format", "bandwidth_bytes_per_second"]
         );
+        let none = block_copy(
+            &v1::BlockCopyDomainDiskRequest {
+                disk: "vda".into(),
+                ..Default::default()
+            },
+            Ok(None),
+        )
+        .unwrap_err();
+        assert_eq!(fields(none), ["destination"]);
         assert!(bandwidth("b", MAX_BANDWIDTH).is_ok());
     }
 

@@ -9,7 +9,10 @@ use virt::sys;
 use super::{flags_of, state};
 use crate::{
     error::Error,
-    ops::snapshot::{ExternalFiles, ListFilter, NewSnapshot, SnapshotInfo, SnapshotNode},
+    ops::{
+        external_files::ExternalFiles,
+        snapshot::{ListFilter, NewSnapshot, SnapshotInfo, SnapshotNode},
+    },
     render::snapshot as render,
     validate::{self, Violations},
     xml_query,
@@ -91,6 +94,10 @@ impl TryFrom<&v1::CreateSnapshotRequest> for NewSnapshot {
         };
         if r.redefine_current && !r.redefine {
             v.add("redefine_current", "needs redefine");
+        }
+        // libvirt's own rule, checked here for every driver alike.
+        if r.quiesce && !r.disk_only {
+            v.add("quiesce", "needs disk_only");
         }
         let flags = flags_of(&[
             (r.disk_only, sys::VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY),
@@ -384,6 +391,16 @@ mod tests {
         assert_eq!(files.disks, ["/r/a", "/r/b"]);
         assert_eq!(files.memory.as_deref(), Some("/r/mem"));
         assert_eq!(raw(true), ExternalFiles::default());
+        let Err(Error::InvalidArgument(bad)) = NewSnapshot::try_from(&v1::CreateSnapshotRequest {
+            source: Some(create_snapshot_request::Source::Xml(
+                "<domainsnapshot/>".into(),
+            )),
+            quiesce: true,
+            ..Default::default()
+        }) else {
+            panic!("quiesce without disk_only passed");
+        };
+        assert_eq!(bad[0].field, "quiesce");
     }
 
     #[test]

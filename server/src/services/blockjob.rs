@@ -15,8 +15,9 @@ use crate::{
     convert::blockjob as convert,
     error::Error,
     ops::{
-        blockjob::{self as ops, BlockCommit, BlockCopy},
+        blockjob::{self as ops, BlockCommit},
         domain::DomainKey,
+        storage::VolumeKey,
     },
     pool::{Hosts, Lane},
 };
@@ -75,10 +76,32 @@ impl BlockJobService for BlockJobApi {
         req: Request<v1::BlockCopyDomainDiskRequest>,
     ) -> Result<Response<v1::BlockCopyDomainDiskResponse>, Status> {
         let dl = deadline(&req);
+        use v1::block_copy_domain_disk_request::Destination;
         let r = req.get_ref();
-        let (t, mut copy) = self.target(r.domain.as_ref(), BlockCopy::try_from(r))?;
+        let volume = match &r.destination {
+            Some(Destination::Volume(v)) => {
+                Target::<VolumeKey>::resolve(&self.hosts, Some(v), "volume").map(Some)
+            }
+            _ => Ok(None),
+        };
+        let vol_host = volume
+            .as_ref()
+            .ok()
+            .and_then(|v| v.as_ref().map(|v| v.host().to_owned()));
+        let copy = convert::block_copy(r, volume.map(|v| v.map(|v| v.key)));
+        let (t, mut copy) = self.target(r.domain.as_ref(), copy)?;
+        // The domain's host must hold the volume too.
+        if let Some(h) = vol_host.filter(|h| h != t.host()) {
+            return Err(Error::invalid(
+                "volume.pool.host",
+                format!("is '{h}', not the domain's host '{}'", t.host()),
+            )
+            .into());
+        }
         let reach = Reach::of_uri(t.pool.uri());
-        self.confinement.check_path("file", &r.file, reach)?;
+        if let Some(Destination::File(f)) = &r.destination {
+            self.confinement.check_path("file", f, reach)?;
+        }
         copy.files.local = reach == Reach::Local;
         let f = t
             .run(Lane::Slow, dl, move |c, k, h| ops::copy(c, k, h, &copy))
