@@ -318,7 +318,7 @@ async fn nmi_rename_wakeup_and_disk_errors() {
 
 #[tokio::test]
 async fn scheduler_weight_set_and_read_back() {
-    use v1::scheduler_parameter::Value;
+    use v1::typed_parameter::Value;
     let s = TestServer::test_driver().await;
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
@@ -355,7 +355,7 @@ async fn scheduler_weight_set_and_read_back() {
     assert_eq!(before.parameters.len(), 1, "{before:?}");
     let w = &before.parameters[0];
     assert_eq!(w.field, "weight");
-    assert_eq!(w.r#type(), v1::SchedulerParameterType::Uint);
+    assert_eq!(w.r#type(), v1::TypedParameterType::Uint);
     assert_eq!(w.value, Some(Value::UintValue(50)));
 
     // A signed value is converted to the field's unsigned type: the test
@@ -365,7 +365,7 @@ async fn scheduler_weight_set_and_read_back() {
     // answer is what libvirt reads back, never the value sent.
     let set = |field: &str, value: Value| v1::SetDomainSchedulerParametersRequest {
         domain: by_name(&name),
-        parameters: vec![v1::SchedulerParameter {
+        parameters: vec![v1::TypedParameter {
             field: field.into(),
             r#type: 0,
             value: Some(value),

@@ -291,7 +291,7 @@ async fn counters_and_actions_of_a_running_guest() {
 #[tokio::test]
 async fn scheduler_cpu_shares_or_a_clear_refusal() {
     use tonic::Code;
-    use v1::scheduler_parameter::Value;
+    use v1::typed_parameter::Value;
     if !real_enabled() {
         return;
     }
@@ -309,7 +309,7 @@ async fn scheduler_cpu_shares_or_a_clear_refusal() {
     let set = dom
         .set_domain_scheduler_parameters(v1::SetDomainSchedulerParametersRequest {
             domain: by_name(&name),
-            parameters: vec![v1::SchedulerParameter {
+            parameters: vec![v1::TypedParameter {
                 field: "cpu_shares".into(),
                 r#type: 0,
                 value: Some(Value::IntValue(512)),

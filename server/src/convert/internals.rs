@@ -10,10 +10,6 @@ use virt::sys;
 use super::{domain::scope_flags, time};
 use crate::{
     error::Error,
-    libvirt_sys::{
-        internals::{ParamKind, TypedParam},
-        TypedValue,
-    },
     ops::{
         monitor::MonitorProtocol,
         peek::{AddressSpace, MAX_PEEK_BYTES},
@@ -200,103 +196,6 @@ pub fn new_name(r: &v1::RenameDomainRequest) -> Result<String, Error> {
 
 /// Most scheduler parameters one request sets.
 pub const MAX_SCHEDULER_PARAMETERS: usize = 16;
-/// Longest typed-parameter field name (libvirt's
-/// VIR_TYPED_PARAM_FIELD_LENGTH, 80, with its NUL).
-pub const MAX_PARAMETER_FIELD_BYTES: usize = 79;
-/// Longest string value of a scheduler parameter.
-pub const MAX_PARAMETER_STRING_BYTES: usize = 4096;
-
-/// A scheduler parameter as the API's message.
-pub fn scheduler_parameter(p: TypedParam) -> v1::SchedulerParameter {
-    use v1::{scheduler_parameter::Value, SchedulerParameterType as T};
-    let r#type = match p.kind {
-        ParamKind::Int => T::Int,
-        ParamKind::UInt => T::Uint,
-        ParamKind::LLong => T::Llong,
-        ParamKind::ULLong => T::Ullong,
-        ParamKind::Double => T::Double,
-        ParamKind::Boolean => T::Boolean,
-        ParamKind::String => T::String,
-    };
-    let value = match p.value {
-        TypedValue::Int(v) => Value::IntValue(v),
-        TypedValue::UInt(v) => Value::UintValue(v),
-        TypedValue::Double(v) => Value::DoubleValue(v),
-        TypedValue::Bool(v) => Value::BoolValue(v),
-        TypedValue::String(v) => Value::StringValue(v),
-    };
-    v1::SchedulerParameter {
-        field: p.field,
-        r#type: r#type as i32,
-        value: Some(value),
-    }
-}
-
-/// The parameters of SetDomainSchedulerParameters, checked: 1 to
-/// [`MAX_SCHEDULER_PARAMETERS`], each with a field name (at most
-/// [`MAX_PARAMETER_FIELD_BYTES`], no NUL, not repeated) and a value.
-pub fn scheduler_values(
-    params: &[v1::SchedulerParameter],
-) -> Result<Vec<(String, TypedValue)>, Error> {
-    use v1::scheduler_parameter::Value;
-    let mut v = validate::Violations::default();
-    if params.is_empty() {
-        v.add("parameters", "set at least one parameter");
-    }
-    if params.len() > MAX_SCHEDULER_PARAMETERS {
-        v.add(
-            "parameters",
-            format!(
-                "sets {} parameters; the limit is {MAX_SCHEDULER_PARAMETERS}",
-                params.len()
-            ),
-        );
-        return Err(v
-            .finish()
-            .err()
-            .unwrap_or_else(|| Error::internal("no violation")));
-    }
-    let mut out: Vec<(String, TypedValue)> = Vec::with_capacity(params.len());
-    for (i, p) in params.iter().enumerate() {
-        let field = format!("parameters[{i}].field");
-        let named = v
-            .check(validate::required_text(&field, &p.field))
-            .and_then(|()| {
-                v.check(validate::max_bytes(
-                    &field,
-                    &p.field,
-                    MAX_PARAMETER_FIELD_BYTES,
-                ))
-            });
-        if named.is_some() && out.iter().any(|(f, _)| *f == p.field) {
-            v.add(&field, format!("'{}' is set twice", p.field));
-        }
-        let value = match &p.value {
-            None => {
-                v.add(format!("parameters[{i}].value"), "is required");
-                None
-            }
-            Some(Value::IntValue(x)) => Some(TypedValue::Int(*x)),
-            Some(Value::UintValue(x)) => Some(TypedValue::UInt(*x)),
-            Some(Value::DoubleValue(x)) if x.is_finite() => Some(TypedValue::Double(*x)),
-            Some(Value::DoubleValue(_)) => {
-                v.add(format!("parameters[{i}].double_value"), "must be finite");
-                None
-            }
-            Some(Value::BoolValue(x)) => Some(TypedValue::Bool(*x)),
-            Some(Value::StringValue(x)) => {
-                let f = format!("parameters[{i}].string_value");
-                v.check(validate::text(&f, x))
-                    .and_then(|()| v.check(validate::max_bytes(&f, x, MAX_PARAMETER_STRING_BYTES)))
-                    .map(|()| TypedValue::String(x.clone()))
-            }
-        };
-        if let (Some(()), Some(value)) = (named, value) {
-            out.push((p.field.clone(), value));
-        }
-    }
-    v.done(Some(out))
-}
 
 /// The flags a scheduler change is read back with: the definition's
 /// values when only `config` was set, else the current ones.
@@ -472,21 +371,33 @@ mod tests {
 
     #[test]
     fn scheduler_values_are_checked() {
-        use v1::scheduler_parameter::Value;
-        let p = |field: &str, value: Option<Value>| v1::SchedulerParameter {
+        use crate::libvirt_sys::TypedValue;
+        use v1::typed_parameter::Value;
+        let p = |field: &str, value: Option<Value>| v1::TypedParameter {
             field: field.into(),
             r#type: 0,
             value,
         };
-        let ok = scheduler_values(&[p("weight", Some(Value::UintValue(7)))]).unwrap();
+        let ok = crate::convert::tuning::typed_values(
+            MAX_SCHEDULER_PARAMETERS,
+            &[p("weight", Some(Value::UintValue(7)))],
+        )
+        .unwrap();
         assert_eq!(ok, [("weight".to_owned(), TypedValue::UInt(7))]);
-        assert_eq!(fields(scheduler_values(&[]).unwrap_err()), ["parameters"]);
+        assert_eq!(
+            fields(
+                crate::convert::tuning::typed_values(MAX_SCHEDULER_PARAMETERS, &[]).unwrap_err()
+            ),
+            ["parameters"]
+        );
         let twice = [
             p("weight", Some(Value::IntValue(1))),
             p("weight", Some(Value::IntValue(2))),
         ];
         assert_eq!(
-            fields(scheduler_values(&twice).unwrap_err()),
+            fields(
+                crate::convert::tuning::typed_values(MAX_SCHEDULER_PARAMETERS, &twice).unwrap_err()
+            ),
             ["parameters[1].field"]
         );
         let bad = [
@@ -496,7 +407,9 @@ mod tests {
             p(&"z".repeat(80), Some(Value::BoolValue(true))),
         ];
         assert_eq!(
-            fields(scheduler_values(&bad).unwrap_err()),
+            fields(
+                crate::convert::tuning::typed_values(MAX_SCHEDULER_PARAMETERS, &bad).unwrap_err()
+            ),
             [
                 "parameters[0].field",
                 "parameters[1].value",
@@ -507,7 +420,12 @@ mod tests {
         let many: Vec<_> = (0..17)
             .map(|i| p(&format!("f{i}"), Some(Value::IntValue(1))))
             .collect();
-        assert_eq!(fields(scheduler_values(&many).unwrap_err()), ["parameters"]);
+        assert_eq!(
+            fields(
+                crate::convert::tuning::typed_values(MAX_SCHEDULER_PARAMETERS, &many).unwrap_err()
+            ),
+            ["parameters"]
+        );
     }
 
     #[test]

@@ -9,16 +9,16 @@ use crate::{
         internals::{ParamKind, TypedParam},
         TypedValue,
     },
-    validate::Violations,
+    validate::{self, Violations},
 };
 
-/// Most parameters one request may set.
-const MAX_PARAMETERS: usize = 64;
-/// Longest field name libvirt has room for (VIR_TYPED_PARAM_FIELD_LENGTH
-/// less its NUL).
-const MAX_FIELD: usize = 79;
-/// Longest string value accepted.
-const MAX_STRING: usize = 4096;
+/// Most parameters one tunables request may set.
+pub const MAX_PARAMETERS: usize = 64;
+/// Longest typed-parameter field name (libvirt's
+/// VIR_TYPED_PARAM_FIELD_LENGTH, 80, with its NUL).
+pub const MAX_PARAMETER_FIELD_BYTES: usize = 79;
+/// Longest string value of a typed parameter.
+pub const MAX_PARAMETER_STRING_BYTES: usize = 4096;
 /// Longest device name (an interface target or MAC; a disk target or path).
 const MAX_DEVICE: usize = 4096;
 
@@ -53,51 +53,67 @@ pub fn typed_parameters(p: Vec<TypedParam>) -> Vec<v1::TypedParameter> {
     p.into_iter().map(typed_parameter).collect()
 }
 
-/// The values a Set call asks for, each checked: 1 to 64, names 1 to 79
-/// bytes and unique, a value set, strings bounded. Every bad one is
-/// reported.
-pub fn requested(params: Vec<v1::TypedParameter>) -> Result<Vec<(String, TypedValue)>, Error> {
+/// The values of a Set call (tunables, scheduler), checked: 1 to `max`,
+/// each with a field name (at most [`MAX_PARAMETER_FIELD_BYTES`], no NUL,
+/// not repeated) and a value (a finite double, a string of at most
+/// [`MAX_PARAMETER_STRING_BYTES`] without NUL). Every bad one is reported.
+pub fn typed_values(
+    max: usize,
+    params: &[v1::TypedParameter],
+) -> Result<Vec<(String, TypedValue)>, Error> {
     use v1::typed_parameter::Value;
     let mut v = Violations::default();
-    if params.is_empty() || params.len() > MAX_PARAMETERS {
+    if params.is_empty() {
+        v.add("parameters", "set at least one parameter");
+    }
+    if params.len() > max {
         v.add(
             "parameters",
-            format!("give 1 to {MAX_PARAMETERS} parameters"),
+            format!("sets {} parameters; the limit is {max}", params.len()),
         );
+        return Err(v
+            .finish()
+            .err()
+            .unwrap_or_else(|| Error::internal("no violation")));
     }
     let mut out: Vec<(String, TypedValue)> = Vec::with_capacity(params.len());
-    for (i, p) in params.into_iter().enumerate() {
-        let at = format!("parameters[{i}]");
-        if p.field.is_empty() || p.field.len() > MAX_FIELD {
-            v.add(format!("{at}.field"), format!("1 to {MAX_FIELD} bytes"));
-            continue;
+    for (i, p) in params.iter().enumerate() {
+        let field = format!("parameters[{i}].field");
+        let named = v
+            .check(validate::required_text(&field, &p.field))
+            .and_then(|()| {
+                v.check(validate::max_bytes(
+                    &field,
+                    &p.field,
+                    MAX_PARAMETER_FIELD_BYTES,
+                ))
+            });
+        if named.is_some() && out.iter().any(|(f, _)| *f == p.field) {
+            v.add(&field, format!("'{}' is set twice", p.field));
         }
-        if out.iter().any(|(f, _)| *f == p.field) {
-            v.add(
-                format!("{at}.field"),
-                format!("'{}' is named twice", p.field),
-            );
-            continue;
-        }
-        let value = match p.value {
+        let value = match &p.value {
             None => {
-                v.add(format!("{at}.value"), "set one value member");
-                continue;
+                v.add(format!("parameters[{i}].value"), "is required");
+                None
             }
-            Some(Value::IntValue(x)) => TypedValue::Int(x),
-            Some(Value::UintValue(x)) => TypedValue::UInt(x),
-            Some(Value::DoubleValue(x)) => TypedValue::Double(x),
-            Some(Value::BoolValue(x)) => TypedValue::Bool(x),
-            Some(Value::StringValue(s)) if s.len() > MAX_STRING => {
-                v.add(
-                    format!("{at}.string_value"),
-                    format!("at most {MAX_STRING} bytes"),
-                );
-                continue;
+            Some(Value::IntValue(x)) => Some(TypedValue::Int(*x)),
+            Some(Value::UintValue(x)) => Some(TypedValue::UInt(*x)),
+            Some(Value::DoubleValue(x)) if x.is_finite() => Some(TypedValue::Double(*x)),
+            Some(Value::DoubleValue(_)) => {
+                v.add(format!("parameters[{i}].double_value"), "must be finite");
+                None
             }
-            Some(Value::StringValue(s)) => TypedValue::String(s),
+            Some(Value::BoolValue(x)) => Some(TypedValue::Bool(*x)),
+            Some(Value::StringValue(x)) => {
+                let f = format!("parameters[{i}].string_value");
+                v.check(validate::text(&f, x))
+                    .and_then(|()| v.check(validate::max_bytes(&f, x, MAX_PARAMETER_STRING_BYTES)))
+                    .map(|()| TypedValue::String(x.clone()))
+            }
         };
-        out.push((p.field, value));
+        if let (Some(()), Some(value)) = (named, value) {
+            out.push((p.field.clone(), value));
+        }
     }
     v.done(Some(out))
 }
@@ -129,15 +145,22 @@ mod tests {
 
     #[test]
     fn requests_are_checked_field_by_field() {
-        let ok = requested(vec![param("hard_limit", Some(Value::UintValue(1024)))]).unwrap();
+        let ok = typed_values(
+            MAX_PARAMETERS,
+            &[param("hard_limit", Some(Value::UintValue(1024)))],
+        )
+        .unwrap();
         assert_eq!(ok, vec![("hard_limit".to_owned(), TypedValue::UInt(1024))]);
-        let Err(Error::InvalidArgument(bad)) = requested(vec![
-            param("", Some(Value::IntValue(1))),
-            param("a", None),
-            param("b", Some(Value::BoolValue(true))),
-            param("b", Some(Value::BoolValue(false))),
-            param("s", Some(Value::StringValue("x".repeat(4097)))),
-        ]) else {
+        let Err(Error::InvalidArgument(bad)) = typed_values(
+            MAX_PARAMETERS,
+            &[
+                param("", Some(Value::IntValue(1))),
+                param("a", None),
+                param("b", Some(Value::BoolValue(true))),
+                param("b", Some(Value::BoolValue(false))),
+                param("s", Some(Value::StringValue("x".repeat(4097)))),
+            ],
+        ) else {
             panic!("expected INVALID_ARGUMENT");
         };
         let fields: Vec<&str> = bad.iter().map(|b| b.field.as_str()).collect();
@@ -150,6 +173,6 @@ mod tests {
                 "parameters[4].string_value"
             ]
         );
-        assert!(requested(vec![]).is_err());
+        assert!(typed_values(MAX_PARAMETERS, &[]).is_err());
     }
 }

@@ -75,7 +75,7 @@ pub async fn set(
         "domain",
     ));
     v.check(device(kind, &dev));
-    let values = v.check(tuning::requested(params));
+    let values = v.check(tuning::typed_values(tuning::MAX_PARAMETERS, &params));
     let (t, values) = v.done(t.zip(values))?;
     let flags = scope_flags(scope.as_ref());
     let params = t

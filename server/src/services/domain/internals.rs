@@ -228,7 +228,7 @@ pub(super) async fn get_domain_scheduler_parameters(
         scheduler,
         parameters: params
             .into_iter()
-            .map(convert::scheduler_parameter)
+            .map(crate::convert::tuning::typed_parameter)
             .collect(),
     })
 }
@@ -241,8 +241,10 @@ pub(super) async fn set_domain_scheduler_parameters(
 ) -> Result<Response<v1::SetDomainSchedulerParametersResponse>, Status> {
     let dl = deadline(&req);
     let r = req.into_inner();
-    let (t, values) =
-        api.target_with(r.domain.as_ref(), convert::scheduler_values(&r.parameters))?;
+    let (t, values) = api.target_with(
+        r.domain.as_ref(),
+        crate::convert::tuning::typed_values(convert::MAX_SCHEDULER_PARAMETERS, &r.parameters),
+    )?;
     let flags = crate::convert::domain::scope_flags(r.scope.as_ref());
     let read_flags = convert::scheduler_read_flags(r.scope.as_ref());
     let (scheduler, params) = t
@@ -254,7 +256,7 @@ pub(super) async fn set_domain_scheduler_parameters(
         scheduler,
         parameters: params
             .into_iter()
-            .map(convert::scheduler_parameter)
+            .map(crate::convert::tuning::typed_parameter)
             .collect(),
     })
 }
