@@ -103,6 +103,8 @@ pub const TABLE: &[(&str, Role)] = &[
     // Peeks read the guest's disks and memory.
     ("/libvirt_grpc.v1.DomainService/PeekDomainBlock", Admin),
     ("/libvirt_grpc.v1.DomainService/PeekDomainMemory", Admin),
+    // A dump holds the guest's whole memory.
+    ("/libvirt_grpc.v1.DomainService/CoreDumpDomain", Admin),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod cache;
 pub mod counters;
 pub mod domain;
+pub mod dump;
 pub mod guest_exec;
 pub mod guest_file;
 pub mod host;
