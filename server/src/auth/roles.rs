@@ -364,6 +364,24 @@ mod tests {
             required("/libvirt_grpc.v1.GuestAgentService/ExecGuestCommand"),
             Some(Admin)
         );
+        // Domain internals: the monitor, peeks and dumps are admin.
+        for rpc in [
+            "QemuMonitorCommand",
+            "PeekDomainBlock",
+            "PeekDomainMemory",
+            "CoreDumpDomain",
+        ] {
+            let path = format!("/libvirt_grpc.v1.DomainService/{rpc}");
+            assert_eq!(required(&path), Some(Admin), "{rpc}");
+        }
+        assert_eq!(
+            required("/libvirt_grpc.v1.DomainService/GetDomainBlockStats"),
+            Some(Reader)
+        );
+        assert_eq!(
+            required("/libvirt_grpc.v1.DomainService/SetDomainSchedulerParameters"),
+            Some(Operator)
+        );
         assert_eq!(required("/libvirt_grpc.v1.DomainService/Nope"), None);
         assert!(changes("/libvirt_grpc.v1.DomainService/Nope"));
         assert!(!changes("/libvirt_grpc.v1.EventService/WatchEvents"));
