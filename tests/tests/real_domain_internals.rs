@@ -274,6 +274,14 @@ async fn counters_and_actions_of_a_running_guest() {
     })
     .await
     .unwrap();
+    // QEMU answers the vCPU maximum of running domains only.
+    let st = dom
+        .get_domain_max_vcpus(v1::GetDomainMaxVcpusRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
     let d = dom
         .rename_domain(v1::RenameDomainRequest {
             domain: by_name(&name),
