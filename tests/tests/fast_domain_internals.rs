@@ -472,3 +472,102 @@ async fn peeks_are_bounded_and_need_a_driver_that_peeks() {
         .unwrap_err();
     assert_eq!(bad_fields(&st), ["size_bytes", "address_space"]);
 }
+
+/// Reads a whole core dump stream: (started size, bytes, finished).
+async fn read_dump(
+    mut stream: tonic::Streaming<v1::CoreDumpDomainResponse>,
+) -> (u64, Vec<u8>, v1::CoreDumpFinished) {
+    use v1::core_dump_domain_response::Item;
+    let Some(Item::Started(started)) = stream.message().await.unwrap().unwrap().item else {
+        panic!("the first message is not `started`");
+    };
+    let mut data = Vec::new();
+    loop {
+        match stream.message().await.unwrap().unwrap().item {
+            Some(Item::Chunk(c)) => {
+                assert_eq!(c.offset_bytes, data.len() as u64);
+                assert!(c.data.len() <= 256 << 10);
+                data.extend_from_slice(&c.data);
+            }
+            Some(Item::Finished(f)) => {
+                assert!(stream.message().await.unwrap().is_none(), "after finished");
+                return (started.size_bytes, data, f);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The scratch files of core dumps left in the harness's first root.
+fn scratch_files() -> Vec<std::path::PathBuf> {
+    let dir = libvirt_grpc_tests::harness_roots()[0].join("libvirt-grpc-dumps");
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn core_dumps_stream_the_drivers_image() {
+    use sha2::{Digest, Sha256};
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let name = format!("{p}dump");
+    s.client.define_domain(small_spec(&name)).await.unwrap();
+    s.client.start_domain(&name).await.unwrap();
+    let mut dom = s.client.domains();
+    let req = |then: v1::CoreDumpThen| v1::CoreDumpDomainRequest {
+        domain: by_name(&name),
+        then: then as i32,
+        ..Default::default()
+    };
+    let stream = dom
+        .core_dump_domain(req(v1::CoreDumpThen::Unspecified))
+        .await
+        .unwrap()
+        .into_inner();
+    let (size, data, finished) = read_dump(stream).await;
+    // The test driver writes its own image: a magic string.
+    assert!(data.starts_with(b"TestGuestMagic"), "{data:?}");
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(finished.total_bytes, size);
+    assert_eq!(finished.sha256, hex::encode(Sha256::digest(&data)));
+    assert!(scratch_files().is_empty(), "{:?}", scratch_files());
+
+    // CRASH stops the domain after the dump.
+    let stream = dom
+        .core_dump_domain(req(v1::CoreDumpThen::Crash))
+        .await
+        .unwrap()
+        .into_inner();
+    read_dump(stream).await;
+    let d = s.client.get_domain(&name).await.unwrap();
+    assert_eq!(d.state(), v1::DomainState::Shutoff);
+    // An inactive domain has nothing to dump: the call's own status.
+    let st = dom
+        .core_dump_domain(req(v1::CoreDumpThen::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+
+    // What the driver lacks, and what no driver takes.
+    let st = dom
+        .core_dump_domain(v1::CoreDumpDomainRequest {
+            domain: by_name("test"),
+            memory_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Unimplemented, "{st:?}");
+    let st = dom
+        .core_dump_domain(v1::CoreDumpDomainRequest {
+            domain: by_name("test"),
+            format: v1::CoreDumpFormat::KdumpZlib as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&st), ["format"]);
+    assert!(scratch_files().is_empty(), "{:?}", scratch_files());
+}

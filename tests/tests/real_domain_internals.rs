@@ -274,6 +274,14 @@ async fn counters_and_actions_of_a_running_guest() {
     })
     .await
     .unwrap();
+    // QEMU answers the vCPU maximum of running domains only.
+    let st = dom
+        .get_domain_max_vcpus(v1::GetDomainMaxVcpusRequest {
+            domain: by_name(&name),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
     let d = dom
         .rename_domain(v1::RenameDomainRequest {
             domain: by_name(&name),
@@ -467,4 +475,122 @@ async fn block_and_memory_peeks() {
         .await
         .unwrap_err();
     assert_eq!(libvirt_grpc_tests::bad_fields(&st), ["size_bytes"]);
+}
+
+/// The scratch files of core dumps left in the harness's first root.
+fn scratch_files() -> Vec<std::path::PathBuf> {
+    let dir = libvirt_grpc_tests::harness_roots()[0].join("libvirt-grpc-dumps");
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+/// Files of this process open on a core dump scratch path.
+fn open_dumps() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| t.to_string_lossy().contains("libvirt-grpc-dumps"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn core_dump_streams_an_elf_file_and_leaves_nothing() {
+    use sha2::{Digest, Sha256};
+    use v1::core_dump_domain_response::Item;
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let name = format!("{p}dump");
+    // A small guest keeps the dump (its whole memory) small.
+    let console = std::env::temp_dir().join(format!("{name}-console.log"));
+    c.file(&console);
+    let xml = libvirt_grpc_tests::guest::xml(&name, console.to_str().unwrap()).replace(
+        "<memory unit='MiB'>256</memory>",
+        "<memory unit='MiB'>64</memory>",
+    );
+    let mut dom = s.client.domains();
+    dom.create_domain(v1::CreateDomainRequest {
+        host: "real".into(),
+        source: Some(v1::create_domain_request::Source::Xml(xml)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // `memory_only`: QEMU's dump-guest-memory, an ELF core file (without
+    // it QEMU writes its migration stream, checked below).
+    let req = || v1::CoreDumpDomainRequest {
+        domain: by_name(&name),
+        memory_only: true,
+        ..Default::default()
+    };
+
+    let mut stream = dom.core_dump_domain(req()).await.unwrap().into_inner();
+    let Some(Item::Started(started)) = stream.message().await.unwrap().unwrap().item else {
+        panic!("the first message is not `started`");
+    };
+    // libvirt is done writing once `started` arrives: the scratch file is
+    // already unlinked.
+    assert!(scratch_files().is_empty(), "{:?}", scratch_files());
+    let (mut hasher, mut total, mut head) = (Sha256::new(), 0u64, Vec::new());
+    let finished = loop {
+        match stream.message().await.unwrap().unwrap().item {
+            Some(Item::Chunk(ch)) => {
+                assert_eq!(ch.offset_bytes, total);
+                assert!(ch.data.len() <= 256 << 10);
+                if head.len() < 4 {
+                    head.extend_from_slice(&ch.data[..ch.data.len().min(4)]);
+                }
+                hasher.update(&ch.data);
+                total += ch.data.len() as u64;
+            }
+            Some(Item::Finished(f)) => break f,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(&head[..4], b"\x7fELF");
+    assert_eq!(total, started.size_bytes);
+    assert!(total > 64 << 20, "a 64 MiB guest dumped {total} bytes");
+    assert_eq!(finished.total_bytes, total);
+    assert_eq!(finished.sha256, hex::encode(hasher.finalize()));
+    assert!(scratch_files().is_empty(), "{:?}", scratch_files());
+
+    // The default (no `memory_only`) is QEMU's migration stream ("QEVM");
+    // cancelled after its first chunk: nothing left, the guest still runs.
+    let mut stream = dom
+        .core_dump_domain(v1::CoreDumpDomainRequest {
+            domain: by_name(&name),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().unwrap();
+    let Some(Item::Chunk(first)) = stream.message().await.unwrap().unwrap().item else {
+        panic!("the second message is not a chunk");
+    };
+    assert_eq!(&first.data[..4], b"QEVM");
+    drop(stream);
+    assert!(scratch_files().is_empty(), "{:?}", scratch_files());
+    // The server (in this process) lets go of the unlinked file, so its
+    // bytes are freed too.
+    libvirt_grpc_tests::wait_until(
+        std::time::Duration::from_secs(20),
+        "the server to close the cancelled dump",
+        || async { (open_dumps() == 0).then_some(()) },
+    )
+    .await;
+    let d = s
+        .client
+        .clone()
+        .with_default_host("real")
+        .get_domain(&name)
+        .await
+        .unwrap();
+    assert_eq!(d.state(), v1::DomainState::Running);
 }

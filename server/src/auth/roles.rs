@@ -157,6 +157,8 @@ pub const TABLE: &[(&str, Role)] = &[
     // Peeks read the guest's disks and memory.
     ("/libvirt_grpc.v1.DomainService/PeekDomainBlock", Admin),
     ("/libvirt_grpc.v1.DomainService/PeekDomainMemory", Admin),
+    // A dump holds the guest's whole memory.
+    ("/libvirt_grpc.v1.DomainService/CoreDumpDomain", Admin),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),
@@ -459,6 +461,24 @@ mod tests {
         assert_eq!(
             required("/libvirt_grpc.v1.GuestAgentService/ExecGuestCommand"),
             Some(Admin)
+        );
+        // Domain internals: the monitor, peeks and dumps are admin.
+        for rpc in [
+            "QemuMonitorCommand",
+            "PeekDomainBlock",
+            "PeekDomainMemory",
+            "CoreDumpDomain",
+        ] {
+            let path = format!("/libvirt_grpc.v1.DomainService/{rpc}");
+            assert_eq!(required(&path), Some(Admin), "{rpc}");
+        }
+        assert_eq!(
+            required("/libvirt_grpc.v1.DomainService/GetDomainBlockStats"),
+            Some(Reader)
+        );
+        assert_eq!(
+            required("/libvirt_grpc.v1.DomainService/SetDomainSchedulerParameters"),
+            Some(Operator)
         );
         assert_eq!(required("/libvirt_grpc.v1.DomainService/Nope"), None);
         assert!(changes("/libvirt_grpc.v1.DomainService/Nope"));

@@ -11,6 +11,7 @@ use super::{domain::scope_flags, time};
 use crate::{
     error::Error,
     ops::{
+        dump::DumpPlan,
         monitor::MonitorProtocol,
         peek::{AddressSpace, MAX_PEEK_BYTES},
     },
@@ -254,6 +255,47 @@ pub fn memory_peek(r: &v1::PeekDomainMemoryRequest) -> Result<(u64, usize, Addre
     v.done(size.zip(space).map(|(n, s)| (r.address, n, s)))
 }
 
+/// CoreDumpDomain: the format and flags, checked (every format but raw
+/// needs `memory_only`, as QEMU requires).
+pub fn dump_plan(r: &v1::CoreDumpDomainRequest) -> Result<DumpPlan, Error> {
+    use v1::{CoreDumpFormat as F, CoreDumpThen as T};
+    let mut v = validate::Violations::default();
+    let format = match F::try_from(r.format) {
+        Ok(F::Unspecified | F::Raw) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_RAW),
+        Ok(F::KdumpZlib) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB),
+        Ok(F::KdumpLzo) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_LZO),
+        Ok(F::KdumpSnappy) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_SNAPPY),
+        Ok(F::WinDmp) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_WIN_DMP),
+        Err(_) => {
+            v.add("format", "unknown format");
+            None
+        }
+    };
+    if format.is_some_and(|f| f != sys::VIR_DOMAIN_CORE_DUMP_FORMAT_RAW) && !r.memory_only {
+        v.add("format", "every format but raw needs memory_only");
+    }
+    let then = match T::try_from(r.then) {
+        Ok(T::Unspecified | T::Continue) => Some(0),
+        Ok(T::Crash) => Some(sys::VIR_DUMP_CRASH),
+        Ok(T::Reset) => Some(sys::VIR_DUMP_RESET),
+        Err(_) => {
+            v.add("then", "unknown value");
+            None
+        }
+    };
+    let flags = then.map(|t| {
+        t | super::flags_of(&[
+            (r.memory_only, sys::VIR_DUMP_MEMORY_ONLY),
+            (r.live, sys::VIR_DUMP_LIVE),
+        ])
+    });
+    v.done(
+        format
+            .zip(flags)
+            .map(|(format, flags)| DumpPlan { format, flags }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -456,5 +498,29 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fields(memory_peek(&m).unwrap_err()), ["address_space"]);
+    }
+
+    #[test]
+    fn dump_plans() {
+        let r = |format: v1::CoreDumpFormat, memory_only| v1::CoreDumpDomainRequest {
+            format: format as i32,
+            memory_only,
+            then: v1::CoreDumpThen::Crash as i32,
+            ..Default::default()
+        };
+        let p = dump_plan(&r(v1::CoreDumpFormat::Unspecified, false)).unwrap();
+        assert_eq!(
+            (p.format, p.flags),
+            (sys::VIR_DOMAIN_CORE_DUMP_FORMAT_RAW, sys::VIR_DUMP_CRASH)
+        );
+        let p = dump_plan(&r(v1::CoreDumpFormat::KdumpZlib, true)).unwrap();
+        assert_eq!(p.flags, sys::VIR_DUMP_CRASH | sys::VIR_DUMP_MEMORY_ONLY);
+        assert_eq!(
+            fields(dump_plan(&r(v1::CoreDumpFormat::KdumpLzo, false)).unwrap_err()),
+            ["format"]
+        );
+        let mut bad = r(v1::CoreDumpFormat::Raw, false);
+        bad.then = 9;
+        assert_eq!(fields(dump_plan(&bad).unwrap_err()), ["then"]);
     }
 }

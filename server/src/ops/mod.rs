@@ -9,6 +9,7 @@ pub mod cache;
 pub mod console;
 pub mod counters;
 pub mod domain;
+pub mod dump;
 pub mod external_files;
 pub mod guest_exec;
 pub mod guest_file;

@@ -1303,4 +1303,13 @@ impl DomainService for DomainApi {
     ) -> Result<Response<v1::PeekDomainMemoryResponse>, Status> {
         internals::peek_domain_memory(self, req).await
     }
+
+    type CoreDumpDomainStream = internals::CoreDumpStream;
+
+    async fn core_dump_domain(
+        &self,
+        req: Request<v1::CoreDumpDomainRequest>,
+    ) -> Result<Response<Self::CoreDumpDomainStream>, Status> {
+        internals::core_dump_domain(self, req).await
+    }
 }

@@ -4,13 +4,21 @@
 //! validates (`convert::internals`), runs one `ops` function through the
 //! host's pool and converts the answer.
 
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
 use libvirt_grpc::v1;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::DomainApi;
 use crate::{
+    confine::Reach,
     convert::internals as convert,
-    ops::{actions, counters, monitor, peek, tuning},
+    error::Error,
+    ops::{actions, counters, dump, monitor, peek, tuning},
     pool::Lane,
     services::{deadline, ok},
 };
@@ -294,4 +302,126 @@ pub(super) async fn peek_domain_memory(
         })
         .await?;
     ok(v1::PeekDomainMemoryResponse { data })
+}
+
+/// The stream of a core dump.
+pub(super) type CoreDumpStream =
+    Pin<Box<dyn Stream<Item = Result<v1::CoreDumpDomainResponse, Status>> + Send + 'static>>;
+
+/// Size of a core dump chunk.
+const DUMP_CHUNK: usize = 256 * 1024;
+/// Messages buffered between the file and the gRPC stream.
+const DUMP_QUEUE: usize = 4;
+
+/// `CoreDumpDomain`: libvirt dumps into a scratch file on the slow lane
+/// (`ops::dump`, which unlinks it once open); a task then streams the open
+/// file. A client that leaves ends the task, and with it the last handle on
+/// the bytes.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn core_dump_domain(
+    api: &DomainApi,
+    req: Request<v1::CoreDumpDomainRequest>,
+) -> Result<Response<CoreDumpStream>, Status> {
+    use v1::core_dump_domain_response::Item;
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let (t, plan) = api.target_with(r.domain.as_ref(), convert::dump_plan(&r))?;
+    if Reach::of_uri(t.pool.uri()) != Reach::Local {
+        return Err(Error::FailedPrecondition(format!(
+            "Core dumps stream only from hosts whose libvirtd runs on this machine; host '{}' is {}",
+            t.host(),
+            t.pool.uri()
+        ))
+        .into());
+    }
+    let dir = api
+        .confinement
+        .roots()
+        .first()
+        .ok_or_else(|| Error::internal("no host path root is configured"))?
+        .join(dump::SCRATCH_DIR);
+    let (tx, rx) = mpsc::channel::<Result<Item, Error>>(DUMP_QUEUE);
+    tokio::spawn(async move {
+        let dumped = t
+            .run(Lane::Slow, dl, move |c, k, _| {
+                dump::core_dump(c, k, &dir, plan)
+            })
+            .await;
+        let (file, size) = match dumped {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        // Reading the file blocks: off the async workers, and outside the
+        // host's lanes (libvirt is done).
+        let _ = tokio::task::spawn_blocking(move || send_dump(file, size, &tx)).await;
+    });
+    let mut stream = ReceiverStream::new(rx)
+        .map(|item| {
+            item.map(|i| v1::CoreDumpDomainResponse { item: Some(i) })
+                .map_err(Status::from)
+        })
+        .peekable();
+    // A dump that fails (no such domain, not running, no driver support) is
+    // the call's status rather than the first stream item.
+    if let Some(Err(_)) = Pin::new(&mut stream).peek().await {
+        if let Some(Err(status)) = stream.next().await {
+            return Err(status);
+        }
+    }
+    ok(Box::pin(stream) as CoreDumpStream)
+}
+
+/// Blocking: sends `started`, the chunks of the open (already unlinked)
+/// dump and `finished` into `tx`; stops when the receiver went away.
+fn send_dump(
+    mut file: std::fs::File,
+    size: u64,
+    tx: &mpsc::Sender<Result<v1::core_dump_domain_response::Item, Error>>,
+) {
+    use std::io::Read;
+    use v1::core_dump_domain_response::Item;
+    if tx
+        .blocking_send(Ok(Item::Started(v1::CoreDumpStarted { size_bytes: size })))
+        .is_err()
+    {
+        return;
+    }
+    let mut hasher = Sha256::new();
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; DUMP_CHUNK];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(Error::internal_from("cannot read the core dump", e)));
+                return;
+            }
+        };
+        let data = buf.get(..n).unwrap_or_default().to_vec();
+        hasher.update(&data);
+        let chunk = Item::Chunk(v1::CoreDumpChunk {
+            offset_bytes: total,
+            data,
+        });
+        total += n as u64;
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+    let last = if total == size {
+        Ok(Item::Finished(v1::CoreDumpFinished {
+            total_bytes: total,
+            sha256: crate::ops::volume_transfer::hex(&hasher.finalize()),
+        }))
+    } else {
+        Err(Error::internal(format!(
+            "the core dump announced {size} bytes but {total} were read"
+        )))
+    };
+    let _ = tx.blocking_send(last);
 }
