@@ -31,8 +31,69 @@ use tonic::{
     Request, Status,
 };
 
-/// What can go wrong talking to the server.
+/// One bad request field, as the server's `google.rpc.BadRequest` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's path (`domain.uuid`, `parameters[2].field`).
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+/// The `google.rpc` details every failed call carries (the README's
+/// "Errors" section).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorDetails {
+    /// The gRPC status message.
+    pub message: String,
+    /// `ErrorInfo.reason`: libvirt's error code name (`NO_DOMAIN`) or the
+    /// server's own (`UNKNOWN_HOST`, `OPERATION_INVALID`); empty when the
+    /// status carried no `ErrorInfo` (a failure before the server answered).
+    pub reason: String,
+    /// `ErrorInfo.domain`: `libvirt.org` or `libvirt-grpc`.
+    pub domain: String,
+    /// `ErrorInfo.metadata` (`host`, `libvirt_code`, `required_role`, ...).
+    pub metadata: std::collections::HashMap<String, String>,
+    /// Every bad request field (`INVALID_ARGUMENT`).
+    pub violations: Vec<FieldViolation>,
+    /// How long the server asks a caller to wait before retrying
+    /// (`RetryInfo`, on `UNAVAILABLE`).
+    pub retry_after: Option<Duration>,
+}
+
+impl ErrorDetails {
+    /// Decodes the details of `status`.
+    pub fn of(status: &Status) -> Self {
+        use tonic_types::StatusExt;
+        let d = status.get_error_details();
+        let mut out = ErrorDetails {
+            message: status.message().to_owned(),
+            ..Default::default()
+        };
+        if let Some(info) = d.error_info() {
+            out.reason = info.reason.clone();
+            out.domain = info.domain.clone();
+            out.metadata = info.metadata.clone();
+        }
+        if let Some(bad) = d.bad_request() {
+            out.violations = bad
+                .field_violations
+                .iter()
+                .map(|v| FieldViolation {
+                    field: v.field.clone(),
+                    description: v.description.clone(),
+                })
+                .collect();
+        }
+        out.retry_after = d.retry_info().and_then(|r| r.retry_delay);
+        out
+    }
+}
+
+/// What can go wrong talking to the server: one variant per failure a
+/// caller handles differently, each with the decoded details.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The URL is not valid or the server cannot be reached.
     #[error("Cannot connect to {url}")]
@@ -43,17 +104,87 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
-    /// The server answered with an error status.
+    /// `NOT_FOUND`: no such domain, host, pool, ...
+    #[error("not found: {}", .0.message)]
+    NotFound(ErrorDetails),
+    /// `ALREADY_EXISTS`.
+    #[error("already exists: {}", .0.message)]
+    AlreadyExists(ErrorDetails),
+    /// `INVALID_ARGUMENT` (and `OUT_OF_RANGE`): `violations` names every
+    /// bad field.
+    #[error("invalid argument: {}", .0.message)]
+    InvalidArgument(ErrorDetails),
+    /// `FAILED_PRECONDITION`: the object's state forbids the call (reason
+    /// `OPERATION_INVALID` for libvirt's "domain is already running").
+    #[error("failed precondition: {}", .0.message)]
+    FailedPrecondition(ErrorDetails),
+    /// `PERMISSION_DENIED` (metadata `required_role`) or
+    /// `UNAUTHENTICATED`.
+    #[error("permission denied: {}", .0.message)]
+    PermissionDenied(ErrorDetails),
+    /// `UNAVAILABLE`: the server or the host is away; `retry_after` says
+    /// when to try again.
+    #[error("unavailable: {}", .0.message)]
+    Unavailable(ErrorDetails),
+    /// `DEADLINE_EXCEEDED`.
+    #[error("deadline exceeded: {}", .0.message)]
+    DeadlineExceeded(ErrorDetails),
+    /// `UNIMPLEMENTED`: the host's driver cannot do this.
+    #[error("unimplemented: {}", .0.message)]
+    Unimplemented(ErrorDetails),
+    /// Any other status (`INTERNAL`, `ABORTED`, `CANCELLED`, ...).
     #[error("{}: {}", .0.code(), .0.message())]
-    Status(#[from] Status),
+    Status(Status),
+}
+
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        use tonic::Code as C;
+        let d = || ErrorDetails::of(&s);
+        match s.code() {
+            C::NotFound => ClientError::NotFound(d()),
+            C::AlreadyExists => ClientError::AlreadyExists(d()),
+            C::InvalidArgument | C::OutOfRange => ClientError::InvalidArgument(d()),
+            C::FailedPrecondition => ClientError::FailedPrecondition(d()),
+            C::PermissionDenied | C::Unauthenticated => ClientError::PermissionDenied(d()),
+            C::Unavailable => ClientError::Unavailable(d()),
+            C::DeadlineExceeded => ClientError::DeadlineExceeded(d()),
+            C::Unimplemented => ClientError::Unimplemented(d()),
+            _ => ClientError::Status(s),
+        }
+    }
 }
 
 impl ClientError {
-    /// The gRPC code of a status error; `Unavailable` for connect failures.
+    /// The gRPC code (`Unavailable` for connect failures; `InvalidArgument`
+    /// also stands for OUT_OF_RANGE, `PermissionDenied` for UNAUTHENTICATED).
     pub fn code(&self) -> tonic::Code {
+        use tonic::Code as C;
         match self {
-            ClientError::Connect { .. } => tonic::Code::Unavailable,
+            ClientError::Connect { .. } | ClientError::Unavailable(_) => C::Unavailable,
+            ClientError::NotFound(_) => C::NotFound,
+            ClientError::AlreadyExists(_) => C::AlreadyExists,
+            ClientError::InvalidArgument(_) => C::InvalidArgument,
+            ClientError::FailedPrecondition(_) => C::FailedPrecondition,
+            ClientError::PermissionDenied(_) => C::PermissionDenied,
+            ClientError::DeadlineExceeded(_) => C::DeadlineExceeded,
+            ClientError::Unimplemented(_) => C::Unimplemented,
             ClientError::Status(s) => s.code(),
+        }
+    }
+
+    /// The decoded details (none for connect failures and other codes).
+    pub fn details(&self) -> Option<&ErrorDetails> {
+        match self {
+            ClientError::NotFound(d)
+            | ClientError::AlreadyExists(d)
+            | ClientError::InvalidArgument(d)
+            | ClientError::FailedPrecondition(d)
+            | ClientError::PermissionDenied(d)
+            | ClientError::Unavailable(d)
+            | ClientError::DeadlineExceeded(d)
+            | ClientError::Unimplemented(d) => Some(d),
+            ClientError::Connect { .. } | ClientError::Status(_) => None,
         }
     }
 }
@@ -64,6 +195,7 @@ pub struct Client {
     channel: Channel,
     default_host: String,
     timeout: Option<Duration>,
+    read_retries: u32,
 }
 
 impl Client {
@@ -87,6 +219,36 @@ impl Client {
             channel,
             default_host: String::new(),
             timeout: None,
+            read_retries: 0,
+        }
+    }
+
+    /// Retries the convenience reads ([`list_domains`](Self::list_domains),
+    /// [`get_domain`](Self::get_domain)) up to `n` times when they answer
+    /// `UNAVAILABLE`, after the server's `RetryInfo` delay (else 1 s).
+    /// Changes are never retried: one that timed out may have happened.
+    pub fn with_read_retries(mut self, n: u32) -> Self {
+        self.read_retries = n;
+        self
+    }
+
+    /// Runs the read `call`, retrying it as [`with_read_retries`] says.
+    ///
+    /// [`with_read_retries`]: Self::with_read_retries
+    async fn read<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let mut left = self.read_retries;
+        loop {
+            match call().await {
+                Err(ClientError::Unavailable(d)) if left > 0 => {
+                    left -= 1;
+                    tokio::time::sleep(d.retry_after.unwrap_or(Duration::from_secs(1))).await;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -174,7 +336,16 @@ impl Client {
                     }
                 };
                 while let Some(item) = stream.next().await {
-                    let Ok(msg) = item else { break };
+                    let msg = match item {
+                        Ok(m) => m,
+                        Err(st) if is_retryable(&st) => break,
+                        // A server bug or a refusal: retrying would only
+                        // repeat it; the caller hears it and the stream ends.
+                        Err(st) => {
+                            let _ = tx.send(Err(st.into())).await;
+                            return;
+                        }
+                    };
                     delay = Duration::from_millis(50);
                     match &msg.item {
                         Some(v1::watch_events_response::Item::Started(s)) if resume.is_none() => {
@@ -257,6 +428,10 @@ impl Client {
 
     /// Every domain of the default host, following pages.
     pub async fn list_domains(&self) -> Result<Vec<v1::Domain>, ClientError> {
+        self.read(|| self.list_domains_once()).await
+    }
+
+    async fn list_domains_once(&self) -> Result<Vec<v1::Domain>, ClientError> {
         let mut out = Vec::new();
         let mut page_token = String::new();
         loop {
@@ -279,6 +454,10 @@ impl Client {
 
     /// One domain by name.
     pub async fn get_domain(&self, name: &str) -> Result<v1::Domain, ClientError> {
+        self.read(|| self.get_domain_once(name)).await
+    }
+
+    async fn get_domain_once(&self, name: &str) -> Result<v1::Domain, ClientError> {
         let resp = self
             .domains()
             .get_domain(self.request(v1::GetDomainRequest {
@@ -382,10 +561,40 @@ impl Client {
 fn is_retryable(st: &Status) -> bool {
     matches!(
         st.code(),
-        tonic::Code::Unavailable
-            | tonic::Code::Unknown
-            | tonic::Code::Cancelled
-            | tonic::Code::Internal
-            | tonic::Code::DeadlineExceeded
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_retries_only_what_a_retry_can_cure() {
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::Cancelled,
+            tonic::Code::DeadlineExceeded,
+        ] {
+            assert!(is_retryable(&Status::new(code, "x")), "{code:?}");
+        }
+        for code in [
+            tonic::Code::Internal,
+            tonic::Code::Unknown,
+            tonic::Code::InvalidArgument,
+            tonic::Code::PermissionDenied,
+        ] {
+            assert!(!is_retryable(&Status::new(code, "x")), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_become_typed_errors() {
+        let e = ClientError::from(Status::not_found("no domain"));
+        assert!(matches!(&e, ClientError::NotFound(d) if d.message == "no domain"));
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        let e = ClientError::from(Status::internal("bug"));
+        assert!(matches!(e, ClientError::Status(_)));
+        assert!(e.details().is_none());
+    }
 }

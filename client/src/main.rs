@@ -175,7 +175,7 @@ impl From<ClientError> for Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
-        Failure::Client(ClientError::Status(s))
+        Failure::Client(ClientError::from(s))
     }
 }
 
