@@ -163,19 +163,19 @@ fn exit_code(code: tonic::Code) -> u8 {
 /// A failure of the tool: the server's, or a local one (a file).
 #[derive(Debug)]
 enum Failure {
-    Client(ClientError),
+    Client(Box<ClientError>),
     Local(String),
 }
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
-        Failure::Client(e)
+        Failure::Client(Box::new(e))
     }
 }
 
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
-        Failure::Client(ClientError::from(s))
+        Failure::Client(Box::new(ClientError::from(s)))
     }
 }
 
