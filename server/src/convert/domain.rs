@@ -251,7 +251,7 @@ pub fn scope_flags(scope: Option<&v1::ModifyScope>) -> u32 {
 }
 
 /// CONFIG for `config`, else CURRENT (reads).
-fn read_flags(config: bool) -> u32 {
+pub fn read_flags(config: bool) -> u32 {
     if config {
         sys::VIR_DOMAIN_AFFECT_CONFIG
     } else {

@@ -9,7 +9,10 @@ use tonic::Status;
 
 use super::resolve::Target;
 use crate::{
-    convert::{domain::scope_flags, tuning},
+    convert::{
+        domain::{read_flags, scope_flags},
+        tuning,
+    },
     error::Error,
     ops::{
         domain::DomainKey,
@@ -45,11 +48,7 @@ pub async fn get(
     ));
     v.check(device(kind, &dev));
     let t = v.done(t)?;
-    let flags = if config {
-        virt::sys::VIR_DOMAIN_AFFECT_CONFIG
-    } else {
-        virt::sys::VIR_DOMAIN_AFFECT_CURRENT
-    };
+    let flags = read_flags(config);
     let params = t
         .run(Lane::Quick, deadline, move |c, k, _| {
             tunables::get(c, k, kind, &dev, flags)
