@@ -19,6 +19,9 @@
 //! method.
 #![forbid(unsafe_code)]
 
+mod handle;
+pub use handle::DomainHandle;
+
 use std::time::Duration;
 
 pub use libvirt_grpc::v1;
@@ -416,6 +419,12 @@ impl Client {
         &self,
     ) -> libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient<Channel> {
         libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient::new(self.channel.clone())
+    }
+
+    /// A handle on the domain `name` of the default host, with libvirt's
+    /// verbs as methods (`client.domain("web1").start().await?`).
+    pub fn domain(&self, name: impl Into<String>) -> DomainHandle {
+        DomainHandle::new(self.clone(), name.into())
     }
 
     /// A reference to the domain `name` on the default host.

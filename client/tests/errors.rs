@@ -1,5 +1,6 @@
 //! The client's typed errors and read retries against a server made to
-//! fail: a missing domain, a bad request, a host that is down.
+//! fail (a missing domain, a bad request, a host that is down), and the
+//! handle-style domain API.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -100,4 +101,42 @@ async fn a_host_that_is_down_is_unavailable_and_reads_retry_after_its_delay() {
         t.elapsed()
     );
     assert!(delay <= Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_domain_handle_runs_libvirts_verbs() {
+    let (url, _stop) = server().await;
+    let c = Client::connect(url).await.unwrap();
+    let name = format!("handle-{}", std::process::id());
+    c.domains()
+        .define_domain(v1::DefineDomainRequest {
+            host: String::new(),
+            source: Some(v1::define_domain_request::Source::Xml(format!(
+                "<domain type='test'><name>{name}</name><memory unit='MiB'>64</memory>\
+                 <vcpu>1</vcpu><os><type>hvm</type></os></domain>"
+            ))),
+            validate: false,
+        })
+        .await
+        .unwrap();
+    let d = c.domain(name.as_str());
+    assert_eq!(d.start().await.unwrap().state(), v1::DomainState::Running);
+    assert_eq!(d.suspend().await.unwrap().state(), v1::DomainState::Paused);
+    assert_eq!(d.resume().await.unwrap().state(), v1::DomainState::Running);
+    assert!(d.set_autostart(true).await.unwrap().autostart);
+    assert!(d
+        .xml()
+        .await
+        .unwrap()
+        .contains(&format!("<name>{name}</name>")));
+    let png = d.screenshot(0).await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let off = d
+        .destroy()
+        .await
+        .unwrap()
+        .expect("persistent: still defined");
+    assert_eq!(off.state(), v1::DomainState::Shutoff);
+    d.undefine().await.unwrap();
+    assert!(matches!(d.info().await, Err(ClientError::NotFound(_))));
 }
