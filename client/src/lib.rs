@@ -109,32 +109,32 @@ pub enum ClientError {
     },
     /// `NOT_FOUND`: no such domain, host, pool, ...
     #[error("not found: {}", .0.message)]
-    NotFound(ErrorDetails),
+    NotFound(Box<ErrorDetails>),
     /// `ALREADY_EXISTS`.
     #[error("already exists: {}", .0.message)]
-    AlreadyExists(ErrorDetails),
+    AlreadyExists(Box<ErrorDetails>),
     /// `INVALID_ARGUMENT` (and `OUT_OF_RANGE`): `violations` names every
     /// bad field.
     #[error("invalid argument: {}", .0.message)]
-    InvalidArgument(ErrorDetails),
+    InvalidArgument(Box<ErrorDetails>),
     /// `FAILED_PRECONDITION`: the object's state forbids the call (reason
     /// `OPERATION_INVALID` for libvirt's "domain is already running").
     #[error("failed precondition: {}", .0.message)]
-    FailedPrecondition(ErrorDetails),
+    FailedPrecondition(Box<ErrorDetails>),
     /// `PERMISSION_DENIED` (metadata `required_role`) or
     /// `UNAUTHENTICATED`.
     #[error("permission denied: {}", .0.message)]
-    PermissionDenied(ErrorDetails),
+    PermissionDenied(Box<ErrorDetails>),
     /// `UNAVAILABLE`: the server or the host is away; `retry_after` says
     /// when to try again.
     #[error("unavailable: {}", .0.message)]
-    Unavailable(ErrorDetails),
+    Unavailable(Box<ErrorDetails>),
     /// `DEADLINE_EXCEEDED`.
     #[error("deadline exceeded: {}", .0.message)]
-    DeadlineExceeded(ErrorDetails),
+    DeadlineExceeded(Box<ErrorDetails>),
     /// `UNIMPLEMENTED`: the host's driver cannot do this.
     #[error("unimplemented: {}", .0.message)]
-    Unimplemented(ErrorDetails),
+    Unimplemented(Box<ErrorDetails>),
     /// Any other status (`INTERNAL`, `ABORTED`, `CANCELLED`, ...).
     #[error("{}: {}", .0.code(), .0.message())]
     Status(Status),
@@ -143,7 +143,7 @@ pub enum ClientError {
 impl From<Status> for ClientError {
     fn from(s: Status) -> Self {
         use tonic::Code as C;
-        let d = || ErrorDetails::of(&s);
+        let d = || Box::new(ErrorDetails::of(&s));
         match s.code() {
             C::NotFound => ClientError::NotFound(d()),
             C::AlreadyExists => ClientError::AlreadyExists(d()),
