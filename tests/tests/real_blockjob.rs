@@ -118,56 +118,9 @@ async fn copy_to_ready_then_pivot_and_pull_and_active_commit() {
     let s = TestServer::real().await;
     let p = prefix();
     let mut c = Cleanup::new(REAL_URI, &p);
-    let pool_dir = std::env::temp_dir().join(format!("{p}bjpool"));
-    let work = std::env::temp_dir().join(format!("{p}bjwork"));
-    c.file(&pool_dir);
-    c.file(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    let pool = format!("{p}bjpool");
+    let g = libvirt_grpc_tests::guest::qcow2_guest(&s, &mut c, &p, "bj").await;
+    let (d, xml, pool, work) = (g.name, g.xml, g.pool, g.dir);
     let mut st = s.client.storage();
-    st.define_storage_pool(s.client.request(v1::DefineStoragePoolRequest {
-        host: "real".into(),
-        source: Some(v1::define_storage_pool_request::Source::Spec(
-            v1::StoragePoolSpec {
-                name: pool.clone(),
-                r#type: v1::StoragePoolType::Dir as i32,
-                target_path: pool_dir.to_str().unwrap().to_owned(),
-                ..Default::default()
-            },
-        )),
-        build: true,
-        start: true,
-        autostart: false,
-    }))
-    .await
-    .unwrap();
-    let disk = st
-        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
-            pool: libvirt_grpc_tests::pool_ref("real", &pool),
-            source: Some(v1::create_storage_volume_request::Source::Spec(
-                v1::StorageVolumeSpec {
-                    name: "disk.qcow2".into(),
-                    format: v1::StorageVolumeFormat::Qcow2 as i32,
-                    capacity_bytes: 16 << 20,
-                    ..Default::default()
-                },
-            )),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .volume
-        .unwrap();
-    let d = format!("{p}bj");
-    let console = work.join("console.log");
-    let xml = libvirt_grpc_tests::guest::xml(&d, console.to_str().unwrap()).replace(
-        "</devices>",
-        &format!(
-            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
-             <source file='{}'/><target dev='vda' bus='virtio'/></disk></devices>",
-            disk.path
-        ),
-    );
     s.client
         .domains()
         .define_domain(s.client.request(v1::DefineDomainRequest {

@@ -105,56 +105,8 @@ async fn running_guest(
     p: &str,
     tag: &str,
 ) -> (String, String, std::path::PathBuf) {
-    let pool_dir = std::env::temp_dir().join(format!("{p}{tag}pool"));
-    let overlays = std::env::temp_dir().join(format!("{p}{tag}over"));
-    c.file(&pool_dir);
-    c.file(&overlays);
-    std::fs::create_dir_all(&overlays).unwrap();
-    let pool = format!("{p}{tag}pool");
-    let mut st = s.client.storage();
-    st.define_storage_pool(s.client.request(v1::DefineStoragePoolRequest {
-        host: "real".into(),
-        source: Some(v1::define_storage_pool_request::Source::Spec(
-            v1::StoragePoolSpec {
-                name: pool.clone(),
-                r#type: v1::StoragePoolType::Dir as i32,
-                target_path: pool_dir.to_str().unwrap().to_owned(),
-                ..Default::default()
-            },
-        )),
-        build: true,
-        start: true,
-        autostart: false,
-    }))
-    .await
-    .unwrap();
-    let disk = st
-        .create_storage_volume(s.client.request(v1::CreateStorageVolumeRequest {
-            pool: libvirt_grpc_tests::pool_ref("real", &pool),
-            source: Some(v1::create_storage_volume_request::Source::Spec(
-                v1::StorageVolumeSpec {
-                    name: "disk.qcow2".into(),
-                    format: v1::StorageVolumeFormat::Qcow2 as i32,
-                    capacity_bytes: 16 << 20,
-                    ..Default::default()
-                },
-            )),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .volume
-        .unwrap();
-    let d = format!("{p}{tag}");
-    let console = overlays.join("console.log");
-    let xml = libvirt_grpc_tests::guest::xml(&d, console.to_str().unwrap()).replace(
-        "</devices>",
-        &format!(
-            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
-             <source file='{}'/><target dev='vda' bus='virtio'/></disk></devices>",
-            disk.path
-        ),
-    );
+    let g = libvirt_grpc_tests::guest::qcow2_guest(s, c, p, tag).await;
+    let (d, xml) = (g.name, g.xml);
     let mut doms = s.client.domains();
     doms.define_domain(s.client.request(v1::DefineDomainRequest {
         host: "real".into(),
@@ -174,7 +126,7 @@ async fn running_guest(
         .domain
         .unwrap();
     assert_eq!(started.state(), v1::DomainState::Running);
-    (d, disk.path, overlays)
+    (d, g.disk_path, g.dir)
 }
 
 #[tokio::test]
