@@ -124,12 +124,30 @@ async fn direct_changes_are_seen_by_the_next_read() {
         .await;
 
     // Undefined while running: transient; defined again: persistent.
+    // (With autostart on first: what libvirt then says of it is answered;
+    // the test driver keeps the flag.)
     d.create().unwrap();
-    d.undefine().unwrap();
+    d.set_autostart(true).unwrap();
     reads
-        .expect(&name, &[DomainView::Full], "undefine while running", |d| {
-            !d.persistent && d.state() == DomainState::Running && d.uuid == uuid
+        .expect(&name, &[DomainView::Full], "autostart while running", |d| {
+            d.persistent && d.autostart && d.state() == DomainState::Running
         })
+        .await;
+    d.undefine().unwrap();
+    let kept_autostart = d.autostart().unwrap();
+    reads
+        .expect(
+            &name,
+            &[DomainView::Full],
+            "undefine while running",
+            move |d| {
+                !d.persistent
+                    && d.autostart == kept_autostart
+                    && !d.has_managed_save
+                    && d.state() == DomainState::Running
+                    && d.uuid == uuid
+            },
+        )
         .await;
     conn.define_domain_xml(&d.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).unwrap())
         .unwrap();

@@ -194,8 +194,19 @@ async fn virsh_changes_are_seen_by_the_next_read() {
 
     // Persistence: undefined while running makes it transient; defined
     // again (same UUID), persistent; destroyed, shut off.
+    // (With autostart on first: the flag is answered as libvirt then
+    // reports it, and a transient domain has no managed save image.)
     virsh(&["start", &name]);
+    virsh(&["autostart", &name]);
+    reads
+        .expect(&name, &[DomainView::Full], "autostart while running", |d| {
+            d.persistent && d.autostart
+        })
+        .await;
     virsh(&["undefine", &name]);
+    let kept_autostart = virsh(&["dominfo", &name])
+        .lines()
+        .any(|l| l.starts_with("Autostart:") && l.contains("enable"));
     reads
         .expect(&name, &VIEWS, "undefine of a running domain", |d| {
             d.state() == DomainState::Running && d.uuid == uuid
@@ -206,7 +217,7 @@ async fn virsh_changes_are_seen_by_the_next_read() {
             &name,
             &[DomainView::Full],
             "undefine of a running domain",
-            |d| !d.persistent,
+            move |d| !d.persistent && d.autostart == kept_autostart && !d.has_managed_save,
         )
         .await;
     virsh(&["define", path_str(&inactive)]);

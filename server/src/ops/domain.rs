@@ -313,9 +313,16 @@ fn read(
     }
     resources(&rec.domain, &rec, None, &mut d)?;
     d.os_type = facts(conn, &rec.domain, &d.uuid, kept)?.os_type;
-    d.persistent = rec.domain.is_persistent()?;
+    // What libvirt's own rules settle is not asked: an inactive domain is
+    // persistent (a transient domain is gone once it stops), and a
+    // transient one has no managed-save image (libvirt refuses to make one,
+    // and undefining a domain removes its image or is refused). One round
+    // trip fewer for a stopped or a transient domain, the same answer.
+    // (Autostart is asked even then: the test driver keeps the flag on a
+    // running domain that was undefined, and the answer is libvirt's.)
+    d.persistent = d.id == 0 || rec.domain.is_persistent()?;
     d.autostart = rec.domain.autostart()?;
-    d.has_managed_save = rec.domain.has_managed_save(0).unwrap_or(false);
+    d.has_managed_save = d.persistent && rec.domain.has_managed_save(0).unwrap_or(false);
     Ok(Some(d))
 }
 
