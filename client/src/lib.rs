@@ -19,7 +19,12 @@
 //! method.
 #![forbid(unsafe_code)]
 
+mod files;
 mod handle;
+pub use files::{
+    DownloadOptions, ExecExit, ExecOutput, ExecResult, ExecStream, Progress, Transfer,
+    UploadOptions, VolumeUpload,
+};
 pub use handle::DomainHandle;
 
 use std::time::Duration;
@@ -138,6 +143,29 @@ pub enum ClientError {
     /// Any other status (`INTERNAL`, `ABORTED`, `CANCELLED`, ...).
     #[error("{}: {}", .0.code(), .0.message())]
     Status(Status),
+    /// A local file of a transfer could not be opened, read or written.
+    #[error("Cannot {action} {}", .path.display())]
+    Io {
+        /// What was being done (`open`, `read`, `write`, `create`, ...).
+        action: &'static str,
+        /// The local file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SHA-256 of the bytes moved is not the one the server reports.
+    #[error("Checksum mismatch: {local} here, {server} on the server")]
+    ChecksumMismatch {
+        /// Computed here, 64 lowercase hex digits.
+        local: String,
+        /// Reported by the server.
+        server: String,
+    },
+    /// The server's answer broke the shape its proto describes (a stream
+    /// that ends early, a gap between chunks, a short byte count).
+    #[error("Unexpected answer from the server: {0}")]
+    Protocol(String),
 }
 
 impl From<Status> for ClientError {
@@ -173,10 +201,19 @@ impl ClientError {
             ClientError::DeadlineExceeded(_) => C::DeadlineExceeded,
             ClientError::Unimplemented(_) => C::Unimplemented,
             ClientError::Status(s) => s.code(),
+            ClientError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => C::NotFound,
+                std::io::ErrorKind::AlreadyExists => C::AlreadyExists,
+                std::io::ErrorKind::PermissionDenied => C::PermissionDenied,
+                _ => C::Unknown,
+            },
+            ClientError::ChecksumMismatch { .. } => C::DataLoss,
+            ClientError::Protocol(_) => C::Internal,
         }
     }
 
-    /// The decoded details (none for connect failures and other codes).
+    /// The decoded details (none for connect failures, other codes and
+    /// local failures).
     pub fn details(&self) -> Option<&ErrorDetails> {
         match self {
             ClientError::NotFound(d)
@@ -187,7 +224,11 @@ impl ClientError {
             | ClientError::Unavailable(d)
             | ClientError::DeadlineExceeded(d)
             | ClientError::Unimplemented(d) => Some(d),
-            ClientError::Connect { .. } | ClientError::Status(_) => None,
+            ClientError::Connect { .. }
+            | ClientError::Status(_)
+            | ClientError::Io { .. }
+            | ClientError::ChecksumMismatch { .. }
+            | ClientError::Protocol(_) => None,
         }
     }
 }
@@ -391,7 +432,7 @@ impl Client {
     }
 
     /// The generated `GuestAgentService` stub.
-    pub fn agent(
+    pub fn agents(
         &self,
     ) -> libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient<Channel> {
         libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient::new(
