@@ -317,10 +317,15 @@ impl Client {
         Ok(self)
     }
 
-    /// Retries the convenience reads ([`list_domains`](Self::list_domains),
-    /// [`get_domain`](Self::get_domain)) up to `n` times when they answer
-    /// `UNAVAILABLE`, after the server's `RetryInfo` delay (else 1 s).
-    /// Changes are never retried: one that timed out may have happened.
+    /// Retries reads up to `n` times when they answer `UNAVAILABLE` (the
+    /// server or the host is away), and nothing else: not `INTERNAL` (a
+    /// server bug a retry would only repeat), not `DEADLINE_EXCEEDED`.
+    /// Reads are the `list_*` / `get_domain` methods and every handle's
+    /// `info`, `xml`, listings and `stats`. Before retry `k` (0-based) the
+    /// client waits [`retry_delay`]`(k, RetryInfo)`: exponential from
+    /// 100 ms up to 5 s, never less than the server's `RetryInfo` delay,
+    /// plus up to a quarter more of random jitter. Changes are never
+    /// retried: one that timed out may have happened.
     pub fn with_read_retries(mut self, n: u32) -> Self {
         self.read_retries = n;
         self
@@ -334,12 +339,12 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let mut left = self.read_retries;
+        let mut attempt = 0;
         loop {
             match call().await {
-                Err(ClientError::Unavailable(d)) if left > 0 => {
-                    left -= 1;
-                    tokio::time::sleep(d.retry_after.unwrap_or(Duration::from_secs(1))).await;
+                Err(ClientError::Unavailable(d)) if attempt < self.read_retries => {
+                    tokio::time::sleep(retry_delay(attempt, d.retry_after)).await;
+                    attempt += 1;
                 }
                 other => return other,
             }
@@ -402,7 +407,9 @@ impl Client {
     }
 
     /// Watches events with `filter` and resumes by itself after a dropped
-    /// stream: it reopens (with backoff, up to 5 s) from the last sequence it
+    /// stream (`UNAVAILABLE`, `CANCELLED`, `DEADLINE_EXCEEDED`, or a clean
+    /// end): it reopens (after [`retry_delay`], growing until an event
+    /// arrives again, at least the server's `RetryInfo`) from the last sequence it
     /// delivered, so the caller sees every event once, or an explicit
     /// `events_lost` when the server could not replay. Every (re)opened
     /// stream starts with a `started` message. The stream ends only when
@@ -418,7 +425,10 @@ impl Client {
         tokio::spawn(async move {
             let mut resume: Option<(String, u64)> =
                 filter.resume_after.map(|s| (filter.epoch.clone(), s));
-            let mut delay = Duration::from_millis(50);
+            // Consecutive failed (re)opens; only a delivered event resets
+            // it, so a server that accepts and then fails at once is not
+            // reopened in a tight loop.
+            let mut attempt = 0u32;
             loop {
                 let mut req = filter.clone();
                 if let Some((epoch, seq)) = &resume {
@@ -428,8 +438,9 @@ impl Client {
                 let mut stream = match client.events().watch_events(req).await {
                     Ok(s) => s.into_inner(),
                     Err(st) if is_retryable(&st) => {
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
+                        let after = ErrorDetails::of(&st).retry_after;
+                        tokio::time::sleep(retry_delay(attempt, after)).await;
+                        attempt = attempt.saturating_add(1);
                         continue;
                     }
                     Err(st) => {
@@ -448,13 +459,13 @@ impl Client {
                             return;
                         }
                     };
-                    delay = Duration::from_millis(50);
                     match &msg.item {
                         Some(v1::watch_events_response::Item::Started(s)) if resume.is_none() => {
                             resume = Some((s.epoch.clone(), s.sequence));
                         }
                         Some(v1::watch_events_response::Item::Event(e)) => {
                             resume = Some((e.epoch.clone(), e.sequence));
+                            attempt = 0;
                         }
                         Some(v1::watch_events_response::Item::EventsLost(l)) => {
                             let last = match &resume {
@@ -474,8 +485,8 @@ impl Client {
                 if tx.is_closed() {
                     return;
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(retry_delay(attempt, None)).await;
+                attempt = attempt.saturating_add(1);
             }
         });
         tokio_stream::wrappers::ReceiverStream::new(rx)
@@ -822,6 +833,33 @@ pub(crate) fn required<T>(v: Option<T>, what: &str) -> Result<T, ClientError> {
     v.ok_or_else(|| ClientError::Protocol(format!("the server sent no {what}")))
 }
 
+/// The first retry's backoff before jitter.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+/// The longest backoff before jitter (a longer `RetryInfo` still wins).
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// How long to wait before retry `attempt` (0 for the first) of a read the
+/// server answered `UNAVAILABLE`, optionally with a `RetryInfo` delay:
+/// `min(100 ms * 2^attempt, 5 s)`, raised to `retry_after` when that is
+/// longer, plus a random 0-25 % so that many clients do not come back in
+/// the same instant.
+pub fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = RETRY_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(RETRY_CAP);
+    let floor = exp.max(retry_after.unwrap_or_default());
+    floor + jitter(floor / 4)
+}
+
+/// A random span in `[0, max]`.
+fn jitter(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    match nanos.checked_add(1) {
+        Some(n) => Duration::from_nanos(files::nonce() % n),
+        None => max,
+    }
+}
+
 /// Whether a failed watch should be retried (the server is away).
 fn is_retryable(st: &Status) -> bool {
     matches!(
@@ -851,6 +889,26 @@ mod tests {
         ] {
             assert!(!is_retryable(&Status::new(code, "x")), "{code:?}");
         }
+    }
+
+    #[test]
+    fn retry_delays_grow_honour_retry_info_and_are_jittered() {
+        for attempt in 0..8 {
+            let d = retry_delay(attempt, None);
+            let floor = (RETRY_BASE * 2u32.pow(attempt)).min(RETRY_CAP);
+            assert!(d >= floor && d <= floor + floor / 4, "{attempt}: {d:?}");
+        }
+        // The server's delay is a floor, also above the cap.
+        let d = retry_delay(0, Some(Duration::from_secs(1)));
+        assert!(d >= Duration::from_secs(1) && d <= Duration::from_millis(1250));
+        let d = retry_delay(9, Some(Duration::from_secs(8)));
+        assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(10));
+        // Huge attempt counts saturate instead of overflowing.
+        assert!(retry_delay(u32::MAX, None) <= RETRY_CAP + RETRY_CAP / 4);
+        // Jitter varies.
+        let many: std::collections::HashSet<Duration> =
+            (0..20).map(|_| retry_delay(3, None)).collect();
+        assert!(many.len() > 1);
     }
 
     #[test]
