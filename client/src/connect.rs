@@ -1,18 +1,5 @@
 //! Connection settings: [`ClientBuilder`] (timeouts, HTTP/2 keepalive, TLS,
 //! a bearer token) and the interceptor that puts the token on every call.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), libvirt_grpc_client::ClientError> {
-//! use std::time::Duration;
-//! let client = libvirt_grpc_client::Client::builder("https://virt.example.org:50051")
-//!     .tls_ca_file("/etc/libvirt-grpc/ca.pem")
-//!     .bearer_token(std::env::var("LIBVIRT_GRPC_TOKEN").unwrap_or_default())
-//!     .connect_timeout(Duration::from_secs(5))
-//!     .timeout(Duration::from_secs(30))
-//!     .connect()
-//!     .await?;
-//! # Ok(()) }
-//! ```
 
 use std::{path::PathBuf, time::Duration};
 
@@ -92,6 +79,19 @@ impl Pem {
 }
 
 /// How to reach a server: `Client::builder(url)...connect().await`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), libvirt_grpc_client::ClientError> {
+/// use std::time::Duration;
+/// let _client = libvirt_grpc_client::Client::builder("https://virt.example.org:50051")
+///     .tls_ca_file("/etc/libvirt-grpc/ca.pem")
+///     .bearer_token(std::env::var("LIBVIRT_GRPC_TOKEN").unwrap_or_default())
+///     .connect_timeout(Duration::from_secs(5))
+///     .timeout(Duration::from_secs(30))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
 ///
 /// Defaults: a 10 s connect timeout, HTTP/2 keepalive pings every 30 s
 /// (also while idle) that fail the connection when unanswered for 20 s, no

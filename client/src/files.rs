@@ -10,19 +10,6 @@
 //! transfer is complete and checked, so a failure never leaves a half file;
 //! an existing destination is kept (`AlreadyExists`) unless the call says
 //! `overwrite`.
-//!
-//! ```no_run
-//! # async fn demo(client: libvirt_grpc_client::Client) -> Result<(), libvirt_grpc_client::ClientError> {
-//! use libvirt_grpc_client::{DownloadOptions, Progress};
-//! let vol = client.volume_ref("default", "disk.qcow2");
-//! let t = client
-//!     .download_volume(vol, "disk.qcow2", DownloadOptions::default(), |p: Progress| {
-//!         eprint!("\r{} of {:?} bytes", p.done, p.total);
-//!     })
-//!     .await?;
-//! println!("{} bytes, sha256 {}", t.bytes, t.sha256);
-//! # Ok(()) }
-//! ```
 
 use std::{
     path::{Path, PathBuf},
@@ -49,6 +36,19 @@ const GUEST_CALL_LIMIT: u64 = 64 << 20;
 const UPLOAD_QUEUE: usize = 4;
 
 /// How far a transfer is: `done` bytes of `total` (when known).
+///
+/// ```no_run
+/// # async fn demo(client: libvirt_grpc_client::Client) -> Result<(), libvirt_grpc_client::ClientError> {
+/// use libvirt_grpc_client::{DownloadOptions, Progress};
+/// let vol = client.volume_ref("default", "disk.qcow2");
+/// let t = client
+///     .download_volume(vol, "disk.qcow2", DownloadOptions::default(), |p: Progress| {
+///         eprint!("\r{} of {:?} bytes", p.done, p.total);
+///     })
+///     .await?;
+/// println!("{} bytes, sha256 {}", t.bytes, t.sha256);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// Bytes moved so far.
@@ -758,6 +758,21 @@ pub struct ExecResult {
 
 /// The output of a guest command as a [`Stream`] of [`ExecOutput`] (see
 /// [`Client::exec`]).
+///
+/// ```no_run
+/// # async fn demo(client: libvirt_grpc_client::Client) -> Result<(), libvirt_grpc_client::ClientError> {
+/// use libvirt_grpc_client::ExecOutput;
+/// use tokio_stream::StreamExt;
+/// let mut out = client.agent("web1").exec("/usr/bin/uptime", Vec::<String>::new()).await?;
+/// while let Some(item) = out.next().await {
+///     match item? {
+///         ExecOutput::Stdout(b) => print!("{}", String::from_utf8_lossy(&b)),
+///         ExecOutput::Exited(e) => println!("exit {:?}", e.code),
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ExecStream {
     inner: tonic::Streaming<v1::ExecGuestCommandResponse>,

@@ -13,10 +13,19 @@
 //! ```
 //!
 //! [`Client`] holds one HTTP/2 channel (cheap to clone) plus a default host
-//! and a per-call deadline that every request carries as `grpc-timeout`. The
-//! generated stubs of every service are reachable through it
-//! ([`Client::domains`], [`Client::hosts`]) for calls without a convenience
-//! method.
+//! and a per-call deadline that every request carries as `grpc-timeout`;
+//! [`Client::builder`] sets timeouts, keepalive, TLS and a bearer token.
+//! Handles shaped like libvirt's bindings make one call per method:
+//! [`Client::domain`] ([`DomainHandle`]), [`Client::snapshot`],
+//! [`Client::pool`] and [`PoolHandle::volume`], [`Client::network`],
+//! [`Client::agent`], [`Client::host`]. The file helpers
+//! ([`Client::upload_volume`], [`Client::download_volume`],
+//! [`Client::read_guest_file`], [`Client::write_guest_file`],
+//! [`Client::screenshot_to_file`]) report [`Progress`] and check SHA-256;
+//! [`Client::exec`] streams a guest command's output. Failures are typed
+//! ([`ClientError`]). The generated stubs of every service are reachable
+//! too ([`Client::domains`], [`Client::storage`], [`Client::agents`], ...),
+//! each with 64 MiB message limits and the token.
 #![forbid(unsafe_code)]
 
 mod agent;
