@@ -1,6 +1,5 @@
 //! Moving bytes between local files and the server's streams: volume upload
-//! and download, guest files through the agent, screenshots, and a guest
-//! command's output as a stream.
+//! and download, guest files through the agent, screenshots.
 //!
 //! Every transfer reports [`Progress`] to a callback as bytes move, computes
 //! the SHA-256 of what it moved and returns it in a [`Transfer`]; where the
@@ -10,30 +9,12 @@
 //! transfer is complete and checked, so a failure never leaves a half file;
 //! an existing destination is kept (`AlreadyExists`) unless the call says
 //! `overwrite`.
-//!
-//! ```no_run
-//! # async fn demo(client: libvirt_grpc_client::Client) -> Result<(), libvirt_grpc_client::ClientError> {
-//! use libvirt_grpc_client::{DownloadOptions, Progress};
-//! let vol = client.volume_ref("default", "disk.qcow2");
-//! let t = client
-//!     .download_volume(vol, "disk.qcow2", DownloadOptions::default(), |p: Progress| {
-//!         eprint!("\r{} of {:?} bytes", p.done, p.total);
-//!     })
-//!     .await?;
-//! println!("{} bytes, sha256 {}", t.bytes, t.sha256);
-//! # Ok(()) }
-//! ```
 
-use std::{
-    path::{Path, PathBuf},
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::path::{Path, PathBuf};
 
 use libvirt_grpc::v1;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_stream::Stream;
 
 use crate::{Client, ClientError};
 
@@ -49,6 +30,19 @@ const GUEST_CALL_LIMIT: u64 = 64 << 20;
 const UPLOAD_QUEUE: usize = 4;
 
 /// How far a transfer is: `done` bytes of `total` (when known).
+///
+/// ```no_run
+/// # async fn demo(client: libvirt_grpc_client::Client) -> Result<(), libvirt_grpc_client::ClientError> {
+/// use libvirt_grpc_client::{DownloadOptions, Progress};
+/// let vol = client.volume_ref("default", "disk.qcow2");
+/// let t = client
+///     .download_volume(vol, "disk.qcow2", DownloadOptions::default(), |p: Progress| {
+///         eprint!("\r{} of {:?} bytes", p.done, p.total);
+///     })
+///     .await?;
+/// println!("{} bytes, sha256 {}", t.bytes, t.sha256);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// Bytes moved so far.
@@ -196,10 +190,31 @@ impl PartFile {
         } else {
             // A hard link fails when the destination exists, which a
             // rename would replace; the temporary name goes afterwards.
-            tokio::fs::hard_link(&self.tmp, &self.dest)
-                .await
-                .map_err(|e| io_error("create", &self.dest, e))?;
-            let _ = tokio::fs::remove_file(&self.tmp).await;
+            match tokio::fs::hard_link(&self.tmp, &self.dest).await {
+                Ok(()) => {
+                    let _ = tokio::fs::remove_file(&self.tmp).await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(io_error("create", &self.dest, e));
+                }
+                // A file system without hard links: check, then rename
+                // (a file appearing in between would be replaced).
+                Err(_) => {
+                    if tokio::fs::symlink_metadata(&self.dest).await.is_ok() {
+                        return Err(io_error(
+                            "create",
+                            &self.dest,
+                            std::io::Error::new(
+                                std::io::ErrorKind::AlreadyExists,
+                                "the file exists",
+                            ),
+                        ));
+                    }
+                    tokio::fs::rename(&self.tmp, &self.dest)
+                        .await
+                        .map_err(|e| io_error("rename onto", &self.dest, e))?;
+                }
+            }
         }
         // Committed: nothing left for Drop to remove.
         self.tmp = PathBuf::new();
@@ -223,7 +238,7 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> Client
     }
 }
 
-fn protocol(what: impl Into<String>) -> ClientError {
+pub(crate) fn protocol(what: impl Into<String>) -> ClientError {
     ClientError::Protocol(what.into())
 }
 
@@ -693,149 +708,5 @@ impl Client {
         }
         out.commit().await?;
         Ok(info)
-    }
-
-    /// Runs a program in the guest (`ExecGuestCommand`) and returns its
-    /// output as it arrives, as a stream of [`ExecOutput`]: `Started`,
-    /// then `Stdout` / `Stderr` chunks, then `Exited` last. A refused start
-    /// is this call's error; a failure later (the request's deadline) is
-    /// the stream's last item. Dropping the stream stops reading; the guest
-    /// process is not killed (the agent cannot).
-    pub async fn exec(
-        &self,
-        request: v1::ExecGuestCommandRequest,
-    ) -> Result<ExecStream, ClientError> {
-        let inner = self
-            .agents()
-            .exec_guest_command(self.request(request))
-            .await?
-            .into_inner();
-        Ok(ExecStream { inner, done: false })
-    }
-}
-
-/// One item of a guest command's output stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecOutput {
-    /// The process runs in the guest with this pid.
-    Started {
-        /// The guest's process id.
-        pid: i64,
-    },
-    /// A chunk of standard output (at most 32 KiB).
-    Stdout(Vec<u8>),
-    /// A chunk of standard error (at most 32 KiB).
-    Stderr(Vec<u8>),
-    /// How the process ended; always the last item.
-    Exited(ExecExit),
-}
-
-/// How a guest process ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExecExit {
-    /// The exit code of a process that exited.
-    pub code: Option<i32>,
-    /// The signal that killed it.
-    pub signal: Option<i32>,
-    /// The agent cut standard output short.
-    pub stdout_truncated: bool,
-    /// The agent cut standard error short.
-    pub stderr_truncated: bool,
-}
-
-/// Everything a guest command printed, gathered by [`ExecStream::output`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecResult {
-    /// The guest's process id.
-    pub pid: i64,
-    /// All of standard output.
-    pub stdout: Vec<u8>,
-    /// All of standard error.
-    pub stderr: Vec<u8>,
-    /// How it ended.
-    pub exit: ExecExit,
-}
-
-/// The output of a guest command as a [`Stream`] of [`ExecOutput`] (see
-/// [`Client::exec`]).
-#[derive(Debug)]
-pub struct ExecStream {
-    inner: tonic::Streaming<v1::ExecGuestCommandResponse>,
-    done: bool,
-}
-
-impl ExecStream {
-    /// Reads the stream to its end and gathers the output.
-    pub async fn output(mut self) -> Result<ExecResult, ClientError> {
-        use tokio_stream::StreamExt;
-        let mut r = ExecResult::default();
-        while let Some(item) = self.next().await {
-            match item? {
-                ExecOutput::Started { pid } => r.pid = pid,
-                ExecOutput::Stdout(b) => r.stdout.extend_from_slice(&b),
-                ExecOutput::Stderr(b) => r.stderr.extend_from_slice(&b),
-                ExecOutput::Exited(e) => {
-                    r.exit = e;
-                    return Ok(r);
-                }
-            }
-        }
-        Err(protocol("the command's stream ended before it exited"))
-    }
-}
-
-impl From<v1::GuestExecExited> for ExecExit {
-    fn from(e: v1::GuestExecExited) -> Self {
-        use v1::guest_exec_exited::Status;
-        ExecExit {
-            code: match e.status {
-                Some(Status::ExitCode(c)) => Some(c),
-                _ => None,
-            },
-            signal: match e.status {
-                Some(Status::Signal(s)) => Some(s),
-                _ => None,
-            },
-            stdout_truncated: e.stdout_truncated,
-            stderr_truncated: e.stderr_truncated,
-        }
-    }
-}
-
-impl Stream for ExecStream {
-    type Item = Result<ExecOutput, ClientError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        use v1::exec_guest_command_response::Item;
-        loop {
-            if self.done {
-                return Poll::Ready(None);
-            }
-            let msg = match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(protocol(
-                        "the command's stream ended before it exited",
-                    ))));
-                }
-                Poll::Ready(Some(Err(status))) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(status.into())));
-                }
-                Poll::Ready(Some(Ok(msg))) => msg,
-            };
-            let out = match msg.item {
-                Some(Item::Started(s)) => ExecOutput::Started { pid: s.pid },
-                Some(Item::Stdout(b)) => ExecOutput::Stdout(b),
-                Some(Item::Stderr(b)) => ExecOutput::Stderr(b),
-                Some(Item::Exited(e)) => {
-                    self.done = true;
-                    ExecOutput::Exited(e.into())
-                }
-                None => continue,
-            };
-            return Poll::Ready(Some(Ok(out)));
-        }
     }
 }

@@ -13,13 +13,25 @@
 //! ```
 //!
 //! [`Client`] holds one HTTP/2 channel (cheap to clone) plus a default host
-//! and a per-call deadline that every request carries as `grpc-timeout`. The
-//! generated stubs of every service are reachable through it
-//! ([`Client::domains`], [`Client::hosts`]) for calls without a convenience
-//! method.
+//! and a per-call deadline that every request carries as `grpc-timeout`;
+//! [`Client::builder`] sets timeouts, keepalive, TLS and a bearer token.
+//! Handles shaped like libvirt's bindings make one call per method:
+//! [`Client::domain`] ([`DomainHandle`]), [`Client::snapshot`],
+//! [`Client::pool`] and [`PoolHandle::volume`], [`Client::network`],
+//! [`Client::agent`], [`Client::host`]. The file helpers
+//! ([`Client::upload_volume`], [`Client::download_volume`],
+//! [`Client::read_guest_file`], [`Client::write_guest_file`],
+//! [`Client::screenshot_to_file`]) report [`Progress`] and check SHA-256;
+//! [`Client::exec`] streams a guest command's output. Failures are typed
+//! ([`ClientError`]). The generated stubs of every service are reachable
+//! too ([`Client::domains`], [`Client::storage`], [`Client::agents`], ...),
+//! each with 64 MiB message limits and the token.
 #![forbid(unsafe_code)]
 
 mod agent;
+mod connect;
+mod error;
+mod exec;
 mod files;
 mod handle;
 mod host;
@@ -27,10 +39,10 @@ mod network;
 mod snapshot;
 mod storage;
 pub use agent::AgentHandle;
-pub use files::{
-    DownloadOptions, ExecExit, ExecOutput, ExecResult, ExecStream, Progress, Transfer,
-    UploadOptions, VolumeUpload,
-};
+pub use connect::{BearerToken, ClientBuilder};
+pub use error::{ClientError, ErrorDetails, FieldViolation};
+pub use exec::{ExecExit, ExecOutput, ExecResult, ExecStream};
+pub use files::{DownloadOptions, Progress, Transfer, UploadOptions, VolumeUpload};
 pub use handle::DomainHandle;
 pub use host::HostHandle;
 pub use network::NetworkHandle;
@@ -44,243 +56,74 @@ use libvirt_grpc::v1::{
     domain_ref::Key, domain_service_client::DomainServiceClient,
     event_service_client::EventServiceClient, host_service_client::HostServiceClient, DomainRef,
 };
-use tonic::{
-    transport::{Channel, Endpoint},
-    Request, Status,
-};
+use tonic::{service::interceptor::InterceptedService, transport::Channel, Request, Status};
 
-/// One bad request field, as the server's `google.rpc.BadRequest` names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldViolation {
-    /// The field's path (`domain.uuid`, `parameters[2].field`).
-    pub field: String,
-    /// What is wrong with it.
-    pub description: String,
-}
+/// The most bytes one message may have in either direction on every stub
+/// (the server's own limit is the same by default).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// The `google.rpc` details every failed call carries (the README's
-/// "Errors" section).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ErrorDetails {
-    /// The gRPC status message.
-    pub message: String,
-    /// `ErrorInfo.reason`: libvirt's error code name (`NO_DOMAIN`) or the
-    /// server's own (`UNKNOWN_HOST`, `OPERATION_INVALID`); empty when the
-    /// status carried no `ErrorInfo` (a failure before the server answered).
-    pub reason: String,
-    /// `ErrorInfo.domain`: `libvirt.org` or `libvirt-grpc`.
-    pub domain: String,
-    /// `ErrorInfo.metadata` (`host`, `libvirt_code`, `required_role`, ...).
-    pub metadata: std::collections::HashMap<String, String>,
-    /// Every bad request field (`INVALID_ARGUMENT`).
-    pub violations: Vec<FieldViolation>,
-    /// How long the server asks a caller to wait before retrying
-    /// (`RetryInfo`, on `UNAVAILABLE`).
-    pub retry_after: Option<Duration>,
-}
-
-impl ErrorDetails {
-    /// Decodes the details of `status`.
-    pub fn of(status: &Status) -> Self {
-        use tonic_types::StatusExt;
-        let d = status.get_error_details();
-        let mut out = ErrorDetails {
-            message: status.message().to_owned(),
-            ..Default::default()
-        };
-        if let Some(info) = d.error_info() {
-            out.reason = info.reason.clone();
-            out.domain = info.domain.clone();
-            out.metadata = info.metadata.clone();
-        }
-        if let Some(bad) = d.bad_request() {
-            out.violations = bad
-                .field_violations
-                .iter()
-                .map(|v| FieldViolation {
-                    field: v.field.clone(),
-                    description: v.description.clone(),
-                })
-                .collect();
-        }
-        out.retry_after = d.retry_info().and_then(|r| r.retry_delay);
-        out
-    }
-}
-
-/// What can go wrong talking to the server: one variant per failure a
-/// caller handles differently, each with the decoded details.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The URL is not valid or the server cannot be reached.
-    #[error("Cannot connect to {url}")]
-    Connect {
-        /// The URL given.
-        url: String,
-        /// Why.
-        #[source]
-        source: tonic::transport::Error,
-    },
-    /// `NOT_FOUND`: no such domain, host, pool, ...
-    #[error("not found: {}", .0.message)]
-    NotFound(Box<ErrorDetails>),
-    /// `ALREADY_EXISTS`.
-    #[error("already exists: {}", .0.message)]
-    AlreadyExists(Box<ErrorDetails>),
-    /// `INVALID_ARGUMENT` (and `OUT_OF_RANGE`): `violations` names every
-    /// bad field.
-    #[error("invalid argument: {}", .0.message)]
-    InvalidArgument(Box<ErrorDetails>),
-    /// `FAILED_PRECONDITION`: the object's state forbids the call (reason
-    /// `OPERATION_INVALID` for libvirt's "domain is already running").
-    #[error("failed precondition: {}", .0.message)]
-    FailedPrecondition(Box<ErrorDetails>),
-    /// `PERMISSION_DENIED` (metadata `required_role`) or
-    /// `UNAUTHENTICATED`.
-    #[error("permission denied: {}", .0.message)]
-    PermissionDenied(Box<ErrorDetails>),
-    /// `UNAVAILABLE`: the server or the host is away; `retry_after` says
-    /// when to try again.
-    #[error("unavailable: {}", .0.message)]
-    Unavailable(Box<ErrorDetails>),
-    /// `DEADLINE_EXCEEDED`.
-    #[error("deadline exceeded: {}", .0.message)]
-    DeadlineExceeded(Box<ErrorDetails>),
-    /// `UNIMPLEMENTED`: the host's driver cannot do this.
-    #[error("unimplemented: {}", .0.message)]
-    Unimplemented(Box<ErrorDetails>),
-    /// Any other status (`INTERNAL`, `ABORTED`, `CANCELLED`, ...).
-    #[error("{}: {}", .0.code(), .0.message())]
-    Status(Status),
-    /// A local file of a transfer could not be opened, read or written.
-    #[error("Cannot {action} {}", .path.display())]
-    Io {
-        /// What was being done (`open`, `read`, `write`, `create`, ...).
-        action: &'static str,
-        /// The local file.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The SHA-256 of the bytes moved is not the one the server reports.
-    #[error("Checksum mismatch: {local} here, {server} on the server")]
-    ChecksumMismatch {
-        /// Computed here, 64 lowercase hex digits.
-        local: String,
-        /// Reported by the server.
-        server: String,
-    },
-    /// The server's answer broke the shape its proto describes (a stream
-    /// that ends early, a gap between chunks, a short byte count).
-    #[error("Unexpected answer from the server: {0}")]
-    Protocol(String),
-}
-
-impl From<Status> for ClientError {
-    fn from(s: Status) -> Self {
-        use tonic::Code as C;
-        let d = || Box::new(ErrorDetails::of(&s));
-        match s.code() {
-            C::NotFound => ClientError::NotFound(d()),
-            C::AlreadyExists => ClientError::AlreadyExists(d()),
-            C::InvalidArgument | C::OutOfRange => ClientError::InvalidArgument(d()),
-            C::FailedPrecondition => ClientError::FailedPrecondition(d()),
-            C::PermissionDenied | C::Unauthenticated => ClientError::PermissionDenied(d()),
-            C::Unavailable => ClientError::Unavailable(d()),
-            C::DeadlineExceeded => ClientError::DeadlineExceeded(d()),
-            C::Unimplemented => ClientError::Unimplemented(d()),
-            _ => ClientError::Status(s),
-        }
-    }
-}
-
-impl ClientError {
-    /// The gRPC code (`Unavailable` for connect failures; `InvalidArgument`
-    /// also stands for OUT_OF_RANGE, `PermissionDenied` for UNAUTHENTICATED).
-    pub fn code(&self) -> tonic::Code {
-        use tonic::Code as C;
-        match self {
-            ClientError::Connect { .. } | ClientError::Unavailable(_) => C::Unavailable,
-            ClientError::NotFound(_) => C::NotFound,
-            ClientError::AlreadyExists(_) => C::AlreadyExists,
-            ClientError::InvalidArgument(_) => C::InvalidArgument,
-            ClientError::FailedPrecondition(_) => C::FailedPrecondition,
-            ClientError::PermissionDenied(_) => C::PermissionDenied,
-            ClientError::DeadlineExceeded(_) => C::DeadlineExceeded,
-            ClientError::Unimplemented(_) => C::Unimplemented,
-            ClientError::Status(s) => s.code(),
-            ClientError::Io { source, .. } => match source.kind() {
-                std::io::ErrorKind::NotFound => C::NotFound,
-                std::io::ErrorKind::AlreadyExists => C::AlreadyExists,
-                std::io::ErrorKind::PermissionDenied => C::PermissionDenied,
-                _ => C::Unknown,
-            },
-            ClientError::ChecksumMismatch { .. } => C::DataLoss,
-            ClientError::Protocol(_) => C::Internal,
-        }
-    }
-
-    /// The decoded details (none for connect failures, other codes and
-    /// local failures).
-    pub fn details(&self) -> Option<&ErrorDetails> {
-        match self {
-            ClientError::NotFound(d)
-            | ClientError::AlreadyExists(d)
-            | ClientError::InvalidArgument(d)
-            | ClientError::FailedPrecondition(d)
-            | ClientError::PermissionDenied(d)
-            | ClientError::Unavailable(d)
-            | ClientError::DeadlineExceeded(d)
-            | ClientError::Unimplemented(d) => Some(d),
-            ClientError::Connect { .. }
-            | ClientError::Status(_)
-            | ClientError::Io { .. }
-            | ClientError::ChecksumMismatch { .. }
-            | ClientError::Protocol(_) => None,
-        }
-    }
-}
+/// The service every stub calls through: the channel, with the client's
+/// bearer token put on each request.
+pub type Transport = InterceptedService<Channel, BearerToken>;
 
 /// A connection to one libvirt-grpc server.
 #[derive(Debug, Clone)]
 pub struct Client {
     channel: Channel,
+    token: BearerToken,
     default_host: String,
     timeout: Option<Duration>,
     read_retries: u32,
 }
 
+/// Applies the message limits to a generated stub.
+macro_rules! stub {
+    ($client:ident, $self:ident) => {
+        $client::with_interceptor($self.channel.clone(), $self.token.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    };
+}
+
 impl Client {
-    /// Connects to `url`, e.g. `http://127.0.0.1:50051`.
+    /// Connects to `url`, e.g. `http://127.0.0.1:50051`, with the
+    /// [`ClientBuilder`]'s defaults.
     pub async fn connect(url: impl Into<String>) -> Result<Self, ClientError> {
-        let url = url.into();
-        let channel = Endpoint::from_shared(url.clone())
-            .map_err(|source| ClientError::Connect {
-                url: url.clone(),
-                source,
-            })?
-            .connect()
-            .await
-            .map_err(|source| ClientError::Connect { url, source })?;
-        Ok(Client::from_channel(channel))
+        Client::builder(url).connect().await
     }
 
-    /// Wraps an existing channel.
+    /// Settings for a connection to `url` (timeouts, keepalive, TLS, a
+    /// bearer token); see [`ClientBuilder`].
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into())
+    }
+
+    /// Wraps an existing channel (no token, no deadline).
     pub fn from_channel(channel: Channel) -> Self {
         Client {
             channel,
+            token: BearerToken::none(),
             default_host: String::new(),
             timeout: None,
             read_retries: 0,
         }
     }
 
-    /// Retries the convenience reads ([`list_domains`](Self::list_domains),
-    /// [`get_domain`](Self::get_domain)) up to `n` times when they answer
-    /// `UNAVAILABLE`, after the server's `RetryInfo` delay (else 1 s).
-    /// Changes are never retried: one that timed out may have happened.
+    /// The same client, sending this bearer token on every call.
+    pub fn with_bearer_token(mut self, token: &str) -> Result<Self, ClientError> {
+        self.token = BearerToken::new(token)?;
+        Ok(self)
+    }
+
+    /// Retries reads up to `n` times when they answer `UNAVAILABLE` (the
+    /// server or the host is away), and nothing else: not `INTERNAL` (a
+    /// server bug a retry would only repeat), not `DEADLINE_EXCEEDED`.
+    /// Reads are the `list_*` / `get_domain` methods and every handle's
+    /// `info`, `xml`, listings and `stats`. Before retry `k` (0-based) the
+    /// client waits [`retry_delay`]`(k, RetryInfo)`: exponential from
+    /// 100 ms up to 5 s, never less than the server's `RetryInfo` delay,
+    /// plus up to a quarter more of random jitter. Changes are never
+    /// retried: one that timed out may have happened.
     pub fn with_read_retries(mut self, n: u32) -> Self {
         self.read_retries = n;
         self
@@ -294,12 +137,12 @@ impl Client {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        let mut left = self.read_retries;
+        let mut attempt = 0;
         loop {
             match call().await {
-                Err(ClientError::Unavailable(d)) if left > 0 => {
-                    left -= 1;
-                    tokio::time::sleep(d.retry_after.unwrap_or(Duration::from_secs(1))).await;
+                Err(ClientError::Unavailable(d)) if attempt < self.read_retries => {
+                    tokio::time::sleep(retry_delay(attempt, d.retry_after)).await;
+                    attempt += 1;
                 }
                 other => return other,
             }
@@ -324,9 +167,17 @@ impl Client {
         &self.default_host
     }
 
-    /// The underlying channel, for services this crate has no stub for.
+    /// The underlying channel, for services this crate has no stub for
+    /// (it does not add the bearer token: use [`transport`](Self::transport)
+    /// for that).
     pub fn channel(&self) -> Channel {
         self.channel.clone()
+    }
+
+    /// The channel with the client's bearer token on every request, for
+    /// services this crate has no stub for.
+    pub fn transport(&self) -> Transport {
+        InterceptedService::new(self.channel.clone(), self.token.clone())
     }
 
     /// Wraps a message into a request carrying the client's deadline.
@@ -339,22 +190,24 @@ impl Client {
     }
 
     /// The generated `DomainService` stub.
-    pub fn domains(&self) -> DomainServiceClient<Channel> {
-        DomainServiceClient::new(self.channel.clone())
+    pub fn domains(&self) -> DomainServiceClient<Transport> {
+        stub!(DomainServiceClient, self)
     }
 
     /// The generated `HostService` stub.
-    pub fn hosts(&self) -> HostServiceClient<Channel> {
-        HostServiceClient::new(self.channel.clone())
+    pub fn hosts(&self) -> HostServiceClient<Transport> {
+        stub!(HostServiceClient, self)
     }
 
     /// The generated `EventService` stub.
-    pub fn events(&self) -> EventServiceClient<Channel> {
-        EventServiceClient::new(self.channel.clone())
+    pub fn events(&self) -> EventServiceClient<Transport> {
+        stub!(EventServiceClient, self)
     }
 
     /// Watches events with `filter` and resumes by itself after a dropped
-    /// stream: it reopens (with backoff, up to 5 s) from the last sequence it
+    /// stream (`UNAVAILABLE`, `CANCELLED`, `DEADLINE_EXCEEDED`, or a clean
+    /// end): it reopens (after [`retry_delay`], growing until an event
+    /// arrives again, at least the server's `RetryInfo`) from the last sequence it
     /// delivered, so the caller sees every event once, or an explicit
     /// `events_lost` when the server could not replay. Every (re)opened
     /// stream starts with a `started` message. The stream ends only when
@@ -370,7 +223,10 @@ impl Client {
         tokio::spawn(async move {
             let mut resume: Option<(String, u64)> =
                 filter.resume_after.map(|s| (filter.epoch.clone(), s));
-            let mut delay = Duration::from_millis(50);
+            // Consecutive failed (re)opens; only a delivered event resets
+            // it, so a server that accepts and then fails at once is not
+            // reopened in a tight loop.
+            let mut attempt = 0u32;
             loop {
                 let mut req = filter.clone();
                 if let Some((epoch, seq)) = &resume {
@@ -380,8 +236,9 @@ impl Client {
                 let mut stream = match client.events().watch_events(req).await {
                     Ok(s) => s.into_inner(),
                     Err(st) if is_retryable(&st) => {
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(5));
+                        let after = ErrorDetails::of(&st).retry_after;
+                        tokio::time::sleep(retry_delay(attempt, after)).await;
+                        attempt = attempt.saturating_add(1);
                         continue;
                     }
                     Err(st) => {
@@ -400,13 +257,13 @@ impl Client {
                             return;
                         }
                     };
-                    delay = Duration::from_millis(50);
                     match &msg.item {
                         Some(v1::watch_events_response::Item::Started(s)) if resume.is_none() => {
                             resume = Some((s.epoch.clone(), s.sequence));
                         }
                         Some(v1::watch_events_response::Item::Event(e)) => {
                             resume = Some((e.epoch.clone(), e.sequence));
+                            attempt = 0;
                         }
                         Some(v1::watch_events_response::Item::EventsLost(l)) => {
                             let last = match &resume {
@@ -426,50 +283,41 @@ impl Client {
                 if tx.is_closed() {
                     return;
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(retry_delay(attempt, None)).await;
+                attempt = attempt.saturating_add(1);
             }
         });
         tokio_stream::wrappers::ReceiverStream::new(rx)
     }
 
     /// The generated `StorageService` stub.
-    pub fn storage(
-        &self,
-    ) -> libvirt_grpc::v1::storage_service_client::StorageServiceClient<Channel> {
-        libvirt_grpc::v1::storage_service_client::StorageServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(64 << 20)
+    pub fn storage(&self) -> v1::storage_service_client::StorageServiceClient<Transport> {
+        use v1::storage_service_client::StorageServiceClient;
+        stub!(StorageServiceClient, self)
     }
 
     /// The generated `GuestAgentService` stub.
-    pub fn agents(
-        &self,
-    ) -> libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient<Channel> {
-        libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient::new(
-            self.channel.clone(),
-        )
-        .max_decoding_message_size(64 << 20)
+    pub fn agents(&self) -> v1::guest_agent_service_client::GuestAgentServiceClient<Transport> {
+        use v1::guest_agent_service_client::GuestAgentServiceClient;
+        stub!(GuestAgentServiceClient, self)
     }
 
     /// The generated `NetworkService` stub.
-    pub fn networks(
-        &self,
-    ) -> libvirt_grpc::v1::network_service_client::NetworkServiceClient<Channel> {
-        libvirt_grpc::v1::network_service_client::NetworkServiceClient::new(self.channel.clone())
+    pub fn networks(&self) -> v1::network_service_client::NetworkServiceClient<Transport> {
+        use v1::network_service_client::NetworkServiceClient;
+        stub!(NetworkServiceClient, self)
     }
 
     /// The generated `SnapshotService` stub.
-    pub fn snapshots(
-        &self,
-    ) -> libvirt_grpc::v1::snapshot_service_client::SnapshotServiceClient<Channel> {
-        libvirt_grpc::v1::snapshot_service_client::SnapshotServiceClient::new(self.channel.clone())
+    pub fn snapshots(&self) -> v1::snapshot_service_client::SnapshotServiceClient<Transport> {
+        use v1::snapshot_service_client::SnapshotServiceClient;
+        stub!(SnapshotServiceClient, self)
     }
 
     /// The generated `BlockJobService` stub.
-    pub fn block_jobs(
-        &self,
-    ) -> libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient<Channel> {
-        libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient::new(self.channel.clone())
+    pub fn block_jobs(&self) -> v1::block_job_service_client::BlockJobServiceClient<Transport> {
+        use v1::block_job_service_client::BlockJobServiceClient;
+        stub!(BlockJobServiceClient, self)
     }
 
     /// A handle on the domain `name` of the default host, with libvirt's
@@ -783,6 +631,33 @@ pub(crate) fn required<T>(v: Option<T>, what: &str) -> Result<T, ClientError> {
     v.ok_or_else(|| ClientError::Protocol(format!("the server sent no {what}")))
 }
 
+/// The first retry's backoff before jitter.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+/// The longest backoff before jitter (a longer `RetryInfo` still wins).
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// How long to wait before retry `attempt` (0 for the first) of a read the
+/// server answered `UNAVAILABLE`, optionally with a `RetryInfo` delay:
+/// `min(100 ms * 2^attempt, 5 s)`, raised to `retry_after` when that is
+/// longer, plus a random 0-25 % so that many clients do not come back in
+/// the same instant.
+pub fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = RETRY_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(RETRY_CAP);
+    let floor = exp.max(retry_after.unwrap_or_default());
+    floor + jitter(floor / 4)
+}
+
+/// A random span in `[0, max]`.
+fn jitter(max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    match nanos.checked_add(1) {
+        Some(n) => Duration::from_nanos(files::nonce() % n),
+        None => max,
+    }
+}
+
 /// Whether a failed watch should be retried (the server is away).
 fn is_retryable(st: &Status) -> bool {
     matches!(
@@ -812,6 +687,26 @@ mod tests {
         ] {
             assert!(!is_retryable(&Status::new(code, "x")), "{code:?}");
         }
+    }
+
+    #[test]
+    fn retry_delays_grow_honour_retry_info_and_are_jittered() {
+        for attempt in 0..8 {
+            let d = retry_delay(attempt, None);
+            let floor = (RETRY_BASE * 2u32.pow(attempt)).min(RETRY_CAP);
+            assert!(d >= floor && d <= floor + floor / 4, "{attempt}: {d:?}");
+        }
+        // The server's delay is a floor, also above the cap.
+        let d = retry_delay(0, Some(Duration::from_secs(1)));
+        assert!(d >= Duration::from_secs(1) && d <= Duration::from_millis(1250));
+        let d = retry_delay(9, Some(Duration::from_secs(8)));
+        assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(10));
+        // Huge attempt counts saturate instead of overflowing.
+        assert!(retry_delay(u32::MAX, None) <= RETRY_CAP + RETRY_CAP / 4);
+        // Jitter varies.
+        let many: std::collections::HashSet<Duration> =
+            (0..20).map(|_| retry_delay(3, None)).collect();
+        assert!(many.len() > 1);
     }
 
     #[test]
