@@ -19,8 +19,23 @@
 //! method.
 #![forbid(unsafe_code)]
 
+mod agent;
+mod files;
 mod handle;
+mod host;
+mod network;
+mod snapshot;
+mod storage;
+pub use agent::AgentHandle;
+pub use files::{
+    DownloadOptions, ExecExit, ExecOutput, ExecResult, ExecStream, Progress, Transfer,
+    UploadOptions, VolumeUpload,
+};
 pub use handle::DomainHandle;
+pub use host::HostHandle;
+pub use network::NetworkHandle;
+pub use snapshot::SnapshotHandle;
+pub use storage::{PoolHandle, VolumeHandle};
 
 use std::time::Duration;
 
@@ -138,6 +153,29 @@ pub enum ClientError {
     /// Any other status (`INTERNAL`, `ABORTED`, `CANCELLED`, ...).
     #[error("{}: {}", .0.code(), .0.message())]
     Status(Status),
+    /// A local file of a transfer could not be opened, read or written.
+    #[error("Cannot {action} {}", .path.display())]
+    Io {
+        /// What was being done (`open`, `read`, `write`, `create`, ...).
+        action: &'static str,
+        /// The local file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SHA-256 of the bytes moved is not the one the server reports.
+    #[error("Checksum mismatch: {local} here, {server} on the server")]
+    ChecksumMismatch {
+        /// Computed here, 64 lowercase hex digits.
+        local: String,
+        /// Reported by the server.
+        server: String,
+    },
+    /// The server's answer broke the shape its proto describes (a stream
+    /// that ends early, a gap between chunks, a short byte count).
+    #[error("Unexpected answer from the server: {0}")]
+    Protocol(String),
 }
 
 impl From<Status> for ClientError {
@@ -173,10 +211,19 @@ impl ClientError {
             ClientError::DeadlineExceeded(_) => C::DeadlineExceeded,
             ClientError::Unimplemented(_) => C::Unimplemented,
             ClientError::Status(s) => s.code(),
+            ClientError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => C::NotFound,
+                std::io::ErrorKind::AlreadyExists => C::AlreadyExists,
+                std::io::ErrorKind::PermissionDenied => C::PermissionDenied,
+                _ => C::Unknown,
+            },
+            ClientError::ChecksumMismatch { .. } => C::DataLoss,
+            ClientError::Protocol(_) => C::Internal,
         }
     }
 
-    /// The decoded details (none for connect failures and other codes).
+    /// The decoded details (none for connect failures, other codes and
+    /// local failures).
     pub fn details(&self) -> Option<&ErrorDetails> {
         match self {
             ClientError::NotFound(d)
@@ -187,7 +234,11 @@ impl ClientError {
             | ClientError::Unavailable(d)
             | ClientError::DeadlineExceeded(d)
             | ClientError::Unimplemented(d) => Some(d),
-            ClientError::Connect { .. } | ClientError::Status(_) => None,
+            ClientError::Connect { .. }
+            | ClientError::Status(_)
+            | ClientError::Io { .. }
+            | ClientError::ChecksumMismatch { .. }
+            | ClientError::Protocol(_) => None,
         }
     }
 }
@@ -391,7 +442,7 @@ impl Client {
     }
 
     /// The generated `GuestAgentService` stub.
-    pub fn agent(
+    pub fn agents(
         &self,
     ) -> libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient<Channel> {
         libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient::new(
@@ -424,7 +475,158 @@ impl Client {
     /// A handle on the domain `name` of the default host, with libvirt's
     /// verbs as methods (`client.domain("web1").start().await?`).
     pub fn domain(&self, name: impl Into<String>) -> DomainHandle {
-        DomainHandle::new(self.clone(), name.into())
+        DomainHandle::new(self.clone(), Key::Name(name.into()))
+    }
+
+    /// A handle on the domain with this UUID (canonical textual form).
+    pub fn domain_by_uuid(&self, uuid: impl Into<String>) -> DomainHandle {
+        DomainHandle::new(self.clone(), Key::Uuid(uuid.into()))
+    }
+
+    /// A handle on the running domain with this numeric id.
+    pub fn domain_by_id(&self, id: u32) -> DomainHandle {
+        DomainHandle::new(self.clone(), Key::Id(id))
+    }
+
+    /// A handle on the snapshot `name` of the domain `domain`.
+    pub fn snapshot(&self, domain: impl Into<String>, name: impl Into<String>) -> SnapshotHandle {
+        self.domain(domain).snapshot(name)
+    }
+
+    /// A handle on the guest agent of the domain `domain`.
+    pub fn agent(&self, domain: impl Into<String>) -> AgentHandle {
+        self.domain(domain).agent()
+    }
+
+    /// A handle on the storage pool `name` of the default host.
+    pub fn pool(&self, name: impl Into<String>) -> PoolHandle {
+        PoolHandle::new(self.clone(), name.into())
+    }
+
+    /// A handle on the network `name` of the default host.
+    pub fn network(&self, name: impl Into<String>) -> NetworkHandle {
+        NetworkHandle::new(self.clone(), name.into())
+    }
+
+    /// A handle on the configured host `name` (empty: the server's
+    /// default host); its domain, pool and network handles address it.
+    pub fn host(&self, name: impl Into<String>) -> HostHandle {
+        HostHandle::new(self.clone(), name.into())
+    }
+
+    /// The hosts the server is configured with, and their health.
+    pub async fn list_hosts(&self) -> Result<Vec<v1::Host>, ClientError> {
+        self.read(|| async {
+            Ok(self
+                .hosts()
+                .list_hosts(self.request(v1::ListHostsRequest {}))
+                .await?
+                .into_inner()
+                .hosts)
+        })
+        .await
+    }
+
+    /// Every storage pool of the default host, following pages.
+    pub async fn list_pools(&self) -> Result<Vec<v1::StoragePool>, ClientError> {
+        self.read(|| async {
+            let mut out = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let resp = self
+                    .storage()
+                    .list_storage_pools(self.request(v1::ListStoragePoolsRequest {
+                        host: self.default_host.clone(),
+                        page_token,
+                        ..Default::default()
+                    }))
+                    .await?
+                    .into_inner();
+                out.extend(resp.pools);
+                if resp.next_page_token.is_empty() {
+                    return Ok(out);
+                }
+                page_token = resp.next_page_token;
+            }
+        })
+        .await
+    }
+
+    /// Every network of the default host, following pages.
+    pub async fn list_networks(&self) -> Result<Vec<v1::Network>, ClientError> {
+        self.read(|| async {
+            let mut out = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let resp = self
+                    .networks()
+                    .list_networks(self.request(v1::ListNetworksRequest {
+                        host: self.default_host.clone(),
+                        page_token,
+                        ..Default::default()
+                    }))
+                    .await?
+                    .into_inner();
+                out.extend(resp.networks);
+                if resp.next_page_token.is_empty() {
+                    return Ok(out);
+                }
+                page_token = resp.next_page_token;
+            }
+        })
+        .await
+    }
+
+    /// Defines (or redefines) a persistent domain from libvirt XML on the
+    /// default host, without starting it.
+    pub async fn define_domain_xml(
+        &self,
+        xml: impl Into<String>,
+    ) -> Result<v1::Domain, ClientError> {
+        let resp = self
+            .domains()
+            .define_domain(self.request(v1::DefineDomainRequest {
+                host: self.default_host.clone(),
+                source: Some(v1::define_domain_request::Source::Xml(xml.into())),
+                validate: false,
+            }))
+            .await?
+            .into_inner();
+        required(resp.domain, "domain")
+    }
+
+    /// Creates and starts a transient domain from a spec on the default
+    /// host (it vanishes when it stops); a name already defined is
+    /// `AlreadyExists`.
+    pub async fn create_domain(&self, spec: v1::DomainSpec) -> Result<v1::Domain, ClientError> {
+        self.create_domain_from(v1::create_domain_request::Source::Spec(spec))
+            .await
+    }
+
+    /// Creates and starts a transient domain from libvirt XML.
+    pub async fn create_domain_xml(
+        &self,
+        xml: impl Into<String>,
+    ) -> Result<v1::Domain, ClientError> {
+        self.create_domain_from(v1::create_domain_request::Source::Xml(xml.into()))
+            .await
+    }
+
+    async fn create_domain_from(
+        &self,
+        source: v1::create_domain_request::Source,
+    ) -> Result<v1::Domain, ClientError> {
+        let resp = self
+            .domains()
+            .create_domain(self.request(v1::CreateDomainRequest {
+                host: self.default_host.clone(),
+                source: Some(source),
+                start_paused: false,
+                autodestroy: false,
+            }))
+            .await?
+            .into_inner();
+        required(resp.domain, "domain")
     }
 
     /// A reference to the domain `name` on the default host.
@@ -529,11 +731,21 @@ impl Client {
         name: &str,
         screen: u32,
     ) -> Result<(v1::ScreenshotInfo, Vec<u8>), ClientError> {
+        self.screenshot(self.domain_ref(name), screen).await
+    }
+
+    /// A PNG screenshot of screen `screen` of `domain` (see
+    /// [`screenshot_domain`](Self::screenshot_domain)).
+    pub async fn screenshot(
+        &self,
+        domain: DomainRef,
+        screen: u32,
+    ) -> Result<(v1::ScreenshotInfo, Vec<u8>), ClientError> {
         use v1::screenshot_domain_response::Item;
         let mut stream = self
             .domains()
             .screenshot_domain(self.request(v1::ScreenshotDomainRequest {
-                domain: Some(self.domain_ref(name)),
+                domain: Some(domain),
                 screen,
             }))
             .await?
@@ -564,6 +776,11 @@ impl Client {
             .await?;
         Ok(())
     }
+}
+
+/// `v`, or a [`ClientError::Protocol`] saying the server sent no `what`.
+pub(crate) fn required<T>(v: Option<T>, what: &str) -> Result<T, ClientError> {
+    v.ok_or_else(|| ClientError::Protocol(format!("the server sent no {what}")))
 }
 
 /// Whether a failed watch should be retried (the server is away).

@@ -62,7 +62,7 @@ async fn supported_calls_answer() {
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
     let name = running(&s, &p).await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
 
     let h = a
         .get_guest_hostname(v1::GetGuestHostnameRequest {
@@ -189,7 +189,7 @@ async fn unsupported_calls_are_unimplemented() {
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
     let name = running(&s, &p).await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
     const AGENT: &str = "virDomainQemuAgentCommand";
 
     unimplemented(
@@ -290,7 +290,7 @@ async fn bad_requests_name_the_field() {
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
     let name = running(&s, &p).await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
 
     bad_field(
         a.ping_guest_agent(v1::PingGuestAgentRequest { domain: None })
@@ -470,7 +470,7 @@ async fn missing_or_stopped_domains() {
     let s = TestServer::test_driver().await;
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
     let missing = a
         .get_guest_hostname(v1::GetGuestHostnameRequest {
             domain: dref(&format!("{p}nope")),
@@ -507,7 +507,7 @@ async fn raw_command_timeout_default_and_bounds() {
     let p = prefix();
     let _c = Cleanup::new(URI, &p);
     let name = running(&s, &p).await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
     let cmd = |timeout| v1::RunGuestAgentCommandRequest {
         domain: dref(&name),
         command_json: r#"{"execute":"guest-ping"}"#.into(),
@@ -530,7 +530,7 @@ async fn raw_command_timeout_default_and_bounds() {
 #[tokio::test]
 async fn unspecified_sources_are_the_defaults() {
     let s = TestServer::test_driver().await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
     let addrs = |source: v1::GuestInterfaceAddressSource| v1::GetGuestInterfaceAddressesRequest {
         domain: dref("test"),
         source: source as i32,
@@ -574,7 +574,7 @@ async fn unspecified_sources_are_the_defaults() {
 #[tokio::test]
 async fn one_bad_request_names_every_field() {
     let s = TestServer::test_driver().await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
     let e = a
         .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(""),

@@ -165,7 +165,7 @@ async fn mutual_tls_identities_roles_and_tokens() {
     // read the secure XML.
     let operator = Some(bearer(OPERATOR_TOKEN));
     let e = admin
-        .agent()
+        .agents()
         .exec_guest_command(with_auth(
             v1::ExecGuestCommandRequest {
                 domain: domain_ref("", &name),

@@ -344,7 +344,7 @@ async fn stalled_client_streams_hold_nothing_and_end_aborted() {
     }
     let client = s.client.clone();
     let silent_write = tokio::spawn(async move {
-        let mut ga = client.agent();
+        let mut ga = client.agents();
         ga.write_guest_file(client.request(tokio_stream::pending::<v1::WriteGuestFileRequest>()))
             .await
     });

@@ -68,7 +68,7 @@ async fn boot_guest(s: &TestServer, c: &mut Cleanup, name: &str) {
     // Two vCPUs, so that one can go offline and back.
     let xml = guest_xml(name, &console).replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>");
     create(s, xml).await;
-    let mut agent = s.client.agent();
+    let mut agent = s.client.agents();
     wait_until(Duration::from_secs(90), "the guest agent to answer", || {
         let mut agent = agent.clone();
         async move {
@@ -104,7 +104,7 @@ async fn exec(
 ) -> (String, String, Option<guest_exec_exited::Status>) {
     let mut stream = s
         .client
-        .agent()
+        .agents()
         .exec_guest_command(v1::ExecGuestCommandRequest {
             domain: dref(name),
             path: path.into(),
@@ -151,7 +151,7 @@ async fn every_agent_call_on_a_real_guest() {
     let mut c = Cleanup::new(REAL_URI, &p);
     let name = format!("{p}agent");
     boot_guest(&s, &mut c, &name).await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
 
     // Raw escape hatch.
     let r = a
@@ -792,7 +792,7 @@ async fn agent_not_up_or_not_configured() {
     };
     create(&s, xml(&with_channel, true)).await;
     create(&s, xml(&without, false)).await;
-    let mut a = s.client.agent();
+    let mut a = s.client.agents();
     let e = a
         .ping_guest_agent(v1::PingGuestAgentRequest {
             domain: dref(&with_channel),
@@ -901,7 +901,9 @@ async fn a_stalled_file_write_ends_aborted_and_closes_its_handle() {
     let asked = Instant::now();
     let r = tokio::time::timeout(
         Duration::from_secs(IDLE_SECS + 20),
-        s.client.agent().write_guest_file(s.client.request(stalled)),
+        s.client
+            .agents()
+            .write_guest_file(s.client.request(stalled)),
     )
     .await
     .expect("the stalled write outlived its idle timeout");
@@ -918,7 +920,7 @@ async fn a_stalled_file_write_ends_aborted_and_closes_its_handle() {
     .await;
     let w = s
         .client
-        .agent()
+        .agents()
         .write_guest_file(tokio_stream::iter(vec![
             write_target(&name, path, true),
             write_data(b"tail"),

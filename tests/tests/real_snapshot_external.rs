@@ -296,7 +296,7 @@ async fn a_quiesced_snapshot_needs_disk_only_and_the_guest_agent() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert!(!overlay.exists());
-    let mut agent = s.client.agent();
+    let mut agent = s.client.agents();
     wait_until(Duration::from_secs(90), "the guest agent to answer", || {
         let mut agent = agent.clone();
         let d = d.clone();
