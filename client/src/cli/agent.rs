@@ -13,8 +13,9 @@
 use std::{io::Write, path::PathBuf};
 
 use clap::Subcommand;
-use libvirt_grpc_client::v1;
+use libvirt_grpc_client::{v1, ExecExit, ExecOutput};
 use serde_json::json;
+use tokio_stream::StreamExt;
 
 use super::{output, transfer, Ctx, Failure};
 
@@ -70,7 +71,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AgentCommand) -> Result<(), Failure> {
     match cmd {
         C::Ping { domain } => {
             ctx.client
-                .agent()
+                .agents()
                 .ping_guest_agent(ctx.req(v1::PingGuestAgentRequest {
                     domain: ctx.dref(&domain),
                 }))
@@ -89,7 +90,8 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AgentCommand) -> Result<(), Failure> {
             guest_path,
             file,
         } => {
-            let (bytes, sha256) = transfer::guest_get(ctx, &domain, &guest_path, &file).await?;
+            let t = transfer::guest_get(ctx, &domain, &guest_path, &file).await?;
+            let (bytes, sha256) = (t.bytes, t.sha256);
             if json {
                 output::print_json(&json!({"name": domain, "guest_path": guest_path,
                     "file": file, "bytes": bytes, "sha256": sha256}));
@@ -106,10 +108,11 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AgentCommand) -> Result<(), Failure> {
             guest_path,
             append,
         } => {
-            let bytes = transfer::guest_put(ctx, &domain, &file, &guest_path, append).await?;
+            let t = transfer::guest_put(ctx, &domain, &file, &guest_path, append).await?;
+            let bytes = t.bytes;
             if json {
                 output::print_json(&json!({"name": domain, "guest_path": guest_path,
-                    "file": file, "bytes": bytes}));
+                    "file": file, "bytes": bytes, "sha256": t.sha256}));
             } else {
                 println!(
                     "{domain}: {bytes} bytes of {} written to {guest_path}",
@@ -122,12 +125,11 @@ pub(crate) async fn run(ctx: &Ctx, cmd: AgentCommand) -> Result<(), Failure> {
 }
 
 /// The tool's exit code for the guest program's status.
-pub(crate) fn exec_exit_code(exited: &v1::GuestExecExited) -> u8 {
-    use v1::guest_exec_exited::Status;
-    match exited.status {
-        Some(Status::ExitCode(c)) => u8::try_from(c).unwrap_or(1),
-        Some(Status::Signal(s)) => u8::try_from(128 + s.clamp(0, 127)).unwrap_or(255),
-        None => 1,
+pub(crate) fn exec_exit_code(exited: &ExecExit) -> u8 {
+    match (exited.code, exited.signal) {
+        (Some(c), _) => u8::try_from(c).unwrap_or(1),
+        (None, Some(s)) => u8::try_from(128 + s.clamp(0, 127)).unwrap_or(255),
+        (None, None) => 1,
     }
 }
 
@@ -139,7 +141,6 @@ async fn exec(
     env: Vec<String>,
     with_stdin: bool,
 ) -> Result<(), Failure> {
-    use v1::exec_guest_command_response::Item;
     let stdin = if with_stdin {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
@@ -149,47 +150,45 @@ async fn exec(
         Vec::new()
     };
     let mut stream = ctx
-        .client
-        .agent()
-        .exec_guest_command(ctx.long_req(v1::ExecGuestCommandRequest {
+        .long
+        .exec(v1::ExecGuestCommandRequest {
             domain: ctx.dref(domain),
             path,
             args,
             env,
             stdin,
             discard_output: false,
-        }))
-        .await?
-        .into_inner();
+        })
+        .await?;
     let mut status = None;
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
-    while let Some(msg) = stream.message().await? {
-        let line = match msg.item {
-            Some(Item::Started(s)) => json!({"started": {"pid": s.pid}}),
-            Some(Item::Stdout(b)) => {
+    while let Some(item) = stream.next().await {
+        let line = match item? {
+            ExecOutput::Started { pid } => json!({"started": {"pid": pid}}),
+            ExecOutput::Stdout(b) => {
                 if !ctx.json {
                     let _ = out.write_all(&b);
                     let _ = out.flush();
                 }
                 json!({"stdout": String::from_utf8_lossy(&b)})
             }
-            Some(Item::Stderr(b)) => {
+            ExecOutput::Stderr(b) => {
                 if !ctx.json {
                     let _ = err.write_all(&b);
                     let _ = err.flush();
                 }
                 json!({"stderr": String::from_utf8_lossy(&b)})
             }
-            Some(Item::Exited(e)) => {
+            ExecOutput::Exited(e) => {
                 if !ctx.json && (e.stdout_truncated || e.stderr_truncated) {
                     eprintln!("libvirt-grpc: the agent truncated the program's output");
                 }
-                let j = json!({"exited": output::proto_json("GuestExecExited", &e)?});
                 status = Some(exec_exit_code(&e));
-                j
+                json!({"exited": {"exit_code": e.code, "signal": e.signal,
+                    "stdout_truncated": e.stdout_truncated,
+                    "stderr_truncated": e.stderr_truncated}})
             }
-            None => continue,
         };
         if ctx.json {
             println!("{line}");
@@ -207,17 +206,20 @@ async fn exec(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use v1::guest_exec_exited::Status;
 
     #[test]
     fn the_guest_status_becomes_the_exit_code() {
-        let e = |s| v1::GuestExecExited {
-            status: Some(s),
+        let code = |c| ExecExit {
+            code: Some(c),
             ..Default::default()
         };
-        assert_eq!(exec_exit_code(&e(Status::ExitCode(0))), 0);
-        assert_eq!(exec_exit_code(&e(Status::ExitCode(42))), 42);
-        assert_eq!(exec_exit_code(&e(Status::ExitCode(300))), 1);
-        assert_eq!(exec_exit_code(&e(Status::Signal(9))), 137);
+        assert_eq!(exec_exit_code(&code(0)), 0);
+        assert_eq!(exec_exit_code(&code(42)), 42);
+        assert_eq!(exec_exit_code(&code(300)), 1);
+        let killed = ExecExit {
+            signal: Some(9),
+            ..Default::default()
+        };
+        assert_eq!(exec_exit_code(&killed), 137);
     }
 }

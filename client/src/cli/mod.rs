@@ -177,6 +177,9 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
 /// What every command needs: the client, the host and the output mode.
 pub(crate) struct Ctx {
     pub(crate) client: Client,
+    /// The same connection for long-running calls (transfers, exec): only
+    /// the deadline the user gave, if any.
+    pub(crate) long: Client,
     pub(crate) host: String,
     pub(crate) json: bool,
     /// The deadline the user gave, if any (long-running calls use only
@@ -188,12 +191,19 @@ impl Ctx {
     /// Connects as the global flags say.
     pub(crate) async fn connect(args: &Args) -> Result<Self, Failure> {
         let explicit_timeout = args.timeout.map(Duration::from_secs);
-        let client = Client::connect(args.server.clone())
+        let long = Client::connect(args.server.clone())
             .await?
-            .with_default_host(args.host.clone())
+            .with_default_host(args.host.clone());
+        let client = long
+            .clone()
             .with_timeout(explicit_timeout.unwrap_or(Duration::from_secs(30)));
+        let long = match explicit_timeout {
+            Some(t) => long.with_timeout(t),
+            None => long,
+        };
         Ok(Ctx {
             client,
+            long,
             host: args.host.clone(),
             json: args.json,
             explicit_timeout,

@@ -481,16 +481,16 @@ pub(crate) async fn run_vol(ctx: &Ctx, cmd: VolCommand) -> Result<(), Failure> {
                 output::print_json(&json!({
                     "volume": r.volume.as_ref().map(|v| output::proto_json("StorageVolume", v)).transpose()?,
                     "file": file,
-                    "written_bytes": r.written_bytes,
-                    "sha256": r.sha256,
+                    "bytes": r.transfer.bytes,
+                    "sha256": r.transfer.sha256,
                     "created": r.created,
                 }));
             } else {
                 println!(
                     "{name}: {} bytes uploaded from {} (sha256 {})",
-                    r.written_bytes,
+                    r.transfer.bytes,
                     file.display(),
-                    r.sha256
+                    r.transfer.sha256
                 );
             }
         }
@@ -501,8 +501,8 @@ pub(crate) async fn run_vol(ctx: &Ctx, cmd: VolCommand) -> Result<(), Failure> {
             offset,
             length,
         } => {
-            let (bytes, sha256) =
-                transfer::download(ctx, &pool, &name, &file, offset, length).await?;
+            let t = transfer::download(ctx, &pool, &name, &file, offset, length).await?;
+            let (bytes, sha256) = (t.bytes, t.sha256);
             if json {
                 output::print_json(
                     &json!({"name": name, "file": file, "bytes": bytes, "sha256": sha256}),
