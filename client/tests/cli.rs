@@ -1,12 +1,93 @@
 //! The `libvirt-grpc` tool as a process against a server (in this test's
-//! process, on libvirt's test driver): JSON output parsed, flags in any
-//! position, the environment, exit codes, files written.
+//! process, on libvirt's test driver; volume transfers also against the
+//! real libvirtd when LIBVIRT_GRPC_REAL=1): JSON output parsed, flags in
+//! any position, the environment, exit codes, files written, spec files,
+//! snapshots, events as they happen, progress bars on a terminal only.
+//! Every object a test makes is named with a per-run prefix and removed
+//! by a [`Cleanup`] guard, also when the test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::{Command, Output, Stdio};
+use std::{
+    io::BufRead,
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
+use libvirt_grpc_client::v1;
 use libvirt_grpc_server::config::{Config, HostConfig};
 use serde_json::Value;
+
+const TEST_URI: &str = "test:///default";
+const REAL_URI: &str = "qemu:///system";
+
+/// A name prefix unique to this run and call.
+fn prefix() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "lvcli{}x{}-",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes, when dropped, every domain, network and pool (with its
+/// volumes) named with `prefix` on `uri`, and the listed files.
+struct Cleanup {
+    uri: &'static str,
+    prefix: String,
+    files: Vec<PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Ok(conn) = virt::connect::Connect::open(Some(self.uri)) else {
+            eprintln!("cleanup: cannot open {}", self.uri);
+            return;
+        };
+        let mine = |n: Result<String, virt::error::Error>| {
+            n.map(|n| n.starts_with(&self.prefix)).unwrap_or(false)
+        };
+        for d in conn.list_all_domains(0).unwrap_or_default() {
+            if mine(d.name()) {
+                let _ = d.destroy();
+                let _ = d.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA);
+            }
+        }
+        for n in conn.list_all_networks(0).unwrap_or_default() {
+            if mine(n.name()) {
+                let _ = n.destroy();
+                let _ = n.undefine();
+            }
+        }
+        for p in conn.list_all_storage_pools(0).unwrap_or_default() {
+            let pool_mine = mine(p.name());
+            for v in p.list_all_volumes(0).unwrap_or_default() {
+                if pool_mine || mine(v.name()) {
+                    let _ = v.delete(0);
+                }
+            }
+            if pool_mine {
+                let _ = p.destroy();
+                let _ = p.undefine();
+            }
+        }
+        for f in &self.files {
+            let _ = std::fs::remove_dir_all(f).or_else(|_| std::fs::remove_file(f));
+        }
+    }
+}
+
+fn real_enabled() -> bool {
+    if std::env::var("LIBVIRT_GRPC_REAL").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!(
+        "skipped: set LIBVIRT_GRPC_REAL=1 (scripts/test.sh does) to run against a real libvirtd"
+    );
+    false
+}
 
 /// A server on an ephemeral loopback port; stops when dropped.
 struct Server {
@@ -15,15 +96,19 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(Config {
+        hosts: vec![HostConfig::new("default", TEST_URI)],
+        ..Config::default()
+    })
+    .await
+}
+
+async fn server_with(config: Config) -> Server {
     // libvirt would print every error it reports on stderr.
     virt::error::clear_error_callback();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        hosts: vec![HostConfig::new("default", "test:///default")],
-        ..Config::default()
-    };
     tokio::spawn(async move {
         let shutdown = async {
             let _ = stopped.await;
@@ -182,15 +267,25 @@ async fn a_domain_defined_run_and_removed() {
 #[tokio::test]
 async fn events_print_one_line_per_event_as_they_come() {
     let s = server().await;
+    // The tool resumes after the position read now, so it sees both events
+    // however long it takes to subscribe (no sleep).
+    let pos = libvirt_grpc_client::Client::connect(s.url.clone())
+        .await
+        .unwrap()
+        .events()
+        .get_event_position(v1::GetEventPositionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let after = pos.sequence.to_string();
     let mut c = cli();
     c.args([
-        "events", "--json", "--count", "2", "--name", "test", "--server", &s.url,
+        "events", "--json", "--count", "2", "--name", "test", "--server", &s.url, "--after",
+        &after, "--epoch", &pos.epoch,
     ])
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    // Give the watcher time to subscribe, then cause two events.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     for verb in ["suspend", "resume"] {
         let mut c = cli();
         c.args(["--server", &s.url, verb, "test"]);
@@ -228,5 +323,514 @@ async fn completions_are_generated_from_the_definitions() {
     assert!(
         script.contains("libvirt-grpc") && script.contains("screenshot"),
         "{script}"
+    );
+}
+
+/// Runs the tool with `--server` and these arguments.
+async fn tool(s: &Server, args: &[&str]) -> Output {
+    let mut c = cli();
+    c.args(["--server", &s.url]).args(args);
+    run(c).await
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_domain_from_a_spec_file_with_snapshots_and_a_screenshot() {
+    let s = server().await;
+    let p = prefix();
+    let dir = std::env::temp_dir().join(format!("{p}dir"));
+    let _c = Cleanup {
+        uri: TEST_URI,
+        prefix: p.clone(),
+        files: vec![dir.clone()],
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("{p}web");
+    // TOML with short enum names; every DomainSpec field is accepted.
+    let spec = dir.join("web.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"name = "{name}"
+memory_bytes = 134217728
+vcpus = 2
+title = "from a spec file"
+[[disks]]
+source_path = "/var/lib/libvirt/images/{name}.img"
+target_dev = "vda"
+format = "raw"
+bus = "sata"
+[on_lifecycle]
+on_crash = "preserve"
+"#
+        ),
+    )
+    .unwrap();
+    let d = json_of(&tool(&s, &["--json", "define", "--spec", spec.to_str().unwrap()]).await);
+    assert_eq!(d["name"], name.as_str());
+    assert_eq!(d["state"], "SHUTOFF");
+    assert_eq!(d["memory_bytes"], 128u64 << 20);
+    assert_eq!(d["vcpus"], 2);
+    let xml = tool(&s, &["dumpxml", &name]).await;
+    let xml = String::from_utf8_lossy(&xml.stdout);
+    assert!(xml.contains("<title>from a spec file</title>"), "{xml}");
+    assert!(xml.contains("bus='sata'"), "{xml}");
+
+    // A JSON spec updates it (same name): camelCase field names work too.
+    let spec_json = dir.join("web.json");
+    std::fs::write(
+        &spec_json,
+        format!(r#"{{"name":"{name}","memoryBytes":"268435456","vcpus":1}}"#),
+    )
+    .unwrap();
+    let d = json_of(
+        &tool(
+            &s,
+            &["define", "--spec", spec_json.to_str().unwrap(), "--json"],
+        )
+        .await,
+    );
+    assert_eq!(d["memory_bytes"], 256u64 << 20);
+    // A spec with a misspelt field is bad input, nothing sent.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, format!("name = \"{p}bad\"\nmemroy_bytes = 1\n")).unwrap();
+    let o = tool(&s, &["define", "--spec", bad.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(5), "{}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("memroy_bytes"), "{}", stderr_of(&o));
+
+    let d = json_of(&tool(&s, &["--json", "start", &name]).await);
+    assert_eq!(d["state"], "RUNNING");
+    // The listing as JSON, parsed.
+    let list = json_of(&tool(&s, &["list", "--json"]).await);
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name.as_str())
+        .expect("the new domain is listed");
+    assert_eq!(mine["state"], "RUNNING");
+    assert_eq!(mine["host"], "default");
+    let d = json_of(&tool(&s, &["--json", "setmem", &name, "128M"]).await);
+    assert_eq!(d["memory_bytes"], 128u64 << 20);
+    let d = json_of(&tool(&s, &["--json", "autostart", &name, "on"]).await);
+    assert_eq!(d["autostart"], true);
+    let stats = json_of(&tool(&s, &["--json", "stats", &name]).await);
+    assert_eq!(stats[0]["name"], name.as_str());
+    assert_eq!(stats[0]["state"], "RUNNING");
+
+    // A screenshot to a file that is a valid PNG.
+    let png = dir.join("screen.png");
+    let shot = json_of(
+        &tool(
+            &s,
+            &["--json", "screenshot", &name, "-o", png.to_str().unwrap()],
+        )
+        .await,
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(shot["bytes"].as_u64(), Some(bytes.len() as u64));
+    // IHDR first, and a sane size in it.
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    assert!(width > 0);
+
+    // Snapshots: create, list, current, delete.
+    let snap = format!("{p}s1");
+    let made = json_of(
+        &tool(
+            &s,
+            &[
+                "--json",
+                "snapshot",
+                "create",
+                &name,
+                "--name",
+                &snap,
+                "--description",
+                "cli",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(made["name"], snap.as_str());
+    assert_eq!(made["domain"], name.as_str());
+    assert_eq!(made["state"], "RUNNING");
+    let listed = json_of(&tool(&s, &["--json", "snapshot", "list", &name]).await);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [snap.as_str()]);
+    let cur = json_of(&tool(&s, &["--json", "snap", "current", &name]).await);
+    assert_eq!(cur["name"], snap.as_str());
+    assert_eq!(cur["current"], true);
+    let table = tool(&s, &["snapshot", "list", &name]).await;
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("CREATED") && table.contains(&snap),
+        "{table}"
+    );
+    let del = json_of(&tool(&s, &["--json", "snapshot", "delete", &name, &snap]).await);
+    assert_eq!(del["deleted"], true);
+    let listed = json_of(&tool(&s, &["--json", "snapshot", "list", &name]).await);
+    assert_eq!(listed, Value::Array(vec![]));
+    let o = tool(&s, &["snapshot", "info", &name, &snap]).await;
+    assert_eq!(o.status.code(), Some(3), "a deleted snapshot is not found");
+
+    let d = json_of(&tool(&s, &["--json", "destroy", &name]).await);
+    assert_eq!(d["state"], "SHUTOFF");
+    let u = json_of(&tool(&s, &["--json", "undefine", &name]).await);
+    assert_eq!(u["undefined"], true);
+}
+
+/// The next line the child printed, as JSON (within 20 s).
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
+        .await
+        .expect("an event line in time")
+        .expect("the tool still runs");
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test]
+async fn events_follow_prints_lifecycle_lines_as_they_happen() {
+    let s = server().await;
+    let p = prefix();
+    let _c = Cleanup {
+        uri: TEST_URI,
+        prefix: p.clone(),
+        files: Vec::new(),
+    };
+    let name = format!("{p}ev");
+    let client = libvirt_grpc_client::Client::connect(s.url.clone())
+        .await
+        .unwrap()
+        .with_timeout(Duration::from_secs(10));
+    // Where the event stream is now: the tool resumes after it, so no
+    // event is missed however long the process takes to subscribe.
+    let pos = client
+        .events()
+        .get_event_position(v1::GetEventPositionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut c = cli();
+    c.args([
+        "--server",
+        &s.url,
+        "events",
+        "--follow",
+        "--json",
+        "--name",
+        &name,
+        "--kind",
+        "lifecycle",
+        "--after",
+        &pos.sequence.to_string(),
+        "--epoch",
+        &pos.epoch,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    client
+        .define_domain(v1::DomainSpec {
+            name: name.clone(),
+            memory_bytes: 64 << 20,
+            vcpus: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let defined = next_line(&mut lines).await;
+    assert_eq!(defined["detail"], "DEFINED", "{defined}");
+    assert_eq!(defined["name"], name.as_str());
+    client.start_domain(&name).await.unwrap();
+    // The line comes while the tool runs on (not at its exit).
+    let started = next_line(&mut lines).await;
+    assert_eq!(started["detail"], "STARTED", "{started}");
+    assert_eq!(started["kind"], "LIFECYCLE");
+    assert_eq!(started["name"], name.as_str());
+    assert!(child.try_wait().unwrap().is_none(), "events --follow ended");
+
+    client.stop_domain(&name).await.unwrap();
+    let stopped = next_line(&mut lines).await;
+    assert_eq!(stopped["detail"], "STOPPED", "{stopped}");
+    assert!(stopped["sequence"].as_u64() > started["sequence"].as_u64());
+    assert!(child.try_wait().unwrap().is_none(), "events --follow ended");
+
+    // Stop only the process this test started.
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn what_the_test_driver_cannot_do_exits_8() {
+    let s = server().await;
+    let p = prefix();
+    let dir = std::env::temp_dir().join(format!("{p}dir"));
+    let _c = Cleanup {
+        uri: TEST_URI,
+        prefix: p.clone(),
+        files: vec![dir.clone()],
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    // The test driver's networks are listed, but it has no DHCP leases.
+    let nets = json_of(&tool(&s, &["--json", "net", "list"]).await);
+    assert!(
+        nets.as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "default"),
+        "{nets}"
+    );
+    let o = tool(&s, &["net", "dhcp-leases", "default"]).await;
+    assert_eq!(o.status.code(), Some(8), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("virNetworkGetDHCPLeases"),
+        "{}",
+        stderr_of(&o)
+    );
+    // No volume transfers either: the volume the upload created is gone.
+    let file = dir.join("up.bin");
+    std::fs::write(&file, vec![7u8; 4096]).unwrap();
+    let vol = format!("{p}up.img");
+    let o = tool(
+        &s,
+        &[
+            "vol",
+            "upload",
+            "default-pool",
+            &vol,
+            file.to_str().unwrap(),
+            "--create",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(8), "{}", stderr_of(&o));
+    let o = tool(&s, &["vol", "info", "default-pool", &vol]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr_of(&o));
+    // No consoles.
+    let mut c = cli();
+    c.args(["--server", &s.url, "console", "test"])
+        .stdin(Stdio::null());
+    let o = run(c).await;
+    assert_eq!(o.status.code(), Some(8), "{}", stderr_of(&o));
+}
+
+#[tokio::test]
+async fn the_man_page_comes_from_the_definitions() {
+    let mut c = cli();
+    c.arg("man");
+    let o = run(c).await;
+    assert!(o.status.success());
+    let roff = String::from_utf8_lossy(&o.stdout);
+    assert!(roff.starts_with(".ie") || roff.contains(".TH"), "{roff}");
+    assert!(
+        roff.contains("libvirt\\-grpc") && roff.contains("snapshot"),
+        "{roff}"
+    );
+    let dir = std::env::temp_dir().join(format!("{}man", prefix()));
+    let mut c = cli();
+    c.args(["man", "--dir", dir.to_str().unwrap()]);
+    assert!(run(c).await.status.success());
+    for page in [
+        "libvirt-grpc.1",
+        "libvirt-grpc-vol-upload.1",
+        "libvirt-grpc-snapshot-create.1",
+    ] {
+        assert!(dir.join(page).is_file(), "{page} in {dir:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `command` (a shell line) under a pseudo-terminal with util-linux's
+/// `script`; answers what the terminal showed and the exit status.
+async fn on_a_terminal(command: String) -> (String, Option<i32>) {
+    let mut c = Command::new("script");
+    c.args(["-qefc", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .env_remove("LIBVIRT_GRPC_SERVER")
+        .env_remove("LIBVIRT_GRPC_HOST");
+    let o = run(c).await;
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        o.status.code(),
+    )
+}
+
+#[tokio::test]
+async fn volume_upload_and_download_byte_identical_with_a_bar_only_on_a_terminal() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let dir = std::env::temp_dir().join(format!("{p}dir"));
+    let pool_dir = dir.join("pool");
+    let _c = Cleanup {
+        uri: REAL_URI,
+        prefix: p.clone(),
+        files: vec![dir.clone()],
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = server_with(Config {
+        hosts: vec![
+            HostConfig::new("default", TEST_URI),
+            HostConfig::new("real", REAL_URI),
+        ],
+        host_path_roots: vec![dir.clone()],
+        ..Config::default()
+    })
+    .await;
+    let pool = format!("{p}pool");
+    let spec = dir.join("pool.json");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"name":"{pool}","type":"dir","target_path":"{}"}}"#,
+            pool_dir.display()
+        ),
+    )
+    .unwrap();
+    let made = json_of(
+        &tool(
+            &s,
+            &[
+                "--host",
+                "real",
+                "--json",
+                "pool",
+                "define",
+                "--spec",
+                spec.to_str().unwrap(),
+                "--build",
+                "--start",
+            ],
+        )
+        .await,
+    );
+    assert_eq!(made["state"], "RUNNING");
+
+    // 12 MiB of data that no compression shortens.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..12 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let src = dir.join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    let vol = format!("{p}disk.img");
+
+    // Piped: no bar, no terminal codes, one JSON document.
+    let o = tool(
+        &s,
+        &[
+            "--host",
+            "real",
+            "--json",
+            "vol",
+            "upload",
+            &pool,
+            &vol,
+            src.to_str().unwrap(),
+            "--create",
+        ],
+    )
+    .await;
+    let up = json_of(&o);
+    assert_eq!(up["bytes"], data.len() as u64);
+    assert_eq!(up["created"], true);
+    assert!(
+        o.stderr.is_empty(),
+        "no bar when piped: {:?}",
+        stderr_of(&o)
+    );
+    let back = dir.join("back.bin");
+    let o = tool(
+        &s,
+        &[
+            "--host",
+            "real",
+            "--json",
+            "vol",
+            "download",
+            &pool,
+            &vol,
+            back.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let down = json_of(&o);
+    assert!(
+        o.stderr.is_empty(),
+        "no bar when piped: {:?}",
+        stderr_of(&o)
+    );
+    assert_eq!(down["sha256"], up["sha256"]);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "downloaded bytes differ"
+    );
+
+    // On a terminal: the bar is drawn (on stderr, which is the terminal).
+    let bin = env!("CARGO_BIN_EXE_libvirt-grpc");
+    let again = dir.join("again.bin");
+    let (screen, code) = on_a_terminal(format!(
+        "{bin} --server {} --host real vol download {pool} {vol} {}",
+        s.url,
+        again.display()
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains(&format!("downloading {vol}")),
+        "no bar: {screen:?}"
+    );
+    assert!(screen.contains("MiB"), "no byte counts: {screen:?}");
+    assert!(
+        std::fs::read(&again).unwrap() == data,
+        "downloaded bytes differ"
+    );
+    let (screen, code) = on_a_terminal(format!(
+        "{bin} --server {} --host real vol upload {pool} {vol} {} --create",
+        s.url,
+        src.display()
+    ))
+    .await;
+    // The volume exists now: refused, and said so on the terminal.
+    assert_eq!(code, Some(7), "{screen}");
+    let _ = screen;
+    let o = tool(&s, &["--host", "real", "vol", "delete", &pool, &vol]).await;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let (screen, code) = on_a_terminal(format!(
+        "{bin} --server {} --host real vol upload {pool} {vol} {} --create",
+        s.url,
+        src.display()
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains(&format!("uploading {vol}")),
+        "no bar: {screen:?}"
     );
 }

@@ -34,6 +34,14 @@ pub(crate) struct EventsArgs {
     /// Only objects with these UUIDs, repeatable.
     #[arg(long = "uuid")]
     uuids: Vec<String>,
+    /// Replay the events after this sequence first (as `list --json`
+    /// scripts or an earlier `events --json` saw it), then go on live.
+    #[arg(long, requires = "epoch")]
+    after: Option<u64>,
+    /// The server epoch `--after` belongs to (a restarted server has a new
+    /// one: then the gap is reported and only live events follow).
+    #[arg(long, requires = "after")]
+    epoch: Option<String>,
 }
 
 fn parse_kind(s: &str) -> Result<i32, String> {
@@ -84,6 +92,7 @@ pub(crate) fn event_line(json: bool, e: &v1::Event) -> String {
     if json {
         json!({
             "sequence": e.sequence,
+            "epoch": e.epoch,
             "time": time,
             "host": e.host,
             "object_type": object,
@@ -114,12 +123,13 @@ pub(crate) async fn run(ctx: &Ctx, a: EventsArgs) -> Result<(), Failure> {
         kinds: a.kinds,
         object_types: a.types,
         uuids: a.uuids,
+        resume_after: a.after,
+        epoch: a.epoch.unwrap_or_default(),
         hosts: if ctx.host.is_empty() {
             Vec::new()
         } else {
             vec![ctx.host.clone()]
         },
-        ..Default::default()
     };
     let mut stream = ctx.client.watch(filter);
     let mut seen = 0u64;
