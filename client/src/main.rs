@@ -54,6 +54,8 @@ fn man(dir: Option<&std::path::Path>) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `libvirt-grpc man | head`: the reader had enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("libvirt-grpc: Cannot write the man page: {e}");
             ExitCode::from(1)

@@ -646,6 +646,8 @@ async fn the_man_page_comes_from_the_definitions() {
         roff.contains("libvirt\\-grpc") && roff.contains("snapshot"),
         "{roff}"
     );
+    // The exit codes are in it (after_long_help).
+    assert!(roff.contains("Exit status: 0 success"), "{roff}");
     let dir = std::env::temp_dir().join(format!("{}man", prefix()));
     let mut c = cli();
     c.args(["man", "--dir", dir.to_str().unwrap()]);

@@ -24,9 +24,22 @@ use std::{path::Path, time::Duration};
 use clap::{Parser, Subcommand};
 use libvirt_grpc_client::{v1, Client, ClientError};
 
+/// What `--help` and the man page say after the options.
+const AFTER_HELP: &str = "\
+Environment: LIBVIRT_GRPC_SERVER and LIBVIRT_GRPC_HOST stand for --server and --host.
+
+Output: a table with headers, or with --json one JSON document (events and agent exec: one object per line) with the proto's field names and enum values without their prefix.
+
+Exit status: 0 success; 1 other failure; 2 bad command line; 3 not found; 4 server or host unreachable or too slow; 5 bad input (also a spec file that does not parse); 6 not allowed; 7 the object's state forbids it (also already exists, aborted); 8 the host cannot do this (unimplemented). agent exec exits with the guest program's status once it ran (128+N for signal N).";
+
 /// Talk to a libvirt-grpc server.
 #[derive(Debug, Parser)]
-#[command(name = "libvirt-grpc", version, propagate_version = true)]
+#[command(
+    name = "libvirt-grpc",
+    version,
+    propagate_version = true,
+    after_long_help = AFTER_HELP
+)]
 pub(crate) struct Args {
     /// The server URL.
     #[arg(
