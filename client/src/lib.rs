@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod connect;
 mod files;
 mod handle;
 mod host;
@@ -27,6 +28,7 @@ mod network;
 mod snapshot;
 mod storage;
 pub use agent::AgentHandle;
+pub use connect::{BearerToken, ClientBuilder};
 pub use files::{
     DownloadOptions, ExecExit, ExecOutput, ExecResult, ExecStream, Progress, Transfer,
     UploadOptions, VolumeUpload,
@@ -44,10 +46,7 @@ use libvirt_grpc::v1::{
     domain_ref::Key, domain_service_client::DomainServiceClient,
     event_service_client::EventServiceClient, host_service_client::HostServiceClient, DomainRef,
 };
-use tonic::{
-    transport::{Channel, Endpoint},
-    Request, Status,
-};
+use tonic::{service::interceptor::InterceptedService, transport::Channel, Request, Status};
 
 /// One bad request field, as the server's `google.rpc.BadRequest` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +121,15 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The server did not complete the connection within the connect
+    /// timeout.
+    #[error("Cannot connect to {url} within {after:?}")]
+    ConnectTimeout {
+        /// The URL given.
+        url: String,
+        /// The connect timeout.
+        after: Duration,
+    },
     /// `NOT_FOUND`: no such domain, host, pool, ...
     #[error("not found: {}", .0.message)]
     NotFound(Box<ErrorDetails>),
@@ -172,6 +180,10 @@ pub enum ClientError {
         /// Reported by the server.
         server: String,
     },
+    /// A client setting cannot be used (a TLS setting on an `http://`
+    /// URL, a token that is not visible ASCII).
+    #[error("Bad client setting: {0}")]
+    Config(String),
     /// The server's answer broke the shape its proto describes (a stream
     /// that ends early, a gap between chunks, a short byte count).
     #[error("Unexpected answer from the server: {0}")]
@@ -202,7 +214,9 @@ impl ClientError {
     pub fn code(&self) -> tonic::Code {
         use tonic::Code as C;
         match self {
-            ClientError::Connect { .. } | ClientError::Unavailable(_) => C::Unavailable,
+            ClientError::Connect { .. }
+            | ClientError::ConnectTimeout { .. }
+            | ClientError::Unavailable(_) => C::Unavailable,
             ClientError::NotFound(_) => C::NotFound,
             ClientError::AlreadyExists(_) => C::AlreadyExists,
             ClientError::InvalidArgument(_) => C::InvalidArgument,
@@ -219,6 +233,7 @@ impl ClientError {
             },
             ClientError::ChecksumMismatch { .. } => C::DataLoss,
             ClientError::Protocol(_) => C::Internal,
+            ClientError::Config(_) => C::InvalidArgument,
         }
     }
 
@@ -235,46 +250,71 @@ impl ClientError {
             | ClientError::DeadlineExceeded(d)
             | ClientError::Unimplemented(d) => Some(d),
             ClientError::Connect { .. }
+            | ClientError::ConnectTimeout { .. }
             | ClientError::Status(_)
             | ClientError::Io { .. }
             | ClientError::ChecksumMismatch { .. }
-            | ClientError::Protocol(_) => None,
+            | ClientError::Protocol(_)
+            | ClientError::Config(_) => None,
         }
     }
 }
+
+/// The most bytes one message may have in either direction on every stub
+/// (the server's own limit is the same by default).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// The service every stub calls through: the channel, with the client's
+/// bearer token put on each request.
+pub type Transport = InterceptedService<Channel, BearerToken>;
 
 /// A connection to one libvirt-grpc server.
 #[derive(Debug, Clone)]
 pub struct Client {
     channel: Channel,
+    token: BearerToken,
     default_host: String,
     timeout: Option<Duration>,
     read_retries: u32,
 }
 
+/// Applies the message limits to a generated stub.
+macro_rules! stub {
+    ($client:ident, $self:ident) => {
+        $client::with_interceptor($self.channel.clone(), $self.token.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    };
+}
+
 impl Client {
-    /// Connects to `url`, e.g. `http://127.0.0.1:50051`.
+    /// Connects to `url`, e.g. `http://127.0.0.1:50051`, with the
+    /// [`ClientBuilder`]'s defaults.
     pub async fn connect(url: impl Into<String>) -> Result<Self, ClientError> {
-        let url = url.into();
-        let channel = Endpoint::from_shared(url.clone())
-            .map_err(|source| ClientError::Connect {
-                url: url.clone(),
-                source,
-            })?
-            .connect()
-            .await
-            .map_err(|source| ClientError::Connect { url, source })?;
-        Ok(Client::from_channel(channel))
+        Client::builder(url).connect().await
     }
 
-    /// Wraps an existing channel.
+    /// Settings for a connection to `url` (timeouts, keepalive, TLS, a
+    /// bearer token); see [`ClientBuilder`].
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into())
+    }
+
+    /// Wraps an existing channel (no token, no deadline).
     pub fn from_channel(channel: Channel) -> Self {
         Client {
             channel,
+            token: BearerToken::none(),
             default_host: String::new(),
             timeout: None,
             read_retries: 0,
         }
+    }
+
+    /// The same client, sending this bearer token on every call.
+    pub fn with_bearer_token(mut self, token: &str) -> Result<Self, ClientError> {
+        self.token = BearerToken::new(token)?;
+        Ok(self)
     }
 
     /// Retries the convenience reads ([`list_domains`](Self::list_domains),
@@ -324,9 +364,17 @@ impl Client {
         &self.default_host
     }
 
-    /// The underlying channel, for services this crate has no stub for.
+    /// The underlying channel, for services this crate has no stub for
+    /// (it does not add the bearer token: use [`transport`](Self::transport)
+    /// for that).
     pub fn channel(&self) -> Channel {
         self.channel.clone()
+    }
+
+    /// The channel with the client's bearer token on every request, for
+    /// services this crate has no stub for.
+    pub fn transport(&self) -> Transport {
+        InterceptedService::new(self.channel.clone(), self.token.clone())
     }
 
     /// Wraps a message into a request carrying the client's deadline.
@@ -339,18 +387,18 @@ impl Client {
     }
 
     /// The generated `DomainService` stub.
-    pub fn domains(&self) -> DomainServiceClient<Channel> {
-        DomainServiceClient::new(self.channel.clone())
+    pub fn domains(&self) -> DomainServiceClient<Transport> {
+        stub!(DomainServiceClient, self)
     }
 
     /// The generated `HostService` stub.
-    pub fn hosts(&self) -> HostServiceClient<Channel> {
-        HostServiceClient::new(self.channel.clone())
+    pub fn hosts(&self) -> HostServiceClient<Transport> {
+        stub!(HostServiceClient, self)
     }
 
     /// The generated `EventService` stub.
-    pub fn events(&self) -> EventServiceClient<Channel> {
-        EventServiceClient::new(self.channel.clone())
+    pub fn events(&self) -> EventServiceClient<Transport> {
+        stub!(EventServiceClient, self)
     }
 
     /// Watches events with `filter` and resumes by itself after a dropped
@@ -434,42 +482,33 @@ impl Client {
     }
 
     /// The generated `StorageService` stub.
-    pub fn storage(
-        &self,
-    ) -> libvirt_grpc::v1::storage_service_client::StorageServiceClient<Channel> {
-        libvirt_grpc::v1::storage_service_client::StorageServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(64 << 20)
+    pub fn storage(&self) -> v1::storage_service_client::StorageServiceClient<Transport> {
+        use v1::storage_service_client::StorageServiceClient;
+        stub!(StorageServiceClient, self)
     }
 
     /// The generated `GuestAgentService` stub.
-    pub fn agents(
-        &self,
-    ) -> libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient<Channel> {
-        libvirt_grpc::v1::guest_agent_service_client::GuestAgentServiceClient::new(
-            self.channel.clone(),
-        )
-        .max_decoding_message_size(64 << 20)
+    pub fn agents(&self) -> v1::guest_agent_service_client::GuestAgentServiceClient<Transport> {
+        use v1::guest_agent_service_client::GuestAgentServiceClient;
+        stub!(GuestAgentServiceClient, self)
     }
 
     /// The generated `NetworkService` stub.
-    pub fn networks(
-        &self,
-    ) -> libvirt_grpc::v1::network_service_client::NetworkServiceClient<Channel> {
-        libvirt_grpc::v1::network_service_client::NetworkServiceClient::new(self.channel.clone())
+    pub fn networks(&self) -> v1::network_service_client::NetworkServiceClient<Transport> {
+        use v1::network_service_client::NetworkServiceClient;
+        stub!(NetworkServiceClient, self)
     }
 
     /// The generated `SnapshotService` stub.
-    pub fn snapshots(
-        &self,
-    ) -> libvirt_grpc::v1::snapshot_service_client::SnapshotServiceClient<Channel> {
-        libvirt_grpc::v1::snapshot_service_client::SnapshotServiceClient::new(self.channel.clone())
+    pub fn snapshots(&self) -> v1::snapshot_service_client::SnapshotServiceClient<Transport> {
+        use v1::snapshot_service_client::SnapshotServiceClient;
+        stub!(SnapshotServiceClient, self)
     }
 
     /// The generated `BlockJobService` stub.
-    pub fn block_jobs(
-        &self,
-    ) -> libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient<Channel> {
-        libvirt_grpc::v1::block_job_service_client::BlockJobServiceClient::new(self.channel.clone())
+    pub fn block_jobs(&self) -> v1::block_job_service_client::BlockJobServiceClient<Transport> {
+        use v1::block_job_service_client::BlockJobServiceClient;
+        stub!(BlockJobServiceClient, self)
     }
 
     /// A handle on the domain `name` of the default host, with libvirt's
