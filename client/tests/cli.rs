@@ -122,8 +122,16 @@ async fn server_with(config: Config) -> Server {
 
 fn cli() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_libvirt-grpc"));
-    c.env_remove("LIBVIRT_GRPC_SERVER")
-        .env_remove("LIBVIRT_GRPC_HOST");
+    for v in [
+        "LIBVIRT_GRPC_SERVER",
+        "LIBVIRT_GRPC_HOST",
+        "LIBVIRT_GRPC_TOKEN",
+        "LIBVIRT_GRPC_CA",
+        "LIBVIRT_GRPC_CERT",
+        "LIBVIRT_GRPC_KEY",
+    ] {
+        c.env_remove(v);
+    }
     c
 }
 
@@ -1062,4 +1070,48 @@ async fn a_real_guest_agent_exec_files_and_console() {
 
     let d = json_of(&tool(&s, &["--json", "destroy", &name]).await);
     assert_eq!(d["state"], "SHUTOFF");
+}
+
+#[tokio::test]
+async fn a_bearer_token_from_the_environment_or_the_flag() {
+    use libvirt_grpc_server::{
+        auth::Role,
+        config::{AuthConfig, TokenConfig},
+    };
+    use sha2::Digest;
+    let token = format!("cli-token-{}", prefix());
+    let sha: String = sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let s = server_with(Config {
+        hosts: vec![HostConfig::new("default", TEST_URI)],
+        auth: Some(AuthConfig {
+            tokens: vec![TokenConfig {
+                name: "cli".into(),
+                role: Role::Reader,
+                sha256: sha,
+            }],
+            ..AuthConfig::default()
+        }),
+        ..Config::default()
+    })
+    .await;
+    // Without a token: not allowed.
+    let o = tool(&s, &["list"]).await;
+    assert_eq!(o.status.code(), Some(6), "{}", stderr_of(&o));
+    // From the environment.
+    let mut c = cli();
+    c.env("LIBVIRT_GRPC_TOKEN", &token)
+        .args(["--server", &s.url, "--json", "list"]);
+    let list = json_of(&run(c).await);
+    assert!(list.as_array().unwrap().iter().any(|d| d["name"] == "test"));
+    // From the flag; a reader may not change anything.
+    let o = tool(&s, &["--token", &token, "suspend", "test"]).await;
+    assert_eq!(o.status.code(), Some(6), "{}", stderr_of(&o));
+    // The token is never shown in --help.
+    let mut c = cli();
+    c.env("LIBVIRT_GRPC_TOKEN", &token).arg("--help");
+    let help = run(c).await;
+    assert!(!String::from_utf8_lossy(&help.stdout).contains(&token));
 }

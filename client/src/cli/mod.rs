@@ -19,14 +19,17 @@ pub(crate) mod spec;
 pub(crate) mod storage;
 pub(crate) mod transfer;
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand};
 use libvirt_grpc_client::{v1, Client, ClientError};
 
 /// What `--help` and the man page say after the options.
 const AFTER_HELP: &str = "\
-Environment: LIBVIRT_GRPC_SERVER and LIBVIRT_GRPC_HOST stand for --server and --host.
+Environment: LIBVIRT_GRPC_SERVER, LIBVIRT_GRPC_HOST, LIBVIRT_GRPC_TOKEN, LIBVIRT_GRPC_CA, LIBVIRT_GRPC_CERT and LIBVIRT_GRPC_KEY stand for --server, --host, --token, --ca, --cert and --key.
 
 Output: a table with headers, or with --json one JSON document (events and agent exec: one object per line) with the proto's field names and enum values without their prefix.
 
@@ -59,6 +62,31 @@ pub(crate) struct Args {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// A bearer token for a server with `[auth]` tokens.
+    #[arg(
+        long,
+        global = true,
+        env = "LIBVIRT_GRPC_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
+    /// The CA (PEM) that signed an `https://` server's certificate;
+    /// default: the system's roots.
+    #[arg(long, global = true, env = "LIBVIRT_GRPC_CA")]
+    pub(crate) ca: Option<PathBuf>,
+    /// A client certificate (PEM) for mutual TLS, with --key.
+    #[arg(long, global = true, env = "LIBVIRT_GRPC_CERT", requires = "key")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "LIBVIRT_GRPC_KEY", requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+    /// The name the server's certificate must carry, when it differs from
+    /// the URL's host.
+    #[arg(long, global = true)]
+    pub(crate) tls_domain: Option<String>,
+    /// Seconds to wait for the connection (TCP, TLS, HTTP/2).
+    #[arg(long, global = true, default_value_t = 10)]
+    pub(crate) connect_timeout: u64,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -204,9 +232,22 @@ impl Ctx {
     /// Connects as the global flags say.
     pub(crate) async fn connect(args: &Args) -> Result<Self, Failure> {
         let explicit_timeout = args.timeout.map(Duration::from_secs);
-        let long = Client::connect(args.server.clone())
-            .await?
-            .with_default_host(args.host.clone());
+        let mut b = Client::builder(args.server.clone())
+            .default_host(args.host.clone())
+            .connect_timeout(Duration::from_secs(args.connect_timeout));
+        if let Some(t) = &args.token {
+            b = b.bearer_token(t.clone());
+        }
+        if let Some(ca) = &args.ca {
+            b = b.tls_ca_file(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+            b = b.tls_identity_files(cert.clone(), key.clone());
+        }
+        if let Some(d) = &args.tls_domain {
+            b = b.tls_domain_name(d.clone());
+        }
+        let long = b.connect().await?;
         let client = long
             .clone()
             .with_timeout(explicit_timeout.unwrap_or(Duration::from_secs(30)));
