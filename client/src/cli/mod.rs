@@ -12,6 +12,7 @@ pub(crate) mod console;
 pub(crate) mod domain;
 pub(crate) mod events;
 pub(crate) mod host;
+pub(crate) mod keys;
 pub(crate) mod network;
 pub(crate) mod output;
 pub(crate) mod snapshot;
