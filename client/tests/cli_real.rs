@@ -8,7 +8,7 @@ mod common;
 
 use std::{
     path::PathBuf,
-    process::{Command, Stdio},
+    process::{Command, Output, Stdio},
     time::Duration,
 };
 
@@ -413,6 +413,31 @@ async fn a_real_guest_agent_exec_files_and_console() {
     drop(stdin);
     let status = status.expect("Ctrl-] did not end the console");
     assert_eq!(status.code(), Some(0), "{}", seen.lock().unwrap());
+
+    // Devices, keys and statistics that the test driver cannot do.
+    let cdrom = dir.join("cdrom.xml");
+    std::fs::write(
+        &cdrom,
+        "<disk type='file' device='cdrom'><target dev='sdb' bus='sata'/><readonly/></disk>",
+    )
+    .unwrap();
+    let cd = cdrom.to_str().unwrap();
+    let o = tool(&s, &["attach-device", &name, cd, "--config"]).await;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let inactive = |o: Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let xml = inactive(tool(&s, &["dumpxml", &name, "--inactive"]).await);
+    assert!(xml.contains("dev='sdb'"), "{xml}");
+    let o = tool(&s, &["detach-device", &name, cd, "--config"]).await;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let xml = inactive(tool(&s, &["dumpxml", &name, "--inactive"]).await);
+    assert!(!xml.contains("dev='sdb'"), "{xml}");
+    let o = tool(&s, &["send-key", &name, "KEY_LEFTSHIFT", "KEY_A"]).await;
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let stats = json_of(&tool(&s, &["--json", "stats", &name]).await);
+    assert!(
+        stats[0]["cpu"]["cpu_time"].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
 
     let d = json_of(&tool(&s, &["--json", "destroy", &name]).await);
     assert_eq!(d["state"], "SHUTOFF");
