@@ -36,9 +36,12 @@ packages=(libvirt-dev pkg-config protobuf-compiler libprotobuf-dev libvirt-clien
 if [[ $real -eq 1 ]]; then
     # A real daemon + QEMU driver; qemu-utils for qcow2 volumes; iptables and
     # dnsmasq-base for networks with an <ip>; qemu-guest-agent, busybox-static
-    # and cpio are the ingredients of the test guest's initramfs.
+    # and cpio are the ingredients of the test guest's initramfs; bsdutils
+    # (essential, so normally there) has the `script` that runs the CLI
+    # under a pseudo-terminal in client/tests/cli.rs.
     packages+=(libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
-        qemu-utils qemu-guest-agent iptables dnsmasq-base busybox-static cpio)
+        qemu-utils qemu-guest-agent iptables dnsmasq-base busybox-static cpio
+        bsdutils)
 fi
 
 # cargo comes from rustup on these machines, not from apt: we only check it.
