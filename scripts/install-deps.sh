@@ -38,10 +38,12 @@ if [[ $real -eq 1 ]]; then
     # dnsmasq-base for networks with an <ip>; qemu-guest-agent, busybox-static
     # and cpio are the ingredients of the test guest's initramfs; bsdutils
     # (essential, so normally there) has the `script` that runs the CLI
-    # under a pseudo-terminal in client/tests/cli.rs.
+    # under a pseudo-terminal in client/tests/cli.rs; openssh-server and
+    # openssh-client carry the sshd and ssh that tests/real_hosts.rs puts
+    # between the service and a qemu+ssh:// host on loopback.
     packages+=(libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
         qemu-utils qemu-guest-agent iptables dnsmasq-base busybox-static cpio
-        bsdutils)
+        bsdutils openssh-server openssh-client)
 fi
 
 # cargo comes from rustup on these machines, not from apt: we only check it.
