@@ -203,7 +203,7 @@ async fn a_domain_from_a_spec_file_with_snapshots_and_a_screenshot() {
     let p = prefix();
     let dir = std::env::temp_dir().join(format!("{p}dir"));
     let _c = Cleanup {
-        uri: TEST_URI,
+        uri: TEST_URI.into(),
         prefix: p.clone(),
         files: vec![dir.clone()],
     };
@@ -363,7 +363,7 @@ async fn events_follow_prints_lifecycle_lines_as_they_happen() {
     let s = server().await;
     let p = prefix();
     let _c = Cleanup {
-        uri: TEST_URI,
+        uri: TEST_URI.into(),
         prefix: p.clone(),
         files: Vec::new(),
     };
@@ -446,7 +446,7 @@ async fn what_the_test_driver_cannot_do_exits_8() {
     let p = prefix();
     let dir = std::env::temp_dir().join(format!("{p}dir"));
     let _c = Cleanup {
-        uri: TEST_URI,
+        uri: TEST_URI.into(),
         prefix: p.clone(),
         files: vec![dir.clone()],
     };

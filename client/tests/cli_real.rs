@@ -1,7 +1,8 @@
 //! The `libvirt-grpc` tool against the real libvirtd (only with
 //! LIBVIRT_GRPC_REAL=1; otherwise each test prints "skipped"): volume
 //! transfers byte for byte with a progress bar on a pseudo-terminal only,
-//! and the test guest's agent and console.
+//! the test guest's agent and console, and `migrate` to a libvirtd "host
+//! in a box" (scripts/libvirtd-box.sh) and back.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -40,7 +41,7 @@ async fn volume_upload_and_download_byte_identical_with_a_bar_only_on_a_terminal
     let dir = std::env::temp_dir().join(format!("{p}dir"));
     let pool_dir = dir.join("pool");
     let _c = Cleanup {
-        uri: REAL_URI,
+        uri: REAL_URI.into(),
         prefix: p.clone(),
         files: vec![dir.clone()],
     };
@@ -195,6 +196,19 @@ async fn volume_upload_and_download_byte_identical_with_a_bar_only_on_a_terminal
 /// busybox and qemu-guest-agent) as domain XML with an interactive pty
 /// console logged to `log`.
 fn guest_xml(name: &str, log: &str) -> String {
+    let xml = guest_xml_logged(name, log);
+    let start = xml.find("<serial type='file'>").unwrap();
+    let end = xml.find("</console>").unwrap() + "</console>".len();
+    let pty = format!(
+        "<serial type='pty'><log file='{log}' append='off'/><target port='0'/></serial>\
+         <console type='pty'><target type='serial' port='0'/></console>"
+    );
+    format!("{}{pty}{}", &xml[..start], &xml[end..])
+}
+
+/// The test guest as the template has it: its serial console written to
+/// the file `log` (no disk, no pty: nothing a migration must carry).
+fn guest_xml_logged(name: &str, log: &str) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let (kernel, initrd) = match (
         std::env::var("LIBVIRT_GRPC_GUEST_KERNEL"),
@@ -211,19 +225,12 @@ fn guest_xml(name: &str, log: &str) -> String {
             (l.next().unwrap().to_owned(), l.next().unwrap().to_owned())
         }
     };
-    let xml = std::fs::read_to_string(root.join("scripts/test-guest-domain.xml.in"))
+    std::fs::read_to_string(root.join("scripts/test-guest-domain.xml.in"))
         .unwrap()
         .replace("@NAME@", name)
         .replace("@KERNEL@", &kernel)
         .replace("@INITRD@", &initrd)
-        .replace("@CONSOLE_LOG@", log);
-    let start = xml.find("<serial type='file'>").unwrap();
-    let end = xml.find("</console>").unwrap() + "</console>".len();
-    let pty = format!(
-        "<serial type='pty'><log file='{log}' append='off'/><target port='0'/></serial>\
-         <console type='pty'><target type='serial' port='0'/></console>"
-    );
-    format!("{}{pty}{}", &xml[..start], &xml[end..])
+        .replace("@CONSOLE_LOG@", log)
 }
 
 /// Polls `check` every 500 ms until it is true, or panics after `limit`.
@@ -251,7 +258,7 @@ async fn a_real_guest_agent_exec_files_and_console() {
     let dir = std::env::temp_dir().join(format!("{p}dir"));
     let log = format!("/tmp/{p}guest-console.log");
     let _c = Cleanup {
-        uri: REAL_URI,
+        uri: REAL_URI.into(),
         prefix: p.clone(),
         files: vec![dir.clone(), PathBuf::from(&log)],
     };
@@ -441,4 +448,245 @@ async fn a_real_guest_agent_exec_files_and_console() {
 
     let d = json_of(&tool(&s, &["--json", "destroy", &name]).await);
     assert_eq!(d["state"], "SHUTOFF");
+}
+
+/// A libvirtd "host in a box" (scripts/libvirtd-box.sh): its own state
+/// and host UUID, reached at `qemu+tcp://127.0.0.1:PORT/system`. Dropping
+/// it purges it (its guests destroyed, its daemon stopped by the pid the
+/// script checked, its state deleted), also when the test panics.
+struct LibvirtBox {
+    name: String,
+    uri: String,
+}
+
+fn box_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/libvirtd-box.sh")
+}
+
+impl LibvirtBox {
+    /// Starts box `name` and waits until it answers.
+    async fn start(name: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let b = LibvirtBox {
+            name: name.to_owned(),
+            uri: format!("qemu+tcp://127.0.0.1:{port}/system"),
+        };
+        let mut c = Command::new(box_script());
+        c.args(["start", name, &port.to_string()]);
+        let o = run(c).await;
+        assert!(
+            o.status.success(),
+            "libvirtd-box.sh start {name} failed: {}",
+            stderr_of(&o)
+        );
+        b
+    }
+}
+
+impl Drop for LibvirtBox {
+    fn drop(&mut self) {
+        match Command::new(box_script())
+            .args(["purge", &self.name])
+            .output()
+        {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "libvirtd-box.sh purge {} failed: {}",
+                self.name,
+                stderr_of(&o)
+            ),
+            Err(e) => eprintln!("cannot run libvirtd-box.sh purge {}: {e}", self.name),
+        }
+    }
+}
+
+/// A configured host that migrations reach over loopback.
+fn migration_host(name: &str, uri: &str) -> HostConfig {
+    HostConfig {
+        migration_address: "127.0.0.1".into(),
+        ..HostConfig::new(name, uri)
+    }
+}
+
+/// `--json` lines: every `{"progress": ...}` before the last, and the last.
+fn progress_and_domain(o: &Output) -> (Vec<Value>, Value) {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        stderr_of(o)
+    );
+    let mut lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.pop().expect("no output");
+    for l in &lines {
+        assert_eq!(
+            l["progress"]["operation"], "MIGRATION_OUT",
+            "not a progress line: {l}"
+        );
+    }
+    (lines, last)
+}
+
+#[tokio::test]
+async fn migrate_to_a_box_and_back_with_json_a_bar_and_exit_codes() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let dir = std::env::temp_dir().join(format!("{p}dir"));
+    let log = format!("/tmp/{p}mig-console.log");
+    // Dropped last to first: the box's guests, the box, then the real
+    // host's domains and the files.
+    let _c = Cleanup {
+        uri: REAL_URI.into(),
+        prefix: p.clone(),
+        files: vec![dir.clone(), PathBuf::from(&log)],
+    };
+    let bx = LibvirtBox::start(&format!("{p}b0")).await;
+    let _cb = Cleanup {
+        uri: bx.uri.clone(),
+        prefix: p.clone(),
+        files: vec![],
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    // Nothing listens there: configured, but down.
+    let down_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let down = format!("qemu+tcp://127.0.0.1:{down_port}/system");
+    let s = server_with(Config {
+        hosts: vec![
+            migration_host("real", REAL_URI),
+            migration_host("box", &bx.uri),
+            migration_host("down", &down),
+        ],
+        ..Config::default()
+    })
+    .await;
+    let name = format!("{p}mig");
+    let xml = dir.join("guest.xml");
+    std::fs::write(&xml, guest_xml_logged(&name, &log)).unwrap();
+    let d = json_of(
+        &tool(
+            &s,
+            &[
+                "--host",
+                "real",
+                "--json",
+                "define",
+                "--xml",
+                xml.to_str().unwrap(),
+            ],
+        )
+        .await,
+    );
+    assert_eq!(d["host"], "real");
+    let d = json_of(&tool(&s, &["--host", "real", "--json", "start", &name]).await);
+    assert_eq!(d["state"], "RUNNING");
+
+    // Piped with --json: no bar, progress lines, then the domain on the
+    // box as the last line.
+    let t = std::time::Instant::now();
+    let o = tool(&s, &["--host", "real", "--json", "migrate", &name, "box"]).await;
+    let took = t.elapsed();
+    let (progress, d) = progress_and_domain(&o);
+    assert!(o.stderr.is_empty(), "no bar when piped: {}", stderr_of(&o));
+    assert_eq!(
+        (&d["host"], &d["name"], &d["state"]),
+        (&"box".into(), &name.as_str().into(), &"RUNNING".into()),
+        "{d}"
+    );
+    eprintln!("real -> box: {took:?}, {} progress lines", progress.len());
+    // The box runs it (a transient domain there); the real host keeps its
+    // definition, shut off by the migration.
+    let on_box = json_of(&tool(&s, &["--host", "box", "--json", "info", &name]).await);
+    assert_eq!(
+        (&on_box["state"], &on_box["persistent"]),
+        (&"RUNNING".into(), &false.into())
+    );
+    assert_eq!(on_box["uuid"], d["uuid"]);
+    let all = json_of(&tool(&s, &["--json", "list", "--all-hosts"]).await);
+    let mine: Vec<(String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"] == name.as_str())
+        .map(|x| {
+            (
+                x["host"].as_str().unwrap().to_owned(),
+                x["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        mine.contains(&("box".into(), "RUNNING".into())),
+        "{mine:?} in {all}"
+    );
+    assert!(
+        !mine.contains(&("real".into(), "RUNNING".into())),
+        "{mine:?}"
+    );
+
+    // Refusals, each with its exit code, the guest staying on the box.
+    let code = |o: &Output| o.status.code();
+    let o = tool(&s, &["--host", "box", "migrate", &name, "nowhere"]).await;
+    assert_eq!(code(&o), Some(3), "unknown host: {}", stderr_of(&o));
+    assert!(stderr_of(&o).contains("nowhere"), "{}", stderr_of(&o));
+    let missing = format!("{p}missing");
+    let o = tool(&s, &["--host", "box", "migrate", &missing, "real"]).await;
+    assert_eq!(code(&o), Some(3), "missing domain: {}", stderr_of(&o));
+    assert!(stderr_of(&o).contains(&missing), "{}", stderr_of(&o));
+    let o = tool(&s, &["--host", "box", "migrate", &name, "box"]).await;
+    assert_eq!(code(&o), Some(5), "to itself: {}", stderr_of(&o));
+    let o = tool(&s, &["--host", "box", "migrate", &name, "down"]).await;
+    assert_eq!(code(&o), Some(4), "host down: {}", stderr_of(&o));
+    let on_box = json_of(&tool(&s, &["--host", "box", "--json", "info", &name]).await);
+    assert_eq!(on_box["state"], "RUNNING");
+
+    // Back on a pseudo-terminal, slowed so that progress arrives: the bar
+    // with its byte counts, then the domain's table.
+    let bin = env!("CARGO_BIN_EXE_libvirt-grpc");
+    let t = std::time::Instant::now();
+    let (screen, status) = on_a_terminal(format!(
+        "{bin} --server {} --host box migrate {name} real --bandwidth 64",
+        s.url
+    ))
+    .await;
+    eprintln!("box -> real on a terminal: {:?}", t.elapsed());
+    assert_eq!(status, Some(0), "{screen}");
+    assert!(
+        screen.contains(&format!("migrating {name}")),
+        "no bar: {screen:?}"
+    );
+    assert!(screen.contains("MiB/"), "no byte counts: {screen:?}");
+    // Before the first progress no total is known: no full bar.
+    assert!(
+        !screen.contains("=] 0 B/0 B"),
+        "a full bar before any progress: {screen:?}"
+    );
+    // The table at full width, though `script`'s terminal has no size.
+    assert!(
+        screen.contains(&format!("real ┆ {name} ┆ RUNNING")),
+        "no domain table: {screen:?}"
+    );
+
+    let back = json_of(&tool(&s, &["--host", "real", "--json", "info", &name]).await);
+    assert_eq!(
+        (&back["state"], &back["uuid"]),
+        (&"RUNNING".into(), &d["uuid"])
+    );
+    let o = tool(&s, &["--host", "box", "info", &name]).await;
+    assert_eq!(code(&o), Some(3), "still on the box: {}", stderr_of(&o));
+
+    let d = json_of(&tool(&s, &["--host", "real", "--json", "destroy", &name]).await);
+    assert_eq!(d["state"], "SHUTOFF");
+    let o = tool(&s, &["--host", "real", "undefine", &name]).await;
+    assert!(o.status.success(), "{}", stderr_of(&o));
 }

@@ -490,7 +490,8 @@ async fn migrate(
         }))
         .await?
         .into_inner();
-    let bar = output::progress(0, &format!("migrating {name}"));
+    // No total until the job reports one (a length of 0 draws as full).
+    let bar = output::progress(None, &format!("migrating {name}"));
     let mut last = None;
     while let Some(msg) = stream.message().await? {
         match msg.item {
@@ -500,7 +501,9 @@ async fn migrate(
                 } else {
                     (job.data_processed_bytes, job.data_total_bytes)
                 };
-                bar.set_length(total);
+                if total > 0 {
+                    bar.set_length(total);
+                }
                 bar.set_position(done);
                 if ctx.json {
                     output::print_json(

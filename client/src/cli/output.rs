@@ -161,9 +161,23 @@ pub(crate) fn short_enum(enum_name: &str, value_name: &str) -> String {
 pub(crate) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_content_arrangement(arrangement())
         .set_header(header.to_vec());
     t
+}
+
+/// Fitted to the terminal's width on stdout, unless the terminal reports
+/// none: a pseudo-terminal nobody sized (under `script`, `ssh -t` from a
+/// pipe, a serial line) has 0 columns, which would squeeze every column to
+/// one character. Piped output is never wrapped.
+fn arrangement() -> ContentArrangement {
+    if !std::io::stdout().is_terminal() {
+        return ContentArrangement::Dynamic;
+    }
+    match crossterm::terminal::size() {
+        Ok((columns, _)) if columns > 0 => ContentArrangement::Dynamic,
+        _ => ContentArrangement::Disabled,
+    }
 }
 
 /// A value as a table cell: empty for false, "yes" for true.
@@ -265,13 +279,17 @@ pub(crate) fn print_optional(json: bool, d: Option<v1::Domain>) -> Result<(), Fa
     Ok(())
 }
 
-/// A progress bar of `total` bytes on stderr when stderr is a terminal;
-/// a hidden one (drawing nothing) when it is piped or redirected.
-pub(crate) fn progress(total: u64, what: &str) -> ProgressBar {
+/// A progress bar of `total` bytes (`None`: not known yet, drawn empty
+/// until `set_length`) on stderr when stderr is a terminal; a hidden one
+/// (drawing nothing) when it is piped or redirected.
+pub(crate) fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
+    let bar = match total {
+        Some(total) => ProgressBar::new(total),
+        None => ProgressBar::no_length(),
+    };
     if let Ok(style) =
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
     {

@@ -14,7 +14,7 @@ use super::{output, Ctx, Failure};
 /// when the total is known).
 fn on_bar<'a>(bar: &'a mut Option<ProgressBar>, what: &'a str) -> impl FnMut(Progress) + 'a {
     move |p: Progress| {
-        let b = bar.get_or_insert_with(|| output::progress(p.total.unwrap_or(0), what));
+        let b = bar.get_or_insert_with(|| output::progress(p.total, what));
         if let Some(t) = p.total {
             b.set_length(t);
         }

@@ -33,14 +33,14 @@ pub fn prefix() -> String {
 /// Removes, when dropped, every domain, network and pool (with its
 /// volumes) named with `prefix` on `uri`, and the listed files.
 pub struct Cleanup {
-    pub uri: &'static str,
+    pub uri: String,
     pub prefix: String,
     pub files: Vec<PathBuf>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let Ok(conn) = virt::connect::Connect::open(Some(self.uri)) else {
+        let Ok(conn) = virt::connect::Connect::open(Some(&self.uri)) else {
             eprintln!("cleanup: cannot open {}", self.uri);
             return;
         };
