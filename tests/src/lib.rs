@@ -26,6 +26,7 @@ pub mod pki;
 pub mod raw_h2;
 pub mod reads;
 pub mod scenario;
+pub mod sshd;
 
 /// The URI of the real daemon the real suites use.
 pub const REAL_URI: &str = "qemu:///system";

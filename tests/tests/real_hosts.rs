@@ -316,3 +316,177 @@ async fn a_host_over_qemu_tls() {
     assert!(bad.last_error.contains("certificate"), "{bad:?}");
     s.stop().await;
 }
+
+/// A host reached over libvirt's ssh transport (`qemu+ssh://`): the
+/// machine's libvirtd through an sshd of the test's own on loopback, the
+/// daemon's host key checked against a per-run known_hosts. It serves
+/// reads, calls that change things and events like any other host; when
+/// the sshd and every session under it are killed, the host is NOT_SERVING
+/// and its calls UNAVAILABLE, while a host on the same daemon reached
+/// directly answers.
+#[tokio::test]
+async fn a_host_over_qemu_ssh() {
+    use libvirt_grpc_tests::sshd::Sshd;
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let mut sshd = Sshd::start(&p);
+    let uri = sshd.uri("system");
+    let s = TestServer::start(vec![
+        HostConfig::new("ssh", &uri),
+        HostConfig::new("real", REAL_URI),
+    ])
+    .await;
+    let _c = Cleanup::new(REAL_URI, &p);
+    let health = HealthClient::new(s.client.channel());
+    let status = |host: &str| {
+        let mut health = health.clone();
+        let service = format!("libvirt_grpc.host.{host}");
+        async move {
+            health
+                .check(HealthCheckRequest { service })
+                .await
+                .ok()
+                .map(|r| r.into_inner().status)
+        }
+    };
+    let host_info = |host: &'static str| {
+        let mut hosts = s.client.hosts();
+        async move {
+            hosts
+                .get_host_info(v1::GetHostInfoRequest { host: host.into() })
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+
+    // A read: the daemon behind ssh is this machine's.
+    let over_ssh = host_info("ssh")
+        .await
+        .unwrap_or_else(|e| panic!("GetHostInfo over ssh: {e:?}\nsshd: {}", sshd.log()));
+    let direct = host_info("real").await.unwrap();
+    assert_eq!(
+        (
+            over_ssh.hostname.as_str(),
+            over_ssh.hypervisor_type.as_str()
+        ),
+        (direct.hostname.as_str(), "QEMU"),
+        "{over_ssh:?}"
+    );
+    wait_until(Duration::from_secs(20), "ssh serving", || async {
+        (status("ssh").await == Some(1)).then_some(())
+    })
+    .await;
+    let hosts = s
+        .client
+        .hosts()
+        .list_hosts(v1::ListHostsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
+    let h = hosts.iter().find(|h| h.name == "ssh").unwrap();
+    assert_eq!(
+        (h.health(), h.uri.as_str()),
+        (v1::HostHealth::Serving, uri.as_str()),
+        "{h:?}"
+    );
+
+    // A guest created through ssh; its start is an event of the ssh host.
+    let name = format!("{p}overssh");
+    let mut st = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest {
+            hosts: vec!["ssh".into()],
+            names: vec![name.clone()],
+            kinds: vec![EventKind::Lifecycle as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let d = s
+        .client
+        .domains()
+        .create_domain(v1::CreateDomainRequest {
+            host: "ssh".into(),
+            source: Some(v1::create_domain_request::Source::Xml(format!(
+                "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+                 <vcpu>1</vcpu><os><type>hvm</type></os><devices/></domain>"
+            ))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(
+        (d.host.as_str(), d.state()),
+        ("ssh", v1::DomainState::Running)
+    );
+    loop {
+        if let Item::Event(e) = next(&mut st).await {
+            if let Some(v1::event::Details::Lifecycle(l)) = &e.details {
+                if l.event() == L::Started {
+                    assert_eq!(e.host, "ssh");
+                    break;
+                }
+            }
+        }
+    }
+    let listed = s
+        .client
+        .domains()
+        .list_domains(v1::ListDomainsRequest {
+            host: "ssh".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.domains.iter().any(|x| x.name == name),
+        "{name} not listed over ssh"
+    );
+
+    // The sshd and its sessions die: the ssh host goes down, `real` (the
+    // same daemon, reached directly) is unaffected.
+    sshd.kill();
+    wait_until(
+        Duration::from_secs(20),
+        "ssh reported not serving",
+        || async { (status("ssh").await == Some(2)).then_some(()) },
+    )
+    .await;
+    let list = |host: &'static str| {
+        let mut dom = s.client.domains();
+        async move {
+            let r = dom.list_domains(v1::ListDomainsRequest {
+                host: host.into(),
+                ..Default::default()
+            });
+            tokio::time::timeout(AT_ONCE, r)
+                .await
+                .unwrap_or_else(|_| panic!("a listing of {host} took longer than {AT_ONCE:?}"))
+        }
+    };
+    let e = list("ssh").await.expect_err("the ssh host is down");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    let real = list("real").await.unwrap().into_inner();
+    assert!(real.domains.iter().any(|x| x.name == name), "{real:?}");
+    assert_eq!(status("real").await, Some(1));
+    let hosts = s
+        .client
+        .hosts()
+        .list_hosts(v1::ListHostsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
+    let h = hosts.iter().find(|h| h.name == "ssh").unwrap();
+    assert_eq!(h.health(), v1::HostHealth::NotServing, "{h:?}");
+    s.stop().await;
+}
