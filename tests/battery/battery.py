@@ -465,7 +465,7 @@ class Battery:
                 self.find("leftover", ctx.h, "", "end of run", "", "", f"cleanup failed: {e!r}")
         if self.box and self.box.is_alive():
             # A QEMU (or dnsmasq) the box libvirtd no longer knows about.
-            for pid in self.box.other_processes():
+            for pid in self.lingering_box_processes():
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:120]
@@ -473,6 +473,19 @@ class Battery:
                     cmd = "?"
                 self.find("leftover", "box", "", "end of run", "", "",
                           f"process {pid} still runs in the box: {cmd}")
+
+    def lingering_box_processes(self, wait: float = 15.0) -> list[str]:
+        """The box's processes besides its daemon that still run `wait`
+        seconds after teardown. A QEMU whose daemon was killed and restarted
+        is no child of the new daemon: once destroyed it stays a zombie
+        until PID 1 reaps it, which on these machines takes seconds. A
+        zombie has ended; only live processes count."""
+        deadline = time.monotonic() + wait
+        while True:
+            live = [pid for pid in self.box.other_processes() if not procs.is_zombie(pid)]
+            if not live or time.monotonic() >= deadline:
+                return live
+            time.sleep(0.5)
 
     def stop_server(self):
         if not self.server or not self.server.is_alive():

@@ -14,6 +14,20 @@ import subprocess
 import time
 
 
+
+def is_zombie(pid: str) -> bool:
+    """True when process `pid` has ended but is not reaped yet (state Z),
+    or is gone altogether."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    # The state follows the command name, which is in parentheses and may
+    # itself hold spaces or parentheses.
+    rest = stat[stat.rfind(b")") + 1:].split()
+    return bool(rest) and rest[0] in (b"Z", b"X")
+
 def free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
