@@ -422,7 +422,7 @@ class Battery:
         if not m.reads_only and not unchanged:
             touches_hosts = path.endswith("host") or path.endswith("hosts")
             touched = [c for c in self.hosts.values() if c.ready] if touches_hosts else [ctx]
-            kinds = fixtures.SERVICE_KINDS.get(m.service, fixtures.ALL_KINDS)
+            kinds = fixtures.METHOD_KINDS.get(m.full) or fixtures.SERVICE_KINDS.get(m.service, fixtures.ALL_KINDS)
             for c in touched:
                 c.dirty |= set(c.names)
                 for change in c.check_sentinels(kinds):

@@ -55,6 +55,11 @@ SERVICE_KINDS = {
     "GuestAgentService": {"domain"},
 }
 ALL_KINDS = {"domain", "pool", "network", "volume", "snapshot"}
+# Methods that touch more kinds than their service's: a core dump into a
+# volume creates the volume.
+METHOD_KINDS = {
+    "DomainService.CoreDumpDomainToVolume": {"domain", "snapshot", "volume"},
+}
 
 
 @dataclass

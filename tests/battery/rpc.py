@@ -26,9 +26,11 @@ PACKAGE = "libvirt_grpc.v1"
 # checks fixtures, sentinels and leftovers after it.
 READ_PREFIXES = ("List", "Get", "Watch", "Find", "Download", "Ping", "Read", "Screenshot")
 
-# Methods that create libvirt objects out of a request (by name prefix):
+# Methods that create libvirt objects out of a request (by name prefix;
+# a dump into a volume creates the volume):
 # after them the battery sweeps whatever the request created.
-CREATE_PREFIXES = ("Define", "Create", "Clone", "Upload", "Restore", "Revert")
+CREATE_PREFIXES = ("Define", "Create", "Clone", "Upload", "Restore", "Revert",
+                   "CoreDumpDomainToVolume")
 
 # Options of every channel: big messages both ways (the battery keeps each
 # request at a few MB), default metadata limits (what real clients have).

@@ -571,3 +571,187 @@ async fn core_dumps_stream_the_drivers_image() {
     assert_eq!(bad_fields(&st), ["format"]);
     assert!(scratch_files().is_empty(), "{:?}", scratch_files());
 }
+
+/// Defines and starts a dir pool `name` on the test driver over the
+/// existing directory `dir`.
+async fn started_dir_pool(s: &TestServer, name: &str, dir: &std::path::Path) {
+    use v1::define_storage_pool_request::Source;
+    s.client
+        .storage()
+        .define_storage_pool(v1::DefineStoragePoolRequest {
+            source: Some(Source::Spec(v1::StoragePoolSpec {
+                name: name.to_owned(),
+                r#type: v1::StoragePoolType::Dir as i32,
+                target_path: dir.display().to_string(),
+                ..Default::default()
+            })),
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// The names of the volumes of pool `pool` on the test driver.
+async fn volume_names(s: &TestServer, pool: &str) -> Vec<String> {
+    let mut names: Vec<String> = s
+        .client
+        .storage()
+        .list_storage_volumes(v1::ListStorageVolumesRequest {
+            pool: libvirt_grpc_tests::pool_ref("", pool),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .volumes
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn core_dumps_into_a_new_volume_and_nothing_else() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let mut c = Cleanup::new(URI, &p);
+    // The test driver's volumes are only records, but its dump writes a
+    // real file at the volume's path: the pool sits on a real directory.
+    let dir = std::env::temp_dir().join(format!("{p}dumps"));
+    std::fs::create_dir(&dir).unwrap();
+    c.file(&dir);
+    let pool = format!("{p}pool");
+    started_dir_pool(&s, &pool, &dir).await;
+    let name = format!("{p}dumped");
+    s.client.define_domain(small_spec(&name)).await.unwrap();
+    s.client.start_domain(&name).await.unwrap();
+    let mut dom = s.client.domains();
+    let req = |vol: &str| v1::CoreDumpDomainToVolumeRequest {
+        domain: by_name(&name),
+        volume: libvirt_grpc_tests::volume_ref("", &pool, vol),
+        ..Default::default()
+    };
+
+    let vol = dom
+        .core_dump_domain_to_volume(req("core.raw"))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(
+        (vol.pool.as_str(), vol.name.as_str()),
+        (pool.as_str(), "core.raw")
+    );
+    let path = dir.join("core.raw");
+    assert_eq!(vol.path, path.display().to_string());
+    // What libvirt wrote, at the volume's path: the driver's image.
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"TestGuestMagic"), "{bytes:?}");
+    assert_eq!(volume_names(&s, &pool).await, ["core.raw"]);
+
+    // An existing name: ALREADY_EXISTS, and that volume's bytes untouched.
+    std::fs::write(&path, b"kept").unwrap();
+    let st = dom
+        .core_dump_domain_to_volume(req("core.raw"))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::AlreadyExists, "{st:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+
+    // A dump the driver cannot do (memory_only): the volume it needed is
+    // deleted again.
+    let st = dom
+        .core_dump_domain_to_volume(v1::CoreDumpDomainToVolumeRequest {
+            memory_only: true,
+            ..req("memory.elf")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::Unimplemented, "{st:?}");
+    assert_eq!(volume_names(&s, &pool).await, ["core.raw"]);
+    assert!(!dir.join("memory.elf").exists());
+
+    // A domain that is not running: FAILED_PRECONDITION, nothing created.
+    s.client.stop_domain(&name).await.unwrap();
+    let st = dom
+        .core_dump_domain_to_volume(req("stopped.raw"))
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert_eq!(volume_names(&s, &pool).await, ["core.raw"]);
+    s.client.start_domain(&name).await.unwrap();
+
+    // Unknown pool, unknown host, bad names: nothing reaches libvirt.
+    let st = dom
+        .core_dump_domain_to_volume(v1::CoreDumpDomainToVolumeRequest {
+            volume: libvirt_grpc_tests::volume_ref("", &format!("{p}nopool"), "x"),
+            ..req("")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+    let st = dom
+        .core_dump_domain_to_volume(v1::CoreDumpDomainToVolumeRequest {
+            volume: libvirt_grpc_tests::volume_ref("elsewhere", &pool, "x"),
+            ..req("")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::NotFound, "{st:?}");
+    let st = dom
+        .core_dump_domain_to_volume(v1::CoreDumpDomainToVolumeRequest {
+            format: v1::CoreDumpFormat::KdumpZlib as i32,
+            ..req("a/b")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&st), ["format", "volume.name"]);
+    let st = dom
+        .core_dump_domain_to_volume(v1::CoreDumpDomainToVolumeRequest {
+            volume: None,
+            ..req("")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&st), ["volume"]);
+    assert_eq!(volume_names(&s, &pool).await, ["core.raw"]);
+}
+
+#[tokio::test]
+async fn core_dumps_go_only_into_pools_whose_volumes_grow() {
+    use v1::define_storage_pool_request::Source;
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let pool = format!("{p}lvm");
+    // The test driver keeps any pool's records: a logical one here.
+    s.client
+        .storage()
+        .define_storage_pool(v1::DefineStoragePoolRequest {
+            source: Some(Source::Xml(format!(
+                "<pool type='logical'><name>{pool}</name>\
+                 <source><name>{pool}</name><format type='lvm2'/></source>\
+                 <target><path>/tmp/{pool}</path></target></pool>"
+            ))),
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let st = s
+        .client
+        .domains()
+        .core_dump_domain_to_volume(v1::CoreDumpDomainToVolumeRequest {
+            domain: by_name("test"),
+            volume: libvirt_grpc_tests::volume_ref("", &pool, "core"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("logical"), "{}", st.message());
+    assert!(volume_names(&s, &pool).await.is_empty());
+}

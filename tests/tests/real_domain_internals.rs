@@ -594,3 +594,203 @@ async fn core_dump_streams_an_elf_file_and_leaves_nothing() {
         .unwrap();
     assert_eq!(d.state(), v1::DomainState::Running);
 }
+
+#[tokio::test]
+async fn core_dump_into_a_new_volume_is_an_elf_file_of_its_capacity() {
+    use v1::{define_storage_pool_request::Source as PoolSource, download_storage_volume_response};
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let mut c = Cleanup::new(REAL_URI, &p);
+    let dir = std::env::temp_dir().join(format!("{p}dumppool"));
+    c.file(&dir);
+    let pool = format!("{p}dumps");
+    s.client
+        .storage()
+        .define_storage_pool(v1::DefineStoragePoolRequest {
+            host: "real".into(),
+            source: Some(PoolSource::Spec(v1::StoragePoolSpec {
+                name: pool.clone(),
+                r#type: v1::StoragePoolType::Dir as i32,
+                target_path: dir.display().to_string(),
+                ..Default::default()
+            })),
+            build: true,
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let name = format!("{p}dumpvol");
+    let console = std::env::temp_dir().join(format!("{name}-console.log"));
+    c.file(&console);
+    let xml = libvirt_grpc_tests::guest::xml(&name, console.to_str().unwrap()).replace(
+        "<memory unit='MiB'>256</memory>",
+        "<memory unit='MiB'>64</memory>",
+    );
+    let mut dom = s.client.domains();
+    dom.create_domain(v1::CreateDomainRequest {
+        host: "real".into(),
+        source: Some(v1::create_domain_request::Source::Xml(xml)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let req = || v1::CoreDumpDomainToVolumeRequest {
+        domain: by_name(&name),
+        memory_only: true,
+        volume: libvirt_grpc_tests::volume_ref("real", &pool, "guest.core"),
+        ..Default::default()
+    };
+    let vol = dom
+        .core_dump_domain_to_volume(req())
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    // libvirtd wrote the volume's file; its capacity is the dump's size.
+    let on_disk = std::fs::metadata(&vol.path).unwrap().len();
+    assert_eq!(vol.capacity_bytes, on_disk);
+    assert!(on_disk > 64 << 20, "a 64 MiB guest dumped {on_disk} bytes");
+    assert_eq!(
+        std::path::Path::new(&vol.path),
+        dir.join("guest.core").as_path()
+    );
+    // Read back through the service: an ELF core file.
+    let mut st = s
+        .client
+        .storage()
+        .download_storage_volume(v1::DownloadStorageVolumeRequest {
+            volume: libvirt_grpc_tests::volume_ref("real", &pool, "guest.core"),
+            length_bytes: 4,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut head = Vec::new();
+    while let Some(m) = st.message().await.unwrap() {
+        if let Some(download_storage_volume_response::Item::Chunk(ch)) = m.item {
+            head.extend_from_slice(&ch.data);
+        }
+    }
+    assert_eq!(head, b"\x7fELF");
+
+    // The name is taken now: ALREADY_EXISTS, the dump kept as it was.
+    let st = dom.core_dump_domain_to_volume(req()).await.unwrap_err();
+    assert_eq!(st.code(), tonic::Code::AlreadyExists, "{st:?}");
+    assert_eq!(std::fs::metadata(&vol.path).unwrap().len(), on_disk);
+    // The guest still runs (the default: it continues).
+    let d = s
+        .client
+        .clone()
+        .with_default_host("real")
+        .get_domain(&name)
+        .await
+        .unwrap();
+    assert_eq!(d.state(), v1::DomainState::Running);
+}
+
+#[tokio::test]
+async fn a_remote_host_dumps_into_its_own_volume() {
+    use libvirt_grpc_server::config::HostConfig;
+    use v1::{define_storage_pool_request::Source as PoolSource, download_storage_volume_response};
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    // A libvirtd "in a box", reached over qemu+tcp://: the dump is written
+    // by that daemon and never crosses the connection.
+    let b = libvirt_grpc_tests::boxes::LibvirtBox::start(&format!("{p}dbox"));
+    let s = TestServer::start(vec![
+        HostConfig::new("real", REAL_URI),
+        HostConfig::new("b0", &b.uri),
+    ])
+    .await;
+    let mut c = Cleanup::new(&b.uri, &p);
+    let _real = Cleanup::new(REAL_URI, &p);
+    let dir = std::env::temp_dir().join(format!("{p}boxdumps"));
+    c.file(&dir);
+    let pool = format!("{p}boxpool");
+    for host in ["b0", "real"] {
+        s.client
+            .storage()
+            .define_storage_pool(v1::DefineStoragePoolRequest {
+                host: host.into(),
+                source: Some(PoolSource::Spec(v1::StoragePoolSpec {
+                    name: pool.clone(),
+                    r#type: v1::StoragePoolType::Dir as i32,
+                    target_path: dir.display().to_string(),
+                    ..Default::default()
+                })),
+                build: true,
+                start: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let name = format!("{p}boxed");
+    let console = std::env::temp_dir().join(format!("{name}-console.log"));
+    c.file(&console);
+    let xml = libvirt_grpc_tests::guest::xml(&name, console.to_str().unwrap()).replace(
+        "<memory unit='MiB'>256</memory>",
+        "<memory unit='MiB'>64</memory>",
+    );
+    let mut dom = s.client.domains();
+    dom.create_domain(v1::CreateDomainRequest {
+        host: "b0".into(),
+        source: Some(v1::create_domain_request::Source::Xml(xml)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let req = |vol_host: &str| v1::CoreDumpDomainToVolumeRequest {
+        domain: libvirt_grpc_tests::domain_ref("b0", &name),
+        memory_only: true,
+        volume: libvirt_grpc_tests::volume_ref(vol_host, &pool, "boxed.core"),
+        ..Default::default()
+    };
+    // The volume must be on the domain's host: the same pool name on
+    // another host is refused before anything is created.
+    let st = dom
+        .core_dump_domain_to_volume(req("real"))
+        .await
+        .unwrap_err();
+    assert_eq!(libvirt_grpc_tests::bad_fields(&st), ["volume.pool.host"]);
+    assert!(!dir.join("boxed.core").exists());
+
+    let vol = dom
+        .core_dump_domain_to_volume(req("b0"))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    assert_eq!(vol.host, "b0");
+    let on_disk = std::fs::metadata(dir.join("boxed.core")).unwrap().len();
+    assert_eq!(vol.capacity_bytes, on_disk);
+    assert!(on_disk > 64 << 20, "a 64 MiB guest dumped {on_disk} bytes");
+    // The whole dump read back over the box's connection, byte for byte.
+    let mut st = s
+        .client
+        .storage()
+        .download_storage_volume(v1::DownloadStorageVolumeRequest {
+            volume: libvirt_grpc_tests::volume_ref("b0", &pool, "boxed.core"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(m) = st.message().await.unwrap() {
+        if let Some(download_storage_volume_response::Item::Chunk(ch)) = m.item {
+            got.extend_from_slice(&ch.data);
+        }
+    }
+    assert!(got.starts_with(b"\x7fELF"));
+    assert!(got == std::fs::read(dir.join("boxed.core")).unwrap());
+}

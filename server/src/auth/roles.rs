@@ -159,6 +159,10 @@ pub const TABLE: &[(&str, Role)] = &[
     ("/libvirt_grpc.v1.DomainService/PeekDomainMemory", Admin),
     // A dump holds the guest's whole memory.
     ("/libvirt_grpc.v1.DomainService/CoreDumpDomain", Admin),
+    (
+        "/libvirt_grpc.v1.DomainService/CoreDumpDomainToVolume",
+        Admin,
+    ),
     // EventService
     ("/libvirt_grpc.v1.EventService/WatchEvents", Reader),
     ("/libvirt_grpc.v1.EventService/GetEventPosition", Reader),
@@ -468,6 +472,7 @@ mod tests {
             "PeekDomainBlock",
             "PeekDomainMemory",
             "CoreDumpDomain",
+            "CoreDumpDomainToVolume",
         ] {
             let path = format!("/libvirt_grpc.v1.DomainService/{rpc}");
             assert_eq!(required(&path), Some(Admin), "{rpc}");

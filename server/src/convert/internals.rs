@@ -14,6 +14,7 @@ use crate::{
         dump::DumpPlan,
         monitor::MonitorProtocol,
         peek::{AddressSpace, MAX_PEEK_BYTES},
+        storage::VolumeKey,
     },
     validate,
 };
@@ -258,9 +259,26 @@ pub fn memory_peek(r: &v1::PeekDomainMemoryRequest) -> Result<(u64, usize, Addre
 /// CoreDumpDomain: the format and flags, checked (every format but raw
 /// needs `memory_only`, as QEMU requires).
 pub fn dump_plan(r: &v1::CoreDumpDomainRequest) -> Result<DumpPlan, Error> {
+    plan_of(r.format, r.memory_only, r.live, r.then)
+}
+
+/// CoreDumpDomainToVolume: the plan, as for `CoreDumpDomain`, and the
+/// volume's resolved key (every bad field of both in one error).
+pub fn dump_to_volume_plan(
+    r: &v1::CoreDumpDomainToVolumeRequest,
+    volume: Result<VolumeKey, Error>,
+) -> Result<(DumpPlan, VolumeKey), Error> {
+    let mut v = validate::Violations::default();
+    let plan = v.check(plan_of(r.format, r.memory_only, r.live, r.then));
+    let volume = v.check(volume);
+    v.done(plan.zip(volume))
+}
+
+/// A dump's format and flags from the request's fields.
+fn plan_of(format: i32, memory_only: bool, live: bool, then: i32) -> Result<DumpPlan, Error> {
     use v1::{CoreDumpFormat as F, CoreDumpThen as T};
     let mut v = validate::Violations::default();
-    let format = match F::try_from(r.format) {
+    let format = match F::try_from(format) {
         Ok(F::Unspecified | F::Raw) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_RAW),
         Ok(F::KdumpZlib) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_ZLIB),
         Ok(F::KdumpLzo) => Some(sys::VIR_DOMAIN_CORE_DUMP_FORMAT_KDUMP_LZO),
@@ -271,10 +289,10 @@ pub fn dump_plan(r: &v1::CoreDumpDomainRequest) -> Result<DumpPlan, Error> {
             None
         }
     };
-    if format.is_some_and(|f| f != sys::VIR_DOMAIN_CORE_DUMP_FORMAT_RAW) && !r.memory_only {
+    if format.is_some_and(|f| f != sys::VIR_DOMAIN_CORE_DUMP_FORMAT_RAW) && !memory_only {
         v.add("format", "every format but raw needs memory_only");
     }
-    let then = match T::try_from(r.then) {
+    let then = match T::try_from(then) {
         Ok(T::Unspecified | T::Continue) => Some(0),
         Ok(T::Crash) => Some(sys::VIR_DUMP_CRASH),
         Ok(T::Reset) => Some(sys::VIR_DUMP_RESET),
@@ -285,8 +303,8 @@ pub fn dump_plan(r: &v1::CoreDumpDomainRequest) -> Result<DumpPlan, Error> {
     };
     let flags = then.map(|t| {
         t | super::flags_of(&[
-            (r.memory_only, sys::VIR_DUMP_MEMORY_ONLY),
-            (r.live, sys::VIR_DUMP_LIVE),
+            (memory_only, sys::VIR_DUMP_MEMORY_ONLY),
+            (live, sys::VIR_DUMP_LIVE),
         ])
     });
     v.done(

@@ -254,7 +254,8 @@ fn target_format(w: &mut XmlWriter, f: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The XML of a clone of a volume: name, capacity and format.
+/// The XML of a new volume of only a name, a capacity and a format: a
+/// clone's, or a core dump's.
 pub fn render_clone(name: &str, capacity: u64, format: Option<&str>) -> Result<String, Error> {
     let mut w = writer();
     w.create_element("volume")

@@ -1312,4 +1312,11 @@ impl DomainService for DomainApi {
     ) -> Result<Response<Self::CoreDumpDomainStream>, Status> {
         internals::core_dump_domain(self, req).await
     }
+
+    async fn core_dump_domain_to_volume(
+        &self,
+        req: Request<v1::CoreDumpDomainToVolumeRequest>,
+    ) -> Result<Response<v1::CoreDumpDomainToVolumeResponse>, Status> {
+        internals::core_dump_domain_to_volume(self, req).await
+    }
 }

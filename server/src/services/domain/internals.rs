@@ -18,9 +18,9 @@ use crate::{
     confine::Reach,
     convert::internals as convert,
     error::Error,
-    ops::{actions, counters, dump, monitor, peek, tuning},
+    ops::{actions, counters, dump, monitor, peek, storage::VolumeKey, tuning},
     pool::Lane,
-    services::{deadline, ok},
+    services::{deadline, ok, resolve::Target},
 };
 
 /// `QemuMonitorCommand`: on the slow lane, since a monitor command may
@@ -372,6 +372,37 @@ pub(super) async fn core_dump_domain(
         }
     }
     ok(Box::pin(stream) as CoreDumpStream)
+}
+
+/// `CoreDumpDomainToVolume`: libvirt creates the volume and dumps into it
+/// on the domain's host (`ops::dump`), on the slow lane.
+#[tracing::instrument(skip_all, fields(host, target))]
+pub(super) async fn core_dump_domain_to_volume(
+    api: &DomainApi,
+    req: Request<v1::CoreDumpDomainToVolumeRequest>,
+) -> Result<Response<v1::CoreDumpDomainToVolumeResponse>, Status> {
+    let dl = deadline(&req);
+    let r = req.into_inner();
+    let volume = Target::<VolumeKey>::resolve(&api.hosts, r.volume.as_ref(), "volume");
+    let vol_host = volume.as_ref().ok().map(|v| v.host().to_owned());
+    let plan = convert::dump_to_volume_plan(&r, volume.map(|v| v.key));
+    let (t, (plan, volume)) = api.target_with(r.domain.as_ref(), plan)?;
+    // The domain's host writes the volume: it must hold it.
+    if let Some(h) = vol_host.filter(|h| h != t.host()) {
+        return Err(Error::invalid(
+            "volume.pool.host",
+            format!("is '{h}', not the domain's host '{}'", t.host()),
+        )
+        .into());
+    }
+    let f = t
+        .run(Lane::Slow, dl, move |c, k, h| {
+            dump::core_dump_to_volume(c, k, h, &volume.pool, &volume.name, plan)
+        })
+        .await?;
+    ok(v1::CoreDumpDomainToVolumeResponse {
+        volume: Some(f.into()),
+    })
 }
 
 /// Blocking: sends `started`, the chunks of the open (already unlinked)
