@@ -496,6 +496,47 @@ fn open_dumps() -> usize {
         .unwrap_or(0)
 }
 
+/// Creates the test guest `name` with 64 MiB (a small dump) on `host`,
+/// transient, its console logged under the temporary directory.
+async fn create_small_guest(s: &TestServer, c: &mut Cleanup, host: &str, name: &str) {
+    let console = std::env::temp_dir().join(format!("{name}-console.log"));
+    c.file(&console);
+    let xml = libvirt_grpc_tests::guest::xml(name, console.to_str().unwrap()).replace(
+        "<memory unit='MiB'>256</memory>",
+        "<memory unit='MiB'>64</memory>",
+    );
+    s.client
+        .domains()
+        .create_domain(v1::CreateDomainRequest {
+            host: host.into(),
+            source: Some(v1::create_domain_request::Source::Xml(xml)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// Defines, builds and starts dir pool `name` over `dir` on `host`.
+async fn started_dir_pool(s: &TestServer, host: &str, name: &str, dir: &std::path::Path) {
+    use v1::define_storage_pool_request::Source;
+    s.client
+        .storage()
+        .define_storage_pool(v1::DefineStoragePoolRequest {
+            host: host.into(),
+            source: Some(Source::Spec(v1::StoragePoolSpec {
+                name: name.to_owned(),
+                r#type: v1::StoragePoolType::Dir as i32,
+                target_path: dir.display().to_string(),
+                ..Default::default()
+            })),
+            build: true,
+            start: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn core_dump_streams_an_elf_file_and_leaves_nothing() {
     use sha2::{Digest, Sha256};
@@ -508,20 +549,8 @@ async fn core_dump_streams_an_elf_file_and_leaves_nothing() {
     let mut c = Cleanup::new(REAL_URI, &p);
     let name = format!("{p}dump");
     // A small guest keeps the dump (its whole memory) small.
-    let console = std::env::temp_dir().join(format!("{name}-console.log"));
-    c.file(&console);
-    let xml = libvirt_grpc_tests::guest::xml(&name, console.to_str().unwrap()).replace(
-        "<memory unit='MiB'>256</memory>",
-        "<memory unit='MiB'>64</memory>",
-    );
+    create_small_guest(&s, &mut c, "real", &name).await;
     let mut dom = s.client.domains();
-    dom.create_domain(v1::CreateDomainRequest {
-        host: "real".into(),
-        source: Some(v1::create_domain_request::Source::Xml(xml)),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     // `memory_only`: QEMU's dump-guest-memory, an ELF core file (without
     // it QEMU writes its migration stream, checked below).
     let req = || v1::CoreDumpDomainRequest {
@@ -597,7 +626,7 @@ async fn core_dump_streams_an_elf_file_and_leaves_nothing() {
 
 #[tokio::test]
 async fn core_dump_into_a_new_volume_is_an_elf_file_of_its_capacity() {
-    use v1::{define_storage_pool_request::Source as PoolSource, download_storage_volume_response};
+    use v1::download_storage_volume_response;
     if !real_enabled() {
         return;
     }
@@ -607,37 +636,10 @@ async fn core_dump_into_a_new_volume_is_an_elf_file_of_its_capacity() {
     let dir = std::env::temp_dir().join(format!("{p}dumppool"));
     c.file(&dir);
     let pool = format!("{p}dumps");
-    s.client
-        .storage()
-        .define_storage_pool(v1::DefineStoragePoolRequest {
-            host: "real".into(),
-            source: Some(PoolSource::Spec(v1::StoragePoolSpec {
-                name: pool.clone(),
-                r#type: v1::StoragePoolType::Dir as i32,
-                target_path: dir.display().to_string(),
-                ..Default::default()
-            })),
-            build: true,
-            start: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    started_dir_pool(&s, "real", &pool, &dir).await;
     let name = format!("{p}dumpvol");
-    let console = std::env::temp_dir().join(format!("{name}-console.log"));
-    c.file(&console);
-    let xml = libvirt_grpc_tests::guest::xml(&name, console.to_str().unwrap()).replace(
-        "<memory unit='MiB'>256</memory>",
-        "<memory unit='MiB'>64</memory>",
-    );
+    create_small_guest(&s, &mut c, "real", &name).await;
     let mut dom = s.client.domains();
-    dom.create_domain(v1::CreateDomainRequest {
-        host: "real".into(),
-        source: Some(v1::create_domain_request::Source::Xml(xml)),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let req = || v1::CoreDumpDomainToVolumeRequest {
         domain: by_name(&name),
         memory_only: true,
@@ -697,7 +699,7 @@ async fn core_dump_into_a_new_volume_is_an_elf_file_of_its_capacity() {
 #[tokio::test]
 async fn a_remote_host_dumps_into_its_own_volume() {
     use libvirt_grpc_server::config::HostConfig;
-    use v1::{define_storage_pool_request::Source as PoolSource, download_storage_volume_response};
+    use v1::download_storage_volume_response;
     if !real_enabled() {
         return;
     }
@@ -716,38 +718,11 @@ async fn a_remote_host_dumps_into_its_own_volume() {
     c.file(&dir);
     let pool = format!("{p}boxpool");
     for host in ["b0", "real"] {
-        s.client
-            .storage()
-            .define_storage_pool(v1::DefineStoragePoolRequest {
-                host: host.into(),
-                source: Some(PoolSource::Spec(v1::StoragePoolSpec {
-                    name: pool.clone(),
-                    r#type: v1::StoragePoolType::Dir as i32,
-                    target_path: dir.display().to_string(),
-                    ..Default::default()
-                })),
-                build: true,
-                start: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        started_dir_pool(&s, host, &pool, &dir).await;
     }
     let name = format!("{p}boxed");
-    let console = std::env::temp_dir().join(format!("{name}-console.log"));
-    c.file(&console);
-    let xml = libvirt_grpc_tests::guest::xml(&name, console.to_str().unwrap()).replace(
-        "<memory unit='MiB'>256</memory>",
-        "<memory unit='MiB'>64</memory>",
-    );
+    create_small_guest(&s, &mut c, "b0", &name).await;
     let mut dom = s.client.domains();
-    dom.create_domain(v1::CreateDomainRequest {
-        host: "b0".into(),
-        source: Some(v1::create_domain_request::Source::Xml(xml)),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let req = |vol_host: &str| v1::CoreDumpDomainToVolumeRequest {
         domain: libvirt_grpc_tests::domain_ref("b0", &name),
         memory_only: true,
