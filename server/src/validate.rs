@@ -165,6 +165,42 @@ pub fn xml(field: &str, value: &str) -> Result<(), Error> {
             ));
         }
     }
+    if value.contains("xmlns") {
+        for (name, uri) in crate::xml_query::namespace_declarations(value) {
+            if uri.is_empty() && name == "xmlns" {
+                continue; // undeclares the default namespace
+            }
+            namespace_uri(&format!("{field} ({name})"), &uri)?;
+        }
+    }
+    Ok(())
+}
+
+/// Longest XML namespace URI a request may give.
+pub const MAX_NAMESPACE_URI_BYTES: usize = 1024;
+
+/// An XML namespace name: a URI of 1 to [`MAX_NAMESPACE_URI_BYTES`] bytes
+/// without whitespace, control characters, `<`, `>`, `&`, `"` or `'`.
+/// libvirt writes a namespace back into the definitions it stores without
+/// escaping it, so one of those characters would leave a definition (or a
+/// running guest's status file) that libvirtd cannot load after a restart:
+/// the guest would be lost to it.
+pub fn namespace_uri(field: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "a namespace URI must not be empty"));
+    }
+    max_bytes(field, value, MAX_NAMESPACE_URI_BYTES)?;
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '&' | '"' | '\''))
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "namespace URI contains {c:?}: libvirt would store it unescaped, leaving XML it cannot read back"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -275,6 +311,32 @@ pub fn absolute_path(field: &str, value: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_uris() {
+        assert!(namespace_uri("u", "http://example.org/ns/1.0").is_ok());
+        assert!(namespace_uri("u", "urn:x:y?a=1;b=2").is_ok());
+        for bad in [
+            "", "urn:a<b", "urn:a&b", "urn:a b", "urn:a\"b", "urn:a'b", "urn:a\nb",
+        ] {
+            assert!(namespace_uri("u", bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(namespace_uri("u", &"a".repeat(2000)).is_err());
+        // In raw XML, declarations are checked once unescaped.
+        let xml = |ns: &str| {
+            format!("<domain><metadata><a:i xmlns:a=\"{ns}\">x</a:i></metadata></domain>")
+        };
+        assert!(xml_check(&xml("http://example.org/a")).is_ok());
+        assert!(xml_check(&xml("urn:x&lt;y")).is_err());
+        assert!(xml_check(&xml("urn:x&#60;y")).is_err());
+        assert!(xml_check(&xml("urn:x&amp;y")).is_err());
+        assert!(xml_check("<a xmlns=''><b/></a>").is_ok());
+        assert!(xml_check("<a xmlns:q='&lt;'/>").is_err());
+    }
+
+    fn xml_check(v: &str) -> Result<(), Error> {
+        xml("xml", v)
+    }
 
     #[test]
     fn names() {

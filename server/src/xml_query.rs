@@ -110,6 +110,33 @@ pub fn text(xml: &str, path: &[&str]) -> Option<String> {
     }
 }
 
+/// Every namespace declaration (`xmlns` or `xmlns:P` attribute) of every
+/// element, as (attribute name, unescaped value), in document order, up to
+/// where quick-xml stops reading.
+pub fn namespace_declarations(xml: &str) -> Vec<(String, String)> {
+    let mut reader = Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) => {
+                for a in e.attributes().flatten() {
+                    let key = a.key.as_ref();
+                    if key != b"xmlns" && !key.starts_with(b"xmlns:") {
+                        continue;
+                    }
+                    let value = match a.unescape_value() {
+                        Ok(v) => v.into_owned(),
+                        Err(_) => String::from_utf8_lossy(&a.value).into_owned(),
+                    };
+                    out.push((String::from_utf8_lossy(key).into_owned(), value));
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return out,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Whether quick-xml reads `xml` to its end without an error and finds a
 /// root element.
 pub fn is_well_formed(xml: &str) -> bool {

@@ -306,7 +306,9 @@ fn metadata_kind(v: &mut validate::Violations, kind: i32) -> Option<i32> {
 pub fn get_metadata(r: &v1::GetDomainMetadataRequest) -> Result<MetadataTarget, Error> {
     let mut v = validate::Violations::default();
     let kind = metadata_kind(&mut v, r.kind);
-    v.check(validate::text("uri", &r.uri));
+    if !r.uri.is_empty() {
+        v.check(validate::namespace_uri("uri", &r.uri));
+    }
     if kind == Some(sys::VIR_DOMAIN_METADATA_ELEMENT as i32) && r.uri.is_empty() {
         v.add("uri", "is required for ELEMENT metadata");
     }
@@ -326,10 +328,14 @@ pub fn set_metadata(r: v1::SetDomainMetadataRequest) -> Result<MetadataWrite, Er
     let mut v = validate::Violations::default();
     let kind = metadata_kind(&mut v, r.kind);
     v.check(validate::text("key", &r.key));
-    v.check(validate::text("uri", &r.uri));
     let element = kind == Some(sys::VIR_DOMAIN_METADATA_ELEMENT as i32);
     if element && !r.key.is_empty() {
         v.check(validate::xml_prefix("key", &r.key));
+    }
+    if element && !r.uri.is_empty() {
+        v.check(validate::namespace_uri("uri", &r.uri));
+    } else {
+        v.check(validate::text("uri", &r.uri));
     }
     // An ELEMENT value is XML that libvirt parses; a title or description
     // is text, held to the same size cap.
