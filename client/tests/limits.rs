@@ -32,6 +32,29 @@ fn letters(seed: u64, n: usize) -> String {
         .collect()
 }
 
+/// A server on the test driver, the run's cleanup, its prefix and a client.
+async fn setup() -> (Server, Cleanup, String, Client) {
+    let s = server().await;
+    let p = prefix();
+    let cleanup = Cleanup {
+        uri: TEST_URI.into(),
+        prefix: p.clone(),
+        files: vec![],
+    };
+    let c = Client::connect(s.url.clone()).await.unwrap();
+    (s, cleanup, p, c)
+}
+
+/// Defines a small test-driver domain `name`.
+async fn define_small(c: &Client, name: &str) {
+    c.define_domain_xml(format!(
+        "<domain type='test'><name>{name}</name><memory unit='MiB'>128</memory>\
+         <vcpu>1</vcpu><os><type>hvm</type></os></domain>"
+    ))
+    .await
+    .unwrap();
+}
+
 fn dref(name: &str) -> Option<v1::DomainRef> {
     Some(v1::DomainRef {
         host: String::new(),
@@ -51,21 +74,9 @@ fn element(uri: &str, body: &str) -> v1::SetDomainMetadataRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_over_4_mib_and_the_limits_of_the_client_stubs() {
-    let s = server().await;
-    let p = prefix();
-    let _c = Cleanup {
-        uri: TEST_URI.into(),
-        prefix: p.clone(),
-        files: vec![],
-    };
-    let c = Client::connect(s.url.clone()).await.unwrap();
+    let (s, _c, p, c) = setup().await;
     let name = format!("{p}big");
-    c.define_domain_xml(format!(
-        "<domain type='test'><name>{name}</name><memory unit='MiB'>128</memory>\
-         <vcpu>1</vcpu><os><type>hvm</type></os></domain>"
-    ))
-    .await
-    .unwrap();
+    define_small(&c, &name).await;
     let mut dom = c.domains();
 
     // Six elements of 1 000 000 letters each, every one read back as set.
@@ -181,14 +192,7 @@ async fn a_response_over_4_mib_and_the_limits_of_the_client_stubs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_4_mib_an_event_watch_of_40000_names() {
-    let s = server().await;
-    let p = prefix();
-    let _c = Cleanup {
-        uri: TEST_URI.into(),
-        prefix: p.clone(),
-        files: vec![],
-    };
-    let c = Client::connect(s.url.clone()).await.unwrap();
+    let (_s, _c, p, c) = setup().await;
     let name = format!("{p}watched");
     // 40 000 names of 150 bytes, the one that matters last.
     let mut names: Vec<String> = (0..40_000)
@@ -208,12 +212,7 @@ async fn a_request_over_4_mib_an_event_watch_of_40000_names() {
     }
 
     // The server read the whole list: an event of the last name arrives.
-    c.define_domain_xml(format!(
-        "<domain type='test'><name>{name}</name><memory unit='MiB'>128</memory>\
-         <vcpu>1</vcpu><os><type>hvm</type></os></domain>"
-    ))
-    .await
-    .unwrap();
+    define_small(&c, &name).await;
     let e = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
             if let Some(v1::watch_events_response::Item::Event(e)) =

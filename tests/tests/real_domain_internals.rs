@@ -614,14 +614,19 @@ async fn core_dump_streams_an_elf_file_and_leaves_nothing() {
         || async { (open_dumps() == 0).then_some(()) },
     )
     .await;
+    assert_still_runs(&s, &name).await;
+}
+
+/// Asserts that guest `name` on host "real" still runs.
+async fn assert_still_runs(s: &TestServer, name: &str) {
     let d = s
         .client
         .clone()
         .with_default_host("real")
-        .get_domain(&name)
+        .get_domain(name)
         .await
         .unwrap();
-    assert_eq!(d.state(), v1::DomainState::Running);
+    assert_eq!(d.state(), v1::DomainState::Running, "{name}");
 }
 
 #[tokio::test]
@@ -686,14 +691,7 @@ async fn core_dump_into_a_new_volume_is_an_elf_file_of_its_capacity() {
     assert_eq!(st.code(), tonic::Code::AlreadyExists, "{st:?}");
     assert_eq!(std::fs::metadata(&vol.path).unwrap().len(), on_disk);
     // The guest still runs (the default: it continues).
-    let d = s
-        .client
-        .clone()
-        .with_default_host("real")
-        .get_domain(&name)
-        .await
-        .unwrap();
-    assert_eq!(d.state(), v1::DomainState::Running);
+    assert_still_runs(&s, &name).await;
 }
 
 #[tokio::test]

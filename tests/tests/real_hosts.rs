@@ -26,6 +26,53 @@ async fn next(st: &mut tonic::codec::Streaming<v1::WatchEventsResponse>) -> Item
     }
 }
 
+/// Creates a tiny transient guest `name` on `host` (running, named after
+/// that host) and waits for its Started event, which must name that host.
+async fn create_and_see_started(s: &TestServer, host: &str, name: &str) {
+    let mut st = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest {
+            hosts: vec![host.into()],
+            names: vec![name.into()],
+            kinds: vec![EventKind::Lifecycle as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let d = s
+        .client
+        .domains()
+        .create_domain(v1::CreateDomainRequest {
+            host: host.into(),
+            source: Some(v1::create_domain_request::Source::Xml(format!(
+                "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+                 <vcpu>1</vcpu><os><type>hvm</type></os><devices/></domain>"
+            ))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(
+        (d.host.as_str(), d.state()),
+        (host, v1::DomainState::Running)
+    );
+    loop {
+        if let Item::Event(e) = next(&mut st).await {
+            if let Some(v1::event::Details::Lifecycle(l)) = &e.details {
+                if l.event() == L::Started {
+                    assert_eq!(e.host, host);
+                    break;
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_box_down_and_back() {
     if !real_enabled() {
@@ -240,48 +287,7 @@ async fn a_host_over_qemu_tls() {
     let _c = Cleanup::new(&b.uri, &p);
 
     let name = format!("{p}overtls");
-    let mut st = s
-        .client
-        .events()
-        .watch_events(v1::WatchEventsRequest {
-            hosts: vec!["t0".into()],
-            names: vec![name.clone()],
-            kinds: vec![EventKind::Lifecycle as i32],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let d = s
-        .client
-        .domains()
-        .create_domain(v1::CreateDomainRequest {
-            host: "t0".into(),
-            source: Some(v1::create_domain_request::Source::Xml(format!(
-                "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
-                 <vcpu>1</vcpu><os><type>hvm</type></os><devices/></domain>"
-            ))),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .domain
-        .unwrap();
-    assert_eq!(
-        (d.host.as_str(), d.state()),
-        ("t0", v1::DomainState::Running)
-    );
-    loop {
-        if let Item::Event(e) = next(&mut st).await {
-            if let Some(v1::event::Details::Lifecycle(l)) = &e.details {
-                if l.event() == L::Started {
-                    assert_eq!(e.host, "t0");
-                    break;
-                }
-            }
-        }
-    }
+    create_and_see_started(&s, "t0", &name).await;
     let hosts = s
         .client
         .hosts()
@@ -395,48 +401,7 @@ async fn a_host_over_qemu_ssh() {
 
     // A guest created through ssh; its start is an event of the ssh host.
     let name = format!("{p}overssh");
-    let mut st = s
-        .client
-        .events()
-        .watch_events(v1::WatchEventsRequest {
-            hosts: vec!["ssh".into()],
-            names: vec![name.clone()],
-            kinds: vec![EventKind::Lifecycle as i32],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let d = s
-        .client
-        .domains()
-        .create_domain(v1::CreateDomainRequest {
-            host: "ssh".into(),
-            source: Some(v1::create_domain_request::Source::Xml(format!(
-                "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
-                 <vcpu>1</vcpu><os><type>hvm</type></os><devices/></domain>"
-            ))),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .domain
-        .unwrap();
-    assert_eq!(
-        (d.host.as_str(), d.state()),
-        ("ssh", v1::DomainState::Running)
-    );
-    loop {
-        if let Item::Event(e) = next(&mut st).await {
-            if let Some(v1::event::Details::Lifecycle(l)) = &e.details {
-                if l.event() == L::Started {
-                    assert_eq!(e.host, "ssh");
-                    break;
-                }
-            }
-        }
-    }
+    create_and_see_started(&s, "ssh", &name).await;
     let listed = s
         .client
         .domains()
