@@ -555,6 +555,61 @@ async fn battery_findings_answer_caller_mistake_codes() {
     let r = st.clone_storage_volume(clone(format!("{p}c"))).await;
     assert_eq!(code_of(r), Code::AlreadyExists);
 
+    // Formats libvirt can only read (qemu-img would fail, answered as an
+    // internal error), and PLOOP out of a raw volume: refused, and no
+    // volume of that name exists afterwards.
+    use v1::StorageVolumeFormat as F;
+    for f in [F::Dmg, F::Ploop, F::Vhd, F::Cow, F::Bochs, F::Cloop, F::Fat] {
+        let name = format!("{p}f{}", f as i32);
+        let r = st
+            .clone_storage_volume(v1::CloneStorageVolumeRequest {
+                format: f as i32,
+                ..clone(name.clone())
+            })
+            .await;
+        assert_invalid(r, "format");
+        let r = st
+            .get_storage_volume(v1::GetStorageVolumeRequest {
+                volume: vol_ref("default-pool", &name),
+            })
+            .await;
+        assert_eq!(code_of(r), Code::NotFound, "{f:?}");
+        if f != F::Ploop {
+            let r = st
+                .create_storage_volume(v1::CreateStorageVolumeRequest {
+                    pool: pool_ref("", "default-pool"),
+                    source: Some(v1::create_storage_volume_request::Source::Spec(
+                        v1::StorageVolumeSpec {
+                            name: name.clone(),
+                            capacity_bytes: 1 << 20,
+                            format: f as i32,
+                            ..Default::default()
+                        },
+                    )),
+                })
+                .await;
+            assert_invalid(r, "spec.format");
+        }
+    }
+    st.clone_storage_volume(v1::CloneStorageVolumeRequest {
+        format: F::Qcow2 as i32,
+        ..clone(format!("{p}q"))
+    })
+    .await
+    .unwrap();
+
+    // More SSH keys in one call than libvirt's protocol carries.
+    let r = s
+        .client
+        .agents()
+        .add_guest_authorized_keys(v1::AddGuestAuthorizedKeysRequest {
+            domain: by_name("test"),
+            user: "root".into(),
+            keys: vec!["ssh-ed25519 AAAAC3Nz lvgt".into(); 2049],
+        })
+        .await;
+    assert_invalid(r, "keys");
+
     // More allocation than the pool holds.
     let r = st
         .create_storage_volume(v1::CreateStorageVolumeRequest {

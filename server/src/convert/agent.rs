@@ -242,14 +242,37 @@ fn user(v: &mut Violations, user: &str) {
     v.check(validate::required_text("user", user));
 }
 
-/// Keys: at least one, each one line.
+/// Most keys one change may carry: libvirt's remote protocol refuses more
+/// (REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX).
+pub const MAX_KEYS: usize = 2048;
+
+/// Longest key line accepted (an OpenSSH key with options and a comment is
+/// a few KiB at most).
+pub const MAX_KEY_BYTES: usize = 16 << 10;
+
+/// Keys: at least one and at most [`MAX_KEYS`], each one line of at most
+/// [`MAX_KEY_BYTES`].
 fn keys(v: &mut Violations, keys: &[String]) {
     if keys.is_empty() {
         v.add("keys", "at least one key is required");
     }
+    if keys.len() > MAX_KEYS {
+        v.add(
+            "keys",
+            format!(
+                "{} keys; at most {MAX_KEYS} in one call (libvirt's limit)",
+                keys.len()
+            ),
+        );
+        return;
+    }
     for (i, k) in keys.iter().enumerate() {
         let field = format!("keys[{i}]");
-        if v.check(validate::required_text(&field, k)).is_some() && k.contains('\n') {
+        if v.check(validate::required_text(&field, k)).is_some()
+            && v.check(validate::max_bytes(&field, k, MAX_KEY_BYTES))
+                .is_some()
+            && k.contains('\n')
+        {
             v.add(field, "must be one line");
         }
     }
@@ -680,6 +703,14 @@ mod tests {
             ["user", "keys"]
         );
         assert!(key_change("u", &["a\nb".into()], KeyChange::Remove).is_err());
+        let many = vec!["ssh-ed25519 AAAA a".to_owned(); MAX_KEYS + 1];
+        assert_eq!(fields(key_change("u", &many, add).unwrap_err()), ["keys"]);
+        assert!(key_change("u", &many[..MAX_KEYS], add).is_ok());
+        let long = "a".repeat(MAX_KEY_BYTES + 1);
+        assert_eq!(
+            fields(key_change("u", &[long], add).unwrap_err()),
+            ["keys[0]"]
+        );
         assert!(mountpoints(&["/".into()]).is_ok());
         assert!(mountpoints(&["rel".into()]).is_err());
         assert_eq!(guest_info_types(&[]).unwrap(), 0);

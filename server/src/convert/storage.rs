@@ -166,6 +166,25 @@ pub fn volume_format_in_request(field: &str, raw: i32) -> Result<Option<&'static
         .ok_or_else(|| Error::invalid(field, format!("unknown volume format {raw}")))
 }
 
+/// Formats qemu-img (which libvirt runs to create and copy file volumes)
+/// reads but cannot write: `vhd` is qemu's `vpc`, `cow` is gone from QEMU.
+const READ_ONLY_VOLUME_FORMATS: [&str; 6] = ["bochs", "cloop", "dmg", "fat", "vhd", "cow"];
+
+/// The format of a volume to be written (created or cloned): as
+/// [`volume_format_in_request`], and not one libvirt can only read
+/// ([`READ_ONLY_VOLUME_FORMATS`]: libvirt would start qemu-img and answer
+/// its failure as an internal error).
+pub fn writable_volume_format(field: &str, raw: i32) -> Result<Option<&'static str>, Error> {
+    let format = volume_format_in_request(field, raw)?;
+    match format {
+        Some(f) if READ_ONLY_VOLUME_FORMATS.contains(&f) => Err(Error::invalid(
+            field,
+            format!("libvirt cannot write a '{f}' volume (qemu-img only reads that format); use RAW, QCOW2, QED, VMDK, VPC or VDI"),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// The API's pool state for libvirt's virStoragePoolState.
 pub fn pool_state(s: u32) -> StoragePoolState {
     use StoragePoolState as S;
@@ -372,7 +391,7 @@ impl TryFrom<&v1::CloneStorageVolumeRequest> for CloneVolume {
     fn try_from(r: &v1::CloneStorageVolumeRequest) -> Result<Self, Error> {
         let mut v = Violations::default();
         v.check(render::volume_name("name", &r.name));
-        let format = v.check(volume_format_in_request("format", r.format));
+        let format = v.check(writable_volume_format("format", r.format));
         v.done(format.map(|format| CloneVolume {
             name: r.name.clone(),
             format,
@@ -668,6 +687,18 @@ mod tests {
         );
         assert_eq!(volume_format_in_request("f", 0).unwrap(), None);
         assert!(volume_format_in_request("f", 1).is_err());
+        for f in [
+            StorageVolumeFormat::Dmg,
+            StorageVolumeFormat::Vhd,
+            StorageVolumeFormat::Cow,
+        ] {
+            assert!(writable_volume_format("f", f as i32).is_err(), "{f:?}");
+        }
+        assert_eq!(
+            writable_volume_format("f", StorageVolumeFormat::Qcow2 as i32).unwrap(),
+            Some("qcow2")
+        );
+        assert_eq!(writable_volume_format("f", 0).unwrap(), None);
     }
 
     #[test]

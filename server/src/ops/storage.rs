@@ -311,9 +311,24 @@ pub fn clone_volume(
 ) -> Result<VolumeFacts, Error> {
     let src = lookup_volume(conn, key)?;
     let info = src.info()?;
+    let source_format = || -> Result<Option<String>, Error> {
+        Ok(xml_query::attr(
+            &src.xml_desc(0)?,
+            &["volume", "target", "format"],
+            "type",
+        ))
+    };
     let format = match format {
+        // libvirt makes a ploop volume only out of another ploop volume
+        // (and would answer an internal error before copying anything).
+        Some("ploop") if source_format()?.as_deref() != Some("ploop") => {
+            return Err(Error::invalid(
+                "format",
+                "a PLOOP volume can only be cloned from a PLOOP volume",
+            ))
+        }
         Some(f) => Some(f.to_owned()),
-        None => xml_query::attr(&src.xml_desc(0)?, &["volume", "target", "format"], "type"),
+        None => source_format()?,
     };
     let xml = render::render_clone(name, info.capacity, format.as_deref())?;
     let pool = src.lookup_storage_pool()?;

@@ -3,7 +3,11 @@
 use libvirt_grpc::v1::{StoragePoolSpec, StoragePoolType, StorageVolumeSpec};
 
 use super::{finish, io_error, quantity, text_element, writer, XmlWriter};
-use crate::{convert::storage::volume_format_in_request, error::Error, validate};
+use crate::{
+    convert::storage::{volume_format_in_request, writable_volume_format},
+    error::Error,
+    validate,
+};
 
 /// A volume name: non-empty, no `/`, no NUL, not `.` or `..` (libvirt joins
 /// it to the pool's directory, so these are what could escape it).
@@ -200,10 +204,7 @@ pub fn render_volume(spec: &StorageVolumeSpec, at: &str) -> Result<String, Error
     ));
     let allocation = spec.allocation_bytes;
     let format = v
-        .check(volume_format_in_request(
-            &format!("{at}.format"),
-            spec.format,
-        ))
+        .check(writable_volume_format(&format!("{at}.format"), spec.format))
         .flatten();
     let backing_format = v
         .check(volume_format_in_request(
