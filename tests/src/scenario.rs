@@ -19,14 +19,34 @@ pub async fn domain_lifecycle(client: &Client, host: &str, spec: v1::DomainSpec)
     assert!(d.persistent);
     assert_eq!(d.memory_bytes, memory);
 
+    // Off, it can be neither suspended nor resumed: FAILED_PRECONDITION on
+    // every driver (the test driver's own words are internal errors).
+    let mut dom = client.domains();
+    let suspend = || v1::SuspendDomainRequest {
+        domain: domain_ref(host, &name),
+    };
+    let resume = || v1::ResumeDomainRequest {
+        domain: domain_ref(host, &name),
+    };
+    for st in [
+        dom.suspend_domain(suspend()).await.unwrap_err(),
+        dom.resume_domain(resume()).await.unwrap_err(),
+    ] {
+        assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+        assert!(st.message().contains("not running"), "{}", st.message());
+    }
+
     let d = client.start_domain(&name).await.unwrap();
     assert_eq!(d.state(), DomainState::Running);
     assert_eq!(d.state_reason(), DomainStateReason::RunningBooted);
     assert_eq!(d.state_reason_code, 1);
     assert!(d.id > 0);
 
-    // Starting a running domain is a precondition failure, not an internal error.
-    let mut dom = client.domains();
+    // Starting or resuming a running domain is a precondition failure, not
+    // an internal error.
+    let st = dom.resume_domain(resume()).await.unwrap_err();
+    assert_eq!(st.code(), Code::FailedPrecondition, "{st:?}");
+    assert!(st.message().contains("already running"), "{}", st.message());
     let again = dom
         .start_domain(v1::StartDomainRequest {
             domain: domain_ref(host, &name),
@@ -46,6 +66,16 @@ pub async fn domain_lifecycle(client: &Client, host: &str, spec: v1::DomainSpec)
         .unwrap();
     assert_eq!(d.state(), DomainState::Paused);
     assert_eq!(d.state_reason(), DomainStateReason::PausedUser);
+    // Suspending a paused domain succeeds and leaves it paused (QEMU's
+    // answer, on the test driver too).
+    let d = dom
+        .suspend_domain(suspend())
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(d.state(), DomainState::Paused);
     let d = dom
         .resume_domain(v1::ResumeDomainRequest {
             domain: domain_ref(host, &name),

@@ -685,6 +685,15 @@ fn already_running(dom: &Domain) -> Result<Error, Error> {
     )))
 }
 
+/// The error for a call that needs a running domain on one that is off
+/// (QEMU's words; the test driver would say "internal error").
+fn not_running(dom: &Domain) -> Result<Error, Error> {
+    Ok(Error::OperationInvalid(format!(
+        "Requested operation is not valid: domain '{}' is not running",
+        dom.name()?
+    )))
+}
+
 /// Starts a defined domain (`flags`: VIR_DOMAIN_START_*). A running domain
 /// is OPERATION_INVALID on every driver (the test driver would say
 /// "internal error").
@@ -751,15 +760,27 @@ pub fn stop(
 
 /// Pauses the domain.
 pub fn suspend(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo, Error> {
-    changed(conn, key, host, |dom| {
-        dom.suspend()?;
-        Ok(())
-    })
+    let dom = lookup(conn, key)?;
+    if let Err(e) = dom.suspend() {
+        if !error::is_unclassified(&e) {
+            return Err(e.into());
+        }
+        // The test driver's "internal error: domain not running": answer
+        // as QEMU does (a paused domain stays paused and the call
+        // succeeds; one that is off is OPERATION_INVALID).
+        match libvirt_sys::domain_state(&dom) {
+            Ok((state, _)) if state as u32 == sys::VIR_DOMAIN_PAUSED => {}
+            Ok(_) if !dom.is_active()? => return Err(not_running(&dom)?),
+            _ => return Err(e.into()),
+        }
+    }
+    describe(conn, host, &dom)
 }
 
-/// Resumes a paused domain. Resuming one that runs is FAILED_PRECONDITION
-/// on every driver (the test driver says "internal error"); the state is
-/// read only after libvirt failed, so success costs no extra round trip.
+/// Resumes a paused domain. Resuming one that runs or one that is off is
+/// FAILED_PRECONDITION on every driver (the test driver says "internal
+/// error"); the state is read only after libvirt failed, so success costs
+/// no extra round trip.
 pub fn resume(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo, Error> {
     let dom = lookup(conn, key)?;
     if let Err(e) = dom.resume() {
@@ -772,6 +793,7 @@ pub fn resume(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo,
             Ok((state, _)) if state as u32 == sys::VIR_DOMAIN_RUNNING => {
                 Err(already_running(&dom)?)
             }
+            Ok(_) if !dom.is_active()? => Err(not_running(&dom)?),
             _ => Err(e.into()),
         };
     }
