@@ -100,6 +100,11 @@ class HostCtx:
         self.pools_dir = os.path.join(run_dir, "pools")
         os.makedirs(self.files, exist_ok=True)
         os.makedirs(self.pools_dir, exist_ok=True)
+        # An existing directory for path fields, holding nothing: a pool a
+        # request points there may list (and a sweep delete) only what the
+        # battery never needs (the run directory holds the server's config).
+        self.existing_dir = os.path.join(run_dir, "existing-dir")
+        os.makedirs(self.existing_dir, exist_ok=True)
         with open(os.path.join(self.files, "disk.img"), "wb") as f:
             f.truncate(MIB)
         self.setup_notes: list[str] = []

@@ -289,7 +289,7 @@ def _string_values(b: Bases, msg_name: str, f, base: str) -> list[Value]:
     out = V.string_values(base, b.uuid_for(msg_name), name_like)
     if f.name == "path" or f.name.endswith("_path") or f.name in ("kernel", "initrd"):
         out += [
-            Value("existing directory", b.ctx.run_dir),
+            Value("existing directory", b.ctx.existing_dir),
             Value("missing absolute path", f"{b.ctx.files}/no/such/dir/x"),
             Value("/dev/null", "/dev/null"),
         ]
