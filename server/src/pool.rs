@@ -3,10 +3,11 @@
 //!
 //! # Threads and ownership
 //!
-//! 1. libvirt's default event implementation is registered once, before the
+//! 1. The server's event implementation (`epoll`-based,
+//!    [`crate::libvirt_sys::event_loop`]) is registered once, before the
 //!    first connection is opened ([`ensure_event_loop`]), and runs forever on
-//!    one named thread, `libvirt-events`. Keepalives and (later) event
-//!    callbacks are driven by it.
+//!    one named thread, `libvirt-events`. Keepalives and event callbacks are
+//!    driven by it.
 //! 2. A [`HostPool`] owns `connections` quick-lane slots and one slow-lane
 //!    slot, each an optional open `Connect`. Slots are filled lazily, checked
 //!    with `virConnectIsAlive` before each use, and refilled when closed.
@@ -72,10 +73,17 @@ pub fn retry_delay(failures: u32) -> Duration {
 
 static EVENT_LOOP: Once = Once::new();
 
-/// Registers libvirt's default event implementation and starts the thread
-/// that runs it. Idempotent; must run before the first connection is opened.
+/// Registers the server's event implementation
+/// ([`crate::libvirt_sys::event_loop`]: `epoll`, woken only by what needs a
+/// callback) and starts the thread that runs it. Falls back to libvirt's
+/// default (GLib) loop if the kernel refuses `epoll`. Idempotent; must run
+/// before the first connection is opened.
 pub fn ensure_event_loop() {
     EVENT_LOOP.call_once(|| {
+        let Err(e) = crate::libvirt_sys::event_loop::register("libvirt-events") else {
+            return;
+        };
+        tracing::warn!(error = %e, "cannot start the epoll event loop; using libvirt's default loop");
         if let Err(e) = virt::event::event_register_default_impl() {
             tracing::error!(error = %e, "cannot register libvirt's event implementation");
             return;

@@ -6,6 +6,7 @@
 //!
 //! | module | what it wraps |
 //! | --- | --- |
+//! | [`event_loop`] | the event implementation libvirt runs its keepalives and callbacks on |
 //! | [`domain`] | state, save, vCPU pinning, bulk statistics, job statistics and abort |
 //! | [`internals`] | per-disk statistics, disk errors, NMI, block and memory peeks, scheduler parameters |
 //! | [`guest`] | guest-agent calls: file systems, SSH keys, guest info, guest vCPUs |
@@ -45,6 +46,7 @@ pub mod callbacks;
 pub mod console;
 pub mod cpumap;
 pub mod domain;
+pub mod event_loop;
 pub mod guest;
 pub mod internals;
 pub mod network;
