@@ -433,13 +433,14 @@ fn get_at_concurrency_1(
     budget: Duration,
     title: &str,
 ) {
-    let (mut li, mut full_direct, mut basic, mut full) = Default::default();
+    let (mut li, mut full_direct, mut basic, mut full, mut floor) = Default::default();
     let mut i = 0usize;
     let mut next = || {
         i += 1;
         names[i % names.len()].clone()
     };
     let mut dom = client.domains();
+    let mut hosts = client.hosts();
     for _round in 0..5 {
         batch(budget, 20, &mut li, || {
             let d = conn.lookup_domain_by_name(&next()).unwrap();
@@ -466,9 +467,21 @@ fn get_at_concurrency_1(
                 })
                 .await;
             }
+            // The service's floor: a call answered from the server's
+            // memory (its configured hosts), no libvirt call at all.
+            batch_async(budget, 20, &mut floor, async || {
+                hosts.list_hosts(v1::ListHostsRequest {}).await.unwrap();
+            })
+            .await;
         });
     }
     header(title);
+    row(
+        "floor: ListHosts (no libvirt call) vs lookup+info",
+        &li,
+        &floor,
+        "",
+    );
     row("GetDomain BASIC vs lookup+info", &li, &basic, "");
     row(
         "GetDomain FULL vs lookup+info",

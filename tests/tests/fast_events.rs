@@ -988,3 +988,38 @@ async fn a_burst_of_200_domains_arrives_complete_in_order_with_hints() {
         );
     }
 }
+
+/// A position taken from a server that has just started is a promise: a
+/// change made right after it is announced after it (the position waits
+/// for the hosts' callbacks). Fresh servers, so each one's registration is
+/// racing the first call.
+#[tokio::test]
+async fn a_position_from_a_fresh_server_sees_the_next_change() {
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    for i in 0..5 {
+        let s = TestServer::test_driver().await;
+        let name = format!("{p}fresh{i}");
+        let pos = s
+            .client
+            .events()
+            .get_event_position(v1::GetEventPositionRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        s.client.define_domain(small_spec(&name)).await.unwrap();
+        let (_, mut st) = open(
+            &s,
+            v1::WatchEventsRequest {
+                resume_after: Some(pos.sequence),
+                epoch: pos.epoch,
+                ..names(&name)
+            },
+        )
+        .await;
+        let e = next_event(&mut st).await;
+        assert_eq!(lifecycle(&e).0, L::Defined, "server {i}: {e:?}");
+        assert!(e.sequence > pos.sequence);
+        s.client.undefine_domain(&name).await.unwrap();
+    }
+}

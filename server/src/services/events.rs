@@ -42,6 +42,16 @@ impl EventApi {
     }
 }
 
+impl EventApi {
+    /// Waits until every host's first event registration is made (or
+    /// failed), at most `STARTUP_WAIT`: a host that hangs on connect must
+    /// not hold callers back.
+    async fn wait_ready(&self) {
+        let mut ready = self.ready.clone();
+        let _ = tokio::time::timeout(events::STARTUP_WAIT, ready.wait_for(|r| *r)).await;
+    }
+}
+
 #[tonic::async_trait]
 impl EventService for EventApi {
     type WatchEventsStream = EventStream;
@@ -55,9 +65,7 @@ impl EventService for EventApi {
             return Err(events::shutting_down());
         }
         let watch = convert::watch_request(&self.hosts, req.into_inner())?;
-        // Bounded: a host that hangs on connect must not hold streams back.
-        let mut ready = self.ready.clone();
-        let _ = tokio::time::timeout(events::STARTUP_WAIT, ready.wait_for(|r| *r)).await;
+        self.wait_ready().await;
         let stream = events::subscriber::open(&self.hub, watch, self.shutdown.clone())?;
         Ok(Response::new(stream))
     }
@@ -66,6 +74,9 @@ impl EventService for EventApi {
         &self,
         _req: Request<v1::GetEventPositionRequest>,
     ) -> Result<Response<v1::GetEventPositionResponse>, Status> {
+        // A position taken before the hosts' callbacks are registered would
+        // promise events for changes libvirt announces to nobody.
+        self.wait_ready().await;
         Ok(Response::new(self.hub.position().into()))
     }
 }
