@@ -30,8 +30,10 @@
 //!   free is not delayed until the next event.
 //! * A watch with no events is out of the `epoll` set, so an error or a
 //!   hang-up on a socket libvirt is polling itself cannot spin the loop.
-//! * Each watch holds a `dup` of its fd, so two watches on one fd, or a
-//!   number libvirt closes and reuses, never alias in the `epoll` set.
+//! * A watch is taken out of the `epoll` set when it is removed, before
+//!   libvirt closes its fd, so a number libvirt closes and reuses never
+//!   aliases. A second live watch on an fd that already has one (which
+//!   `epoll` cannot hold twice) watches a `dup` of it, closed with it.
 //! * Timeouts repeat every `ms` (0: on every iteration) until updated to -1
 //!   or removed, and an update restarts the period, as in libvirt's own
 //!   loops.
@@ -41,9 +43,10 @@
 //! * `cb`, `opaque` and `ff` are libvirt's; we call `cb` with exactly the
 //!   arguments libvirt documents, only while the entry is not removed, and
 //!   `ff(opaque)` exactly once, after the last possible `cb`.
-//! * The raw fds are ours (`dup`, `epoll_create1`, `eventfd`, `timerfd`) and
-//!   closed exactly once, when their entry is freed; `epoll_wait` writes
-//!   into a local array of the length it is given.
+//! * The fds we close are ours (`dup`, `epoll_create1`, `eventfd`,
+//!   `timerfd`), each closed exactly once, when its entry is freed; a
+//!   watch's own fd stays libvirt's and is never closed here. `epoll_wait`
+//!   writes into a local array of the length it is given.
 
 use std::{
     collections::HashMap,
@@ -61,8 +64,10 @@ const TIMER_BIT: u64 = 1 << 32;
 const BATCH: usize = 64;
 
 struct Watch {
-    /// Our `dup` of libvirt's fd: what the `epoll` set holds.
+    /// What the `epoll` set holds: libvirt's fd, or our `dup` of it when
+    /// another live watch has that fd (`owned`).
     fd: c_int,
+    owned: bool,
     /// libvirt's fd, handed back to its callback.
     libvirt_fd: c_int,
     /// libvirt's `VIR_EVENT_HANDLE_*` mask; 0 while libvirt polls itself.
@@ -206,16 +211,23 @@ unsafe extern "C" fn add_handle(
     ff: sys::virFreeCallback,
 ) -> c_int {
     let Some(l) = LOOP.get() else { return -1 };
-    // SAFETY: duplicating a caller's fd has no memory effects.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return -1;
-    }
     let mut e = lock(l);
+    let shared = e.watches.values().any(|w| !w.removed && w.libvirt_fd == fd);
+    let own = if shared {
+        // SAFETY: duplicating a caller's fd has no memory effects.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return -1;
+        }
+        dup
+    } else {
+        fd
+    };
     e.next_watch = e.next_watch.wrapping_add(1).max(1);
     let id = e.next_watch;
     let mut w = Watch {
-        fd: dup,
+        fd: own,
+        owned: shared,
         libvirt_fd: fd,
         events,
         in_epoll: false,
@@ -226,9 +238,11 @@ unsafe extern "C" fn add_handle(
     };
     sync_watch(l.epoll, id, &mut w);
     if events != 0 && !w.in_epoll {
-        // SAFETY: our dup, closed once, here; libvirt keeps ownership of
-        // `opaque` on failure.
-        unsafe { libc::close(dup) };
+        if shared {
+            // SAFETY: our dup, closed once, here; libvirt keeps ownership
+            // of `opaque` on failure.
+            unsafe { libc::close(own) };
+        }
         return -1;
     }
     e.watches.insert(id, w);
@@ -391,25 +405,28 @@ fn run_once(l: &Loop) {
 /// without the lock (libvirt's free callbacks may take its own locks and
 /// call back into us).
 fn free_removed(l: &Loop) {
-    let mut frees: Vec<(sys::virFreeCallback, *mut c_void, c_int)> = Vec::new();
+    // (free callback, opaque, our fd to close if any)
+    let mut frees: Vec<(sys::virFreeCallback, *mut c_void, Option<c_int>)> = Vec::new();
     {
         let mut e = lock(l);
         e.watches.retain(|_, w| {
             if w.removed {
-                frees.push((w.ff, w.opaque, w.fd));
+                frees.push((w.ff, w.opaque, w.owned.then_some(w.fd)));
             }
             !w.removed
         });
         e.timers.retain(|_, t| {
             if t.removed {
-                frees.push((t.ff, t.opaque, t.fd));
+                frees.push((t.ff, t.opaque, Some(t.fd)));
             }
             !t.removed
         });
     }
     for (ff, opaque, fd) in frees {
-        // SAFETY: our fd, out of the epoll set, closed once, here.
-        unsafe { libc::close(fd) };
+        if let Some(fd) = fd {
+            // SAFETY: our fd, out of the epoll set, closed once, here.
+            unsafe { libc::close(fd) };
+        }
         if let Some(ff) = ff {
             // SAFETY: the entry is gone, so no callback can follow; this is
             // the one call of libvirt's free callback (module doc).
@@ -509,6 +526,15 @@ mod tests {
         }
     }
 
+    /// Reports readiness without reading: fires until removed.
+    unsafe extern "C" fn on_fd_keep(watch: c_int, _fd: c_int, events: c_int, opaque: *mut c_void) {
+        // SAFETY: as in `on_fd`.
+        let tx = unsafe { &*(opaque as *const Sender<Seen>) };
+        if events & sys::VIR_EVENT_HANDLE_READABLE as c_int != 0 {
+            let _ = tx.send(Seen::Readable(watch));
+        }
+    }
+
     unsafe extern "C" fn on_timer(timer: c_int, opaque: *mut c_void) {
         // SAFETY: as in `on_fd`.
         let tx = unsafe { &*(opaque as *const Sender<Seen>) };
@@ -571,6 +597,31 @@ mod tests {
         assert_eq!(rest, [Seen::Freed], "no callback after removal, one free");
         // SAFETY: removed already: libvirt's contract is -1.
         assert_eq!(unsafe { sys::virEventRemoveHandle(watch) }, -1);
+
+        // Two live watches on one fd (the second watches a dup): both fire.
+        let (one, rx1) = leak();
+        let (two, rx2) = leak();
+        // SAFETY: a live fd, our callbacks, and opaques they understand.
+        let (w1, w2) = unsafe {
+            (
+                sys::virEventAddHandle(fds[0], readable, Some(on_fd_keep), one, Some(free_tx)),
+                sys::virEventAddHandle(fds[0], readable, Some(on_fd_keep), two, Some(free_tx)),
+            )
+        };
+        assert!(w1 > 0 && w2 > 0 && w1 != w2, "watch ids {w1} {w2}");
+        write(fds[1]);
+        assert_eq!(next(&rx1), Some(Seen::Readable(w1)));
+        assert_eq!(next(&rx2), Some(Seen::Readable(w2)));
+        // SAFETY: watches this test added and has not removed.
+        unsafe {
+            assert_eq!(sys::virEventRemoveHandle(w1), 0);
+            assert_eq!(sys::virEventRemoveHandle(w2), 0);
+        }
+        for rx in [rx1, rx2] {
+            let rest: Vec<Seen> = std::iter::from_fn(|| next(&rx)).collect();
+            assert_eq!(rest.last(), Some(&Seen::Freed), "{rest:?}");
+        }
+        drain(fds[0]);
 
         let (opaque, rx) = leak();
         // SAFETY: our callbacks and an opaque they understand.

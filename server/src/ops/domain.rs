@@ -758,44 +758,52 @@ pub fn stop(
     }
 }
 
-/// Pauses the domain.
+/// The error for a domain already in the state a call asked for.
+type Refusal = fn(&Domain) -> Result<Error, Error>;
+
+/// A pause or resume libvirt failed with `e`, read again from the domain's
+/// state when libvirt left the error unclassified (the test driver's
+/// "internal error: domain not running"), so that every driver answers as
+/// QEMU does: a domain already in `target` gets `already` (`None`: the call
+/// succeeds), one that is off is OPERATION_INVALID, anything else keeps
+/// libvirt's error. A classified error is libvirt's own answer and is kept
+/// with its details. The state is read only after a failure, so success
+/// costs no extra round trip.
+fn settle_by_state(
+    dom: &Domain,
+    e: virt::error::Error,
+    target: u32,
+    already: Option<Refusal>,
+) -> Result<(), Error> {
+    if !error::is_unclassified(&e) {
+        return Err(e.into());
+    }
+    match libvirt_sys::domain_state(dom) {
+        Ok((state, _)) if state as u32 == target => match already {
+            None => Ok(()),
+            Some(refusal) => Err(refusal(dom)?),
+        },
+        Ok(_) if !dom.is_active()? => Err(not_running(dom)?),
+        _ => Err(e.into()),
+    }
+}
+
+/// Pauses the domain. Pausing a paused domain succeeds and pausing one that
+/// is off is FAILED_PRECONDITION, on every driver ([`settle_by_state`]).
 pub fn suspend(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo, Error> {
     let dom = lookup(conn, key)?;
     if let Err(e) = dom.suspend() {
-        if !error::is_unclassified(&e) {
-            return Err(e.into());
-        }
-        // The test driver's "internal error: domain not running": answer
-        // as QEMU does (a paused domain stays paused and the call
-        // succeeds; one that is off is OPERATION_INVALID).
-        match libvirt_sys::domain_state(&dom) {
-            Ok((state, _)) if state as u32 == sys::VIR_DOMAIN_PAUSED => {}
-            Ok(_) if !dom.is_active()? => return Err(not_running(&dom)?),
-            _ => return Err(e.into()),
-        }
+        settle_by_state(&dom, e, sys::VIR_DOMAIN_PAUSED, None)?;
     }
     describe(conn, host, &dom)
 }
 
 /// Resumes a paused domain. Resuming one that runs or one that is off is
-/// FAILED_PRECONDITION on every driver (the test driver says "internal
-/// error"); the state is read only after libvirt failed, so success costs
-/// no extra round trip.
+/// FAILED_PRECONDITION on every driver ([`settle_by_state`]).
 pub fn resume(conn: &Connect, key: &DomainKey, host: &str) -> Result<DomainInfo, Error> {
     let dom = lookup(conn, key)?;
     if let Err(e) = dom.resume() {
-        if !error::is_unclassified(&e) {
-            // libvirt's own answer already says what is wrong (QEMU: "domain
-            // is already running", OPERATION_INVALID); keep it and its details.
-            return Err(e.into());
-        }
-        return match libvirt_sys::domain_state(&dom) {
-            Ok((state, _)) if state as u32 == sys::VIR_DOMAIN_RUNNING => {
-                Err(already_running(&dom)?)
-            }
-            Ok(_) if !dom.is_active()? => Err(not_running(&dom)?),
-            _ => Err(e.into()),
-        };
+        settle_by_state(&dom, e, sys::VIR_DOMAIN_RUNNING, Some(already_running))?;
     }
     describe(conn, host, &dom)
 }
