@@ -35,7 +35,7 @@
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, Once,
     },
     time::Duration,
@@ -138,11 +138,24 @@ struct Backoff {
     last_error: String,
 }
 
+/// A slot's connection and the pool's epoch when it was opened: a
+/// connection of an older epoch is replaced at its next use.
+struct Pooled {
+    conn: Connect,
+    epoch: u64,
+}
+
+/// One pool slot: empty, or a connection in use by any number of calls.
+type Slot = Mutex<Option<Pooled>>;
+
 /// The connections to one libvirt host and the limits on calls to it.
 pub struct HostPool {
     config: HostConfig,
-    quick_slots: Vec<Mutex<Option<Connect>>>,
-    slow_slot: Mutex<Option<Connect>>,
+    quick_slots: Vec<Slot>,
+    slow_slot: Slot,
+    /// Raised by [`reset_connections`](Self::reset_connections): every
+    /// connection opened before is stale.
+    epoch: AtomicU64,
     next: AtomicUsize,
     quick: Arc<Semaphore>,
     slow: Arc<Semaphore>,
@@ -185,6 +198,7 @@ impl HostPool {
         Arc::new(HostPool {
             quick_slots: (0..config.connections).map(|_| Mutex::new(None)).collect(),
             slow_slot: Mutex::new(None),
+            epoch: AtomicU64::new(0),
             next: AtomicUsize::new(0),
             quick: Arc::new(Semaphore::new(config.max_in_flight)),
             slow: Arc::new(Semaphore::new(config.max_slow_in_flight)),
@@ -261,7 +275,7 @@ impl HostPool {
     }
 
     /// Empties a slot, keeping the count of open connections.
-    fn clear_slot(&self, slot: &mut Option<Connect>) {
+    fn clear_slot(&self, slot: &mut Option<Pooled>) {
         if slot.take().is_some() {
             self.handles.clear();
             self.open.fetch_sub(1, Ordering::Relaxed);
@@ -364,7 +378,7 @@ impl HostPool {
         }
     }
 
-    fn slot(&self, lane: Lane) -> &Mutex<Option<Connect>> {
+    fn slot(&self, lane: Lane) -> &Slot {
         match lane {
             Lane::Slow => &self.slow_slot,
             Lane::Quick => {
@@ -422,14 +436,16 @@ impl HostPool {
         result
     }
 
-    /// Blocking: a live connection from `slot`, opening one if needed.
-    fn connection(&self, slot: &Mutex<Option<Connect>>) -> Result<Connect, Error> {
+    /// Blocking: a live connection of the current epoch from `slot`,
+    /// opening one if needed.
+    fn connection(&self, slot: &Slot) -> Result<Connect, Error> {
         let mut guard = lock(slot);
-        if let Some(conn) = guard.as_ref() {
-            if conn.is_alive().unwrap_or(false) {
-                return Ok(conn.clone());
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if let Some(p) = guard.as_ref() {
+            if p.epoch == epoch && p.conn.is_alive().unwrap_or(false) {
+                return Ok(p.conn.clone());
             }
-            tracing::info!(host = %self.config.name, "replacing a closed libvirt connection");
+            tracing::info!(host = %self.config.name, "replacing a closed or stale libvirt connection");
             self.clear_slot(&mut guard);
         }
         self.fail_fast()?;
@@ -438,7 +454,10 @@ impl HostPool {
                 let conn = Connect::new(conn, Arc::clone(&self.handles), Arc::clone(&self.facts));
                 self.record_success();
                 self.clear_slot(&mut guard);
-                *guard = Some(conn.clone());
+                *guard = Some(Pooled {
+                    conn: conn.clone(),
+                    epoch,
+                });
                 self.open.fetch_add(1, Ordering::Relaxed);
                 Ok(conn)
             }
@@ -471,17 +490,37 @@ impl HostPool {
         Ok(conn)
     }
 
-    fn drop_connection(&self, slot: &Mutex<Option<Connect>>) {
+    fn drop_connection(&self, slot: &Slot) {
         self.clear_slot(&mut lock(slot));
     }
 
-    /// Closes every pooled connection, e.g. after the event connection saw
-    /// the host go away; the next call reopens.
-    pub fn reset_connections(&self) {
-        for s in &self.quick_slots {
-            self.clear_slot(&mut lock(s));
+    /// Makes every pooled connection stale, e.g. after the event connection
+    /// saw the host go away: each slot opens a new one at its next use.
+    /// Never blocks the caller (an async task): the idle slots are emptied
+    /// on the blocking pool, as closing a connection is a libvirt call, and
+    /// a slot that is busy (a call in flight, or an open that a frozen
+    /// daemon never answers) is left to its holder, whose next use replaces
+    /// it. The handle says when the idle slots are empty.
+    pub fn reset_connections(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || pool.sweep_stale())
+    }
+
+    /// Blocking: empties each idle slot whose connection is older than the
+    /// current epoch; skips busy slots.
+    fn sweep_stale(&self) {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        for slot in self.quick_slots.iter().chain([&self.slow_slot]) {
+            let mut guard = match slot.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+            };
+            if guard.as_ref().is_some_and(|p| p.epoch != epoch) {
+                self.clear_slot(&mut guard);
+            }
         }
-        self.clear_slot(&mut lock(&self.slow_slot));
     }
 
     /// Records a successful open or call.
@@ -613,11 +652,45 @@ mod tests {
             4,
             "three quick slots and the slow one"
         );
-        pool.reset_connections();
+        pool.reset_connections().await.unwrap();
         assert_eq!(pool.open_connections(), 0);
         pool.run(Lane::Quick, None, |c| Ok(c.lib_version()?))
             .await
             .unwrap();
+        assert_eq!(pool.open_connections(), 1);
+    }
+
+    /// A reset does not wait for a busy slot (here: one whose lock is held,
+    /// as by an open a frozen daemon never answers): it empties the idle
+    /// ones, and the busy slot's next use replaces its stale connection.
+    // The test holds a slot's lock across the reset on purpose; the sweep
+    // only tries it.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test]
+    async fn a_reset_leaves_a_busy_slot_to_its_holder() {
+        let pool = HostPool::new(
+            HostConfig::new("default", "test:///default"),
+            Duration::from_secs(10),
+        );
+        pool.run(Lane::Slow, None, |c| Ok(c.lib_version()?))
+            .await
+            .unwrap();
+        pool.run(Lane::Quick, None, |c| Ok(c.lib_version()?))
+            .await
+            .unwrap();
+        assert_eq!(pool.open_connections(), 2);
+        let held = lock(&pool.slow_slot);
+        tokio::time::timeout(Duration::from_secs(5), pool.reset_connections())
+            .await
+            .unwrap_or_else(|_| panic!("a reset waits for no slot"))
+            .unwrap();
+        assert_eq!(pool.open_connections(), 1, "only the busy slot kept its");
+        assert_eq!(held.as_ref().map(|p| p.epoch), Some(0));
+        drop(held);
+        pool.run(Lane::Slow, None, |c| Ok(c.lib_version()?))
+            .await
+            .unwrap();
+        assert_eq!(lock(&pool.slow_slot).as_ref().map(|p| p.epoch), Some(1));
         assert_eq!(pool.open_connections(), 1);
     }
 

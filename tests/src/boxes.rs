@@ -93,6 +93,20 @@ impl LibvirtBox {
         self.run("start");
     }
 
+    /// The daemon's pid, as the script checked it (its own pid file, and
+    /// the process found there being that box's libvirtd).
+    pub fn pid(&self) -> i32 {
+        let out = Command::new(script())
+            .args(["pid", &self.name])
+            .output()
+            .expect("run libvirtd-box.sh");
+        assert!(out.status.success(), "box {} has no daemon", self.name);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("not a pid: {text:?}"))
+    }
+
     /// The box's private state directory (`/run/libvirt` of the box is
     /// `run/` in it).
     pub fn state_dir(&self) -> PathBuf {

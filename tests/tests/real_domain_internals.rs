@@ -440,8 +440,35 @@ async fn block_and_memory_peeks() {
     assert!(st.message().contains("raw"), "{}", st.message());
 
     // 4 KiB of physical memory, whose first bytes are what QEMU's own
-    // monitor shows there (the real-mode vectors, which nothing rewrites).
+    // monitor shows there: the real-mode vectors. The firmware writes them
+    // early in the boot, so the test waits until the monitor shows them and
+    // then pauses the guest, so that both reads see the same memory.
+    let shown = |xp: &str| -> Vec<u8> {
+        xp.lines()
+            .filter_map(|l| l.split_once(':'))
+            .flat_map(|(_, bytes)| bytes.split_whitespace())
+            .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
+            .collect()
+    };
+    let hmp = v1::QemuMonitorProtocol::Hmp;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let xp = monitor(&s, &name, "xp /16xb 0", hmp).await.unwrap();
+        if shown(&xp).iter().any(|&b| b != 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the firmware never wrote the vectors: {xp}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let mut dom = s.client.domains();
+    dom.suspend_domain(v1::SuspendDomainRequest {
+        domain: by_name(&name),
+    })
+    .await
+    .unwrap();
     let data = dom
         .peek_domain_memory(v1::PeekDomainMemoryRequest {
             domain: by_name(&name),
@@ -454,16 +481,10 @@ async fn block_and_memory_peeks() {
         .into_inner()
         .data;
     assert_eq!(data.len(), 4096);
-    let xp = monitor(&s, &name, "xp /16xb 0", v1::QemuMonitorProtocol::Hmp)
-        .await
-        .unwrap();
-    let shown: Vec<u8> = xp
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .flat_map(|(_, bytes)| bytes.split_whitespace())
-        .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
-        .collect();
+    let xp = monitor(&s, &name, "xp /16xb 0", hmp).await.unwrap();
+    let shown = shown(&xp);
     assert_eq!(shown.len(), 16, "{xp}");
+    assert!(shown.iter().any(|&b| b != 0), "{xp}");
     assert_eq!(data[..16], shown[..], "{xp}");
     let st = dom
         .peek_domain_memory(v1::PeekDomainMemoryRequest {

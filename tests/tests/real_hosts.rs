@@ -455,3 +455,87 @@ async fn a_host_over_qemu_ssh() {
     assert_eq!(h.health(), v1::HostHealth::NotServing, "{h:?}");
     s.stop().await;
 }
+
+/// Sends SIGCONT to a daemon this test froze, also when the test fails.
+struct Thaw(i32);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        // A signal to the pid the box script checked, nothing else.
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// A box whose daemon is frozen (SIGSTOP: its socket stays open, nothing
+/// answers) is found dead by libvirt's keepalive, which the server's own
+/// event loop drives with its timers: HOST_DISCONNECTED comes after the
+/// keepalive's interval has passed unanswered, not before, and once the
+/// daemon runs again the host is reconnected.
+#[tokio::test]
+async fn a_frozen_box_is_found_by_the_keepalive() {
+    if !real_enabled() {
+        return;
+    }
+    let p = prefix();
+    let b = LibvirtBox::start(&format!("{p}fz"));
+    let s = TestServer::start(vec![HostConfig::new("fz", &b.uri)]).await;
+    let mut events = s
+        .client
+        .events()
+        .watch_events(v1::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(next(&mut events).await, Item::Started(_)));
+    let pid = b.pid();
+    let frozen = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "SIGSTOP to the box's daemon {pid}");
+    let thaw = Thaw(pid);
+    let reason = loop {
+        if let Item::Event(e) = next(&mut events).await {
+            if e.kind() == EventKind::HostDisconnected && e.host == "fz" {
+                match e.details {
+                    Some(v1::event::Details::HostDetails(h)) => break h.disconnect_reason(),
+                    other => panic!("host event without host details: {other:?}"),
+                }
+            }
+        }
+    };
+    let after = frozen.elapsed();
+    assert!(
+        matches!(
+            reason,
+            v1::HostDisconnectReason::Keepalive | v1::HostDisconnectReason::NotAlive
+        ),
+        "reason {reason:?}"
+    );
+    // The keepalive pings after 5 s of silence and gives up after three
+    // more unanswered intervals.
+    assert!(
+        after >= Duration::from_secs(5),
+        "found dead after {after:?}"
+    );
+    drop(thaw);
+    loop {
+        if let Item::Event(e) = next(&mut events).await {
+            if e.kind() == EventKind::HostReconnected && e.host == "fz" {
+                break;
+            }
+        }
+    }
+    let listed = s
+        .client
+        .domains()
+        .list_domains(v1::ListDomainsRequest {
+            host: "fz".into(),
+            ..Default::default()
+        })
+        .await;
+    assert!(listed.is_ok(), "the thawed host answers: {listed:?}");
+}
