@@ -21,6 +21,8 @@
 #[forbid(unsafe_code)]
 pub mod auth;
 #[forbid(unsafe_code)]
+pub mod coalesce;
+#[forbid(unsafe_code)]
 pub mod config;
 #[forbid(unsafe_code)]
 pub mod confine;

@@ -42,10 +42,12 @@ use std::{
 };
 
 use crate::{
+    coalesce::{BatchFuture, Coalescer},
     config::HostConfig,
     error::Error,
     ops::{
         cache::{Facts, Handles},
+        domain::{self as domain_ops, DomainInfo, DomainKey, View},
         Connect,
     },
 };
@@ -170,6 +172,25 @@ pub struct HostPool {
     /// Domain handles kept between calls (`ops::cache`), dropped whenever a
     /// slot's connection goes.
     handles: Arc<Handles>,
+    /// The basic `GetDomain` reads waiting for the host's next shared call
+    /// ([`get_domain_basic`](Self::get_domain_basic)).
+    basic_reads: Arc<Coalescer<HostPool, DomainKey, DomainInfo>>,
+}
+
+/// Most basic reads one shared call makes.
+const MAX_COALESCED_READS: usize = 256;
+
+/// One shared call of basic reads ([`domain_ops::get_basic_kept`]) on the
+/// quick lane; a failed call answers none of them.
+fn basic_reads_batch(pool: Arc<HostPool>, keys: Vec<DomainKey>) -> BatchFuture<DomainInfo> {
+    Box::pin(async move {
+        let host = pool.config.name.clone();
+        pool.run(Lane::Quick, None, move |c| {
+            domain_ops::get_basic_kept(c, &host, &keys)
+        })
+        .await
+        .unwrap_or_default()
+    })
 }
 
 impl std::fmt::Debug for HostPool {
@@ -208,6 +229,7 @@ impl HostPool {
             open: AtomicUsize::new(0),
             facts: Arc::default(),
             handles: Arc::default(),
+            basic_reads: Arc::new(Coalescer::new(basic_reads_batch, MAX_COALESCED_READS)),
             config,
         })
     }
@@ -315,6 +337,33 @@ impl HostPool {
             Ok(Err(join)) => Err(Error::internal_from("libvirt call failed", join)),
             Ok(Ok(result)) => result.map_err(|e| e.on_host(&self.config.name)),
         }
+    }
+
+    /// The basic view of the domain `key` names ([`domain_ops::get`]), read
+    /// together with the other basic reads of this host asked meanwhile: a
+    /// domain whose handle is kept is read in the host's next shared call
+    /// (one `virDomainListGetStats` for all of them, begun after this call
+    /// was asked: never an older answer, see [`crate::coalesce`]); any other,
+    /// or one that call did not answer, is read alone. Within `deadline`,
+    /// as [`run`](Self::run).
+    pub async fn get_domain_basic(
+        self: &Arc<Self>,
+        key: DomainKey,
+        deadline: Option<Instant>,
+    ) -> Result<DomainInfo, Error> {
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + self.default_timeout);
+        self.fail_fast()?;
+        let shared = tokio::time::timeout_at(deadline, self.basic_reads.ask(self, key.clone()))
+            .await
+            .map_err(|_| self.deadline_error())?;
+        if let Some(d) = shared {
+            return Ok(d);
+        }
+        let host = self.config.name.clone();
+        self.run(Lane::Quick, Some(deadline), move |c| {
+            domain_ops::get(c, &key, &host, View::Basic)
+        })
+        .await
     }
 
     /// Runs `f` with a slow-lane connection to this host and one to

@@ -270,3 +270,101 @@ impl Reads {
         tokio::task::block_in_place(|| undefine(&alive));
     }
 }
+
+/// What each domain of [`Reads::concurrent_basic_reads`] must answer: its
+/// UUID now, `None` when it does not exist.
+pub type Expected = HashMap<String, Option<String>>;
+
+impl Reads {
+    /// Concurrent basic reads, which the server makes together (one
+    /// libvirt call for the basic reads of a host in flight at once), each
+    /// answer their own domain and nothing older than the last change. In
+    /// each of `rounds` rounds, `churn(round, &mut expected)` changes
+    /// domains behind the service's back (undefines some, defines others
+    /// anew under the same name and a new UUID) and records what each name
+    /// must answer now; then every name is read by `per_name` callers at
+    /// once, by name and by UUID, and every answer is checked: the name,
+    /// the UUID, shut off; NOT_FOUND for a domain that is gone.
+    pub async fn concurrent_basic_reads(
+        &self,
+        names: &[String],
+        per_name: usize,
+        rounds: usize,
+        mut churn: impl FnMut(usize, &mut Expected),
+        mut expected: Expected,
+    ) {
+        for round in 0..rounds {
+            if round > 0 {
+                churn(round, &mut expected);
+            }
+            let mut calls = tokio::task::JoinSet::new();
+            for name in names {
+                let want = expected.get(name).cloned().flatten();
+                for k in 0..per_name {
+                    let (reads, name, want) = (self.clone_handle(), name.clone(), want.clone());
+                    calls.spawn(async move {
+                        let by_uuid = k % 2 == 1 && want.is_some();
+                        let got = match (&want, by_uuid) {
+                            (Some(u), true) => reads.try_get_uuid(u, DomainView::Basic).await,
+                            _ => reads.try_get(&name, DomainView::Basic).await,
+                        };
+                        let ok = match (&want, &got) {
+                            (Some(u), Ok(d)) => {
+                                &d.uuid == u && d.name == name && d.state() == DomainState::Shutoff
+                            }
+                            (None, Err(e)) => e.code() == tonic::Code::NotFound,
+                            _ => false,
+                        };
+                        (!ok).then(|| format!("{name} (want {want:?}, by uuid {by_uuid}): {got:?}"))
+                    });
+                }
+            }
+            let mut wrong = Vec::new();
+            while let Some(r) = calls.join_next().await {
+                wrong.extend(r.unwrap());
+            }
+            assert!(
+                wrong.is_empty(),
+                "round {round}: {} of {} reads wrong, first: {:?}",
+                wrong.len(),
+                names.len() * per_name,
+                wrong.first()
+            );
+        }
+    }
+
+    fn clone_handle(&self) -> Reads {
+        Reads::new(&self.client, &self.host)
+    }
+}
+
+/// The churn of [`Reads::concurrent_basic_reads`] in `round`: of every
+/// three names, one that exists is undefined (one that does not is
+/// defined), one is undefined and defined anew (a new UUID under the same
+/// name), one is left alone; which, moves with the round. `define`
+/// returns the new domain's UUID.
+pub fn churn_round(
+    names: &[String],
+    round: usize,
+    expected: &mut Expected,
+    define: &dyn Fn(&str) -> String,
+    undefine: &dyn Fn(&str),
+) {
+    for (i, name) in names.iter().enumerate() {
+        let exists = expected.get(name).is_some_and(Option::is_some);
+        match (i + round) % 3 {
+            0 if exists => {
+                undefine(name);
+                expected.insert(name.clone(), None);
+            }
+            0 => {
+                expected.insert(name.clone(), Some(define(name)));
+            }
+            1 if exists => {
+                undefine(name);
+                expected.insert(name.clone(), Some(define(name)));
+            }
+            _ => {}
+        }
+    }
+}

@@ -7,7 +7,7 @@
 
 use libvirt_grpc_tests::{
     code_of, prefix,
-    reads::{Reads, VIEWS},
+    reads::{churn_round, Expected, Reads, VIEWS},
     v1, Cleanup, TestServer,
 };
 use tonic::Code;
@@ -267,4 +267,34 @@ async fn paging_lists_each_stable_domain_exactly_once_under_churn() {
     }
     undefine_many(&stable);
     assert!(reads.list(&p, DomainView::Basic).await.is_empty());
+}
+
+/// Concurrent basic reads, made together by the server, each answer their
+/// own domain while domains are undefined and defined anew between rounds
+/// (see [`Reads::concurrent_basic_reads`]).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_reads_each_answer_their_own_domain_under_churn() {
+    let s = TestServer::test_driver().await;
+    let p = prefix();
+    let _c = Cleanup::new(URI, &p);
+    let reads = Reads::new(&s.client, HOST);
+    let conn = open();
+    let names: Vec<String> = (0..48).map(|i| format!("{p}c{i:02}")).collect();
+    let define = |n: &str| {
+        conn.define_domain_xml(&domain_xml(n))
+            .unwrap()
+            .uuid_string()
+            .unwrap()
+    };
+    let undefine = |n: &str| conn.lookup_domain_by_name(n).unwrap().undefine().unwrap();
+    let expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
+    reads
+        .concurrent_basic_reads(
+            &names,
+            4,
+            6,
+            |round, e| churn_round(&names, round, e, &define, &undefine),
+            expected,
+        )
+        .await;
 }

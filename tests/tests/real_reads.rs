@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use libvirt_grpc_tests::{
     code_of, prefix,
-    reads::{Reads, VIEWS},
+    reads::{churn_round, Expected, Reads, VIEWS},
     real_enabled, v1, virsh, Cleanup, TestServer, REAL_URI,
 };
 use tonic::Code;
@@ -382,4 +382,43 @@ async fn paging_lists_each_stable_domain_exactly_once_under_churn() {
     tokio::task::block_in_place(|| undefine_many(&stable));
     tokio::task::block_in_place(|| c.run());
     assert!(reads.list(&p, DomainView::Basic).await.is_empty());
+}
+
+/// Concurrent basic reads, made together by the server (one
+/// `virDomainListGetStats` for the reads in flight at once), each answer
+/// their own domain while domains are undefined and defined anew through
+/// a libvirt connection of the test's own between rounds (see
+/// [`Reads::concurrent_basic_reads`]).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_reads_each_answer_their_own_domain_under_churn() {
+    if !real_enabled() {
+        return;
+    }
+    let s = TestServer::real().await;
+    let p = prefix();
+    let c = Cleanup::new(REAL_URI, &p);
+    let reads = Reads::new(&s.client, HOST);
+    let conn = virt::connect::Connect::open(Some(REAL_URI)).unwrap();
+    let names: Vec<String> = (0..48).map(|i| format!("{p}c{i:02}")).collect();
+    let define = |n: &str| {
+        let d = tokio::task::block_in_place(|| conn.define_domain_xml(&domain_xml(n, None)));
+        d.unwrap_or_else(|e| panic!("define {n}: {e}"))
+            .uuid_string()
+            .unwrap()
+    };
+    let undefine = |n: &str| {
+        tokio::task::block_in_place(|| conn.lookup_domain_by_name(n).and_then(|d| d.undefine()))
+            .unwrap_or_else(|e| panic!("undefine {n}: {e}"))
+    };
+    let expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
+    reads
+        .concurrent_basic_reads(
+            &names,
+            4,
+            6,
+            |round, e| churn_round(&names, round, e, &define, &undefine),
+            expected,
+        )
+        .await;
+    tokio::task::block_in_place(|| c.run());
 }

@@ -128,6 +128,15 @@ pub struct StatsRecord {
     pub params: Vec<(String, TypedValue)>,
 }
 
+/// Which libvirt connection `dom` calls over (`virDomainGetConnect`), as
+/// an identity only: equal for handles of one connection, never
+/// dereferenced. `virDomainListGetStats` takes handles of one connection.
+pub fn connection_of(dom: &Domain) -> usize {
+    // SAFETY: `dom` is a live handle; the connection pointer is only
+    // compared, and libvirt takes no reference for it.
+    unsafe { sys::virDomainGetConnect(dom.as_ptr()) as usize }
+}
+
 /// `virConnectGetAllDomainStats` (when `doms` is empty) or
 /// `virDomainListGetStats`: libvirt's bulk statistics.
 pub fn domain_stats(

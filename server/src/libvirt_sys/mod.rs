@@ -68,8 +68,8 @@ pub use blockjob::{
 };
 pub use callbacks::{Object, RawEvent, RawKind, Sink};
 pub use domain::{
-    domain_abort_job, domain_job_stats, domain_migrate_start_post_copy, domain_save, domain_state,
-    domain_stats, vcpu_pin_info, StatsRecord,
+    connection_of, domain_abort_job, domain_job_stats, domain_migrate_start_post_copy, domain_save,
+    domain_state, domain_stats, vcpu_pin_info, StatsRecord,
 };
 pub use guest::{
     fs_freeze, fs_info, fs_thaw, fs_trim, guest_info, guest_vcpus, set_guest_vcpus, ssh_keys_get,

@@ -382,6 +382,55 @@ pub fn get(conn: &Connect, key: &DomainKey, host: &str, view: View) -> Result<Do
     Ok(d)
 }
 
+/// Basic reads of many domains in one bulk call (`virDomainListGetStats`)
+/// per pool connection their kept handles call over: per key, its domain, or `None`
+/// when no handle is kept for it or the call does not answer it (a domain
+/// gone, renamed, or a failed call), for [`get`] to read it alone. The
+/// concurrent `GetDomain` reads of a host share such a call
+/// ([`crate::coalesce`]); with no kept handle among the keys, no call is
+/// made.
+pub fn get_basic_kept(
+    conn: &Connect,
+    host: &str,
+    keys: &[DomainKey],
+) -> Result<Vec<Option<DomainInfo>>, Error> {
+    let kept: Vec<Option<(String, Domain)>> = keys
+        .iter()
+        .map(|k| {
+            let dom = conn.handles().get(k)?;
+            Some((dom.uuid_string().ok()?, dom))
+        })
+        .collect();
+    // One call per pool connection the handles were looked up on (libvirt
+    // takes a list of one connection's handles), each domain asked once.
+    let mut asked = HashSet::new();
+    let mut by_connection: HashMap<usize, Vec<Domain>> = HashMap::new();
+    for (uuid, dom) in kept.iter().flatten() {
+        if asked.insert(uuid) {
+            by_connection
+                .entry(libvirt_sys::connection_of(dom))
+                .or_default()
+                .push(dom.clone());
+        }
+    }
+    let mut read: HashMap<String, DomainInfo> = HashMap::new();
+    for doms in by_connection.values() {
+        for rec in bulk_stats(conn, doms, stats_groups(View::Basic), 0)? {
+            if let Ok(d) = basic(host, &rec, View::Basic) {
+                read.insert(d.uuid.clone(), d);
+            }
+        }
+    }
+    Ok(keys
+        .iter()
+        .zip(&kept)
+        .map(|(key, kept)| {
+            let (uuid, _) = kept.as_ref()?;
+            read.get(uuid).filter(|d| answers(key, d)).cloned()
+        })
+        .collect())
+}
+
 /// The domain's XML (`flags`: VIR_DOMAIN_XML_*).
 pub fn xml(conn: &Connect, key: &DomainKey, flags: u32) -> Result<String, Error> {
     Ok(lookup(conn, key)?.xml_desc(flags)?)
