@@ -172,25 +172,34 @@ pub struct HostPool {
     /// Domain handles kept between calls (`ops::cache`), dropped whenever a
     /// slot's connection goes.
     handles: Arc<Handles>,
-    /// The basic `GetDomain` reads waiting for the host's next shared call
-    /// ([`get_domain_basic`](Self::get_domain_basic)).
+    /// The `GetDomain` reads waiting for the host's next shared call, per
+    /// view ([`get_domain`](Self::get_domain)).
     basic_reads: Arc<Coalescer<HostPool, DomainKey, DomainInfo>>,
+    full_reads: Arc<Coalescer<HostPool, DomainKey, DomainInfo>>,
 }
 
-/// Most basic reads one shared call makes.
+/// Most reads one shared call makes.
 const MAX_COALESCED_READS: usize = 256;
 
-/// One shared call of basic reads ([`domain_ops::get_basic_kept`]) on the
+/// One shared call of reads in `view` ([`domain_ops::get_kept`]) on the
 /// quick lane; a failed call answers none of them.
-fn basic_reads_batch(pool: Arc<HostPool>, keys: Vec<DomainKey>) -> BatchFuture<DomainInfo> {
+fn reads_batch(pool: Arc<HostPool>, keys: Vec<DomainKey>, view: View) -> BatchFuture<DomainInfo> {
     Box::pin(async move {
         let host = pool.config.name.clone();
         pool.run(Lane::Quick, None, move |c| {
-            domain_ops::get_basic_kept(c, &host, &keys)
+            domain_ops::get_kept(c, &host, &keys, view)
         })
         .await
         .unwrap_or_default()
     })
+}
+
+fn basic_reads_batch(pool: Arc<HostPool>, keys: Vec<DomainKey>) -> BatchFuture<DomainInfo> {
+    reads_batch(pool, keys, View::Basic)
+}
+
+fn full_reads_batch(pool: Arc<HostPool>, keys: Vec<DomainKey>) -> BatchFuture<DomainInfo> {
+    reads_batch(pool, keys, View::Full)
 }
 
 impl std::fmt::Debug for HostPool {
@@ -230,6 +239,7 @@ impl HostPool {
             facts: Arc::default(),
             handles: Arc::default(),
             basic_reads: Arc::new(Coalescer::new(basic_reads_batch, MAX_COALESCED_READS)),
+            full_reads: Arc::new(Coalescer::new(full_reads_batch, MAX_COALESCED_READS)),
             config,
         })
     }
@@ -339,21 +349,26 @@ impl HostPool {
         }
     }
 
-    /// The basic view of the domain `key` names ([`domain_ops::get`]), read
-    /// together with the other basic reads of this host asked meanwhile: a
-    /// domain whose handle is kept is read in the host's next shared call
-    /// (one `virDomainListGetStats` for all of them, begun after this call
-    /// was asked: never an older answer, see [`crate::coalesce`]); any other,
-    /// or one that call did not answer, is read alone. Within `deadline`,
-    /// as [`run`](Self::run).
-    pub async fn get_domain_basic(
+    /// The domain `key` names in `view` ([`domain_ops::get`]), read
+    /// together with the other reads in that view of this host asked
+    /// meanwhile: a domain whose handle is kept is read in the host's next
+    /// shared call (one `virDomainListGetStats` for all of them, begun after
+    /// this call was asked: never an older answer, see [`crate::coalesce`]);
+    /// any other, or one that call did not answer, is read alone. Within
+    /// `deadline`, as [`run`](Self::run).
+    pub async fn get_domain(
         self: &Arc<Self>,
         key: DomainKey,
+        view: View,
         deadline: Option<Instant>,
     ) -> Result<DomainInfo, Error> {
         let deadline = deadline.unwrap_or_else(|| Instant::now() + self.default_timeout);
         self.fail_fast()?;
-        let shared = tokio::time::timeout_at(deadline, self.basic_reads.ask(self, key.clone()))
+        let reads = match view {
+            View::Basic => &self.basic_reads,
+            View::Full => &self.full_reads,
+        };
+        let shared = tokio::time::timeout_at(deadline, reads.ask(self, key.clone()))
             .await
             .map_err(|_| self.deadline_error())?;
         if let Some(d) = shared {
@@ -361,7 +376,7 @@ impl HostPool {
         }
         let host = self.config.name.clone();
         self.run(Lane::Quick, Some(deadline), move |c| {
-            domain_ops::get(c, &key, &host, View::Basic)
+            domain_ops::get(c, &key, &host, view)
         })
         .await
     }

@@ -271,28 +271,32 @@ impl Reads {
     }
 }
 
-/// What each domain of [`Reads::concurrent_basic_reads`] must answer: its
+/// What each domain of [`Reads::concurrent_reads`] must answer: its
 /// UUID now, `None` when it does not exist.
 pub type Expected = HashMap<String, Option<String>>;
 
 impl Reads {
-    /// Concurrent basic reads, which the server makes together (one
-    /// libvirt call for the basic reads of a host in flight at once), each
-    /// answer their own domain and nothing older than the last change. In
+    /// Concurrent reads in `view`, which the server makes together (one
+    /// libvirt call for the reads of a host in flight at once in a view,
+    /// plus, in the full view, three listings), each answer their own
+    /// domain and nothing older than the last change. In
     /// each of `rounds` rounds, `churn(round, &mut expected)` changes
     /// domains behind the service's back (undefines some, defines others
     /// anew under the same name and a new UUID) and records what each name
     /// must answer now; then every name is read by `per_name` callers at
     /// once, by name and by UUID, and every answer is checked: the name,
-    /// the UUID, shut off; NOT_FOUND for a domain that is gone.
-    pub async fn concurrent_basic_reads(
+    /// the UUID, shut off (in the full view also persistent, no autostart,
+    /// no managed-save image, 128 MiB, one vCPU); NOT_FOUND for a domain
+    /// that is gone. Answers what the domains are at the end.
+    pub async fn concurrent_reads(
         &self,
+        view: DomainView,
         names: &[String],
         per_name: usize,
         rounds: usize,
         mut churn: impl FnMut(usize, &mut Expected),
         mut expected: Expected,
-    ) {
+    ) -> Expected {
         for round in 0..rounds {
             if round > 0 {
                 churn(round, &mut expected);
@@ -305,12 +309,20 @@ impl Reads {
                     calls.spawn(async move {
                         let by_uuid = k % 2 == 1 && want.is_some();
                         let got = match (&want, by_uuid) {
-                            (Some(u), true) => reads.try_get_uuid(u, DomainView::Basic).await,
-                            _ => reads.try_get(&name, DomainView::Basic).await,
+                            (Some(u), true) => reads.try_get_uuid(u, view).await,
+                            _ => reads.try_get(&name, view).await,
                         };
                         let ok = match (&want, &got) {
                             (Some(u), Ok(d)) => {
-                                &d.uuid == u && d.name == name && d.state() == DomainState::Shutoff
+                                &d.uuid == u
+                                    && d.name == name
+                                    && d.state() == DomainState::Shutoff
+                                    && (view == DomainView::Basic
+                                        || (d.persistent
+                                            && !d.autostart
+                                            && !d.has_managed_save
+                                            && d.memory_bytes == 128 << 20
+                                            && d.vcpus == 1))
                             }
                             (None, Err(e)) => e.code() == tonic::Code::NotFound,
                             _ => false,
@@ -325,12 +337,13 @@ impl Reads {
             }
             assert!(
                 wrong.is_empty(),
-                "round {round}: {} of {} reads wrong, first: {:?}",
+                "round {round} ({view:?}): {} of {} reads wrong, first: {:?}",
                 wrong.len(),
                 names.len() * per_name,
                 wrong.first()
             );
         }
+        expected
     }
 
     fn clone_handle(&self) -> Reads {
@@ -338,7 +351,7 @@ impl Reads {
     }
 }
 
-/// The churn of [`Reads::concurrent_basic_reads`] in `round`: of every
+/// The churn of [`Reads::concurrent_reads`] in `round`: of every
 /// three names, one that exists is undefined (one that does not is
 /// defined), one is undefined and defined anew (a new UUID under the same
 /// name), one is left alone; which, moves with the round. `define`

@@ -269,9 +269,9 @@ async fn paging_lists_each_stable_domain_exactly_once_under_churn() {
     assert!(reads.list(&p, DomainView::Basic).await.is_empty());
 }
 
-/// Concurrent basic reads, made together by the server, each answer their
-/// own domain while domains are undefined and defined anew between rounds
-/// (see [`Reads::concurrent_basic_reads`]).
+/// Concurrent reads in each view, made together by the server, each answer
+/// their own domain while domains are undefined and defined anew between rounds
+/// (see [`Reads::concurrent_reads`]).
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_reads_each_answer_their_own_domain_under_churn() {
     let s = TestServer::test_driver().await;
@@ -287,14 +287,17 @@ async fn concurrent_reads_each_answer_their_own_domain_under_churn() {
             .unwrap()
     };
     let undefine = |n: &str| conn.lookup_domain_by_name(n).unwrap().undefine().unwrap();
-    let expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
-    reads
-        .concurrent_basic_reads(
-            &names,
-            4,
-            6,
-            |round, e| churn_round(&names, round, e, &define, &undefine),
-            expected,
-        )
-        .await;
+    let mut expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
+    for view in VIEWS {
+        expected = reads
+            .concurrent_reads(
+                view,
+                &names,
+                4,
+                6,
+                |round, e| churn_round(&names, round, e, &define, &undefine),
+                expected,
+            )
+            .await;
+    }
 }

@@ -384,11 +384,11 @@ async fn paging_lists_each_stable_domain_exactly_once_under_churn() {
     assert!(reads.list(&p, DomainView::Basic).await.is_empty());
 }
 
-/// Concurrent basic reads, made together by the server (one
-/// `virDomainListGetStats` for the reads in flight at once), each answer
+/// Concurrent reads in each view, made together by the server (one
+/// `virDomainListGetStats` for the reads in flight at once in a view), each answer
 /// their own domain while domains are undefined and defined anew through
 /// a libvirt connection of the test's own between rounds (see
-/// [`Reads::concurrent_basic_reads`]).
+/// [`Reads::concurrent_reads`]).
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_reads_each_answer_their_own_domain_under_churn() {
     if !real_enabled() {
@@ -410,15 +410,18 @@ async fn concurrent_reads_each_answer_their_own_domain_under_churn() {
         tokio::task::block_in_place(|| conn.lookup_domain_by_name(n).and_then(|d| d.undefine()))
             .unwrap_or_else(|e| panic!("undefine {n}: {e}"))
     };
-    let expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
-    reads
-        .concurrent_basic_reads(
-            &names,
-            4,
-            6,
-            |round, e| churn_round(&names, round, e, &define, &undefine),
-            expected,
-        )
-        .await;
+    let mut expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
+    for view in VIEWS {
+        expected = reads
+            .concurrent_reads(
+                view,
+                &names,
+                4,
+                6,
+                |round, e| churn_round(&names, round, e, &define, &undefine),
+                expected,
+            )
+            .await;
+    }
     tokio::task::block_in_place(|| c.run());
 }

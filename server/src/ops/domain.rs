@@ -311,19 +311,37 @@ fn read(
     if view == View::Basic {
         return Ok(Some(d));
     }
-    resources(&rec.domain, &rec, None, &mut d)?;
-    d.os_type = facts(conn, &rec.domain, &d.uuid, kept)?.os_type;
-    // What libvirt's own rules settle is not asked: an inactive domain is
-    // persistent (a transient domain is gone once it stops), and a
-    // transient one has no managed-save image (libvirt refuses to make one,
-    // and undefining a domain removes its image or is refused). One round
-    // trip fewer for a stopped or a transient domain, the same answer.
-    // (Autostart is asked even then: the test driver keeps the flag on a
-    // running domain that was undefined, and the answer is libvirt's.)
-    d.persistent = d.id == 0 || rec.domain.is_persistent()?;
-    d.autostart = rec.domain.autostart()?;
-    d.has_managed_save = d.persistent && rec.domain.has_managed_save(0).unwrap_or(false);
+    complete(conn, &rec, &mut d, kept)?;
+    ask_flags(&rec.domain, &mut d)?;
     Ok(Some(d))
+}
+
+/// The full view's memory, vCPUs, CPU time and OS type of the domain of
+/// `rec` (see [`resources`], [`facts`]).
+fn complete(
+    conn: &Connect,
+    rec: &libvirt_sys::StatsRecord,
+    d: &mut DomainInfo,
+    kept: Kept,
+) -> Result<(), Error> {
+    resources(&rec.domain, rec, None, d)?;
+    d.os_type = facts(conn, &rec.domain, &d.uuid, kept)?.os_type;
+    Ok(())
+}
+
+/// Persistence, autostart and managed-save image of one domain, asked of
+/// it. What libvirt's own rules settle is not asked: an inactive domain is
+/// persistent (a transient domain is gone once it stops), and a transient
+/// one has no managed-save image (libvirt refuses to make one, and
+/// undefining a domain removes its image or is refused). One round trip
+/// fewer for a stopped or a transient domain, the same answer. (Autostart
+/// is asked even then: the test driver keeps the flag on a running domain
+/// that was undefined, and the answer is libvirt's.)
+fn ask_flags(dom: &Domain, d: &mut DomainInfo) -> Result<(), Error> {
+    d.persistent = d.id == 0 || dom.is_persistent()?;
+    d.autostart = dom.autostart()?;
+    d.has_managed_save = d.persistent && dom.has_managed_save(0).unwrap_or(false);
+    Ok(())
 }
 
 /// The error for a domain that vanished while it was being read.
@@ -382,17 +400,28 @@ pub fn get(conn: &Connect, key: &DomainKey, host: &str, view: View) -> Result<Do
     Ok(d)
 }
 
-/// Basic reads of many domains in one bulk call (`virDomainListGetStats`)
-/// per pool connection their kept handles call over: per key, its domain, or `None`
-/// when no handle is kept for it or the call does not answer it (a domain
-/// gone, renamed, or a failed call), for [`get`] to read it alone. The
-/// concurrent `GetDomain` reads of a host share such a call
-/// ([`crate::coalesce`]); with no kept handle among the keys, no call is
-/// made.
-pub fn get_basic_kept(
+/// From how many domains a shared full read asks libvirt for the host's
+/// autostart, managed-save and transient domains (three listings, one
+/// round trip each whatever the number) rather than each domain (up to
+/// three calls a domain).
+const LISTINGS_FROM: usize = 3;
+
+/// Reads of many domains in `view` in one bulk call
+/// (`virDomainListGetStats`) per pool connection their kept handles call
+/// over: per key, its domain, or `None` when no handle is kept for it or
+/// the call does not answer it (a domain gone, renamed, or a failed call),
+/// for [`get`] to read it alone. The full view adds, for
+/// [`LISTINGS_FROM`] domains or more, the three listings [`list`] makes
+/// (fewer: [`read`]'s calls per domain), and per domain only what the
+/// driver's bulk answer lacks (the test driver: `virDomainGetInfo`) and an
+/// OS type not kept yet. The concurrent `GetDomain` reads of a host share
+/// such a call ([`crate::coalesce`]); with no kept handle among the keys,
+/// no call is made.
+pub fn get_kept(
     conn: &Connect,
     host: &str,
     keys: &[DomainKey],
+    view: View,
 ) -> Result<Vec<Option<DomainInfo>>, Error> {
     let kept: Vec<Option<(String, Domain)>> = keys
         .iter()
@@ -413,13 +442,42 @@ pub fn get_basic_kept(
                 .push(dom.clone());
         }
     }
-    let mut read: HashMap<String, DomainInfo> = HashMap::new();
+    let mut records = Vec::new();
     for doms in by_connection.values() {
-        for rec in bulk_stats(conn, doms, stats_groups(View::Basic), 0)? {
-            if let Ok(d) = basic(host, &rec, View::Basic) {
-                read.insert(d.uuid.clone(), d);
+        records.extend(bulk_stats(conn, doms, stats_groups(view), 0)?);
+    }
+    let mut read: HashMap<String, DomainInfo> = HashMap::new();
+    let listings = if view == View::Full && records.len() >= LISTINGS_FROM {
+        Some((
+            uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?,
+            uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)?,
+            uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT)?,
+        ))
+    } else {
+        None
+    };
+    for rec in &records {
+        let Ok(mut d) = basic(host, rec, view) else {
+            continue;
+        };
+        if view == View::Full {
+            // A domain whose completion fails is read alone (which tells
+            // a vanished domain from a failed call).
+            let completed = match &listings {
+                Some((autostart, managed, transient)) => complete(conn, rec, &mut d, Kept::Use)
+                    .map(|()| {
+                        d.autostart = autostart.contains(&d.uuid);
+                        d.has_managed_save = managed.contains(&d.uuid);
+                        d.persistent = !transient.contains(&d.uuid);
+                    }),
+                None => complete(conn, rec, &mut d, Kept::Use)
+                    .and_then(|()| ask_flags(&rec.domain, &mut d)),
+            };
+            if completed.is_err() {
+                continue;
             }
         }
+        read.insert(d.uuid.clone(), d);
     }
     Ok(keys
         .iter()

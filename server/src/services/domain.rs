@@ -18,7 +18,7 @@ use crate::{
     convert::domain as convert,
     error::Error,
     ops::{
-        domain::{self as ops, DeviceChange, DomainKey, View},
+        domain::{self as ops, DeviceChange, DomainKey},
         threads::{self, IoThreadChange},
         tunables::Kind,
     },
@@ -247,15 +247,9 @@ impl DomainService for DomainApi {
         let dl = deadline(&req);
         let r = req.get_ref();
         let (t, view) = self.target_with(r.domain.as_ref(), convert::view(r.view))?;
-        // Basic reads go together with the host's concurrent ones (one
-        // libvirt call for many callers, never an older answer).
-        let d = match view {
-            View::Basic => t.pool.get_domain_basic(t.key, dl).await?,
-            View::Full => {
-                t.run(Lane::Quick, dl, move |c, k, h| ops::get(c, k, h, view))
-                    .await?
-            }
-        };
+        // Reads go together with the host's concurrent ones in the same
+        // view (one libvirt call for many callers, never an older answer).
+        let d = t.pool.get_domain(t.key, view, dl).await?;
         ok(v1::GetDomainResponse {
             domain: Some(d.into()),
         })
