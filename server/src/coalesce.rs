@@ -210,6 +210,21 @@ mod tests {
         panic!("batch {n} never began");
     }
 
+    type Probed = Coalescer<Probe, u32, u32>;
+
+    /// Asks `q` on a task of its own.
+    fn spawn_ask(c: &Arc<Probed>, p: &Arc<Probe>, q: u32) -> tokio::task::JoinHandle<Option<u32>> {
+        let (c, p) = (Arc::clone(c), Arc::clone(p));
+        tokio::spawn(async move { c.ask(&p, q).await })
+    }
+
+    /// Until `n` questions wait for the next batch.
+    async fn until_waiting(c: &Probed, n: usize) {
+        while lock(&c.state).waiting.len() < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
     #[tokio::test]
     async fn alone_a_question_is_its_own_batch() {
         let p = Arc::new(Probe::default());
@@ -223,22 +238,12 @@ mod tests {
     async fn questions_asked_during_a_batch_share_the_next_one() {
         let (p, gate) = gated();
         let c = Arc::new(Coalescer::new(run, 64));
-        let first = tokio::spawn({
-            let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-            async move { c.ask(&p, 1).await }
-        });
+        let first = spawn_ask(&c, &p, 1);
         until_batches(&p, 1).await;
         // Asked while batch 1 is in flight: none of them may be answered
         // by it, all of them go in batch 2.
-        let later: Vec<_> = (2..12)
-            .map(|q| {
-                let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-                tokio::spawn(async move { c.ask(&p, q).await })
-            })
-            .collect();
-        while lock(&c.state).waiting.len() < 10 {
-            tokio::task::yield_now().await;
-        }
+        let later: Vec<_> = (2..12).map(|q| spawn_ask(&c, &p, q)).collect();
+        until_waiting(&c, 10).await;
         gate.add_permits(2);
         assert_eq!(first.await.unwrap(), Some(10));
         for (q, h) in (2..12).zip(later) {
@@ -258,20 +263,10 @@ mod tests {
     async fn batches_hold_at_most_max_questions() {
         let (p, gate) = gated();
         let c = Arc::new(Coalescer::new(run, 4));
-        let first = tokio::spawn({
-            let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-            async move { c.ask(&p, 100).await }
-        });
+        let first = spawn_ask(&c, &p, 100);
         until_batches(&p, 1).await;
-        let later: Vec<_> = (0..10)
-            .map(|q| {
-                let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-                tokio::spawn(async move { c.ask(&p, q).await })
-            })
-            .collect();
-        while lock(&c.state).waiting.len() < 10 {
-            tokio::task::yield_now().await;
-        }
+        let later: Vec<_> = (0..10).map(|q| spawn_ask(&c, &p, q)).collect();
+        until_waiting(&c, 10).await;
         gate.add_permits(100);
         assert_eq!(first.await.unwrap(), Some(1000));
         for h in later {
@@ -295,21 +290,13 @@ mod tests {
     async fn a_caller_that_gives_up_stalls_no_one() {
         let (p, gate) = gated();
         let c = Arc::new(Coalescer::new(run, 8));
-        let first = tokio::spawn({
-            let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-            async move { c.ask(&p, 1).await }
-        });
+        let first = spawn_ask(&c, &p, 1);
         until_batches(&p, 1).await;
         // Gives up while waiting for batch 2.
         let gave_up = tokio::time::timeout(Duration::from_millis(20), c.ask(&p, 2)).await;
         assert!(gave_up.is_err());
-        let stays = tokio::spawn({
-            let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-            async move { c.ask(&p, 3).await }
-        });
-        while lock(&c.state).waiting.len() < 2 {
-            tokio::task::yield_now().await;
-        }
+        let stays = spawn_ask(&c, &p, 3);
+        until_waiting(&c, 2).await;
         gate.add_permits(2);
         assert_eq!(first.await.unwrap(), Some(10));
         assert_eq!(stays.await.unwrap(), Some(30));
@@ -319,18 +306,10 @@ mod tests {
     async fn a_dropped_question_making_its_batch_answers_every_waiting_one() {
         let (p, gate) = gated();
         let c = Arc::new(Coalescer::new(run, 8));
-        let making = tokio::spawn({
-            let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-            async move { c.ask(&p, 1).await }
-        });
+        let making = spawn_ask(&c, &p, 1);
         until_batches(&p, 1).await;
-        let waiting = tokio::spawn({
-            let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-            async move { c.ask(&p, 2).await }
-        });
-        while lock(&c.state).waiting.is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let waiting = spawn_ask(&c, &p, 2);
+        until_waiting(&c, 1).await;
         making.abort();
         assert!(making.await.unwrap_err().is_cancelled());
         assert_eq!(waiting.await.unwrap(), None);
@@ -348,13 +327,8 @@ mod tests {
         lock(&c.state).waiting.push((1, oneshot::channel().0));
         let driver = tokio::spawn(Arc::clone(&c).drive(Arc::clone(&p)));
         until_batches(&p, 1).await;
-        let waiting = tokio::spawn({
-            let (c, p) = (Arc::clone(&c), Arc::clone(&p));
-            async move { c.ask(&p, 2).await }
-        });
-        while lock(&c.state).waiting.is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let waiting = spawn_ask(&c, &p, 2);
+        until_waiting(&c, 1).await;
         driver.abort();
         assert!(driver.await.unwrap_err().is_cancelled());
         assert_eq!(waiting.await.unwrap(), None);

@@ -351,6 +351,31 @@ impl Reads {
     }
 }
 
+impl Reads {
+    /// Defines `names` through `define`, then [`Reads::concurrent_reads`]
+    /// in each view, 4 callers a name, 6 rounds of [`churn_round`] each.
+    pub async fn concurrent_reads_under_churn(
+        &self,
+        names: &[String],
+        define: &dyn Fn(&str) -> String,
+        undefine: &dyn Fn(&str),
+    ) {
+        let mut expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
+        for view in VIEWS {
+            expected = self
+                .concurrent_reads(
+                    view,
+                    names,
+                    4,
+                    6,
+                    |round, e| churn_round(names, round, e, define, undefine),
+                    expected,
+                )
+                .await;
+        }
+    }
+}
+
 /// The churn of [`Reads::concurrent_reads`] in `round`: of every
 /// three names, one that exists is undefined (one that does not is
 /// defined), one is undefined and defined anew (a new UUID under the same

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use libvirt_grpc_tests::{
     code_of, prefix,
-    reads::{churn_round, Expected, Reads, VIEWS},
+    reads::{Reads, VIEWS},
     real_enabled, v1, virsh, Cleanup, TestServer, REAL_URI,
 };
 use tonic::Code;
@@ -410,18 +410,8 @@ async fn concurrent_reads_each_answer_their_own_domain_under_churn() {
         tokio::task::block_in_place(|| conn.lookup_domain_by_name(n).and_then(|d| d.undefine()))
             .unwrap_or_else(|e| panic!("undefine {n}: {e}"))
     };
-    let mut expected: Expected = names.iter().map(|n| (n.clone(), Some(define(n)))).collect();
-    for view in VIEWS {
-        expected = reads
-            .concurrent_reads(
-                view,
-                &names,
-                4,
-                6,
-                |round, e| churn_round(&names, round, e, &define, &undefine),
-                expected,
-            )
-            .await;
-    }
+    reads
+        .concurrent_reads_under_churn(&names, &define, &undefine)
+        .await;
     tokio::task::block_in_place(|| c.run());
 }
