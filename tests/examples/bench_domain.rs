@@ -239,6 +239,7 @@ fn bulk_stats(conn: &Connect) -> usize {
         0,
     )
     .unwrap()
+    .records()
     .len()
 }
 

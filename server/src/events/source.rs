@@ -110,11 +110,11 @@ fn open(pool: &HostPool, sink: &Sink) -> Result<Live, Error> {
 /// `virConnectGetAllDomainStats` call (state group): one round trip
 /// whatever the number of domains.
 fn list_states(conn: &Connect) -> Result<Snapshot, Error> {
-    let records = libvirt_sys::domain_stats(conn, &[], sys::VIR_DOMAIN_STATS_STATE, 0)?;
-    let mut out = Snapshot::with_capacity(records.len());
-    for rec in records {
+    let listed = libvirt_sys::domain_stats(conn, &[], sys::VIR_DOMAIN_STATS_STATE, 0)?;
+    let mut out = Snapshot::with_capacity(listed.records().len());
+    for rec in listed.records() {
         // Name and UUID are read from the handle itself (local calls).
-        let (Ok(uuid), Ok(name)) = (rec.domain.uuid_string(), rec.domain.name()) else {
+        let (Ok(uuid), Ok(name)) = (libvirt_sys::uuid_of(rec.domain()), rec.domain().name()) else {
             continue;
         };
         if let Some((s, r)) = hints::state_of(&rec.params) {
@@ -172,16 +172,17 @@ fn observe_domains(conn: &Connect, handles: &[(String, Domain)]) -> HashMap<Stri
     if handles.is_empty() {
         return out;
     }
-    let doms: Vec<Domain> = handles.iter().map(|(_, d)| d.clone()).collect();
+    let doms: Vec<&Domain> = handles.iter().map(|(_, d)| d).collect();
     match libvirt_sys::domain_stats(conn, &doms, sys::VIR_DOMAIN_STATS_STATE, 0) {
-        Ok(records) => {
-            for rec in records {
-                let (Ok(uuid), Some((state, reason))) =
-                    (rec.domain.uuid_string(), hints::state_of(&rec.params))
-                else {
+        Ok(listed) => {
+            for rec in listed.records() {
+                let (Ok(uuid), Some((state, reason))) = (
+                    libvirt_sys::uuid_of(rec.domain()),
+                    hints::state_of(&rec.params),
+                ) else {
                     continue;
                 };
-                let active = rec.domain.id().is_some();
+                let active = rec.domain().id().is_some();
                 out.insert(
                     uuid,
                     Observed::Domain {

@@ -33,7 +33,10 @@
 //! * Memory libvirt hands back (stats records, typed parameters, strings) is
 //!   copied into owned Rust values (`copy_c_str`,
 //!   `typed_params::copy_params`) and then freed exactly once with the
-//!   deallocator libvirt documents for it.
+//!   deallocator libvirt documents for it. The one exception is a bulk
+//!   statistics answer ([`domain::StatsList`]), kept as libvirt gave it so
+//!   that its domain handles are lent rather than referenced again; it is
+//!   freed exactly once, when dropped, and lends only `&` borrows of itself.
 //! * libvirt's last error is per thread; each failure is turned into
 //!   `virt::error::Error::last_error()` on the same thread, right after the
 //!   failing call.
@@ -69,7 +72,7 @@ pub use blockjob::{
 pub use callbacks::{Object, RawEvent, RawKind, Sink};
 pub use domain::{
     connection_of, domain_abort_job, domain_job_stats, domain_migrate_start_post_copy, domain_save,
-    domain_state, domain_stats, vcpu_pin_info, StatsRecord,
+    domain_state, domain_stats, uuid_of, vcpu_pin_info, LentRecord, StatsList,
 };
 pub use guest::{
     fs_freeze, fs_info, fs_thaw, fs_trim, guest_info, guest_vcpus, set_guest_vcpus, ssh_keys_get,

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use super::{cache::Fact, unless_vanished};
 use crate::{
     error::{self, Error},
-    libvirt_sys::{self, TypedValue},
+    libvirt_sys::{self, LentRecord, StatsList, TypedValue},
     xml_query,
 };
 
@@ -180,10 +180,10 @@ fn stats_groups(view: View) -> u32 {
 /// without it.
 fn bulk_stats(
     conn: &Connect,
-    doms: &[Domain],
+    doms: &[&Domain],
     groups: u32,
     flags: u32,
-) -> Result<Vec<libvirt_sys::StatsRecord>, Error> {
+) -> Result<StatsList, Error> {
     let nowait = flags | sys::VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
     match libvirt_sys::domain_stats(conn, doms, groups, nowait) {
         Err(Error::Libvirt { error, .. }) if error::is_unsupported(&error) => {
@@ -194,29 +194,37 @@ fn bulk_stats(
 }
 
 /// One numeric field of a statistics record.
-fn stat(rec: &libvirt_sys::StatsRecord, field: &str) -> Option<u64> {
+fn stat(rec: &LentRecord, field: &str) -> Option<u64> {
     rec.params
         .iter()
         .find(|(name, _)| name == field)
         .and_then(|(_, v)| v.as_u64())
 }
 
-/// The identity and state of a statistics record: what the basic view
-/// holds. The record's domain comes from libvirt's answer, so its name and
-/// id are current (a kept handle's are not).
-fn basic(host: &str, rec: &libvirt_sys::StatsRecord, view: View) -> Result<DomainInfo, Error> {
-    let d = &rec.domain;
+/// The identity and state of a statistics record (whose domain is named
+/// `name`): what the basic view holds. The record's domain comes from
+/// libvirt's answer, so its name and id are current (a kept handle's are
+/// not). A shut-off domain has no id, and is not asked for one (each call
+/// on a handle costs libvirt a formatted UUID, see [`StatsList`]).
+fn basic(host: &str, name: String, rec: &LentRecord, view: View) -> Result<DomainInfo, Error> {
+    let d = rec.domain();
     let field = |f| {
         stat(rec, f)
             .and_then(|v| i32::try_from(v).ok())
             .ok_or_else(|| Error::internal(format!("libvirt's statistics lack {f}")))
     };
+    let state = field("state.state")?;
+    let id = if state == sys::VIR_DOMAIN_SHUTOFF as i32 {
+        0
+    } else {
+        d.id().unwrap_or(0)
+    };
     Ok(DomainInfo {
         host: host.to_owned(),
-        name: d.name()?,
-        uuid: d.uuid_string()?,
-        id: d.id().unwrap_or(0),
-        state: field("state.state")?,
+        name,
+        uuid: libvirt_sys::uuid_of(d)?,
+        id,
+        state,
         reason: field("state.reason")?,
         view,
         ..DomainInfo::default()
@@ -226,12 +234,7 @@ fn basic(host: &str, rec: &libvirt_sys::StatsRecord, view: View) -> Result<Domai
 /// Memory, vCPUs and CPU time from the record's balloon, vcpu and cpu
 /// groups (`cpu_time`: read apart, for listings); drivers whose bulk statistics lack them (the test driver
 /// reports only the state group) are asked with `virDomainGetInfo`.
-fn resources(
-    dom: &Domain,
-    rec: &libvirt_sys::StatsRecord,
-    cpu_time: Option<u64>,
-    d: &mut DomainInfo,
-) -> Result<(), Error> {
+fn resources(rec: &LentRecord, cpu_time: Option<u64>, d: &mut DomainInfo) -> Result<(), Error> {
     let active = d.id != 0;
     let from_stats = (
         stat(rec, "balloon.current"),
@@ -247,6 +250,7 @@ fn resources(
         (d.memory_kib, d.max_memory_kib, d.vcpus, d.cpu_time_ns) = (mem, max, vcpus, cpu);
         return Ok(());
     }
+    let dom = rec.domain();
     let info = dom.info()?;
     d.memory_kib = info.memory;
     d.max_memory_kib = info.max_mem;
@@ -299,33 +303,28 @@ fn read(
     view: View,
     kept: Kept,
 ) -> Result<Option<DomainInfo>, Error> {
-    let rec = match bulk_stats(conn, std::slice::from_ref(dom), stats_groups(view), 0) {
-        Ok(recs) => match recs.into_iter().next() {
-            Some(r) => r,
-            None => return Ok(None),
-        },
+    let list = match bulk_stats(conn, &[dom], stats_groups(view), 0) {
+        Ok(list) => list,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut d = basic(host, &rec, view)?;
+    let Some(rec) = list.records().first() else {
+        return Ok(None);
+    };
+    let mut d = basic(host, rec.domain().name()?, rec, view)?;
     if view == View::Basic {
         return Ok(Some(d));
     }
-    complete(conn, &rec, &mut d, kept)?;
-    ask_flags(&rec.domain, &mut d)?;
+    complete(conn, rec, &mut d, kept)?;
+    ask_flags(rec.domain(), &mut d)?;
     Ok(Some(d))
 }
 
 /// The full view's memory, vCPUs, CPU time and OS type of the domain of
 /// `rec` (see [`resources`], [`facts`]).
-fn complete(
-    conn: &Connect,
-    rec: &libvirt_sys::StatsRecord,
-    d: &mut DomainInfo,
-    kept: Kept,
-) -> Result<(), Error> {
-    resources(&rec.domain, rec, None, d)?;
-    d.os_type = facts(conn, &rec.domain, &d.uuid, kept)?.os_type;
+fn complete(conn: &Connect, rec: &LentRecord, d: &mut DomainInfo, kept: Kept) -> Result<(), Error> {
+    resources(rec, None, d)?;
+    d.os_type = facts(conn, rec.domain(), &d.uuid, kept)?.os_type;
     Ok(())
 }
 
@@ -427,25 +426,26 @@ pub fn get_kept(
         .iter()
         .map(|k| {
             let dom = conn.handles().get(k)?;
-            Some((dom.uuid_string().ok()?, dom))
+            Some((libvirt_sys::uuid_of(&dom).ok()?, dom))
         })
         .collect();
     // One call per pool connection the handles were looked up on (libvirt
     // takes a list of one connection's handles), each domain asked once.
     let mut asked = HashSet::new();
-    let mut by_connection: HashMap<usize, Vec<Domain>> = HashMap::new();
+    let mut by_connection: HashMap<usize, Vec<&Domain>> = HashMap::new();
     for (uuid, dom) in kept.iter().flatten() {
         if asked.insert(uuid) {
             by_connection
                 .entry(libvirt_sys::connection_of(dom))
                 .or_default()
-                .push(dom.clone());
+                .push(dom);
         }
     }
-    let mut records = Vec::new();
-    for doms in by_connection.values() {
-        records.extend(bulk_stats(conn, doms, stats_groups(view), 0)?);
-    }
+    let lists = by_connection
+        .values()
+        .map(|doms| bulk_stats(conn, doms, stats_groups(view), 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let records: Vec<&LentRecord> = lists.iter().flat_map(StatsList::records).collect();
     let mut read: HashMap<String, DomainInfo> = HashMap::new();
     let listings = if view == View::Full && records.len() >= LISTINGS_FROM {
         Some((
@@ -456,8 +456,13 @@ pub fn get_kept(
     } else {
         None
     };
-    for rec in &records {
-        let Ok(mut d) = basic(host, rec, view) else {
+    for &rec in &records {
+        let Ok(mut d) = rec
+            .domain()
+            .name()
+            .map_err(Error::from)
+            .and_then(|name| basic(host, name, rec, view))
+        else {
             continue;
         };
         if view == View::Full {
@@ -471,7 +476,7 @@ pub fn get_kept(
                         d.persistent = !transient.contains(&d.uuid);
                     }),
                 None => complete(conn, rec, &mut d, Kept::Use)
-                    .and_then(|()| ask_flags(&rec.domain, &mut d)),
+                    .and_then(|()| ask_flags(rec.domain(), &mut d)),
             };
             if completed.is_err() {
                 continue;
@@ -479,14 +484,17 @@ pub fn get_kept(
         }
         read.insert(d.uuid.clone(), d);
     }
-    Ok(keys
+    let answers = keys
         .iter()
         .zip(&kept)
         .map(|(key, kept)| {
             let (uuid, _) = kept.as_ref()?;
             read.get(uuid).filter(|d| answers(key, d)).cloned()
         })
-        .collect())
+        .collect();
+    drop(records);
+    super::release::later((lists, kept));
+    Ok(answers)
 }
 
 /// The domain's XML (`flags`: VIR_DOMAIN_XML_*).
@@ -522,11 +530,13 @@ const STATS_FILTERS: u32 = sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE
 /// The UUIDs of the domains `flags` selects (one call, whatever the number
 /// of domains).
 fn uuid_set(conn: &Connect, flags: u32) -> Result<HashSet<String>, Error> {
-    Ok(conn
-        .list_all_domains(flags)?
+    let doms = conn.list_all_domains(flags)?;
+    let set = doms
         .iter()
-        .filter_map(|d| d.uuid_string().ok())
-        .collect())
+        .filter_map(|d| libvirt_sys::uuid_of(d).ok())
+        .collect();
+    super::release::later(doms);
+    Ok(set)
 }
 
 /// Lists domains sorted by name; returns one page and whether more follow.
@@ -547,24 +557,25 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
     // inactive QEMU domain, whose CPU time is 0 anyway: it is read apart,
     // for the running domains of the page only.
     let groups = stats_groups(f.view) & !sys::VIR_DOMAIN_STATS_CPU_TOTAL;
-    let records = bulk_stats(conn, &[], groups, f.flags & STATS_FILTERS)?;
+    let listed = bulk_stats(conn, &[], groups, f.flags & STATS_FILTERS)?;
     let autostart = if f.view == View::Full || f.flags & AUTOSTART_FILTERS != 0 {
         Some(uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?)
     } else {
         None
     };
-    let mut named: Vec<(String, libvirt_sys::StatsRecord)> = records
-        .into_iter()
+    let mut named: Vec<(String, &LentRecord)> = listed
+        .records()
+        .iter()
         .filter_map(|r| {
-            let n = r.domain.name().ok()?;
+            let n = r.domain().name().ok()?;
             let wanted = n.starts_with(&f.name_prefix) && f.after.as_ref().is_none_or(|a| &n > a);
             wanted.then_some((n, r))
         })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let (mut page, mut more) = (Vec::new(), false);
-    for (_, rec) in named {
-        let d = basic(host, &rec, f.view)?;
+    for (name, rec) in named {
+        let d = basic(host, name, rec, f.view)?;
         if let (Some(set), true) = (&autostart, f.flags & AUTOSTART_FILTERS != 0) {
             let on = set.contains(&d.uuid);
             if on != (f.flags & sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART != 0) {
@@ -582,19 +593,22 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
         page.push((d, rec));
     }
     if f.view == View::Basic {
-        return Ok((page.into_iter().map(|(d, _)| d).collect(), more));
+        let out = page.into_iter().map(|(d, _)| d).collect();
+        super::release::later(listed);
+        return Ok((out, more));
     }
-    let running: Vec<Domain> = page
+    let running: Vec<&Domain> = page
         .iter()
         .filter(|(d, _)| d.id != 0)
-        .map(|(_, r)| r.domain.clone())
+        .map(|(_, r)| r.domain())
         .collect();
     let cpu: HashMap<String, u64> = if running.is_empty() {
         HashMap::new()
     } else {
         bulk_stats(conn, &running, sys::VIR_DOMAIN_STATS_CPU_TOTAL, 0)?
+            .records()
             .iter()
-            .filter_map(|r| Some((r.domain.uuid_string().ok()?, stat(r, "cpu.time")?)))
+            .filter_map(|r| Some((libvirt_sys::uuid_of(r.domain()).ok()?, stat(r, "cpu.time")?)))
             .collect()
     };
     let managed = uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)?;
@@ -602,8 +616,8 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
     let mut out = Vec::with_capacity(page.len());
     for (mut d, rec) in page {
         let complete = |d: &mut DomainInfo| -> Result<(), Error> {
-            resources(&rec.domain, &rec, cpu.get(&d.uuid).copied(), d)?;
-            d.os_type = facts(conn, &rec.domain, &d.uuid, Kept::Use)?.os_type;
+            resources(rec, cpu.get(&d.uuid).copied(), d)?;
+            d.os_type = facts(conn, rec.domain(), &d.uuid, Kept::Use)?.os_type;
             Ok(())
         };
         // A domain that vanished after the bulk call is simply no longer
@@ -616,6 +630,7 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
         d.persistent = !transient.contains(&d.uuid);
         out.push(d);
     }
+    super::release::later(listed);
     Ok((out, more))
 }
 
@@ -1111,13 +1126,15 @@ pub fn stats(conn: &Connect, keys: &[DomainKey], groups: u32) -> Result<Vec<Stat
     } else {
         0
     };
+    let doms: Vec<&Domain> = doms.iter().collect();
     libvirt_sys::domain_stats(conn, &doms, groups | sys::VIR_DOMAIN_STATS_STATE, flags)?
-        .into_iter()
+        .records()
+        .iter()
         .map(|r| {
             Ok(StatsRecord {
-                name: r.domain.name()?,
-                uuid: r.domain.uuid_string()?,
-                params: r.params,
+                name: r.domain().name()?,
+                uuid: libvirt_sys::uuid_of(r.domain())?,
+                params: r.params.clone(),
             })
         })
         .collect()

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod monitor;
 pub mod network;
 pub mod peek;
+pub mod release;
 pub mod screenshot;
 pub mod snapshot;
 pub mod storage;
