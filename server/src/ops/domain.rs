@@ -441,21 +441,22 @@ pub fn get_kept(
                 .push(dom);
         }
     }
-    let lists = by_connection
-        .values()
-        .map(|doms| bulk_stats(conn, doms, stats_groups(view), 0))
-        .collect::<Result<Vec<_>, _>>()?;
+    let many = view == View::Full && asked.len() >= LISTINGS_FROM;
+    let (lists, listings) = beside_listings(conn, many, many, || {
+        by_connection
+            .values()
+            .map(|doms| bulk_stats(conn, doms, stats_groups(view), 0))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
     let records: Vec<&LentRecord> = lists.iter().flat_map(StatsList::records).collect();
     let mut read: HashMap<String, DomainInfo> = HashMap::new();
-    let listings = if view == View::Full && records.len() >= LISTINGS_FROM {
-        Some((
-            uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?,
-            uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)?,
-            uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT)?,
-        ))
-    } else {
-        None
-    };
+    let listings = many.then(|| {
+        (
+            listings.autostart.unwrap_or_default(),
+            listings.managed_save.unwrap_or_default(),
+            listings.transient.unwrap_or_default(),
+        )
+    });
     for &rec in &records {
         let Ok(mut d) = rec
             .domain()
@@ -539,14 +540,73 @@ fn uuid_set(conn: &Connect, flags: u32) -> Result<HashSet<String>, Error> {
     Ok(set)
 }
 
+/// The host's autostart, managed-save and transient domains by UUID (each
+/// `None` when not asked for): the listings full reads of many domains
+/// make.
+#[derive(Debug, Default)]
+struct Listings {
+    autostart: Option<HashSet<String>>,
+    managed_save: Option<HashSet<String>>,
+    transient: Option<HashSet<String>>,
+}
+
+/// Runs `main` here while the listings asked for (`autostart`; `rest`:
+/// managed-save and transient) are made on threads of their own over the
+/// same connection: libvirt serves one connection's calls concurrently
+/// (libvirtd up to its `max_client_requests`, 5 by default), so the round
+/// trips cost about the longest of them rather than their sum. A listing
+/// whose thread cannot be started is made here, after `main`.
+fn beside_listings<T>(
+    conn: &Connect,
+    autostart: bool,
+    rest: bool,
+    main: impl FnOnce() -> Result<T, Error>,
+) -> Result<(T, Listings), Error> {
+    type Answer = Result<HashSet<String>, Error>;
+    std::thread::scope(|s| {
+        let start = |wanted: bool, flags: u32| {
+            let spawned = wanted.then(|| {
+                std::thread::Builder::new()
+                    .name("libvirt-listing".into())
+                    .spawn_scoped(s, move || uuid_set(conn, flags))
+                    .ok()
+            });
+            (spawned, flags)
+        };
+        let finish = |(spawned, flags): (
+            Option<Option<std::thread::ScopedJoinHandle<'_, Answer>>>,
+            u32,
+        )| {
+            match spawned {
+                None => Ok(None),
+                Some(Some(h)) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::internal("a domain listing failed")))
+                    .map(Some),
+                Some(None) => uuid_set(conn, flags).map(Some),
+            }
+        };
+        let a = start(autostart, sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
+        let m = start(rest, sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE);
+        let t = start(rest, sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
+        let main = main();
+        let listings = Listings {
+            autostart: finish(a)?,
+            managed_save: finish(m)?,
+            transient: finish(t)?,
+        };
+        Ok((main?, listings))
+    })
+}
+
 /// Lists domains sorted by name; returns one page and whether more follow.
 ///
 /// Round trips, whatever the number of domains: one bulk statistics call
 /// (state group; FULL adds the balloon and vCPU groups), plus for FULL
 /// one bulk call of the CPU group for the page's running domains and one
-/// listing each of the autostart, managed-save and transient domains
-/// (the basic view makes the autostart listing only for an autostart
-/// filter). Per domain, only what a driver's bulk answer lacks: the test
+/// listing each of the autostart, managed-save and transient domains,
+/// made while the bulk call runs ([`beside_listings`]; the basic view
+/// makes the autostart listing only for an autostart filter). Per domain, only what a driver's bulk answer lacks: the test
 /// driver's statistics have no balloon or vCPU groups (one
 /// `virDomainGetInfo` each), and an OS type not yet kept for the domain
 /// ([`super::cache`]) is read once.
@@ -557,12 +617,12 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
     // inactive QEMU domain, whose CPU time is 0 anyway: it is read apart,
     // for the running domains of the page only.
     let groups = stats_groups(f.view) & !sys::VIR_DOMAIN_STATS_CPU_TOTAL;
-    let listed = bulk_stats(conn, &[], groups, f.flags & STATS_FILTERS)?;
-    let autostart = if f.view == View::Full || f.flags & AUTOSTART_FILTERS != 0 {
-        Some(uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART)?)
-    } else {
-        None
-    };
+    let full = f.view == View::Full;
+    let (listed, listings) =
+        beside_listings(conn, full || f.flags & AUTOSTART_FILTERS != 0, full, || {
+            bulk_stats(conn, &[], groups, f.flags & STATS_FILTERS)
+        })?;
+    let autostart = listings.autostart;
     let mut named: Vec<(String, &LentRecord)> = listed
         .records()
         .iter()
@@ -611,8 +671,10 @@ pub fn list(conn: &Connect, host: &str, f: &ListFilter) -> Result<(Vec<DomainInf
             .filter_map(|r| Some((libvirt_sys::uuid_of(r.domain()).ok()?, stat(r, "cpu.time")?)))
             .collect()
     };
-    let managed = uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)?;
-    let transient = uuid_set(conn, sys::VIR_CONNECT_LIST_DOMAINS_TRANSIENT)?;
+    let (managed, transient) = (
+        listings.managed_save.unwrap_or_default(),
+        listings.transient.unwrap_or_default(),
+    );
     let mut out = Vec::with_capacity(page.len());
     for (mut d, rec) in page {
         let complete = |d: &mut DomainInfo| -> Result<(), Error> {
